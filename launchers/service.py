@@ -1,0 +1,132 @@
+"""Supervise one HTTP service (simulator, vLLM, SGLang): start it on a free port, wait
+for its health check, then register it and keep it registered while it lives.
+
+    python -m slurmgen.launchers.service --run-dir RUN --name sim-0 --kind llm \
+        --model M -- python -m slurmgen.sim --port {port} ...
+
+``{host}`` and ``{port}`` in the command are replaced. The service is registered only
+after ``--health-path`` answers 200; if that does not happen within
+``--ready-timeout`` the supervisor exits 1 with a message naming the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import zmq.asyncio
+
+from slurmgen.errors import StartupError
+from slurmgen.logs import setup_logging
+from slurmgen.membership import RegistryClient
+from slurmgen.protocol import Member
+from slurmgen.rundir import RunDir
+
+log = logging.getLogger("slurmgen.service")
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_healthy(url: str, child: asyncio.subprocess.Process, timeout_s: float, log_path: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
+        while True:
+            if child.returncode is not None:
+                raise StartupError(f"the service exited with code {child.returncode} before it was healthy; see {log_path}")
+            try:
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise StartupError(f"{url} not healthy after {timeout_s:.0f} s; see {log_path} "
+                                   "(raise llm.ready_timeout_s if the server is just slow to load)")
+            await asyncio.sleep(0.2)
+
+
+async def stop_child(child: asyncio.subprocess.Process, grace_s: float = 10.0) -> None:
+    if child.returncode is not None:
+        return
+    child.terminate()
+    try:
+        await asyncio.wait_for(child.wait(), grace_s)
+    except asyncio.TimeoutError:
+        child.kill()
+        await child.wait()
+
+
+async def supervise(args: argparse.Namespace, run: RunDir) -> int:
+    port = free_port(args.host)
+    argv = [a.replace("{port}", str(port)).replace("{host}", args.host) for a in args.command]
+    log_path = run.log(args.name)
+    with open(log_path, "ab") as out:
+        child = await asyncio.create_subprocess_exec(*argv, stdout=out, stderr=out, start_new_session=False)
+    url = f"http://{args.host}:{port}"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await wait_healthy(url + args.health_path, child, args.ready_timeout, log_path)
+    except StartupError as exc:
+        log.error("%s", exc)
+        print(f"slurmgen service {args.name}: {exc}", file=sys.stderr)
+        await stop_child(child)
+        return 1
+    ctx = zmq.asyncio.Context()
+    member = Member(peer_id=args.name, kind=args.kind, address=url, node=socket.gethostname(),
+                    capacity=args.capacity, model=args.model, pid=os.getpid())
+    client = RegistryClient(ctx, run.registry_address, member, heartbeat_s=args.heartbeat_s, liveness=5)
+    await client.start(args.ready_timeout)
+    log.info("%s healthy at %s and registered", args.name, url)
+    waiter = asyncio.create_task(child.wait())
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    await client.close()
+    ctx.term()
+    code = child.returncode
+    await stop_child(child)
+    if code is not None:
+        log.error("%s exited on its own with code %s", args.name, code)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="slurmgen.launchers.service", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--kind", default="llm")
+    parser.add_argument("--model", default="")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--capacity", type=int, default=0)
+    parser.add_argument("--health-path", default="/health")
+    parser.add_argument("--ready-timeout", type=float, default=120.0)
+    parser.add_argument("--heartbeat-s", type=float, default=1.0)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    if args.command and args.command[0] == "--":
+        args.command = args.command[1:]
+    if not args.command:
+        parser.error("give the service command after --")
+    run = RunDir(Path(args.run_dir)).make()
+    setup_logging(run.log(f"{args.name}.supervisor"))
+    sys.exit(asyncio.run(supervise(args, run)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The command line: Hydra composes the config; the driver runs it."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from slurmgen.confload import register_all, typed
+from slurmgen.errors import SlurmgenError
+from slurmgen.overrides import check_overrides
+
+register_all()
+
+
+@hydra.main(version_base="1.3", config_path="pkg://slurmgen.configs", config_name="config")
+def _hydra_main(cfg: DictConfig) -> int:
+    from slurmgen.driver import run_or_explain
+
+    try:
+        conf = typed(cfg)
+    except SlurmgenError as exc:
+        print(f"slurmgen: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    code = run_or_explain(conf)
+    if code:
+        sys.exit(code)
+    return code
+
+
+def main() -> None:
+    try:
+        check_overrides(sys.argv[1:])
+    except SlurmgenError as exc:
+        print(f"slurmgen: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    _hydra_main()

@@ -1,0 +1,33 @@
+"""slurmgen's exceptions. Each message says what to do."""
+
+
+class SlurmgenError(Exception):
+    """Base class."""
+
+
+class ConfigError(SlurmgenError):
+    """The configuration or the command line is wrong; nothing was started."""
+
+
+class DatasetError(SlurmgenError):
+    """The dataset cannot be read as a whole (missing, a directory, unreadable)."""
+
+
+class ProtocolError(SlurmgenError):
+    """A peer speaks another protocol version, or a frame is invalid."""
+
+
+class StartupError(SlurmgenError):
+    """A process did not become ready in time."""
+
+
+class LLMError(SlurmgenError):
+    """An LLM request failed after its retries (retryable at the task level)."""
+
+    def __init__(self, message: str, *, kind: str = "llm_error") -> None:
+        super().__init__(message)
+        self.kind = kind  # llm_error | context_too_long | timeout
+
+
+class RowError(SlurmgenError):
+    """One input row is bad; it becomes a failed record, the run goes on."""

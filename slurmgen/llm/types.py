@@ -1,0 +1,54 @@
+"""Typed OpenAI chat-completions shapes shared by the client, the simulator and the roles."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ToolFunction(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str
+    arguments: str = "{}"  # JSON text, as in the OpenAI API
+
+
+class ToolCall(msgspec.Struct, kw_only=True, omit_defaults=True):
+    id: str
+    function: ToolFunction
+    type: str = "function"
+
+
+class ChatMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
+    role: str  # system | user | assistant | tool
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class Sampling(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 1024
+
+
+class CompletionUsage(msgspec.Struct, kw_only=True):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ChatReply(msgspec.Struct, kw_only=True):
+    """What the client returns for one chat completion."""
+
+    content: str | None
+    tool_calls: list[ToolCall] = []
+    finish_reason: str = "stop"
+    usage: CompletionUsage = msgspec.field(default_factory=CompletionUsage)
+    endpoint: str = ""  # base URL that answered
+
+
+class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """One replica of a model: base URL (without /v1) and served model name."""
+
+    url: str
+    model: str
+    capacity: int = 0  # max concurrent requests to send it; 0 = unlimited

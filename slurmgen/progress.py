@@ -1,0 +1,66 @@
+"""Follow a run from its output shards alone: tasks done, failures, tokens.
+
+The driver has no socket on the data path; it reads what origins wrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from slurmgen.protocol import Usage
+
+
+class _Light(msgspec.Struct):
+    status: str
+    usage: dict[str, Usage] = {}
+
+
+@dataclass
+class Counts:
+    done: int = 0
+    ok: int = 0
+    rejected: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, rec: _Light) -> None:
+        self.done += 1
+        if rec.status in ("ok", "rejected", "failed"):
+            setattr(self, rec.status, getattr(self, rec.status) + 1)
+        for u in rec.usage.values():
+            self.prompt_tokens += u.prompt_tokens
+            self.completion_tokens += u.completion_tokens
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass
+class ResultsTail:
+    """Reads only the complete lines appended since the last call."""
+
+    directory: Path
+    counts: Counts = field(default_factory=Counts)
+    _offsets: dict[Path, int] = field(default_factory=dict)
+    _decoder: msgspec.json.Decoder = field(default_factory=lambda: msgspec.json.Decoder(_Light))
+
+    def poll(self) -> Counts:
+        for path in sorted(self.directory.glob("shard-*.jsonl")):
+            self._read(path)
+        return self.counts
+
+    def _read(self, path: Path) -> None:
+        offset = self._offsets.get(path, 0)
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].splitlines():
+            if line:
+                self.counts.add(self._decoder.decode(line))
+        self._offsets[path] = offset + end

@@ -1,0 +1,133 @@
+"""Every message slurmgen sends between processes, as msgspec Structs.
+
+One module, one tagged union per channel. Evolution rules (msgspec's): a new field gets
+a default and is appended; a field never changes type; a tag never changes meaning.
+Bump ``PROTOCOL_VERSION`` when a change breaks these rules.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+# ---------------------------------------------------------------------------
+# Payloads shared by several messages
+
+
+class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Token usage accumulated for one role of one task."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0
+
+
+class Turn(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One step of a task's history: what a role produced."""
+
+    role: str
+    content: str = ""
+    # Workflow-defined structured output of the step (already JSON-encoded).
+    data: msgspec.Raw = msgspec.Raw(b"null")
+    tool_calls: msgspec.Raw = msgspec.Raw(b"null")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    at: float = 0.0
+
+
+class Member(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A process in the registry table: an agent peer or a service."""
+
+    peer_id: str
+    kind: str  # "peer" | "llm" | "toolpool"
+    address: str  # ZeroMQ inbox for peers, base URL for HTTP services
+    node: str = ""
+    roles: tuple[str, ...] = ()  # roles hosted (peers)
+    capacity: int = 0  # concurrent handlers (peers) / requests (services)
+    model: str = ""  # served model name (llm services)
+    pid: int = 0
+
+
+# ---------------------------------------------------------------------------
+# The orchestrator: one task travelling between peers
+
+
+class Orchestrator(msgspec.Struct, tag="orch", kw_only=True, omit_defaults=True):
+    """The task message. It carries everything a stateless role needs."""
+
+    task_id: str  # "<row_id>:<trial>"
+    row_id: str
+    trial: int
+    seed: int
+    origin: str  # peer id that owns the task until its record is written
+    attempt: int = 0  # lease generation; a late message of an older attempt is dropped
+    next_role: str = ""  # "" once done
+    step: int = 0
+    row: msgspec.Raw = msgspec.Raw(b"null")  # the input row, as read
+    state: msgspec.Raw = msgspec.Raw(b"null")  # workflow-defined state Struct, encoded
+    history: list[Turn] = []
+    usage: dict[str, Usage] = {}
+    metrics: dict[str, float] = {}
+    status: str = "running"  # running | ok | rejected | failed
+    reason: str = ""
+    created_at: float = 0.0
+
+
+class Credit(msgspec.Struct, tag="credit", kw_only=True):
+    """Receiver -> sender: n handler slots were freed."""
+
+    n: int = 1
+
+
+PeerMessage = Orchestrator | Credit
+
+
+# ---------------------------------------------------------------------------
+# Registry channel (ROUTER <-> DEALER) and its broadcast (PUB -> SUB)
+
+
+class Register(msgspec.Struct, tag="register", kw_only=True):
+    member: Member
+    protocol: int = PROTOCOL_VERSION
+
+
+class Heartbeat(msgspec.Struct, tag="heartbeat", kw_only=True):
+    peer_id: str
+    load: int = 0
+
+
+class Unregister(msgspec.Struct, tag="unregister", kw_only=True):
+    peer_id: str
+
+
+class Lookup(msgspec.Struct, tag="lookup", kw_only=True):
+    pass
+
+
+class Table(msgspec.Struct, tag="table", kw_only=True):
+    """The membership table; pushed on change and answered to Lookup."""
+
+    version: int
+    members: list[Member]
+
+
+class Refused(msgspec.Struct, tag="refused", kw_only=True):
+    reason: str
+
+
+class Welcome(msgspec.Struct, tag="welcome", kw_only=True):
+    heartbeat_s: float
+    table: Table
+
+
+class Stats(msgspec.Struct, tag="stats", kw_only=True):
+    """Ask a process what it received (answered with StatsReply)."""
+
+
+class StatsReply(msgspec.Struct, tag="stats_reply", kw_only=True):
+    received: dict[str, int]
+
+
+RegistryRequest = Register | Heartbeat | Unregister | Lookup | Stats
+RegistryReply = Welcome | Refused | Table | StatsReply

@@ -1,0 +1,70 @@
+"""The run directory's layout, in one place, and atomic writes into it."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def registry_address(self) -> Path:
+        return self.root / "registry.json"
+
+    @property
+    def results(self) -> Path:
+        return self.root / "results"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    def shard(self, index: int) -> Path:
+        return self.results / f"shard-{index:05d}.jsonl"
+
+    def shard_done(self, index: int) -> Path:
+        return self.state / f"shard-{index:05d}.done"
+
+    def stats(self, name: str) -> Path:
+        return self.state / f"stats-{name}.json"
+
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def make(self) -> "RunDir":
+        for d in (self.root, self.results, self.logs, self.state):
+            d.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write a file so that readers see either the old or the whole new content."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,68 @@
+"""An origin's output shard: the ledger of finished tasks.
+
+A task is done when its record is in the file. Opening the ledger reads the ids
+already there (resume) and cuts a torn last line left by a crash. Records are
+appended once per task id, flushed at once and fsynced at most every ``sync_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import msgspec
+
+from slurmgen.records import Record
+
+log = logging.getLogger("slurmgen.ledger")
+
+
+class _IdOnly(msgspec.Struct):
+    task_id: str
+
+
+def repair_and_read(path: Path) -> set[str]:
+    """Task ids in the shard; a torn last line is truncated away."""
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    if cut != len(data):
+        log.warning("%s: cut a torn last line of %d bytes", path, len(data) - cut)
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+        data = data[:cut]
+    decoder = msgspec.json.Decoder(_IdOnly)
+    return {decoder.decode(line).task_id for line in data.splitlines() if line}
+
+
+class Ledger:
+    def __init__(self, path: Path, sync_s: float = 1.0) -> None:
+        self.path = path
+        self.done = repair_and_read(path)
+        self._file = open(path, "ab")
+        self._encoder = msgspec.json.Encoder()
+        self._sync_s = sync_s
+        self._synced_at = time.monotonic()
+
+    def write(self, record: Record) -> bool:
+        """Append the record unless its task is already there; True if written."""
+        if record.task_id in self.done:
+            return False
+        self._file.write(self._encoder.encode(record) + b"\n")
+        self._file.flush()
+        self.done.add(record.task_id)
+        if time.monotonic() - self._synced_at > self._sync_s:
+            self.sync()
+        return True
+
+    def sync(self) -> None:
+        os.fsync(self._file.fileno())
+        self._synced_at = time.monotonic()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.sync()
+            self._file.close()

@@ -1,0 +1,249 @@
+"""An agent peer process: one ZeroMQ inbox, every role of the workflow, one input shard.
+
+Orchestrators go straight from the peer that ran a role to the peer that runs the
+next one (or home to the origin); the registry only tells peers where the others are.
+
+    python -m slurmgen.runtime.peer --run-dir RUN --shard I --shards N
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections import deque
+from pathlib import Path
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from slurmgen import codec, sockets
+from slurmgen.config import SlurmgenConf
+from slurmgen.confload import load_run_config
+from slurmgen.dataset import check_path, iter_shard
+from slurmgen.llm.client import LLMClient
+from slurmgen.llm.types import Endpoint
+from slurmgen.logs import setup_logging
+from slurmgen.membership import RegistryClient
+from slurmgen.protocol import Credit, Member, Orchestrator
+from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.runtime.ledger import Ledger
+from slurmgen.runtime.origin import Origin
+from slurmgen.runtime.readiness import wait_ready
+from slurmgen.runtime.router import CreditRouter
+from slurmgen.runtime.worker import run_role
+from slurmgen.workflow import RoleContext, load_workflow
+
+log = logging.getLogger("slurmgen.peer")
+
+
+class Peer:
+    def __init__(self, conf: SlurmgenConf, run: RunDir, shard: int, shards: int) -> None:
+        self.conf, self.run, self.shard, self.shards = conf, run, shard, shards
+        self.peer_id = f"peer-{shard}.{uuid.uuid4().hex[:6]}"
+        self.workflow = load_workflow(conf.workflow)
+        self.ctx = zmq.asyncio.Context()
+        host = sockets.default_host(conf.cluster.kind, conf.cluster.host)
+        self.inbox, self.address = sockets.bind_router(self.ctx, host)
+        self.router = CreditRouter()
+        self.pending: dict[str, deque[Orchestrator]] = collections.defaultdict(deque)
+        self.outboxes: dict[str, zmq.asyncio.Socket] = {}
+        self.decoder = codec.peer_decoder()
+        self.received: collections.Counter[str] = collections.Counter()
+        self.llm = LLMClient(conf.llm)
+        self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"))
+        member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=socket.gethostname(),
+                        roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
+        self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=conf.run.heartbeat_s,
+                                       liveness=conf.run.heartbeat_liveness, on_change=self._on_membership)
+        per_peer = max(1, -(-conf.run.max_in_flight // shards))
+        self.ledger = Ledger(run.shard(shard))
+        self.origin = Origin(self.peer_id, self.ledger, self.workflow, trials=conf.run.trials,
+                             max_in_flight=per_peer, run_seed=conf.run.seed, send=self.send)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- membership -------------------------------------------------------------------
+    def _on_membership(self) -> None:
+        view = self.registry.view
+        peers = view.of_kind("peer")
+        self.router.update(peers)
+        live = {m.peer_id for m in peers}
+        for pid in [p for p in self.outboxes if p not in live]:
+            self.outboxes.pop(pid).close()
+            self.router.forget(pid)
+        self.llm.set_endpoints([Endpoint(url=m.address, model=m.model, capacity=m.capacity)
+                                for m in view.of_kind("llm")])
+        for role in list(self.pending):
+            self._pump(role)
+
+    def _outbox(self, peer_id: str) -> zmq.asyncio.Socket | None:
+        sock = self.outboxes.get(peer_id)
+        if sock is None:
+            member = self.registry.view.members.get(peer_id)
+            if member is None:
+                return None
+            sock = self.outboxes[peer_id] = sockets.connect_dealer(self.ctx, member.address, self.peer_id)
+        return sock
+
+    # -- sending ----------------------------------------------------------------------
+    def send(self, orch: Orchestrator) -> None:
+        """Route a task: home if done, else to a peer hosting its next role."""
+        if not orch.next_role:
+            self._send_home(orch)
+            return
+        self.pending[orch.next_role].append(orch)
+        self._pump(orch.next_role)
+
+    def _pump(self, role: str) -> None:
+        queue = self.pending[role]
+        while queue:
+            dest = self.router.pick(role)
+            if dest is None:
+                return
+            self._deliver(dest, queue.popleft())
+
+    def _deliver(self, dest: str, orch: Orchestrator) -> None:
+        if dest == self.peer_id:
+            self._spawn(self._work(orch, sender=self.peer_id))
+            return
+        sock = self._outbox(dest)
+        if sock is None:  # gone since picked: try again elsewhere
+            self.router.forget(dest)
+            self.send(orch)
+            return
+        sock.send(codec.encode(orch))
+
+    def _send_home(self, orch: Orchestrator) -> None:
+        if orch.origin == self.peer_id:
+            self.origin.complete(orch)
+            self._maybe_mark_done()
+            return
+        sock = self._outbox(orch.origin)
+        if sock is None:
+            log.warning("task=%s origin %s is gone; dropping (its lease re-issues it)", orch.task_id, orch.origin)
+            return
+        sock.send(codec.encode(orch))
+
+    def _give_credit(self, sender: str) -> None:
+        if sender == self.peer_id:
+            self.router.credit(sender)
+            self._pump_all()
+            return
+        sock = self._outbox(sender)
+        if sock is not None:
+            sock.send(codec.encode(Credit(n=1)))
+
+    def _pump_all(self) -> None:
+        for role in list(self.pending):
+            self._pump(role)
+
+    # -- receiving and working --------------------------------------------------------
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _work(self, orch: Orchestrator, sender: str) -> None:
+        self.registry.load += 1
+        try:
+            await run_role(self.workflow, self.role_ctx, orch)
+        finally:
+            self.registry.load -= 1
+            self._give_credit(sender)
+        self.send(orch)
+
+    async def _receive(self) -> None:
+        while True:
+            frames = await self.inbox.recv_multipart()
+            if len(frames) != 2:
+                self.received["malformed"] += 1
+                continue
+            sender = frames[0].decode(errors="replace")
+            msg = self.decoder.decode(frames[1])
+            match msg:
+                case Orchestrator() if not msg.next_role:
+                    self.received["orch_home"] += 1
+                    self.origin.complete(msg)
+                    self._maybe_mark_done()
+                case Orchestrator():
+                    self.received["orch"] += 1
+                    self._spawn(self._work(msg, sender))
+                case Credit(n=n):
+                    self.received["credit"] += 1
+                    self.router.credit(sender, n)
+                    self._pump_all()
+                case None:
+                    self.received["malformed"] += 1
+
+    def _maybe_mark_done(self) -> None:
+        if self.origin.finished and not self.run.shard_done(self.shard).exists():
+            self.ledger.sync()
+            write_atomic(self.run.shard_done(self.shard), msgspec.json.encode(self._stats()))
+            log.info("shard %d done: %d written", self.shard, self.origin.written)
+
+    def _stats(self) -> dict[str, object]:
+        return {"peer_id": self.peer_id, "shard": self.shard, "received": dict(self.received),
+                "issued": self.origin.issued, "written": self.origin.written,
+                "duplicates": self.origin.duplicates, "refused_frames": self.decoder.refused}
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def serve(self, stop: asyncio.Event) -> None:
+        await self.registry.start(self.conf.run.startup_timeout_s)
+        receiver = asyncio.create_task(self._receive())
+        await wait_ready(self.registry, self.workflow, self.conf, stop)
+        rows = iter_shard(check_path(self.conf.dataset.path), self.conf.dataset.limit, self.shard,
+                          self.shards, self.workflow.row_type)
+        source = asyncio.create_task(self.origin.issue_all(rows))
+        source.add_done_callback(lambda _: self._maybe_mark_done())
+        await stop.wait()
+        source.cancel()
+        receiver.cancel()
+
+    async def close(self) -> None:
+        self.ledger.close()
+        write_atomic(self.run.stats(f"peer-{self.shard}"), msgspec.json.encode(self._stats()))
+        await self.registry.close()
+        await self.llm.close()
+        for sock in self.outboxes.values():
+            sock.close()
+        self.inbox.close()
+        self.ctx.term()
+
+
+async def amain(args: argparse.Namespace) -> None:
+    run = RunDir(Path(args.run_dir))
+    peer = Peer(load_run_config(run.config), run, args.shard, args.shards)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await peer.serve(stop)
+    finally:
+        await peer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="slurmgen.runtime.peer", description=__doc__)
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--shard", type=int, required=True)
+    parser.add_argument("--shards", type=int, required=True)
+    args = parser.parse_args(argv)
+    setup_logging(RunDir(Path(args.run_dir)).make().log(f"peer-{args.shard}"))
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(amain(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Before issuing tasks: wait until every role has a host and an LLM replica is up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from slurmgen.config import SlurmgenConf
+from slurmgen.errors import StartupError
+from slurmgen.membership import RegistryClient
+from slurmgen.workflow import Workflow
+
+
+def missing(registry: RegistryClient, workflow: Workflow, expected_peers: int) -> list[str]:
+    view = registry.view
+    peers = view.of_kind("peer")
+    hosted = {role for m in peers for role in m.roles}
+    gaps = [f"role {r!r} has no peer" for r in workflow.roles if r not in hosted]
+    if not view.of_kind("llm"):
+        gaps.append("no LLM replica is registered")
+    if len(peers) < expected_peers:
+        gaps.append(f"{len(peers)} of {expected_peers} agent peers registered")
+    return gaps
+
+
+async def wait_ready(registry: RegistryClient, workflow: Workflow, conf: SlurmgenConf,
+                     stop: asyncio.Event) -> None:
+    deadline = time.monotonic() + conf.run.startup_timeout_s
+    while not stop.is_set():
+        gaps = missing(registry, workflow, conf.run.peers)
+        if not gaps:
+            return
+        if time.monotonic() > deadline:
+            raise StartupError(
+                f"not ready after {conf.run.startup_timeout_s:.0f} s: {'; '.join(gaps)}. "
+                "Check logs/ for the missing processes, or raise run.startup_timeout_s / llm.ready_timeout_s."
+            )
+        await asyncio.sleep(0.1)

@@ -1,0 +1,39 @@
+"""Running one role on one task, and deciding where the task goes next."""
+
+from __future__ import annotations
+
+import logging
+
+from slurmgen.errors import LLMError
+from slurmgen.protocol import Orchestrator
+from slurmgen.workflow import RoleContext, Workflow, finish
+
+log = logging.getLogger("slurmgen.worker")
+
+
+async def run_role(workflow: Workflow, ctx: RoleContext, orch: Orchestrator) -> None:
+    """Run ``orch.next_role`` and set ``orch.next_role`` to the following one ("" = done).
+
+    Failures never escape: an LLM error or a bug in a role becomes a failed task with
+    a reason, which goes home to its origin like any other finished task.
+    """
+    role = orch.next_role
+    handler = workflow.roles.get(role)
+    try:
+        if handler is None:
+            raise KeyError(f"workflow {workflow.name!r} has no role {role!r}")
+        await handler(orch, ctx)
+    except LLMError as exc:
+        log.warning("task=%s role=%s %s: %s", orch.task_id, role, exc.kind, exc)
+        finish(orch, "failed", f"{exc.kind}: {exc}")
+    except Exception as exc:  # the one boundary catch: a role bug fails its task only
+        log.exception("task=%s role=%s internal error", orch.task_id, role)
+        finish(orch, "failed", f"internal: {type(exc).__name__}: {exc}")
+    orch.step += 1
+    nxt = workflow.transition(orch) if orch.status == "running" else None
+    if nxt is None:
+        if orch.status == "running":
+            finish(orch, "ok", orch.reason or "done")
+        orch.next_role = ""
+    else:
+        orch.next_role = nxt

@@ -1,0 +1,66 @@
+"""summary.json: totals over every record of the run, plus the workflow's metrics."""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+from typing import Callable, Iterator
+
+import msgspec
+
+from slurmgen.protocol import Usage
+from slurmgen.records import Record
+
+
+class Summary(msgspec.Struct, kw_only=True):
+    workflow: str
+    tasks_total: int
+    tasks_ok: int
+    tasks_rejected: int
+    tasks_failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    wall_s: float  # this invocation (a resumed run counts only its own time)
+    tokens_per_s: float  # tokens of the tasks finished in this invocation / wall_s
+    tasks_per_s: float
+    reasons: dict[str, int]
+    usage_by_role: dict[str, Usage]
+    metrics: dict[str, float]
+    expected_tasks: int = 0
+
+
+def read_records(results: Path) -> Iterator[Record]:
+    decoder = msgspec.json.Decoder(Record)
+    for path in sorted(results.glob("shard-*.jsonl")):
+        with open(path, "rb") as f:
+            for line in f:
+                if line.strip():
+                    yield decoder.decode(line)
+
+
+def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s: float, expected: int,
+              metrics: Callable[[list[Record]], dict[str, float]]) -> Summary:
+    by_status = collections.Counter(r.status for r in records)
+    reasons = collections.Counter(r.reason for r in records)
+    roles: dict[str, Usage] = collections.defaultdict(Usage)
+    recent_tokens = 0
+    recent_tasks = 0
+    for r in records:
+        for role, u in r.usage.items():
+            acc = roles[role]
+            acc.prompt_tokens += u.prompt_tokens
+            acc.completion_tokens += u.completion_tokens
+            acc.requests += u.requests
+        if r.finished_at >= started_at:
+            recent_tasks += 1
+            recent_tokens += sum(u.prompt_tokens + u.completion_tokens for u in r.usage.values())
+    prompt = sum(u.prompt_tokens for u in roles.values())
+    completion = sum(u.completion_tokens for u in roles.values())
+    return Summary(
+        workflow=workflow, tasks_total=len(records), tasks_ok=by_status["ok"],
+        tasks_rejected=by_status["rejected"], tasks_failed=by_status["failed"],
+        prompt_tokens=prompt, completion_tokens=completion, wall_s=round(wall_s, 3),
+        tokens_per_s=round(recent_tokens / wall_s, 2) if wall_s > 0 else 0.0,
+        tasks_per_s=round(recent_tasks / wall_s, 3) if wall_s > 0 else 0.0,
+        reasons=dict(reasons), usage_by_role=dict(roles), metrics=metrics(records), expected_tasks=expected,
+    )

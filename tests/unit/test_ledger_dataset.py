@@ -1,0 +1,54 @@
+import json
+
+import msgspec
+import pytest
+
+from slurmgen.dataset import BadRow, GoodRow, check_path, iter_shard
+from slurmgen.errors import DatasetError
+from slurmgen.records import Record
+from slurmgen.runtime.ledger import Ledger
+
+
+class Row(msgspec.Struct):
+    id: str
+    text: str
+
+    def row_id(self) -> str:
+        return self.id
+
+
+def test_ledger_writes_once_and_repairs_a_torn_line(tmp_path):
+    path = tmp_path / "shard-00000.jsonl"
+    led = Ledger(path)
+    assert led.write(Record(task_id="a:0", row_id="a", trial=0, status="ok"))
+    assert not led.write(Record(task_id="a:0", row_id="a", trial=0, status="ok"))
+    led.close()
+    with open(path, "ab") as f:
+        f.write(b'{"task_id": "b:0", "row_')  # a crash mid-write
+    again = Ledger(path)
+    assert again.done == {"a:0"}
+    assert path.read_bytes().endswith(b"\n")
+    assert len(path.read_bytes().splitlines()) == 1
+
+
+def test_shards_partition_rows_and_bad_lines_name_line_and_field(tmp_path):
+    path = tmp_path / "d.jsonl"
+    lines = [json.dumps({"id": f"r{i}", "text": "t"}) for i in range(6)]
+    lines[2] = "{not json"
+    lines[4] = json.dumps({"id": "r4"})
+    path.write_text("\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + "\n")
+    shards = [list(iter_shard(path, 0, i, 2, Row)) for i in range(2)]
+    ids = [r.row_id for s in shards for r in s]
+    assert len(ids) == 6 and len(set(ids)) == 6
+    bad = {r.row_id: r.reason for s in shards for r in s if isinstance(r, BadRow)}
+    assert "line 3" in bad["line-3"] and "JSON" in bad["line-3"]
+    assert "line 6" in bad["line-6"] and "`text`" in bad["line-6"]
+    assert all(isinstance(r, GoodRow) for s in shards for r in s if r.row_id.startswith("r"))
+    assert len(list(iter_shard(path, 3, 0, 1, Row))) == 3
+
+
+def test_dataset_path_errors_are_clear(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        check_path(str(tmp_path / "nope.jsonl"))
+    with pytest.raises(DatasetError, match="is a directory"):
+        check_path(str(tmp_path))

@@ -1,0 +1,32 @@
+from slurmgen.protocol import Member
+from slurmgen.runtime.router import CreditRouter
+
+
+def peers(**caps: int) -> list[Member]:
+    return [Member(peer_id=p, kind="peer", address="x", roles=("a", "b"), capacity=c) for p, c in caps.items()]
+
+
+def test_pick_prefers_most_free_credits_and_respects_capacity():
+    r = CreditRouter()
+    r.update(peers(p1=2, p2=1))
+    picks = [r.pick("a") for _ in range(3)]
+    assert sorted(picks) == ["p1", "p1", "p2"]
+    assert r.pick("a") is None  # everyone full: the caller queues
+    r.credit("p2")
+    assert r.pick("b") == "p2"
+
+
+def test_load_spreads_evenly_between_equal_peers():
+    r = CreditRouter()
+    r.update(peers(p1=100, p2=100))
+    picks = [r.pick("a") for _ in range(100)]
+    assert abs(picks.count("p1") - picks.count("p2")) <= 1
+
+
+def test_unknown_role_and_forgotten_peer():
+    r = CreditRouter()
+    r.update(peers(p1=1))
+    assert r.pick("zzz") is None
+    assert r.pick("a") == "p1"
+    r.forget("p1")
+    assert r.free("p1") == 1
