@@ -1,0 +1,50 @@
+"""NR transitions and metrics (Matrix ``NROrchestrator`` / ``NRMetricsAccumulator``)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from slurmgen.protocol import Orchestrator
+from slurmgen.records import Record
+
+from .parse import REJECTIONS, SUCCESS
+
+FIRST_ROLE = "filter"
+NEXT_ROLE = {"filter": "score", "score": "question"}  # question is the last stage
+
+
+def transition(orch: Orchestrator) -> str | None:
+    """filter -> score -> question; the first failed gate (a terminal status) ends it."""
+    if orch.status != "running":
+        return None
+    if not orch.history:
+        return FIRST_ROLE
+    return NEXT_ROLE.get(orch.history[-1].role)
+
+
+def _tokens(record: Record) -> tuple[int, int]:
+    prompt = sum(u.prompt_tokens for u in record.usage.values())
+    completion = sum(u.completion_tokens for u in record.usage.values())
+    return prompt, completion
+
+
+def metrics(records: list[Record]) -> dict[str, float]:
+    """Acceptance rate = accepted / total input; one count per termination reason.
+
+    ``conv_err`` counts failed tasks (LLM errors, bad rows). Token means are per task,
+    over every task including rejected ones.
+    """
+    total = len(records)
+    statuses = Counter(r.status for r in records)
+    reasons = Counter({reason: 0 for reason in (*REJECTIONS, SUCCESS)})
+    reasons.update(r.reason for r in records if r.reason)
+    tokens = [_tokens(r) for r in records]
+    out: dict[str, float] = {
+        "total_input": float(total),
+        "acceptance_rate": statuses["ok"] / total if total else 0.0,
+        "conv_err": float(statuses["failed"]),
+        "tokens_per_task": sum(p + c for p, c in tokens) / total if total else 0.0,
+        "completion_tokens_per_task": sum(c for _, c in tokens) / total if total else 0.0,
+    }
+    out.update({f"reason/{reason}": float(n) for reason, n in sorted(reasons.items())})
+    return out
