@@ -56,7 +56,8 @@ class Peer:
         self.outboxes: dict[str, zmq.asyncio.Socket] = {}
         self.decoder = codec.peer_decoder()
         self.received: collections.Counter[str] = collections.Counter()
-        self.llm = LLMClient(conf.llm)
+        self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env))
+        self.static_llm = [Endpoint(url=u, model=conf.llm.model) for u in conf.llm.urls]
         self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"))
         member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=socket.gethostname(),
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
@@ -77,8 +78,8 @@ class Peer:
         for pid in [p for p in self.outboxes if p not in live]:
             self.outboxes.pop(pid).close()
             self.router.forget(pid)
-        self.llm.set_endpoints([Endpoint(url=m.address, model=m.model, capacity=m.capacity)
-                                for m in view.of_kind("llm")])
+        self.llm.set_endpoints(self.static_llm + [Endpoint(url=m.address, model=m.model, capacity=m.capacity)
+                                                  for m in view.of_kind("llm")])
         for role in list(self.pending):
             self._pump(role)
 

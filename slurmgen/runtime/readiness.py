@@ -11,12 +11,12 @@ from slurmgen.membership import RegistryClient
 from slurmgen.workflow import Workflow
 
 
-def missing(registry: RegistryClient, workflow: Workflow, expected_peers: int) -> list[str]:
+def missing(registry: RegistryClient, workflow: Workflow, expected_peers: int, need_llm: bool) -> list[str]:
     view = registry.view
     peers = view.of_kind("peer")
     hosted = {role for m in peers for role in m.roles}
     gaps = [f"role {r!r} has no peer" for r in workflow.roles if r not in hosted]
-    if not view.of_kind("llm"):
+    if need_llm and not view.of_kind("llm"):
         gaps.append("no LLM replica is registered")
     if len(peers) < expected_peers:
         gaps.append(f"{len(peers)} of {expected_peers} agent peers registered")
@@ -27,7 +27,7 @@ async def wait_ready(registry: RegistryClient, workflow: Workflow, conf: Slurmge
                      stop: asyncio.Event) -> None:
     deadline = time.monotonic() + conf.run.startup_timeout_s
     while not stop.is_set():
-        gaps = missing(registry, workflow, conf.run.peers)
+        gaps = missing(registry, workflow, conf.run.peers, need_llm=conf.llm.backend != "openai")
         if not gaps:
             return
         if time.monotonic() > deadline:
