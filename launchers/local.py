@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from slurmgen.launchers.plan import ProcessSpec
+from slurmgen.lifeline import die_with_parent
 from slurmgen.rundir import RunDir
 
 log = logging.getLogger("slurmgen.launcher.local")
@@ -32,7 +33,7 @@ class LocalLauncher:
         out = open(self.run.log(f"{spec.name}.out"), "ab")
         env = {**os.environ, **spec.env}
         proc = subprocess.Popen(spec.argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=die_with_parent)
         out.close()
         log.info("started %s pid=%d: %s", spec.name, proc.pid, " ".join(spec.argv))
         item = Running(spec, proc)

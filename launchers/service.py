@@ -25,6 +25,7 @@ import aiohttp
 import zmq.asyncio
 
 from slurmgen.errors import StartupError
+from slurmgen.lifeline import die_with_parent
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
 from slurmgen.protocol import Member
@@ -73,7 +74,7 @@ async def supervise(args: argparse.Namespace, run: RunDir) -> int:
     argv = [a.replace("{port}", str(port)).replace("{host}", args.host) for a in args.command]
     log_path = run.log(args.name)
     with open(log_path, "ab") as out:
-        child = await asyncio.create_subprocess_exec(*argv, stdout=out, stderr=out, start_new_session=False)
+        child = await asyncio.create_subprocess_exec(*argv, stdout=out, stderr=out, preexec_fn=die_with_parent)
     url = f"http://{args.host}:{port}"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

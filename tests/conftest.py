@@ -20,8 +20,8 @@ def run_slurmgen(*overrides: str, timeout: float = 240, check: bool = True) -> s
 
 def slurmgen_processes(run_dir: Path) -> list[str]:
     """Command lines of live processes that serve this run directory."""
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines() if str(run_dir) in line and "pytest" not in line]
+    out = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if str(run_dir) in line]
 
 
 @pytest.fixture

@@ -1,0 +1,82 @@
+"""Bad rows become failed records; Ctrl-C stops everything; the same run.dir resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import REPO, run_slurmgen, slurmgen_processes
+from tests.integration.test_local_run import records
+
+
+def count(run_dir) -> int:
+    return len(records(run_dir)) if (run_dir / "results").exists() else 0
+
+
+def doc(i: int, en: float = 0.95) -> dict:
+    return {"text": f"Prove that the sum of the first {i} odd numbers is {i} squared. " * 20,
+            "metadata": {"WARC-Record-ID": f"<urn:uuid:doc-{i}>"},
+            "language_id_whole_page_fasttext": {"en": en}}
+
+
+def test_malformed_lines_and_missing_fields_become_failed_records(tmp_path):
+    lines = [json.dumps(doc(i)) for i in range(10)]
+    lines[3] = '{"text": "unterminated'
+    bad = doc(6)
+    del bad["text"]
+    lines[6] = json.dumps(bad)
+    lines[8] = json.dumps(doc(8)) + " trailing"
+    data = tmp_path / "docs.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    run_dir = tmp_path / "run"
+    run_slurmgen("workflow=nr", f"dataset.path={data}", f"run.dir={run_dir}", "llm.time_scale=500")
+    recs = {r.row_id: r for r in records(run_dir)}
+    assert len(recs) == 10
+    failed = {k: r.reason for k, r in recs.items() if r.status == "failed"}
+    assert set(failed) == {"line-4", "line-7", "line-9"}
+    assert "line 4" in failed["line-4"] and "JSON" in failed["line-4"]
+    assert "line 7" in failed["line-7"] and "`text`" in failed["line-7"]
+    assert "line 9" in failed["line-9"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["tasks_failed"] == 3 and summary["tasks_total"] == 10
+
+
+def test_ctrl_c_stops_every_process_and_a_rerun_resumes(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "slurmgen", "workflow=nr", "dataset.limit=400", f"run.dir={run_dir}",
+            "llm.time_scale=5", "run.max_in_flight=16"]
+    driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and count(run_dir) < 20:
+        time.sleep(0.2)
+    assert len(slurmgen_processes(run_dir)) >= 5  # registry, 2 supervisors + 2 sims, 2 peers
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=60)
+    assert driver.returncode == 130, err
+    assert "resume" in err
+    assert slurmgen_processes(run_dir) == []
+    first = len(records(run_dir))
+    assert 20 <= first < 400
+    run_slurmgen("workflow=nr", "dataset.limit=400", f"run.dir={run_dir}", "llm.time_scale=200")
+    recs = records(run_dir)
+    assert len(recs) == 400 and len({r.task_id for r in recs}) == 400
+    assert os.path.exists(run_dir / "summary.json")
+
+
+def test_a_killed_driver_leaves_no_process_behind(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "slurmgen", "workflow=nr", "dataset.limit=400", f"run.dir={run_dir}",
+            "llm.time_scale=5", "run.max_in_flight=16"]
+    driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and count(run_dir) < 5:
+        time.sleep(0.2)
+    assert len(slurmgen_processes(run_dir)) >= 5
+    driver.kill()
+    driver.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and slurmgen_processes(run_dir):
+        time.sleep(0.2)
+    assert slurmgen_processes(run_dir) == []
