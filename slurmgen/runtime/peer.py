@@ -13,6 +13,7 @@ import asyncio
 import collections
 import logging
 import os
+import resource
 import signal
 import socket
 import uuid
@@ -111,6 +112,7 @@ class Peer:
 
     def _deliver(self, dest: str, orch: Orchestrator) -> None:
         if dest == self.peer_id:
+            self.received["orch_local"] += 1
             self._spawn(self._work(orch, sender=self.peer_id))
             return
         sock = self._outbox(dest)
@@ -189,7 +191,9 @@ class Peer:
             log.info("shard %d done: %d written", self.shard, self.origin.written)
 
     def _stats(self) -> dict[str, object]:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"peer_id": self.peer_id, "shard": self.shard, "received": dict(self.received),
+                "cpu_s": usage.ru_utime + usage.ru_stime, "llm": {u: msgspec.to_builtins(s) for u, s in self.llm.stats().items()},
                 "issued": self.origin.issued, "written": self.origin.written,
                 "duplicates": self.origin.duplicates, "refused_frames": self.decoder.refused}
 
