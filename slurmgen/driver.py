@@ -19,7 +19,7 @@ from slurmgen.errors import SlurmgenError, StartupError
 from slurmgen.launchers.local import LocalLauncher, Running
 from slurmgen.launchers.plan import make_plan
 from slurmgen.logs import setup_logging
-from slurmgen.progress import ResultsTail
+from slurmgen.progress import Counts, ResultsTail
 from slurmgen.resume import check_resume
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.summary import read_records, summarize
@@ -59,33 +59,59 @@ def _clear_stale(run: RunDir, shards: int) -> None:
         run.shard_done(i).unlink(missing_ok=True)
 
 
-def _check_alive(launcher: LocalLauncher) -> None:
-    for r in launcher.exited():
-        raise RunFailed(f"{r.spec.name} exited with code {r.proc.returncode} before the run ended; "
-                        f"see {launcher.run.log(r.spec.name + '.out')} and {launcher.run.logs}/")
+class Supervisor:
+    """Restarts a crashed process (bounded); a peer resumes from its shard's records."""
+
+    def __init__(self, launcher: LocalLauncher, max_restarts: int) -> None:
+        self.launcher = launcher
+        self.max_restarts = max_restarts
+        self.restarts: dict[str, int] = {}
+
+    def check(self) -> None:
+        for r in self.launcher.exited():
+            name, code = r.spec.name, r.proc.returncode
+            where = f"see {self.launcher.run.log(name + '.out')} and {self.launcher.run.logs}/"
+            if self.restarts.get(name, 0) >= self.max_restarts:
+                raise RunFailed(f"{name} exited with code {code} and was restarted {self.max_restarts} times "
+                                f"already (run.max_restarts); {where}")
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            log.warning("%s exited with code %s: restarting it (%d/%d); %s", name, code,
+                        self.restarts[name], self.max_restarts, where)
+            self.launcher.restart(r)
+
+
+def _check_failure_rate(counts: Counts, conf: SlurmgenConf) -> None:
+    if counts.done < conf.run.min_tasks_for_rate or counts.failed <= conf.run.max_failure_rate * counts.done:
+        return
+    top = ", ".join(f"{k} ({n})" for k, n in counts.failure_reasons.most_common(3))
+    raise RunFailed(f"stopping early: {counts.failed} of {counts.done} tasks failed, over "
+                    f"run.max_failure_rate={conf.run.max_failure_rate}; most frequent: {top}. "
+                    "Fix the cause (see the records' reason and logs/), then run again with the same run.dir.")
 
 
 def _all_done(run: RunDir, shards: int) -> bool:
     return all(run.shard_done(i).exists() for i in range(shards))
 
 
-def _wait_registry(run: RunDir, launcher: LocalLauncher, timeout_s: float) -> None:
+def _wait_registry(run: RunDir, supervisor: Supervisor, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not run.registry_address.exists():
-        _check_alive(launcher)
+        supervisor.check()
         if time.monotonic() > deadline:
             raise StartupError(f"the registry wrote no {run.registry_address} in {timeout_s:.0f} s")
         time.sleep(0.05)
 
 
-def follow(run: RunDir, launcher: LocalLauncher, shards: int, bar: ProgressBar) -> None:
+def follow(run: RunDir, supervisor: Supervisor, conf: SlurmgenConf, bar: ProgressBar) -> None:
     tail = ResultsTail(run.results)
     while True:
-        bar.update(tail.poll())
-        if _all_done(run, shards):
+        counts = tail.poll()
+        bar.update(counts)
+        if _all_done(run, conf.run.peers):
             bar.update(tail.poll())
             return
-        _check_alive(launcher)
+        _check_failure_rate(counts, conf)
+        supervisor.check()
         time.sleep(POLL_S)
 
 
@@ -95,15 +121,16 @@ def execute(conf: SlurmgenConf) -> Path:
     started = time.time()
     plan = make_plan(conf, run.root)
     launcher = LocalLauncher(run)
+    supervisor = Supervisor(launcher, conf.run.max_restarts)
     _clear_stale(run, conf.run.peers)
     bar = ProgressBar(expected, ResultsTail(run.results).poll(), enabled=conf.run.progress)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         launcher.start(plan.registry)
-        _wait_registry(run, launcher, conf.run.startup_timeout_s)
+        _wait_registry(run, supervisor, conf.run.startup_timeout_s)
         for spec in [*plan.services, *plan.peers]:
             launcher.start(spec)
-        follow(run, launcher, conf.run.peers, bar)
+        follow(run, supervisor, conf, bar)
     finally:
         bar.close()
         for component in ("peer", "llm", "registry"):

@@ -5,6 +5,7 @@ The driver has no socket on the data path; it reads what origins wrote.
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from slurmgen.protocol import Usage
 
 class _Light(msgspec.Struct):
     status: str
+    reason: str = ""
     usage: dict[str, Usage] = {}
 
 
@@ -26,11 +28,14 @@ class Counts:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    failure_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def add(self, rec: _Light) -> None:
         self.done += 1
         if rec.status in ("ok", "rejected", "failed"):
             setattr(self, rec.status, getattr(self, rec.status) + 1)
+        if rec.status == "failed":
+            self.failure_reasons[rec.reason.split(":", 1)[0]] += 1
         for u in rec.usage.values():
             self.prompt_tokens += u.prompt_tokens
             self.completion_tokens += u.completion_tokens

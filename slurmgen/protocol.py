@@ -80,7 +80,13 @@ class Credit(msgspec.Struct, tag="credit", kw_only=True):
     n: int = 1
 
 
-PeerMessage = Orchestrator | Credit
+class Hold(msgspec.Struct, tag="hold", kw_only=True):
+    """Holder -> origin: these tasks of yours are alive here (renews their leases)."""
+
+    task_ids: list[str]
+
+
+PeerMessage = Orchestrator | Credit | Hold
 
 
 # ---------------------------------------------------------------------------

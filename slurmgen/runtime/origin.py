@@ -1,4 +1,12 @@
-"""The origin side of a peer: issue tasks from its shard, write each finished one once."""
+"""The origin side of a peer: issue tasks from its shard, hold a lease on each, write
+each finished one exactly once.
+
+A task's holders renew its lease (``Hold``); a task whose lease runs out — its holder
+died, its message was lost — is issued again from its row with ``attempt + 1``. The
+first result to come home is written; any later one (a slow "dead" holder, a
+duplicate delivery) is dropped. A failure of a retryable class is issued again until
+``max_attempts``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import msgspec
@@ -24,6 +33,11 @@ def task_seed(run_seed: int, task_id: str) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
+def failure_class(reason: str) -> str:
+    """'llm_error: ...' -> 'llm_error'."""
+    return reason.split(":", 1)[0].strip()
+
+
 def to_record(orch: Orchestrator) -> Record:
     return Record(
         task_id=orch.task_id, row_id=orch.row_id, trial=orch.trial, status=orch.status,
@@ -33,44 +47,65 @@ def to_record(orch: Orchestrator) -> Record:
     )
 
 
+@dataclass
+class Lease:
+    row: GoodRow
+    trial: int
+    attempt: int
+    deadline: float
+
+
+@dataclass
+class OriginPolicy:
+    trials: int
+    max_in_flight: int
+    run_seed: int
+    lease_s: float
+    max_attempts: int
+    retry_on: tuple[str, ...]
+
+
 class Origin:
     """Owns one input shard: issues up to ``max_in_flight`` tasks, writes their records."""
 
-    def __init__(self, peer_id: str, ledger: Ledger, workflow: Workflow, *, trials: int,
-                 max_in_flight: int, run_seed: int, send: Callable[[Orchestrator], None]) -> None:
+    def __init__(self, peer_id: str, ledger: Ledger, workflow: Workflow, policy: OriginPolicy,
+                 send: Callable[[Orchestrator], None], clock: Callable[[], float] = time.monotonic) -> None:
         self.peer_id = peer_id
         self.ledger = ledger
         self.workflow = workflow
-        self.trials = trials
-        self.run_seed = run_seed
+        self.policy = policy
         self.send = send
-        self.in_flight: dict[str, Orchestrator] = {}
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self.clock = clock
+        self.leases: dict[str, Lease] = {}
+        self._slots = asyncio.Semaphore(policy.max_in_flight)
         self.exhausted = False
-        self.issued = 0
-        self.duplicates = 0
-        self.written = 0
+        self.stopped = False
+        self.issued = self.reissued = self.retried = self.duplicates = self.written = 0
 
     async def issue_all(self, rows: Iterable[GoodRow | BadRow]) -> None:
         for row in rows:
-            for trial in range(self.trials):
+            for trial in range(self.policy.trials):
                 task_id = f"{row.row_id}:{trial}"
-                if task_id in self.ledger.done or task_id in self.in_flight:
+                if task_id in self.ledger.done or task_id in self.leases:
                     continue
                 if isinstance(row, BadRow):
                     self._write_bad(row, trial)
                     continue
                 await self._slots.acquire()
-                self._issue(row, trial, task_id)
+                if self.stopped:
+                    return
+                self.leases[task_id] = Lease(row, trial, 0, self.clock() + self.policy.lease_s)
+                self.issued += 1
+                self._start(task_id)
         self.exhausted = True
 
-    def _issue(self, row: GoodRow, trial: int, task_id: str) -> None:
+    def _start(self, task_id: str) -> None:
+        lease = self.leases[task_id]
         orch = Orchestrator(
-            task_id=task_id, row_id=row.row_id, trial=trial, seed=task_seed(self.run_seed, task_id),
-            origin=self.peer_id, row=msgspec.Raw(row.raw), created_at=time.time(),
+            task_id=task_id, row_id=lease.row.row_id, trial=lease.trial,
+            seed=task_seed(self.policy.run_seed, task_id), origin=self.peer_id, attempt=lease.attempt,
+            row=msgspec.Raw(lease.row.raw), created_at=time.time(),
         )
-        self.in_flight[task_id] = orch
-        self.issued += 1
         first = self.workflow.transition(orch)
         if first is None:
             orch.status = orch.status if orch.status != "running" else "ok"
@@ -80,24 +115,59 @@ class Origin:
         self.send(orch)
 
     def _write_bad(self, row: BadRow, trial: int) -> None:
-        record = Record(task_id=f"{row.row_id}:{trial}", row_id=row.row_id, trial=trial,
-                        status="failed", reason=row.reason, peer=self.peer_id,
-                        created_at=time.time(), finished_at=time.time())
+        now = time.time()
+        record = Record(task_id=f"{row.row_id}:{trial}", row_id=row.row_id, trial=trial, status="failed",
+                        reason=row.reason, peer=self.peer_id, created_at=now, finished_at=now)
         if self.ledger.write(record):
             self.written += 1
 
+    def renew(self, task_ids: Iterable[str]) -> None:
+        deadline = self.clock() + self.policy.lease_s
+        for task_id in task_ids:
+            lease = self.leases.get(task_id)
+            if lease is not None:
+                lease.deadline = deadline
+
+    def expire(self) -> list[str]:
+        """Issue again every task whose lease ran out; return their ids."""
+        now = self.clock()
+        expired = [tid for tid, lease in self.leases.items() if lease.deadline < now]
+        for task_id in expired:
+            self._again(task_id, "lost")
+            self.reissued += 1
+        return expired
+
+    def _again(self, task_id: str, why: str) -> None:
+        lease = self.leases[task_id]
+        lease.attempt += 1
+        lease.deadline = self.clock() + self.policy.lease_s
+        log.warning("task=%s issued again (attempt %d): %s", task_id, lease.attempt, why)
+        self._start(task_id)
+
     def complete(self, orch: Orchestrator) -> None:
         """A finished task came home: write it once, free its slot."""
-        live = self.in_flight.get(orch.task_id)
-        if live is None or live.attempt != orch.attempt:
+        lease = self.leases.get(orch.task_id)
+        if lease is None:
             self.duplicates += 1
             log.info("task=%s dropped a late duplicate (attempt %d)", orch.task_id, orch.attempt)
             return
-        del self.in_flight[orch.task_id]
+        if self._should_retry(orch, lease):
+            self.retried += 1
+            self._again(orch.task_id, orch.reason)
+            return
+        del self.leases[orch.task_id]
         if self.ledger.write(to_record(orch)):
             self.written += 1
         self._slots.release()
 
+    def _should_retry(self, orch: Orchestrator, lease: Lease) -> bool:
+        return (orch.status == "failed" and failure_class(orch.reason) in self.policy.retry_on
+                and lease.attempt + 1 < self.policy.max_attempts)
+
+    def stop_issuing(self) -> None:
+        self.stopped = True
+        self._slots.release()  # wake issue_all if it waits for a slot
+
     @property
     def finished(self) -> bool:
-        return self.exhausted and not self.in_flight
+        return self.exhausted and not self.leases

@@ -16,6 +16,7 @@ import os
 import resource
 import signal
 import socket
+import time
 import uuid
 from collections import deque
 from pathlib import Path
@@ -32,10 +33,10 @@ from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
-from slurmgen.protocol import Credit, Member, Orchestrator
+from slurmgen.protocol import Credit, Hold, Member, Orchestrator
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.runtime.ledger import Ledger
-from slurmgen.runtime.origin import Origin
+from slurmgen.runtime.origin import Origin, OriginPolicy
 from slurmgen.runtime.readiness import wait_ready
 from slurmgen.runtime.router import CreditRouter
 from slurmgen.runtime.worker import run_role
@@ -64,10 +65,9 @@ class Peer:
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=conf.run.heartbeat_s,
                                        liveness=conf.run.heartbeat_liveness, on_change=self._on_membership)
-        per_peer = max(1, -(-conf.run.max_in_flight // shards))
         self.ledger = Ledger(run.shard(shard))
-        self.origin = Origin(self.peer_id, self.ledger, self.workflow, trials=conf.run.trials,
-                             max_in_flight=per_peer, run_seed=conf.run.seed, send=self.send)
+        self.origin = Origin(self.peer_id, self.ledger, self.workflow, origin_policy(conf, shards), send=self.send)
+        self.held: dict[str, Orchestrator] = {}  # tasks this peer is responsible for right now
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- membership -------------------------------------------------------------------
@@ -99,6 +99,7 @@ class Peer:
         if not orch.next_role:
             self._send_home(orch)
             return
+        self.held[orch.task_id] = orch
         self.pending[orch.next_role].append(orch)
         self._pump(orch.next_role)
 
@@ -120,9 +121,11 @@ class Peer:
             self.router.forget(dest)
             self.send(orch)
             return
+        self.held.pop(orch.task_id, None)
         sock.send(codec.encode(orch))
 
     def _send_home(self, orch: Orchestrator) -> None:
+        self.held.pop(orch.task_id, None)
         if orch.origin == self.peer_id:
             self.origin.complete(orch)
             self._maybe_mark_done()
@@ -176,7 +179,11 @@ class Peer:
                     self._maybe_mark_done()
                 case Orchestrator():
                     self.received["orch"] += 1
+                    self.held[msg.task_id] = msg
                     self._spawn(self._work(msg, sender))
+                case Hold(task_ids=task_ids):
+                    self.received["hold"] += 1
+                    self.origin.renew(task_ids)
                 case Credit(n=n):
                     self.received["credit"] += 1
                     self.router.credit(sender, n)
@@ -194,21 +201,48 @@ class Peer:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"peer_id": self.peer_id, "shard": self.shard, "received": dict(self.received),
                 "cpu_s": usage.ru_utime + usage.ru_stime, "llm": {u: msgspec.to_builtins(s) for u, s in self.llm.stats().items()},
-                "issued": self.origin.issued, "written": self.origin.written,
-                "duplicates": self.origin.duplicates, "refused_frames": self.decoder.refused}
+                "issued": self.origin.issued, "reissued": self.origin.reissued, "retried": self.origin.retried,
+                "written": self.origin.written, "duplicates": self.origin.duplicates,
+                "refused_frames": self.decoder.refused}
+
+    # -- leases -----------------------------------------------------------------------
+    async def _leases(self) -> None:
+        """Renew the leases of the tasks held here; re-issue own tasks whose lease ran out."""
+        while True:
+            await asyncio.sleep(self.conf.run.lease_renew_s)
+            by_origin: dict[str, list[str]] = collections.defaultdict(list)
+            for orch in self.held.values():
+                by_origin[orch.origin].append(orch.task_id)
+            for origin, ids in by_origin.items():
+                if origin == self.peer_id:
+                    self.origin.renew(ids)
+                elif (sock := self._outbox(origin)) is not None:
+                    sock.send(codec.encode(Hold(task_ids=ids)))
+            self.origin.expire()
 
     # -- lifecycle --------------------------------------------------------------------
     async def serve(self, stop: asyncio.Event) -> None:
         await self.registry.start(self.conf.run.startup_timeout_s)
         receiver = asyncio.create_task(self._receive())
+        leases = asyncio.create_task(self._leases())
         await wait_ready(self.registry, self.workflow, self.conf, stop)
         rows = iter_shard(check_path(self.conf.dataset.path), self.conf.dataset.limit, self.shard,
                           self.shards, self.workflow.row_type)
         source = asyncio.create_task(self.origin.issue_all(rows))
         source.add_done_callback(lambda _: self._maybe_mark_done())
         await stop.wait()
-        source.cancel()
-        receiver.cancel()
+        self.origin.stop_issuing()
+        await self._drain()
+        for task in (source, receiver, leases):
+            task.cancel()
+
+    async def _drain(self) -> None:
+        """Let tasks in flight finish for up to run.drain_s; unfinished ones resume next time."""
+        deadline = time.monotonic() + self.conf.run.drain_s
+        while (self.origin.leases or self.held) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        log.info("stopping: %d own tasks unfinished (a restart resumes them), %d held for others",
+                 len(self.origin.leases), len(self.held))
 
     async def close(self) -> None:
         self.ledger.close()
@@ -219,6 +253,12 @@ class Peer:
             sock.close()
         self.inbox.close()
         self.ctx.term()
+
+
+def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:
+    return OriginPolicy(trials=conf.run.trials, max_in_flight=max(1, -(-conf.run.max_in_flight // shards)),
+                        run_seed=conf.run.seed, lease_s=conf.run.lease_s, max_attempts=conf.run.max_attempts,
+                        retry_on=tuple(conf.run.retry_on))
 
 
 async def amain(args: argparse.Namespace) -> None:
