@@ -5,12 +5,12 @@ from __future__ import annotations
 import msgspec
 
 
-class ToolFunction(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ToolFunction(msgspec.Struct, kw_only=True):
     name: str
     arguments: str = "{}"  # JSON text, as in the OpenAI API
 
 
-class ToolCall(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ToolCall(msgspec.Struct, kw_only=True):
     id: str
     function: ToolFunction
     type: str = "function"

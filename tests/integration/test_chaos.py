@@ -21,9 +21,9 @@ def pids(run_dir, needle: str) -> list[int]:
             if str(run_dir) in line and needle in line]
 
 
-def kill(pid: int) -> None:
+def kill(pid: int, sig: int = signal.SIGKILL) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, sig)
     except ProcessLookupError:
         pass
 
@@ -36,18 +36,19 @@ def test_chaos_every_task_exactly_once(tmp_path):
             "run.max_in_flight=128", "run.lease_s=4", "run.lease_renew_s=0.5", "run.heartbeat_s=0.5"]
     driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rng = random.Random(7)
-    kills = {"peer": 0, "registry": 0, "sim": 0}
+    kills = {"peer": 0, "registry": 0, "sim": 0, "term-peer": 0}
     try:
         while count(run_dir) < 100:
             time.sleep(0.2)
-        plan = ["peer", "registry", "peer", "sim", "peer", "registry", "peer", "peer"]
+        plan = ["peer", "registry", "term-peer", "peer", "sim", "peer", "registry", "peer", "peer"]
         for what in plan:
             if driver.poll() is not None:
                 break
-            needle = {"peer": "slurmgen.runtime.peer", "registry": "slurmgen.registry", "sim": "-m slurmgen.sim "}[what]
+            needle = {"peer": "slurmgen.runtime.peer", "term-peer": "slurmgen.runtime.peer",
+                      "registry": "slurmgen.registry", "sim": "-m slurmgen.sim "}[what]
             victims = pids(run_dir, needle)
-            if victims:
-                kill(rng.choice(victims))
+            if victims:  # SIGTERM = preemption: the peer drains, exits, is restarted, resumes
+                kill(rng.choice(victims), signal.SIGTERM if what == "term-peer" else signal.SIGKILL)
                 kills[what] += 1
             time.sleep(rng.uniform(1.5, 3.0))
         out, err = driver.communicate(timeout=400)

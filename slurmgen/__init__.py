@@ -1,0 +1,1 @@
+"""slurmgen: SLURM-native peer-to-peer multi-agent synthetic data generation."""

@@ -1,0 +1,358 @@
+"""The async OpenAI-compatible chat client, spread over the replicas of a model.
+
+Speaks ``POST {url}/v1/chat/completions`` as vLLM, SGLang, the simulator and OpenAI
+accept it. One ``LLMClient`` per process; ``set_endpoints`` may be called at any time
+(the registry adds and removes replicas live).
+
+Routing: with a ``sticky_key``, rendezvous hashing of the key over the current healthy
+replicas (the same key keeps its replica — and its prefix cache — while that replica
+lives; removing a replica only moves its own keys). Otherwise the healthy replica with
+the fewest outstanding requests, ties taken in turn. Each replica has a concurrency cap
+(the smaller non-zero of ``Endpoint.capacity`` and ``max_concurrency_per_endpoint``).
+
+Failures: 429, 5xx, connection errors, unreadable replies and timeouts are retried up
+to ``max_retries`` times, preferring a replica not tried yet, after an exponential
+backoff with jitter (a ``Retry-After`` header is honoured; a refused connection with
+another replica available is retried at once). A replica that refuses connections is
+avoided for ``down_s``. A 400 saying the context is too long raises
+``LLMError(kind="context_too_long")`` at once; other 4xx raise ``LLMError`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import time
+from typing import Any
+
+import aiohttp
+import msgspec
+
+from slurmgen.errors import LLMError
+from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, Sampling, ToolCall
+
+_RETRY_STATUS = frozenset({408, 425, 429})  # plus every 5xx
+_CONTEXT_MARKERS = (
+    "context length",  # vLLM, OpenAI
+    "context_length_exceeded",  # OpenAI error code
+    "maximum model length",  # vLLM: "longer than the maximum model length"
+    "exceeds the maximum allowed length",  # SGLang
+    "prompt is too long",
+)
+_MAX_RETRY_AFTER_S = 60.0
+
+
+class EndpointStats(msgspec.Struct, kw_only=True):
+    """Counters for one replica URL (kept after the replica is removed)."""
+
+    requests: int = 0  # attempts sent
+    ok: int = 0  # attempts answered with a completion
+    errors: int = 0  # attempts that failed
+    retries: int = 0  # failed attempts that were then retried
+
+
+class _Message(msgspec.Struct, kw_only=True):
+    content: str | None = None
+    tool_calls: list[ToolCall] | None = None
+
+
+class _Choice(msgspec.Struct, kw_only=True):
+    message: _Message
+    finish_reason: str | None = None
+
+
+class _Completion(msgspec.Struct, kw_only=True):
+    choices: list[_Choice]
+    usage: CompletionUsage | None = None
+
+
+class _AttemptFailed(Exception):
+    """One attempt failed in a way another attempt may not."""
+
+    def __init__(self, message: str, *, kind: str = "llm_error", refused: bool = False, retry_after: float = 0.0):
+        super().__init__(message)
+        self.kind = kind
+        self.refused = refused
+        self.retry_after = retry_after
+
+
+class _Replica:
+    __slots__ = ("endpoint", "outstanding", "sem", "down_until", "stats")
+
+    def __init__(self, endpoint: Endpoint, cap: int, stats: EndpointStats) -> None:
+        self.endpoint = endpoint
+        self.outstanding = 0  # requests assigned (sending or queued on the cap)
+        self.sem = asyncio.Semaphore(cap) if cap > 0 else None
+        self.down_until = 0.0
+        self.stats = stats
+
+
+def _wire_message(m: ChatMessage) -> ChatMessage | dict[str, Any]:
+    """``m`` as the API wants it: tool calls keep ``type`` and ``arguments`` even at their defaults.
+
+    (``ToolCall``/``ToolFunction`` omit default fields when encoded; vLLM validates
+    assistant tool calls against the OpenAI schema, where both are required.)
+    """
+    if not m.tool_calls:
+        return m
+    out: dict[str, Any] = msgspec.structs.asdict(m)
+    out["tool_calls"] = [
+        {"id": c.id, "type": c.type, "function": {"name": c.function.name, "arguments": c.function.arguments}}
+        for c in m.tool_calls
+    ]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _rendezvous(key: str, url: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{key}\0{url}".encode(), digest_size=8).digest(), "big")
+
+
+def _error_message(raw: bytes) -> str:
+    """The message of an OpenAI-style (``{"error": {...}}``) or vLLM-style error body."""
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return raw[:300].decode(errors="replace")
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])[:500]
+        if isinstance(err, str):
+            return err[:500]
+    return raw[:300].decode(errors="replace")
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(max(float(value), 0.0), _MAX_RETRY_AFTER_S) if value else 0.0
+    except ValueError:
+        return 0.0  # an HTTP date: fall back to our own backoff
+
+
+class LLMClient:
+    """Chat completions over every healthy replica; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        request_timeout_s: float = 600.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        max_concurrency_per_endpoint: int = 0,
+        api_key: str | None = None,
+        endpoint_wait_s: float = 120.0,
+    ) -> None:
+        self.request_timeout_s = request_timeout_s
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_concurrency_per_endpoint = max_concurrency_per_endpoint
+        self.endpoint_wait_s = endpoint_wait_s  # how long chat() waits for a first replica
+        self.down_s = 2.0  # a replica refusing connections is avoided this long
+        self._headers = {"Content-Type": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._replicas: dict[str, _Replica] = {}
+        self._stats: dict[str, EndpointStats] = {}
+        self._changed = asyncio.Event()
+        self._turn = 0
+        self._rng = random.Random()
+        self._session: aiohttp.ClientSession | None = None
+        self._decoder = msgspec.json.Decoder(_Completion)
+
+    @classmethod
+    def from_conf(cls, conf: Any, api_key: str | None = None) -> LLMClient:
+        """Build from an ``LLMConf`` (or anything with its client fields)."""
+        return cls(
+            request_timeout_s=conf.request_timeout_s,
+            max_retries=conf.max_retries,
+            backoff_s=conf.backoff_s,
+            max_concurrency_per_endpoint=conf.max_concurrency_per_endpoint,
+            api_key=api_key,
+            endpoint_wait_s=conf.ready_timeout_s,
+        )
+
+    # -- replicas ------------------------------------------------------------
+
+    def set_endpoints(self, endpoints: list[Endpoint]) -> None:
+        """Replace the replica list; requests in flight finish where they are."""
+        replicas: dict[str, _Replica] = {}
+        for ep in endpoints:
+            current = self._replicas.get(ep.url)
+            if current is None or current.endpoint != ep:
+                current = _Replica(ep, self._cap(ep), self._stats.setdefault(ep.url, EndpointStats()))
+            replicas[ep.url] = current
+        self._replicas = replicas
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def endpoints(self) -> list[Endpoint]:
+        return [r.endpoint for r in self._replicas.values()]
+
+    def stats(self) -> dict[str, EndpointStats]:
+        """Counters per replica URL, including replicas removed since."""
+        return dict(self._stats)
+
+    def outstanding(self) -> dict[str, int]:
+        return {url: r.outstanding for url, r in self._replicas.items()}
+
+    def _cap(self, ep: Endpoint) -> int:
+        caps = [c for c in (ep.capacity, self.max_concurrency_per_endpoint) if c > 0]
+        return min(caps) if caps else 0
+
+    # -- requests ------------------------------------------------------------
+
+    async def chat(
+        self,
+        messages: list[ChatMessage],
+        *,
+        sampling: Sampling,
+        seed: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: object = None,
+        response_format: dict[str, Any] | None = None,
+        sticky_key: str | None = None,
+        model: str | None = None,
+    ) -> ChatReply:
+        """One chat completion, retried across replicas; raises ``LLMError``."""
+        body = self._body(messages, sampling, seed, tools, tool_choice, response_format)
+        failures: list[str] = []
+        tried: set[str] = set()
+        for attempt in range(self.max_retries + 1):
+            replica = await self._pick(model, sticky_key, tried)
+            try:
+                return await self._send(replica, body)
+            except _AttemptFailed as exc:
+                failures.append(f"{replica.endpoint.url}: {exc}")
+                tried.add(replica.endpoint.url)
+                if attempt == self.max_retries:
+                    raise LLMError(self._give_up(failures), kind=exc.kind) from None
+                replica.stats.retries += 1
+                await asyncio.sleep(self._delay(attempt, exc, model, tried))
+        raise AssertionError("unreachable")
+
+    def _give_up(self, failures: list[str]) -> str:
+        shown = "; ".join(failures[-4:])
+        return f"LLM request failed after {len(failures)} attempts ({shown})"
+
+    def _body(self, messages: list[ChatMessage], sampling: Sampling, seed: int | None, *extra: Any) -> bytes:
+        """The request JSON without ``model`` (added per replica); ``extra`` = tools, tool_choice, response_format."""
+        body: dict[str, Any] = {
+            "messages": [_wire_message(m) for m in messages],
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+        }
+        for key, value in zip(("tools", "tool_choice", "response_format"), extra, strict=True):
+            if value is not None:
+                body[key] = value
+        if seed is not None:
+            body["seed"] = seed
+        return msgspec.json.encode(body)
+
+    async def _pick(self, model: str | None, sticky_key: str | None, tried: set[str]) -> _Replica:
+        candidates = await self._candidates(model)
+        now = time.monotonic()
+        healthy = [r for r in candidates if r.down_until <= now] or candidates
+        fresh = [r for r in healthy if r.endpoint.url not in tried] or healthy
+        if sticky_key is not None:
+            return max(fresh, key=lambda r: _rendezvous(sticky_key, r.endpoint.url))
+        least = min(r.outstanding for r in fresh)
+        ties = [r for r in fresh if r.outstanding == least]
+        self._turn += 1
+        return ties[self._turn % len(ties)]
+
+    async def _candidates(self, model: str | None) -> list[_Replica]:
+        deadline = time.monotonic() + self.endpoint_wait_s
+        while True:
+            found = [r for r in self._replicas.values() if model is None or r.endpoint.model == model]
+            if found:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                which = f" serving model {model!r}" if model else ""
+                raise LLMError(
+                    f"no LLM replica{which} is registered after waiting {self.endpoint_wait_s:.0f} s; "
+                    "check that the LLM servers started (their logs are in the run directory's logs/)"
+                )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    def _delay(self, attempt: int, exc: _AttemptFailed, model: str | None, tried: set[str]) -> float:
+        if exc.refused:
+            now = time.monotonic()
+            for r in self._replicas.values():
+                if r.endpoint.url not in tried and r.down_until <= now and model in (None, r.endpoint.model):
+                    return 0.0
+        delay = self.backoff_s * 2.0**attempt * (0.5 + self._rng.random())
+        return max(delay, exc.retry_after)
+
+    async def _send(self, replica: _Replica, body: bytes) -> ChatReply:
+        replica.outstanding += 1
+        try:
+            if replica.sem is None:
+                return await self._post(replica, body)
+            async with replica.sem:
+                return await self._post(replica, body)
+        finally:
+            replica.outstanding -= 1
+
+    async def _post(self, replica: _Replica, body: bytes) -> ChatReply:
+        ep, stats = replica.endpoint, replica.stats
+        data = b'{"model":%s,%s' % (msgspec.json.encode(ep.model), body[1:])
+        stats.requests += 1
+        try:
+            url = ep.url.rstrip("/") + "/v1/chat/completions"
+            async with self._http().post(url, data=data, headers=self._headers) as resp:
+                raw = await resp.read()
+                status, retry_after = resp.status, resp.headers.get("Retry-After")
+        except asyncio.TimeoutError:
+            stats.errors += 1
+            raise _AttemptFailed(f"no reply within {self.request_timeout_s:g} s", kind="timeout") from None
+        except aiohttp.ClientConnectorError as exc:
+            stats.errors += 1
+            replica.down_until = time.monotonic() + self.down_s
+            raise _AttemptFailed(f"cannot connect ({exc.os_error or exc})", refused=True) from None
+        except aiohttp.ClientError as exc:
+            stats.errors += 1
+            raise _AttemptFailed(f"{type(exc).__name__}: {exc}") from None
+        return self._reply(replica, status, raw, retry_after)
+
+    def _reply(self, replica: _Replica, status: int, raw: bytes, retry_after: str | None) -> ChatReply:
+        url, stats = replica.endpoint.url, replica.stats
+        if status == 200:
+            try:
+                completion = self._decoder.decode(raw)
+                choice = completion.choices[0]
+            except (msgspec.DecodeError, IndexError) as exc:
+                stats.errors += 1
+                raise _AttemptFailed(f"unreadable completion ({exc})") from None
+            stats.ok += 1
+            return ChatReply(
+                content=choice.message.content,
+                tool_calls=choice.message.tool_calls or [],
+                finish_reason=choice.finish_reason or "stop",
+                usage=completion.usage or CompletionUsage(),
+                endpoint=url,
+            )
+        stats.errors += 1
+        message = _error_message(raw)
+        if status in (400, 413, 422) and any(m in message.lower() for m in _CONTEXT_MARKERS):
+            raise LLMError(f"{url}: HTTP {status}: {message}", kind="context_too_long")
+        if status in _RETRY_STATUS or status >= 500:
+            raise _AttemptFailed(f"HTTP {status}: {message}", retry_after=_retry_after(retry_after))
+        raise LLMError(f"{url} rejected the request: HTTP {status}: {message}")
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

@@ -1,0 +1,89 @@
+"""``python -m slurmgen.sim``: serve one simulated vLLM replica.
+
+Prints ``listening on http://HOST:PORT`` (flushed) once it accepts connections, so a
+launcher can use ``--port 0``. SIGTERM or SIGINT: stop accepting, let in-flight
+requests finish for a moment, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from slurmgen.errors import ConfigError
+from slurmgen.sim.latency import PROFILES
+from slurmgen.sim.server import SimOptions, SimServer
+
+_SHUTDOWN_GRACE_S = 2.0  # in-flight requests get this long after SIGTERM
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    defaults = SimOptions()
+    p = argparse.ArgumentParser(prog="python -m slurmgen.sim", description="Simulated vLLM server (OpenAI API).")
+    p.add_argument("--run-dir", default="", help="run directory served (informational: shows in ps)")
+    p.add_argument("--name", default="sim", help="replica name (informational)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="0 = pick a free port")
+    p.add_argument("--model", default=defaults.model, help="served model name")
+    p.add_argument("--script", default=defaults.script, help="content script 'package.module:function' or 'generic'")
+    p.add_argument("--profile", default=defaults.profile, choices=sorted(PROFILES))
+    p.add_argument("--time-scale", type=float, default=defaults.time_scale, help="speed-up; 0 = never sleep")
+    p.add_argument("--max-model-len", type=int, default=defaults.max_model_len)
+    p.add_argument("--seed", type=int, default=0, help="seed of the step-time jitter")
+    p.add_argument("--log-level", default="WARNING")
+    return p.parse_args(argv)
+
+
+async def serve(options: SimOptions, host: str, port: int) -> None:
+    server = SimServer(options)
+    runner = web.AppRunner(server.app(), access_log=None, handler_cancellation=True, shutdown_timeout=_SHUTDOWN_GRACE_S)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=4096)
+    await site.start()
+    bound_port = runner.addresses[0][1]
+    print(f"listening on http://{host}:{bound_port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+    else:
+        uvloop.run(coro)  # type: ignore[arg-type]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    options = SimOptions(
+        model=args.model,
+        profile=args.profile,
+        time_scale=args.time_scale,
+        max_model_len=args.max_model_len,
+        script=args.script,
+        seed=args.seed,
+    )
+    try:
+        _run(serve(options, args.host, args.port))
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"slurmgen.sim: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
