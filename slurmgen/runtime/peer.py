@@ -219,6 +219,11 @@ class Peer:
                 elif (sock := self._outbox(origin)) is not None:
                     sock.send(codec.encode(Hold(task_ids=ids)))
             self.origin.expire()
+            self._write_stats()
+
+    def _write_stats(self) -> None:
+        """Per incarnation, so a killed peer's last counts survive its restart."""
+        write_atomic(self.run.stats(f"peer-{self.peer_id}"), msgspec.json.encode(self._stats()))
 
     # -- lifecycle --------------------------------------------------------------------
     async def serve(self, stop: asyncio.Event) -> None:
@@ -246,7 +251,7 @@ class Peer:
 
     async def close(self) -> None:
         self.ledger.close()
-        write_atomic(self.run.stats(f"peer-{self.shard}"), msgspec.json.encode(self._stats()))
+        self._write_stats()
         await self.registry.close()
         await self.llm.close()
         for sock in self.outboxes.values():

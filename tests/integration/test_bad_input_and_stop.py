@@ -80,3 +80,34 @@ def test_a_killed_driver_leaves_no_process_behind(tmp_path):
     while time.time() < deadline and slurmgen_processes(run_dir):
         time.sleep(0.2)
     assert slurmgen_processes(run_dir) == []
+
+
+def test_a_killed_driver_then_a_rerun_writes_every_task_once(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "slurmgen", "workflow=nr", "dataset.limit=300", f"run.dir={run_dir}",
+            "llm.time_scale=5", "run.max_in_flight=32"]
+    driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and count(run_dir) < 30:
+        time.sleep(0.1)
+    driver.kill()  # no cleanup at all: children die with it, shards may end in a torn line
+    driver.wait()
+    while slurmgen_processes(run_dir):
+        time.sleep(0.2)
+    first = count(run_dir)
+    assert 30 <= first < 300
+    run_slurmgen("workflow=nr", "dataset.limit=300", f"run.dir={run_dir}", "llm.time_scale=200")
+    recs = records(run_dir)
+    assert len(recs) == 300 and len({r.task_id for r in recs}) == 300
+
+
+def test_the_run_stops_early_when_too_many_tasks_fail(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_slurmgen("workflow=nr", "dataset.limit=400", f"run.dir={run_dir}", "llm.backend=openai",
+                        "llm.urls=[http://127.0.0.1:9]", "llm.max_retries=0", "llm.backoff_s=0.01",
+                        "run.max_attempts=1", "run.min_tasks_for_rate=40", check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "stopping early" in proc.stderr and "run.max_failure_rate" in proc.stderr
+    assert "llm_error" in proc.stderr
+    assert slurmgen_processes(run_dir) == []
+    assert 40 <= count(run_dir) < 400
