@@ -99,6 +99,8 @@ class RunConf:
     progress: bool = True
     # seed mixed into every task seed
     seed: int = 0
+    # CurveZMQ on every socket: keys are made per run in RUN/keys (mode 0600)
+    curve: bool = True
     # resume even if pinned keys (workflow, dataset.path, seed, model) changed
     allow_config_change: bool = False
     # holders of a task tell its origin every lease_renew_s; a task not renewed for

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen import dataset
+from slurmgen import curve, dataset
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
 from slurmgen.errors import SlurmgenError, StartupError
@@ -48,6 +48,7 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     text = dump(conf)
     check_resume(run, conf)
     run.make()
+    curve.prepare_keys(run.root, conf.run.curve)
     write_atomic(run.config, text.encode())
     expected = dataset.count_rows(Path(conf.dataset.path), conf.dataset.limit) * conf.run.trials
     return run, workflow, expected

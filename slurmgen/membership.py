@@ -18,7 +18,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, sockets
+from slurmgen import codec, curve, sockets
 from slurmgen.errors import ProtocolError, StartupError
 from slurmgen.protocol import Heartbeat, Member, Refused, Register, Table, Unregister, Welcome
 from slurmgen.registry import RegistryAddress
@@ -67,7 +67,7 @@ async def wait_for_address(path: Path, timeout_s: float) -> RegistryAddress:
 class RegistryClient:
     def __init__(self, ctx: zmq.asyncio.Context, address_file: Path, member: Member, *,
                  heartbeat_s: float, liveness: int, on_change: Callable[[], None] = lambda: None) -> None:
-        self.ctx = ctx
+        self.sockets = sockets.Sockets(ctx, curve.load_if_present(address_file.parent))
         self.address_file = address_file
         self.member = member
         self.heartbeat_s = heartbeat_s
@@ -88,8 +88,8 @@ class RegistryClient:
         address = await wait_for_address(self.address_file, timeout_s)
         self._mtime = self.address_file.stat().st_mtime
         self._close_sockets()
-        self._dealer = sockets.connect_dealer(self.ctx, address.router, self.member.peer_id)
-        self._sub = sockets.connect_sub(self.ctx, address.pub)
+        self._dealer = self.sockets.connect_dealer(address.router, self.member.peer_id)
+        self._sub = self.sockets.connect_sub(address.pub)
         await self._dealer.send(codec.encode(Register(member=self.member)))
         if await self._dealer.poll(timeout_s * 1000) == 0:
             raise StartupError(f"the registry at {address.router} did not answer within {timeout_s:.0f} s")

@@ -21,7 +21,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, sockets
+from slurmgen import codec, curve, sockets
 from slurmgen.logs import setup_logging
 from slurmgen.peertable import PeerTable
 from slurmgen.protocol import (
@@ -53,8 +53,9 @@ class Registry:
     def __init__(self, run: RunDir, host: str, heartbeat_s: float, liveness: int) -> None:
         self.run = run
         self.ctx = zmq.asyncio.Context()
-        self.router, router_addr = sockets.bind_router(self.ctx, host)
-        self.pub, pub_addr = sockets.bind_pub(self.ctx, host)
+        self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
+        self.router, router_addr = self.sockets.bind_router(host)
+        self.pub, pub_addr = self.sockets.bind_pub(host)
         self.address = RegistryAddress(router=router_addr, pub=pub_addr, pid=os.getpid())
         self.table = PeerTable(heartbeat_s=heartbeat_s, liveness=liveness)
         self.decoder = codec.registry_request_decoder()
@@ -120,6 +121,7 @@ class Registry:
         self.write_stats()
         self.router.close()
         self.pub.close()
+        self.sockets.close()
         self.ctx.term()
 
 

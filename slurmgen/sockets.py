@@ -1,4 +1,4 @@
-"""The one place that creates ZeroMQ sockets and sets their options."""
+"""The one place that creates ZeroMQ sockets and sets their options (incl. CurveZMQ)."""
 
 from __future__ import annotations
 
@@ -6,43 +6,77 @@ import socket
 
 import zmq
 import zmq.asyncio
+from zmq.auth.asyncio import AsyncioAuthenticator
+
+from slurmgen.curve import CurveKeys
 
 HWM = 100_000
 
 
-def _common(sock: zmq.Socket) -> zmq.Socket:
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDHWM, HWM)
-    sock.setsockopt(zmq.RCVHWM, HWM)
-    return sock
+class Sockets:
+    """Creates sockets for one process; with keys, every socket is CURVE-secured."""
 
+    def __init__(self, ctx: zmq.asyncio.Context, keys: CurveKeys | None) -> None:
+        self.ctx = ctx
+        self.keys = keys
+        self._auth: AsyncioAuthenticator | None = None
 
-def bind_router(ctx: zmq.asyncio.Context, host: str) -> tuple[zmq.asyncio.Socket, str]:
-    """A ROUTER inbox bound to an ephemeral port; returns it and its real address."""
-    sock = _common(ctx.socket(zmq.ROUTER))
-    sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
-    sock.bind(f"tcp://{host}:0")
-    return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    def _common(self, kind: int) -> zmq.asyncio.Socket:
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, HWM)
+        sock.setsockopt(zmq.RCVHWM, HWM)
+        return sock
 
+    def _serve(self, sock: zmq.asyncio.Socket) -> None:
+        if self.keys is None:
+            return
+        if self._auth is None:  # ZAP: admit only the run's client key
+            self._auth = AsyncioAuthenticator(self.ctx)
+            self._auth.start()
+            self._auth.configure_curve(domain="*", location=str(self.keys.allowed_dir))
+        sock.curve_secretkey = self.keys.server_secret
+        sock.curve_publickey = self.keys.server_public
+        sock.curve_server = True
 
-def bind_pub(ctx: zmq.asyncio.Context, host: str) -> tuple[zmq.asyncio.Socket, str]:
-    sock = _common(ctx.socket(zmq.PUB))
-    sock.bind(f"tcp://{host}:0")
-    return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    def _client(self, sock: zmq.asyncio.Socket) -> None:
+        if self.keys is None:
+            return
+        sock.curve_serverkey = self.keys.server_public
+        sock.curve_publickey = self.keys.client_public
+        sock.curve_secretkey = self.keys.client_secret
 
+    def bind_router(self, host: str) -> tuple[zmq.asyncio.Socket, str]:
+        """A ROUTER inbox bound to an ephemeral port; returns it and its real address."""
+        sock = self._common(zmq.ROUTER)
+        self._serve(sock)
+        sock.bind(f"tcp://{host}:0")
+        return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
-def connect_dealer(ctx: zmq.asyncio.Context, address: str, identity: str) -> zmq.asyncio.Socket:
-    sock = _common(ctx.socket(zmq.DEALER))
-    sock.setsockopt(zmq.IDENTITY, identity.encode())
-    sock.connect(address)
-    return sock
+    def bind_pub(self, host: str) -> tuple[zmq.asyncio.Socket, str]:
+        sock = self._common(zmq.PUB)
+        self._serve(sock)
+        sock.bind(f"tcp://{host}:0")
+        return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
+    def connect_dealer(self, address: str, identity: str) -> zmq.asyncio.Socket:
+        sock = self._common(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, identity.encode())
+        self._client(sock)
+        sock.connect(address)
+        return sock
 
-def connect_sub(ctx: zmq.asyncio.Context, address: str) -> zmq.asyncio.Socket:
-    sock = _common(ctx.socket(zmq.SUB))
-    sock.setsockopt(zmq.SUBSCRIBE, b"")
-    sock.connect(address)
-    return sock
+    def connect_sub(self, address: str) -> zmq.asyncio.Socket:
+        sock = self._common(zmq.SUB)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self._client(sock)
+        sock.connect(address)
+        return sock
+
+    def close(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
 
 
 def default_host(cluster_kind: str, configured: str) -> str:

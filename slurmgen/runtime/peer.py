@@ -25,7 +25,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, sockets
+from slurmgen import codec, curve, sockets
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import load_run_config
 from slurmgen.dataset import check_path, iter_shard
@@ -51,8 +51,9 @@ class Peer:
         self.peer_id = f"peer-{shard}.{uuid.uuid4().hex[:6]}"
         self.workflow = load_workflow(conf.workflow)
         self.ctx = zmq.asyncio.Context()
+        self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
         host = sockets.default_host(conf.cluster.kind, conf.cluster.host)
-        self.inbox, self.address = sockets.bind_router(self.ctx, host)
+        self.inbox, self.address = self.sockets.bind_router(host)
         self.router = CreditRouter()
         self.pending: dict[str, deque[Orchestrator]] = collections.defaultdict(deque)
         self.outboxes: dict[str, zmq.asyncio.Socket] = {}
@@ -90,7 +91,7 @@ class Peer:
             member = self.registry.view.members.get(peer_id)
             if member is None:
                 return None
-            sock = self.outboxes[peer_id] = sockets.connect_dealer(self.ctx, member.address, self.peer_id)
+            sock = self.outboxes[peer_id] = self.sockets.connect_dealer(member.address, self.peer_id)
         return sock
 
     # -- sending ----------------------------------------------------------------------
@@ -257,6 +258,7 @@ class Peer:
         for sock in self.outboxes.values():
             sock.close()
         self.inbox.close()
+        self.sockets.close()
         self.ctx.term()
 
 
