@@ -30,6 +30,10 @@ def _hydra_main(cfg: DictConfig) -> int:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["status"]:
+        from slurmgen.status import main as status_main
+
+        sys.exit(status_main(sys.argv[2:]))
     try:
         check_overrides(sys.argv[1:])
     except SlurmgenError as exc:

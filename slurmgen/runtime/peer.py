@@ -202,7 +202,8 @@ class Peer:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"peer_id": self.peer_id, "shard": self.shard, "received": dict(self.received),
                 "cpu_s": usage.ru_utime + usage.ru_stime, "llm": {u: msgspec.to_builtins(s) for u, s in self.llm.stats().items()},
-                "issued": self.origin.issued, "reissued": self.origin.reissued, "retried": self.origin.retried,
+                "in_flight": len(self.origin.leases), "held": len(self.held),
+                "llm_outstanding": self.llm.outstanding(), "issued": self.origin.issued, "reissued": self.origin.reissued, "retried": self.origin.retried,
                 "written": self.origin.written, "duplicates": self.origin.duplicates,
                 "refused_frames": self.decoder.refused}
 

@@ -1,0 +1,143 @@
+"""``slurmgen status RUN_DIR``: how a run is going, from its run directory alone.
+
+Works while the run goes (peers rewrite their stats every few seconds) and after it
+ended, locally and on SLURM (the run directory is on the shared filesystem).
+"""
+
+from __future__ import annotations
+
+import collections
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from slurmgen.errors import SlurmgenError
+from slurmgen.protocol import Turn, Usage
+from slurmgen.rundir import RunDir
+
+WINDOW_S = 30.0
+
+
+class _Rec(msgspec.Struct):
+    status: str
+    reason: str = ""
+    usage: dict[str, Usage] = {}
+    history: list[Turn] = []
+    created_at: float = 0.0
+    finished_at: float = 0.0
+
+
+class _PeerStats(msgspec.Struct):
+    peer_id: str
+    shard: int
+    in_flight: int = 0
+    held: int = 0
+    llm_outstanding: dict[str, int] = {}
+    issued: int = 0
+    reissued: int = 0
+    duplicates: int = 0
+
+
+@dataclass
+class Status:
+    done: int = 0
+    by_status: collections.Counter[str] = field(default_factory=collections.Counter)
+    failed_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    tokens: int = 0
+    recent_tokens: int = 0
+    recent_tasks: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    role_latency: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
+    peers: list[_PeerStats] = field(default_factory=list)
+    expected: int = 0
+
+
+def collect(run: RunDir, now: float) -> Status:
+    st = Status()
+    decoder = msgspec.json.Decoder(_Rec)
+    for path in sorted(run.results.glob("shard-*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            if line.strip():
+                _add(st, decoder.decode(line), now)
+    for path in sorted(run.state.glob("stats-peer-*.json")):
+        try:
+            st.peers.append(msgspec.json.decode(path.read_bytes(), type=_PeerStats))
+        except msgspec.DecodeError:
+            continue
+    return st
+
+
+def _add(st: Status, rec: _Rec, now: float) -> None:
+    st.done += 1
+    st.by_status[rec.status] += 1
+    if rec.status == "failed":
+        st.failed_reasons[rec.reason.split(":", 1)[0]] += 1
+    tokens = sum(u.prompt_tokens + u.completion_tokens for u in rec.usage.values())
+    st.tokens += tokens
+    if rec.finished_at:
+        st.first = min(st.first or rec.finished_at, rec.created_at or rec.finished_at)
+        st.last = max(st.last, rec.finished_at)
+        if now - rec.finished_at <= WINDOW_S:
+            st.recent_tokens += tokens
+            st.recent_tasks += 1
+    previous = rec.created_at
+    for turn in rec.history:
+        if turn.at and previous:
+            st.role_latency[turn.role].append(turn.at - previous)
+        previous = turn.at or previous
+
+
+def render(st: Status, run: RunDir, now: float) -> str:
+    live = [p for p in st.peers]
+    in_flight = sum(p.in_flight for p in live)
+    span = max(1e-6, st.last - st.first)
+    lines = [f"run {run.root}",
+             f"tasks: {st.done} done ({', '.join(f'{k} {v}' for k, v in sorted(st.by_status.items()))}), "
+             f"{in_flight} in flight" + (f", {st.expected} expected" if st.expected else "")]
+    if st.failed_reasons:
+        lines.append("failed by reason: " + ", ".join(f"{k} {v}" for k, v in st.failed_reasons.most_common()))
+    rate_now = st.recent_tokens / WINDOW_S
+    lines.append(f"tokens/s: {rate_now:.0f} now (last {WINDOW_S:.0f} s), {st.tokens / span:.0f} overall")
+    for role, lat in sorted(st.role_latency.items()):
+        lines.append(f"  {role:<12} latency p50 {statistics.median(lat):.3f} s  max {max(lat):.3f} s  ({len(lat)} turns)")
+    load: collections.Counter[str] = collections.Counter()
+    for p in live:
+        load.update(p.llm_outstanding)
+    for url, n in sorted(load.items()):
+        lines.append(f"  endpoint {url}: {n} requests outstanding")
+    if st.expected and st.recent_tasks:
+        remaining = max(0, st.expected - st.done)
+        lines.append(f"ETA: {remaining / (st.recent_tasks / WINDOW_S):.0f} s")
+    if run.summary.exists():
+        lines.append(f"finished: {run.summary}")
+    return "\n".join(lines)
+
+
+def expected_tasks(run: RunDir) -> int:
+    from slurmgen.confload import load_run_config
+    from slurmgen.dataset import count_rows
+
+    try:
+        conf = load_run_config(run.config)
+        return count_rows(Path(conf.dataset.path), conf.dataset.limit) * conf.run.trials
+    except (OSError, SlurmgenError):  # a status display must not fail on a half-written run
+        return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: slurmgen status RUN_DIR")
+        return 2
+    run = RunDir(Path(argv[0]))
+    if not run.config.exists():
+        print(f"slurmgen status: {run.root} is not a run directory (no config.yaml)")
+        return 2
+    now = time.time()
+    st = collect(run, now)
+    st.expected = expected_tasks(run)
+    print(render(st, run, now))
+    return 0
