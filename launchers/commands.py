@@ -1,7 +1,8 @@
 """Command lines of the services slurmgen starts: pure functions of the config.
 
 ``{host}`` and ``{port}`` stay as placeholders: the service supervisor fills them in
-on the node where the server runs (a free port there).
+on the node where the server runs (a free port there). vLLM and SGLang run under
+``llm.server_python`` when set (their own venv); everything else under ``python``.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ def sim_command(llm: LLMConf, run_dir: Path, name: str, script: str, python: str
 
 def vllm_command(llm: LLMConf, python: str = sys.executable) -> list[str]:
     _need_model_path(llm)
-    return [python, *llm.vllm_entry, "--model", llm.model_path, "--served-model-name", llm.model,
-            "--host", "{host}", "--port", "{port}", *llm.extra_args]
+    return [llm.server_python or python, *llm.vllm_entry, "--model", llm.model_path,
+            "--served-model-name", llm.model, "--host", "{host}", "--port", "{port}", *llm.extra_args]
 
 
 def sglang_command(llm: LLMConf, python: str = sys.executable) -> list[str]:
     _need_model_path(llm)
-    return [python, *llm.sglang_entry, "--model-path", llm.model_path, "--served-model-name", llm.model,
-            "--host", "{host}", "--port", "{port}", *llm.extra_args]
+    return [llm.server_python or python, *llm.sglang_entry, "--model-path", llm.model_path,
+            "--served-model-name", llm.model, "--host", "{host}", "--port", "{port}", *llm.extra_args]
 
 
 def server_command(llm: LLMConf, run_dir: Path, name: str, script: str, python: str = sys.executable) -> list[str]:
