@@ -128,8 +128,13 @@ class ClusterConf:
 
 @dataclass
 class SpillConf:
-    enabled: bool = False
+    # move payloads over threshold_bytes (input rows, turn contents) to the node's LMDB
+    enabled: bool = True
     threshold_bytes: int = 512
+    # node-local scratch for the LMDB ("" = $TMPDIR/slurmgen-spill); never a shared filesystem
+    dir: str = ""
+    # the store's bound per node; a full store sends payloads inline (with a warning)
+    max_bytes: int = 1 << 30
 
 
 @dataclass

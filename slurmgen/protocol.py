@@ -23,6 +23,14 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     requests: int = 0
 
 
+class SpillRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A payload moved to a node's LMDB: fetch it from a peer on ``node``."""
+
+    node: str
+    key: str
+    size: int
+
+
 class Turn(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One step of a task's history: what a role produced."""
 
@@ -34,6 +42,7 @@ class Turn(msgspec.Struct, kw_only=True, omit_defaults=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     at: float = 0.0
+    content_ref: SpillRef | None = None  # set when content was spilled (content is then "" on the wire)
 
 
 class Member(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -72,6 +81,7 @@ class Orchestrator(msgspec.Struct, tag="orch", kw_only=True, omit_defaults=True)
     status: str = "running"  # running | ok | rejected | failed
     reason: str = ""
     created_at: float = 0.0
+    row_ref: SpillRef | None = None  # set when the row was spilled (row is then null on the wire)
 
 
 class Credit(msgspec.Struct, tag="credit", kw_only=True):
@@ -86,7 +96,27 @@ class Hold(msgspec.Struct, tag="hold", kw_only=True):
     task_ids: list[str]
 
 
-PeerMessage = Orchestrator | Credit | Hold
+class FetchBlobs(msgspec.Struct, tag="fetch", kw_only=True):
+    """Ask a peer on the blobs' node for spilled payloads."""
+
+    request_id: int
+    keys: list[str]
+
+
+class Blobs(msgspec.Struct, tag="blobs", kw_only=True):
+    """The answer to FetchBlobs, in order; None where a key is unknown (freed or lost)."""
+
+    request_id: int
+    blobs: list[bytes | None]
+
+
+class FreeBlobs(msgspec.Struct, tag="free", kw_only=True):
+    """Origin -> a peer on the blobs' node: the task is written, drop these payloads."""
+
+    keys: list[str]
+
+
+PeerMessage = Orchestrator | Credit | Hold | FetchBlobs | Blobs | FreeBlobs
 
 
 # ---------------------------------------------------------------------------

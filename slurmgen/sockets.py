@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 
 import zmq
@@ -77,6 +78,11 @@ class Sockets:
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
+
+
+def node_name() -> str:
+    """This node's name for spill and placement (SLURMGEN_NODE overrides, for tests)."""
+    return os.environ.get("SLURMGEN_NODE") or socket.gethostname()
 
 
 def default_host(cluster_kind: str, configured: str) -> str:

@@ -33,14 +33,16 @@ from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
-from slurmgen.protocol import Credit, Hold, Member, Orchestrator
+from slurmgen.protocol import Blobs, Credit, FetchBlobs, FreeBlobs, Hold, Member, Orchestrator
 from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.runtime.blobs import BlobService
 from slurmgen.runtime.ledger import Ledger
 from slurmgen.runtime.origin import Origin, OriginPolicy
 from slurmgen.runtime.readiness import wait_ready
 from slurmgen.runtime.router import CreditRouter
 from slurmgen.runtime.worker import run_role
-from slurmgen.workflow import RoleContext, load_workflow
+from slurmgen.spill.policy import Spiller, SpillLost
+from slurmgen.workflow import RoleContext, finish, load_workflow
 
 log = logging.getLogger("slurmgen.peer")
 
@@ -62,13 +64,16 @@ class Peer:
         self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env))
         self.static_llm = [Endpoint(url=u, model=conf.llm.model) for u in conf.llm.urls]
         self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"))
-        member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=socket.gethostname(),
+        self.node = sockets.node_name()
+        member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=self.node,
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=conf.run.heartbeat_s,
                                        liveness=conf.run.heartbeat_liveness, on_change=self._on_membership)
         self.ledger = Ledger(run.shard(shard))
         self.origin = Origin(self.peer_id, self.ledger, self.workflow, origin_policy(conf, shards), send=self.send)
         self.held: dict[str, Orchestrator] = {}  # tasks this peer is responsible for right now
+        self.blobs = (BlobService(conf.spill, run.root, self.node, self.registry.view, self._send_to)
+                      if conf.spill.enabled else None)
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- membership -------------------------------------------------------------------
@@ -123,19 +128,46 @@ class Peer:
             self.send(orch)
             return
         self.held.pop(orch.task_id, None)
-        sock.send(codec.encode(orch))
+        self._send_orch(sock, orch)
+
+    def _send_orch(self, sock: zmq.asyncio.Socket, orch: Orchestrator) -> None:
+        if self.blobs is not None:
+            Spiller.strip(orch)
+        frame = codec.encode(orch)
+        self.received["bytes_orch_sent"] += len(frame)
+        sock.send(frame)
+
+    def _send_to(self, peer_id: str, msg: msgspec.Struct) -> bool:
+        sock = self._outbox(peer_id)
+        if sock is None:
+            return False
+        frame = codec.encode(msg)
+        self.received[f"bytes_{type(msg).__name__}_sent"] += len(frame)
+        sock.send(frame)
+        return True
 
     def _send_home(self, orch: Orchestrator) -> None:
         self.held.pop(orch.task_id, None)
         if orch.origin == self.peer_id:
-            self.origin.complete(orch)
-            self._maybe_mark_done()
+            self._spawn(self._come_home(orch))
             return
         sock = self._outbox(orch.origin)
         if sock is None:
             log.warning("task=%s origin %s is gone; dropping (its lease re-issues it)", orch.task_id, orch.origin)
             return
-        sock.send(codec.encode(orch))
+        self._send_orch(sock, orch)
+
+    async def _come_home(self, orch: Orchestrator) -> None:
+        """At the origin: bring spilled parts back for the record, write it, free them."""
+        if self.blobs is not None:
+            try:
+                await self.blobs.spiller.fill(orch)
+            except SpillLost as exc:
+                finish(orch, "failed", f"lost: {exc}")
+            self.blobs.free(orch)
+            Spiller.clear_refs(orch)
+        self.origin.complete(orch)
+        self._maybe_mark_done()
 
     def _give_credit(self, sender: str) -> None:
         if sender == self.peer_id:
@@ -159,11 +191,24 @@ class Peer:
     async def _work(self, orch: Orchestrator, sender: str) -> None:
         self.registry.load += 1
         try:
-            await run_role(self.workflow, self.role_ctx, orch)
+            if self.blobs is None:
+                await run_role(self.workflow, self.role_ctx, orch)
+            else:
+                await self._work_spilled(orch, self.blobs)
         finally:
             self.registry.load -= 1
             self._give_credit(sender)
         self.send(orch)
+
+    async def _work_spilled(self, orch: Orchestrator, blobs: BlobService) -> None:
+        try:
+            await blobs.spiller.fill(orch)
+        except SpillLost as exc:  # the payload's node died: the task starts again from its row
+            finish(orch, "failed", f"lost: {exc}")
+            orch.next_role = ""
+            return
+        await run_role(self.workflow, self.role_ctx, orch)
+        blobs.spiller.spill(orch)
 
     async def _receive(self) -> None:
         while True:
@@ -176,8 +221,7 @@ class Peer:
             match msg:
                 case Orchestrator() if not msg.next_role:
                     self.received["orch_home"] += 1
-                    self.origin.complete(msg)
-                    self._maybe_mark_done()
+                    self._spawn(self._come_home(msg))
                 case Orchestrator():
                     self.received["orch"] += 1
                     self.held[msg.task_id] = msg
@@ -185,6 +229,15 @@ class Peer:
                 case Hold(task_ids=task_ids):
                     self.received["hold"] += 1
                     self.origin.renew(task_ids)
+                case FetchBlobs() | Blobs() | FreeBlobs() if self.blobs is None:
+                    self.received["blobs_without_spill"] += 1
+                case FetchBlobs():
+                    self.received["fetch"] += 1
+                    self.blobs.on_fetch(sender, msg)
+                case Blobs():
+                    self.blobs.on_blobs(msg)
+                case FreeBlobs():
+                    self.blobs.on_free(msg)
                 case Credit(n=n):
                     self.received["credit"] += 1
                     self.router.credit(sender, n)
@@ -260,6 +313,8 @@ class Peer:
             sock.close()
         self.inbox.close()
         self.sockets.close()
+        if self.blobs is not None:
+            self.blobs.close()
         self.ctx.term()
 
 

@@ -1,0 +1,1 @@
+"""Spill: large payloads move to the node's LMDB and travel as SpillRefs."""
