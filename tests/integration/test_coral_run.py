@@ -1,0 +1,51 @@
+"""A real Coral run: registry, simulator replicas and peers over real sockets."""
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import msgspec
+
+from slurmgen.records import Record
+from tests.conftest import run_slurmgen, slurmgen_processes
+
+AGENT_ROLES = {"teacher", "student"}
+
+
+def records(run_dir: Path) -> list[Record]:
+    dec = msgspec.json.Decoder(Record)
+    return [dec.decode(line) for p in sorted((run_dir / "results").glob("*.jsonl"))
+            for line in p.read_bytes().splitlines() if line]
+
+
+def test_coral_run_writes_conversations_and_metrics(run_dir):
+    run_slurmgen("workflow=coral", "dataset.limit=60", f"run.dir={run_dir}", "llm.time_scale=200")
+    recs = records(run_dir)
+    assert len(recs) == 60
+    assert len({r.task_id for r in recs}) == 60
+    assert {r.status for r in recs} == {"ok"}
+    reasons = Counter(r.reason for r in recs)
+    assert set(reasons) == {"agreement", "max_turns"}, reasons  # both real terminations occur
+    for r in recs:
+        roles = [t.role for t in r.history]
+        assert roles[:2] == ["student", "teacher"]  # the templated opening, then the teacher
+        agent_turns = sum(role in AGENT_ROLES for role in roles) - 1
+        assert agent_turns == roles.count("extractor") == roles.count("matcher") == r.metrics["rated_turns"]
+        if r.reason == "max_turns":
+            assert agent_turns == 20 and r.metrics["agreement"] == 0.0
+        else:
+            assert r.metrics["agreement"] == 1.0 and agent_turns <= 20
+        assert r.usage["teacher"].requests + r.usage["student"].requests == agent_turns
+        assert "matcher" not in r.usage  # no LLM call
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["workflow"] == "coral" and summary["tasks_total"] == 60 and summary["tasks_ok"] == 60
+    metrics = summary["metrics"]
+    for key in ("agreement", "agreement_correctness", "conv_err", "error_rate", "total_turns", "t_len", "s_len",
+                "conv_len", "valid_answer_rate"):
+        assert key in metrics, key
+    assert 0 < metrics["agreement_correctness"] < metrics["agreement"] < 1
+    assert metrics["conv_err"] == 0 and metrics["error_rate"] == 0
+    assert 2 <= metrics["total_turns"] <= 20
+    assert summary["reasons"] == dict(reasons)
+    assert summary["tokens_per_s"] > 0
+    assert slurmgen_processes(run_dir) == []
