@@ -49,10 +49,14 @@ def health_path(llm: LLMConf) -> str:
     return "/health"
 
 
-def supervised(run_dir: Path, name: str, llm: LLMConf, inner: list[str], python: str = sys.executable) -> list[str]:
-    """Wrap a server command in the supervisor that health-checks and registers it."""
+def supervised(run_dir: Path, name: str, llm: LLMConf, inner: list[str], python: str = sys.executable,
+               host: str = "127.0.0.1") -> list[str]:
+    """Wrap a server command in the supervisor that health-checks and registers it.
+
+    ``host`` is the address the server binds ("auto" = this node's address, on a cluster).
+    """
     return [python, "-m", "slurmgen.launchers.service", "--run-dir", str(run_dir), "--name", name,
-            "--kind", "llm", "--model", llm.model, "--capacity", str(llm.max_concurrency_per_endpoint),
+            "--host", host, "--kind", "llm", "--model", llm.model, "--capacity", str(llm.max_concurrency_per_endpoint),
             "--health-path", health_path(llm), "--ready-timeout", str(llm.ready_timeout_s), "--", *inner]
 
 

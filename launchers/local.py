@@ -45,6 +45,9 @@ class LocalLauncher:
         self.running.remove(item)
         return self.start(item.spec)
 
+    def start_all(self, specs: list[ProcessSpec]) -> list[Running]:
+        return [self.start(spec) for spec in specs]
+
     def exited(self) -> list[Running]:
         return [r for r in self.running if r.proc.poll() is not None]
 

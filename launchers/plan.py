@@ -20,6 +20,7 @@ class ProcessSpec:
     component: str  # registry | llm | peer
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    index: int = 0  # replica or shard number (-1 in templates, where it is a shell variable)
 
 
 @dataclass(frozen=True)
@@ -36,22 +37,41 @@ def sim_script(conf: SlurmgenConf) -> str:
     return conf.workflow.sim_script if conf.llm.script == "auto" else conf.llm.script
 
 
+def llm_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = sys.executable) -> ProcessSpec:
+    """LLM replica ``index`` (an int, or a shell variable such as ``${SLURM_ARRAY_TASK_ID}`` in templates)."""
+    name = f"llm-{index}"
+    inner = commands.server_command(conf.llm, run_dir, name, sim_script(conf), python)
+    argv = commands.supervised(run_dir, name, conf.llm, inner, python, host=_host(conf))
+    return ProcessSpec(name, "llm", argv, index=index if isinstance(index, int) else -1)
+
+
+def peer_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = sys.executable) -> ProcessSpec:
+    """Agent peer owning input shard ``index`` (an int, or a shell variable in templates)."""
+    return ProcessSpec(f"peer-{index}", "peer", [
+        python, "-m", "slurmgen.runtime.peer", "--run-dir", str(run_dir), "--shard", str(index),
+        "--shards", str(conf.run.peers)], index=index if isinstance(index, int) else -1)
+
+
+def registry_spec(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> ProcessSpec:
+    return ProcessSpec("registry", "registry", [
+        python, "-m", "slurmgen.registry", "--run-dir", str(run_dir), "--host", _host(conf),
+        "--heartbeat-s", str(conf.run.heartbeat_s), "--liveness", str(conf.run.heartbeat_liveness)])
+
+
 def make_plan(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> Plan:
     if conf.run.peers < 1:
         raise ConfigError(f"run.peers={conf.run.peers}: need at least 1 agent peer")
     if conf.llm.backend not in commands.BACKENDS:
         raise ConfigError(f"llm.backend={conf.llm.backend!r} is unknown; valid: {', '.join(commands.BACKENDS)}")
-    host = "127.0.0.1" if conf.cluster.kind == "local" else conf.cluster.host
-    registry = ProcessSpec("registry", "registry", [
-        python, "-m", "slurmgen.registry", "--run-dir", str(run_dir), "--host", host or "auto",
-        "--heartbeat-s", str(conf.run.heartbeat_s), "--liveness", str(conf.run.heartbeat_liveness)])
     services = []
     if conf.llm.backend != "openai":
-        for i in range(conf.llm.replicas):
-            name = f"llm-{i}"
-            inner = commands.server_command(conf.llm, run_dir, name, sim_script(conf), python)
-            services.append(ProcessSpec(name, "llm", commands.supervised(run_dir, name, conf.llm, inner, python)))
-    peers = [ProcessSpec(f"peer-{i}", "peer", [
-        python, "-m", "slurmgen.runtime.peer", "--run-dir", str(run_dir), "--shard", str(i),
-        "--shards", str(conf.run.peers)]) for i in range(conf.run.peers)]
-    return Plan(registry, services, peers)
+        services = [llm_spec(conf, run_dir, i, python) for i in range(conf.llm.replicas)]
+    peers = [peer_spec(conf, run_dir, i, python) for i in range(conf.run.peers)]
+    return Plan(registry_spec(conf, run_dir, python), services, peers)
+
+
+def _host(conf: SlurmgenConf) -> str:
+    """Bind address: loopback locally; on a cluster the node's own address ("auto")."""
+    if conf.cluster.kind == "local":
+        return conf.cluster.host or "127.0.0.1"
+    return conf.cluster.host or "auto"

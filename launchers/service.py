@@ -24,12 +24,13 @@ from pathlib import Path
 import aiohttp
 import zmq.asyncio
 
+from slurmgen import sockets
 from slurmgen.errors import StartupError
 from slurmgen.lifeline import die_with_parent
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
 from slurmgen.protocol import Member
-from slurmgen.rundir import RunDir
+from slurmgen.rundir import RunDir, write_atomic
 
 log = logging.getLogger("slurmgen.service")
 
@@ -70,6 +71,8 @@ async def stop_child(child: asyncio.subprocess.Process, grace_s: float = 10.0) -
 
 
 async def supervise(args: argparse.Namespace, run: RunDir) -> int:
+    args.host = sockets.default_host("slurm" if args.host == "auto" else "local", args.host)
+    run.not_ready(args.name).unlink(missing_ok=True)
     port = free_port(args.host)
     argv = [a.replace("{port}", str(port)).replace("{host}", args.host) for a in args.command]
     log_path = run.log(args.name)
@@ -85,6 +88,7 @@ async def supervise(args: argparse.Namespace, run: RunDir) -> int:
     except StartupError as exc:
         log.error("%s", exc)
         print(f"slurmgen service {args.name}: {exc}", file=sys.stderr)
+        write_atomic(run.not_ready(args.name), str(exc).encode())
         await stop_child(child)
         return 1
     ctx = zmq.asyncio.Context()
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--kind", default="llm")
     parser.add_argument("--model", default="")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help='bind address; "auto" = this node\'s address')
     parser.add_argument("--capacity", type=int, default=0)
     parser.add_argument("--health-path", default="/health")
     parser.add_argument("--ready-timeout", type=float, default=120.0)

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import time
+from typing import Any, Protocol
 from pathlib import Path
 
 import msgspec
@@ -15,7 +16,7 @@ import msgspec
 from slurmgen import curve, dataset
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
-from slurmgen.errors import SlurmgenError, StartupError
+from slurmgen.errors import ConfigError, SlurmgenError, StartupError
 from slurmgen.launchers.local import LocalLauncher, Running
 from slurmgen.launchers.plan import make_plan
 from slurmgen.logs import setup_logging
@@ -60,6 +61,11 @@ def _clear_stale(run: RunDir, shards: int) -> None:
         run.shard_done(i).unlink(missing_ok=True)
 
 
+class Watcher(Protocol):
+    def check(self) -> None:
+        """Raise RunFailed (or another SlurmgenError) when the run cannot go on."""
+
+
 class Supervisor:
     """Restarts a crashed process (bounded); a peer resumes from its shard's records."""
 
@@ -94,7 +100,7 @@ def _all_done(run: RunDir, shards: int) -> bool:
     return all(run.shard_done(i).exists() for i in range(shards))
 
 
-def _wait_registry(run: RunDir, supervisor: Supervisor, timeout_s: float) -> None:
+def _wait_registry(run: RunDir, supervisor: Watcher, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not run.registry_address.exists():
         supervisor.check()
@@ -103,7 +109,7 @@ def _wait_registry(run: RunDir, supervisor: Supervisor, timeout_s: float) -> Non
         time.sleep(0.05)
 
 
-def follow(run: RunDir, supervisor: Supervisor, conf: SlurmgenConf, bar: ProgressBar) -> None:
+def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBar) -> None:
     tail = ResultsTail(run.results)
     while True:
         counts = tail.poll()
@@ -116,21 +122,33 @@ def follow(run: RunDir, supervisor: Supervisor, conf: SlurmgenConf, bar: Progres
         time.sleep(POLL_S)
 
 
+def make_launcher(conf: SlurmgenConf, run: RunDir) -> tuple[Any, Any]:
+    """cluster.kind picks the launcher; the second item's check() watches the processes."""
+    if conf.cluster.kind == "slurm":
+        from slurmgen.launchers.slurm import SlurmLauncher
+
+        slurm = SlurmLauncher(conf, run)
+        return slurm, slurm
+    if conf.cluster.kind != "local":
+        raise ConfigError(f"cluster.kind={conf.cluster.kind!r} is unknown; valid: local, slurm "
+                          "(on the command line: cluster=local or cluster=slurm)")
+    local = LocalLauncher(run)
+    return local, Supervisor(local, conf.run.max_restarts)
+
+
 def execute(conf: SlurmgenConf) -> Path:
     run, workflow, expected = prepare(conf)
     setup_logging(run.log("driver"))
     started = time.time()
     plan = make_plan(conf, run.root)
-    launcher = LocalLauncher(run)
-    supervisor = Supervisor(launcher, conf.run.max_restarts)
+    launcher, supervisor = make_launcher(conf, run)
     _clear_stale(run, conf.run.peers)
     bar = ProgressBar(expected, ResultsTail(run.results).poll(), enabled=conf.run.progress)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         launcher.start(plan.registry)
         _wait_registry(run, supervisor, conf.run.startup_timeout_s)
-        for spec in [*plan.services, *plan.peers]:
-            launcher.start(spec)
+        launcher.start_all([*plan.services, *plan.peers])
         follow(run, supervisor, conf, bar)
     finally:
         bar.close()

@@ -42,6 +42,10 @@ class RunDir:
     def shard_done(self, index: int) -> Path:
         return self.state / f"shard-{index:05d}.done"
 
+    def not_ready(self, name: str) -> Path:
+        """Written by a service supervisor whose service never became healthy (the reason)."""
+        return self.state / f"{name}.not-ready"
+
     def stats(self, name: str) -> Path:
         return self.state / f"stats-{name}.json"
 

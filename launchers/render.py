@@ -1,0 +1,165 @@
+"""Render the sbatch templates of ``sbatch/`` for one config, without submitting.
+
+    python -m slurmgen.launchers.render workflow=nr cluster=slurm run.dir=DIR [key=value ...]
+
+writes ``DIR/config.yaml`` (what the jobs read) and ``DIR/sbatch/{registry,llm,peers,
+hetjob}.sbatch`` + ``submit.sh``; ``bash DIR/sbatch/submit.sh`` submits them by hand.
+Placeholders are ``{{name}}``; the text is a pure function of the config
+(``render_all``), pinned by golden files in ``tests/golden/sbatch/``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from importlib import resources
+from pathlib import Path
+
+from slurmgen.config import SlurmgenConf
+from slurmgen.errors import ConfigError
+from slurmgen.launchers.plan import llm_spec, peer_spec, registry_spec
+from slurmgen.launchers.resources import directives, job_conf, job_name
+
+TEMPLATES = ("registry.sbatch", "llm.sbatch", "peers.sbatch", "hetjob.sbatch", "submit.sh")
+ARRAY_INDEX = "${SLURM_ARRAY_TASK_ID}"
+HET_UNIT = "${UNIT}"
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def template_text(name: str) -> str:
+    try:
+        return (resources.files("slurmgen.sbatch") / name).read_text()
+    except ModuleNotFoundError:  # an editable install made before sbatch/ was packaged
+        return (Path(__file__).resolve().parent.parent / "sbatch" / name).read_text()
+
+
+def fill(template: str, values: dict[str, str], where: str = "template") -> str:
+    """Replace every ``{{name}}``; an unknown name is an error (no silent blanks)."""
+    def one(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise ConfigError(f"{where}: no value for {{{{{key}}}}}; known: {', '.join(sorted(values))}")
+        return values[key]
+    return _PLACEHOLDER.sub(one, template)
+
+
+def shell_join(argv: list[str]) -> str:
+    """Quote for bash, leaving ``${VAR}`` references expandable."""
+    return " ".join(f'"{a}"' if "${" in a else shlex.quote(a) for a in argv)
+
+
+def _sbatch_lines(conf: SlurmgenConf, component: str) -> str:
+    return "\n".join(f"#SBATCH {d}" for d in directives(conf.cluster, component))
+
+
+def _setup(conf: SlurmgenConf, *components: str) -> str:
+    lines = [line for c in components for line in job_conf(conf.cluster, c).setup]
+    names = " / ".join(f"cluster.{c}.setup" for c in components)
+    return "\n".join(lines) if lines else f"# setup lines go here ({names})"
+
+
+def _values(conf: SlurmgenConf, run_dir: Path, python: str) -> dict[str, str]:
+    if re.search(r"\s", str(run_dir)):
+        raise ConfigError(f"run.dir={run_dir!s} contains whitespace; sbatch --output cannot take it")
+    return {"run_dir": str(run_dir), "shards": str(conf.run.peers), "replicas": str(conf.llm.replicas),
+            "backend": conf.llm.backend}
+
+
+def render_component(conf: SlurmgenConf, run_dir: Path, component: str, python: str) -> str:
+    values = _values(conf, run_dir, python)
+    if component == "registry":
+        spec, last = registry_spec(conf, run_dir, python), 0
+    elif component == "llm":
+        spec, last = llm_spec(conf, run_dir, ARRAY_INDEX, python), conf.llm.replicas - 1
+    else:
+        spec, last = peer_spec(conf, run_dir, ARRAY_INDEX, python), conf.run.peers - 1
+    values.update(job_name=job_name(conf.cluster, component), directives=_sbatch_lines(conf, component),
+                  setup=_setup(conf, component), command=shell_join(spec.argv), last_index=str(last))
+    file = {"peer": "peers.sbatch"}.get(component, f"{component}.sbatch")
+    return fill(template_text(file), values, file)
+
+
+def render_hetjob(conf: SlurmgenConf, run_dir: Path, python: str) -> str:
+    values = _values(conf, run_dir, python)
+    values.update(job_name=job_name(conf.cluster, "het"), last_index=str(conf.run.peers - 1),
+                  llm_directives=_sbatch_lines(conf, "llm"), peer_directives=_sbatch_lines(conf, "peer"),
+                  setup=_setup(conf, "llm", "peer"),
+                  llm_command=shell_join(llm_spec(conf, run_dir, HET_UNIT, python).argv),
+                  peer_command=shell_join(peer_spec(conf, run_dir, HET_UNIT, python).argv))
+    return fill(template_text("hetjob.sbatch"), values, "hetjob.sbatch")
+
+
+def _submit_lines(conf: SlurmgenConf) -> str:
+    has_llm = conf.llm.backend != "openai"
+    if conf.cluster.hetjob and has_llm:
+        return (f"for i in $(seq 0 {conf.run.peers - 1}); do sbatch --export=ALL,UNIT=$i hetjob.sbatch; done"
+                "  # cluster.hetjob=true")
+    return ("sbatch llm.sbatch\n" if has_llm else "") + "sbatch peers.sbatch"
+
+
+def render_all(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> dict[str, str]:
+    """File name -> text, for every template that applies to this config."""
+    out = {"registry.sbatch": render_component(conf, run_dir, "registry", python),
+           "peers.sbatch": render_component(conf, run_dir, "peer", python)}
+    if conf.llm.backend != "openai":
+        out["llm.sbatch"] = render_component(conf, run_dir, "llm", python)
+        out["hetjob.sbatch"] = render_hetjob(conf, run_dir, python)
+    values = {**_values(conf, run_dir, python), "submit_lines": _submit_lines(conf)}
+    out["submit.sh"] = fill(template_text("submit.sh"), values, "submit.sh")
+    return out
+
+
+def write_all(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> list[Path]:
+    out_dir = run_dir / "sbatch"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "slurm").mkdir(exist_ok=True)
+    written = []
+    for name, text in render_all(conf, run_dir, python).items():
+        path = out_dir / name
+        path.write_text(text)
+        path.chmod(0o755 if name.endswith(".sh") else 0o644)
+        written.append(path)
+    return written
+
+
+def compose(overrides: list[str]) -> SlurmgenConf:
+    """The config ``python -m slurmgen <overrides>`` would run, with cluster.kind=slurm."""
+    import hydra
+
+    from slurmgen.confload import register_all, typed
+    from slurmgen.overrides import check_overrides
+
+    check_overrides(overrides)
+    register_all()
+    with hydra.initialize_config_module("slurmgen.configs", version_base="1.3"):
+        conf = typed(hydra.compose("config", overrides=overrides))
+    conf.cluster.kind = "slurm"
+    return conf
+
+
+def main(argv: list[str] | None = None) -> int:
+    from slurmgen.driver import prepare
+    from slurmgen.errors import SlurmgenError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    if args[:1] == ["--run-dir"] and len(args) > 1:
+        args = [f"run.dir={args[1]}", *args[2:]]
+    try:
+        conf = compose(args)
+        run, _, _ = prepare(conf)
+        written = write_all(conf, run.root)
+    except SlurmgenError as exc:
+        print(f"slurmgen: error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(path)
+    print(f"nothing submitted; to submit by hand: bash {run.root / 'sbatch' / 'submit.sh'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
