@@ -64,7 +64,7 @@ class Peer:
         self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env))
         self.static_llm = [Endpoint(url=u, model=conf.llm.model) for u in conf.llm.urls]
         self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"))
-        self.node = sockets.node_name()
+        self.node = node_of(conf, shard)
         member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=self.node,
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=conf.run.heartbeat_s,
@@ -112,7 +112,7 @@ class Peer:
     def _pump(self, role: str) -> None:
         queue = self.pending[role]
         while queue:
-            dest = self.router.pick(role)
+            dest = self.router.pick(role, self.node)
             if dest is None:
                 return
             self._deliver(dest, queue.popleft())
@@ -316,6 +316,12 @@ class Peer:
         if self.blobs is not None:
             self.blobs.close()
         self.ctx.term()
+
+
+def node_of(conf: SlurmgenConf, shard: int) -> str:
+    if conf.cluster.kind == "local" and conf.cluster.local_nodes > 1:
+        return f"node-{shard % conf.cluster.local_nodes}"
+    return sockets.node_name()
 
 
 def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:

@@ -3,7 +3,9 @@
 Each peer advertises a capacity (handler slots). A sender may have at most that many
 of its messages outstanding at a receiver; the receiver returns a Credit when a
 handler finishes. Among the peers hosting a role, the one with the most free credits
-wins (ties: round-robin), so load spreads and nobody is flooded.
+wins (ties: round-robin), so load spreads and nobody is flooded. Peers on the
+preferred node (the sender's: where the task's spilled payloads are) go first while
+any of them has a free credit, so payloads rarely cross the network.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class CreditRouter:
     def __init__(self) -> None:
         self._hosts: dict[str, list[str]] = {}
         self._capacity: dict[str, int] = {}
+        self._node: dict[str, str] = {}
         self.outstanding: defaultdict[str, int] = defaultdict(int)
         self._rr = itertools.count()
 
@@ -28,6 +31,7 @@ class CreditRouter:
                 hosts[role].append(m.peer_id)
         self._hosts = dict(hosts)
         self._capacity = {m.peer_id: m.capacity for m in peers}
+        self._node = {m.peer_id: m.node for m in peers}
 
     def hosts(self, role: str) -> list[str]:
         return self._hosts.get(role, [])
@@ -35,11 +39,19 @@ class CreditRouter:
     def free(self, peer_id: str) -> int:
         return self._capacity.get(peer_id, 0) - self.outstanding[peer_id]
 
-    def pick(self, role: str) -> str | None:
-        """The peer with the most free credits for ``role``; None when all are full."""
+    def pick(self, role: str, node: str = "") -> str | None:
+        """The peer with the most free credits for ``role`` (on ``node`` first); None when all are full."""
         hosts = self._hosts.get(role)
         if not hosts:
             return None
+        if node:
+            local = [h for h in hosts if self._node.get(h) == node]
+            best = self._best(local) if local else None
+            if best is not None:
+                return best
+        return self._best(hosts)
+
+    def _best(self, hosts: list[str]) -> str | None:
         start = next(self._rr) % len(hosts)
         best, best_free = None, 0
         for i in range(len(hosts)):

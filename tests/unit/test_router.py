@@ -30,3 +30,12 @@ def test_unknown_role_and_forgotten_peer():
     assert r.pick("a") == "p1"
     r.forget("p1")
     assert r.free("p1") == 1
+
+
+def test_peers_on_the_preferred_node_go_first_while_they_have_credits():
+    r = CreditRouter()
+    r.update([Member(peer_id=p, kind="peer", address="x", roles=("a",), capacity=2, node=n)
+              for p, n in (("far1", "n2"), ("near", "n1"), ("far2", "n2"))])
+    assert [r.pick("a", "n1") for _ in range(2)] == ["near", "near"]
+    assert r.pick("a", "n1") in ("far1", "far2")  # near is full: load wins over locality
+    assert r.pick("a", "n9") in ("far1", "far2")
