@@ -120,6 +120,27 @@ class RunConf:
 
 
 @dataclass
+class SlurmJobConf:
+    """Resources of one component's SLURM jobs ("" / 0 = the site's default)."""
+
+    # override cluster.partition / account / qos for this component
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    # wall-clock limit (sbatch --time) in minutes
+    time_min: int = 60
+    cpus_per_task: int = 1
+    # sbatch --mem, e.g. "8G"; "" = the partition's default
+    mem: str = ""
+    # sbatch --gpus-per-node (vLLM / SGLang: tensor parallel size goes in llm.extra_args)
+    gpus_per_node: int = 0
+    # more sbatch directives, as written after "#SBATCH ", e.g. ["--constraint=a100", "--exclusive"]
+    extra_directives: list[str] = field(default_factory=list)
+    # shell lines run before the command, e.g. ["module load cuda/12.1", "source ~/venv/bin/activate"]
+    setup: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ClusterConf:
     kind: str = "local"  # local | slurm
     # interface address peers bind to; "" = 127.0.0.1 locally, the node's hostname on SLURM
@@ -127,6 +148,31 @@ class ClusterConf:
     # local runs only: pretend the peers sit on this many nodes (node-<shard % n>), each
     # with its own spill store, to exercise cross-node spill on one machine
     local_nodes: int = 1
+    # defaults for every component's jobs (each component may override them)
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    # per component: LLM servers (one array task per replica), agent peers (one array
+    # task per input shard), tool pools; registry is used by the sbatch templates only
+    # (with cluster=slurm the driver runs the registry beside itself)
+    llm: SlurmJobConf = field(default_factory=lambda: SlurmJobConf(cpus_per_task=2))
+    peer: SlurmJobConf = field(default_factory=lambda: SlurmJobConf(cpus_per_task=1, mem="2G"))
+    toolpool: SlurmJobConf = field(default_factory=SlurmJobConf)
+    registry: SlurmJobConf = field(default_factory=lambda: SlurmJobConf(mem="1G"))
+    # pack one LLM replica and one agent peer into each heterogeneous job (#SBATCH hetjob)
+    # instead of one job array per component; needs llm.replicas <= run.peers
+    hetjob: bool = False
+    # an agent array task or LLM replica that fails, is cancelled, times out or is
+    # preempted for good is resubmitted alone at most this many times
+    max_resubmits: int = 3
+    # seconds between two job-state queries (sacct)
+    poll_s: float = 5.0
+    # SLURM sends USR2 this many seconds before the time limit: the job checkpoints and requeues
+    signal_delay_s: int = 90
+    # job names are "<job_prefix>-<component>" (what squeue / sacct show)
+    job_prefix: str = "slurmgen"
+    # after the run, wait this long for cancelled jobs to leave the queue
+    stop_timeout_s: float = 30.0
 
 
 @dataclass
@@ -164,5 +210,8 @@ def register_workflow(name: str, node: Any) -> None:
 def register_configs(workflows: Optional[dict[str, Any]] = None) -> None:
     cs = ConfigStore.instance()
     cs.store(name="slurmgen_schema", node=SlurmgenConf)
+    # cluster=local | cluster=slurm select the launcher (every knob stays in ClusterConf)
+    cs.store(group="cluster", name="local", node=ClusterConf(kind="local"))
+    cs.store(group="cluster", name="slurm", node=ClusterConf(kind="slurm"))
     for name, node in (workflows or {}).items():
         register_workflow(name, node)
