@@ -5,6 +5,7 @@ run from its output shards, stop everything it started, write summary.json.
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -23,6 +24,7 @@ from slurmgen.logs import setup_logging
 from slurmgen.progress import Counts, ResultsTail
 from slurmgen.resume import check_resume
 from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.spill.paths import spill_root
 from slurmgen.summary import read_records, summarize
 from slurmgen.ui import ProgressBar
 from slurmgen.workflow import Workflow, import_path, load_workflow
@@ -155,6 +157,8 @@ def execute(conf: SlurmgenConf) -> Path:
         for component in ("peer", "llm", "registry"):
             launcher.stop(component)
         signal.signal(signal.SIGTERM, previous)
+        if conf.cluster.kind == "local":  # every spill store of the run is on this machine
+            shutil.rmtree(spill_root(conf.spill, run.root), ignore_errors=True)
     summary = summarize(list(read_records(run.results)), workflow=workflow.name, started_at=started,
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)
     write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))

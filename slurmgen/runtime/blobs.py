@@ -7,10 +7,8 @@ FetchBlobs for that node; nothing else runs for it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import logging
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -19,18 +17,13 @@ import msgspec
 from slurmgen.config import SpillConf
 from slurmgen.membership import MemberView
 from slurmgen.protocol import Blobs, FetchBlobs, FreeBlobs, Orchestrator
+from slurmgen.spill.paths import store_path
 from slurmgen.spill.policy import Spiller, SpillLost
 from slurmgen.spill.store import BlobStore
 
 log = logging.getLogger("slurmgen.blobs")
 
 FETCH_TIMEOUT_S = 10.0
-
-
-def store_path(conf: SpillConf, run_root: Path, node: str) -> Path:
-    base = Path(conf.dir) if conf.dir else Path(tempfile.gettempdir()) / "slurmgen-spill"
-    run_id = hashlib.blake2b(str(run_root).encode(), digest_size=6).hexdigest()
-    return base / run_id / node
 
 
 class BlobService:

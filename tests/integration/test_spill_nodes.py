@@ -10,7 +10,7 @@ import sys
 import time
 
 from slurmgen.config import SpillConf
-from slurmgen.runtime.blobs import store_path
+from slurmgen.spill.paths import store_path
 from tests.conftest import REPO, run_slurmgen
 from tests.integration.test_bad_input_and_stop import count
 from tests.integration.test_chaos import pids
