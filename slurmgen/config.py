@@ -103,6 +103,8 @@ class RunConf:
     curve: bool = True
     # resume even if pinned keys (workflow, dataset.path, seed, model) changed
     allow_config_change: bool = False
+    # check the config and every dataset row (bad rows listed by line), start nothing
+    validate_only: bool = False
     # holders of a task tell its origin every lease_renew_s; a task not renewed for
     # lease_s (its holder died, its message was lost) is issued again from its row
     lease_renew_s: float = 2.0

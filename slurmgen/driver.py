@@ -17,7 +17,7 @@ import msgspec
 from slurmgen import curve, dataset
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
-from slurmgen.errors import ConfigError, SlurmgenError, StartupError
+from slurmgen.errors import ConfigError, DatasetError, SlurmgenError, StartupError
 from slurmgen.launchers.local import LocalLauncher, Running
 from slurmgen.launchers.plan import make_plan
 from slurmgen.logs import setup_logging
@@ -27,6 +27,7 @@ from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.spill.paths import spill_root
 from slurmgen.summary import read_records, summarize
 from slurmgen.ui import ProgressBar
+from slurmgen.validate import report, validate
 from slurmgen.workflow import Workflow, import_path, load_workflow
 
 log = logging.getLogger("slurmgen.driver")
@@ -138,7 +139,14 @@ def make_launcher(conf: SlurmgenConf, run: RunDir) -> tuple[Any, Any]:
     return local, Supervisor(local, conf.run.max_restarts)
 
 
-def execute(conf: SlurmgenConf) -> Path:
+def execute(conf: SlurmgenConf) -> Path | None:
+    if conf.run.validate_only:
+        result = validate(conf)
+        print(report(result, conf.dataset.path))
+        if not result.ok:
+            raise DatasetError(f"{len(result.bad)} bad rows (listed above); fix them or let them become failed records")
+        print("config and dataset are valid; nothing was started")
+        return None
     run, workflow, expected = prepare(conf)
     setup_logging(run.log("driver"))
     started = time.time()
@@ -154,7 +162,7 @@ def execute(conf: SlurmgenConf) -> Path:
         follow(run, supervisor, conf, bar)
     finally:
         bar.close()
-        for component in ("peer", "llm", "registry"):
+        for component in ("peer", "toolpool", "llm", "registry"):
             launcher.stop(component)
         signal.signal(signal.SIGTERM, previous)
         if conf.cluster.kind == "local":  # every spill store of the run is on this machine

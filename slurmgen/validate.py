@@ -1,0 +1,42 @@
+"""``run.validate_only=true``: check the config and every row of the dataset, start nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slurmgen import dataset
+from slurmgen.config import SlurmgenConf
+from slurmgen.launchers.plan import make_plan
+from slurmgen.workflow import import_path, load_workflow
+
+
+@dataclass
+class Validation:
+    rows: int = 0
+    bad: list[str] = field(default_factory=list)  # one reason per bad row, naming its line
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad
+
+
+def validate(conf: SlurmgenConf) -> Validation:
+    """Raises SlurmgenError for a config problem; returns the bad rows otherwise."""
+    workflow = load_workflow(conf.workflow)
+    path = (dataset.check_path(conf.dataset.path) if conf.dataset.path
+            else Path(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")()))
+    make_plan(conf, Path(conf.run.dir))
+    result = Validation()
+    for _, lineno, line in dataset.iter_lines(path, conf.dataset.limit):
+        result.rows += 1
+        row = dataset.parse_row(lineno, line, workflow.row_type)
+        if isinstance(row, dataset.BadRow):
+            result.bad.append(row.reason)
+    return result
+
+
+def report(result: Validation, path: str) -> str:
+    head = f"{path or 'built-in dataset'}: {result.rows} rows, {len(result.bad)} bad"
+    return "\n".join([head, *(f"  {reason}" for reason in result.bad[:200]),
+                      *([f"  … and {len(result.bad) - 200} more"] if len(result.bad) > 200 else [])])
