@@ -9,6 +9,7 @@ import zmq
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
 
+from slurmgen.codec import MAX_FRAME_BYTES
 from slurmgen.curve import CurveKeys
 
 HWM = 100_000
@@ -50,6 +51,7 @@ class Sockets:
     def bind_router(self, host: str) -> tuple[zmq.asyncio.Socket, str]:
         """A ROUTER inbox bound to an ephemeral port; returns it and its real address."""
         sock = self._common(zmq.ROUTER)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # a sender of a bigger frame is disconnected
         self._serve(sock)
         sock.bind(f"tcp://{host}:0")
         return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
