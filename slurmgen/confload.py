@@ -2,11 +2,13 @@
 
 Workflows are found through the ``slurmgen.workflows`` entry-point group
 (``name = "package.module:ConfClass"``), so a user's package adds one without
-touching slurmgen. A workflow without a class uses the plain ``WorkflowConf``.
+touching slurmgen, and — for a quick experiment without packaging — through the
+environment variable ``SLURMGEN_WORKFLOWS="name=module:ConfClass[,name2=...]"``.
 """
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,22 @@ from omegaconf.errors import OmegaConfBaseException
 
 from slurmgen.config import SlurmgenConf, WorkflowConf, register_configs
 from slurmgen.errors import ConfigError
+from slurmgen.workflow import import_path
 
 GROUP = "slurmgen.workflows"
 
 
+ENV = "SLURMGEN_WORKFLOWS"
+
+
 def workflow_classes() -> dict[str, type]:
-    return {ep.name: ep.load() for ep in entry_points(group=GROUP)}
+    classes = {ep.name: ep.load() for ep in entry_points(group=GROUP)}
+    for item in filter(None, os.environ.get(ENV, "").split(",")):
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{ENV}: {item!r} must look like name=package.module:ConfClass")
+        classes[name.strip()] = import_path(path.strip(), f"{ENV} ({name.strip()})")
+    return classes
 
 
 def register_all() -> dict[str, type]:
