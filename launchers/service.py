@@ -29,6 +29,7 @@ from slurmgen.errors import StartupError
 from slurmgen.lifeline import die_with_parent
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
+from slurmgen.metrics import write_target
 from slurmgen.protocol import Member
 from slurmgen.rundir import RunDir, write_atomic
 
@@ -97,10 +98,13 @@ async def supervise(args: argparse.Namespace, run: RunDir) -> int:
     client = RegistryClient(ctx, run.registry_address, member, heartbeat_s=args.heartbeat_s, liveness=5)
     await client.start(args.ready_timeout)
     log.info("%s healthy at %s and registered", args.name, url)
+    targets = write_target(run.root, args.name, f"{args.host}:{port}", {"kind": args.kind})  # its /metrics
     waiter = asyncio.create_task(child.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
     await client.close()
+    for path in targets:
+        path.unlink(missing_ok=True)
     ctx.term()
     code = child.returncode
     await stop_child(child)

@@ -119,6 +119,12 @@ class RunConf:
     # stop the run early when failed / done passes this, once min_tasks_for_rate are done
     max_failure_rate: float = 0.5
     min_tasks_for_rate: int = 50
+    # Prometheus metrics: every process serves /metrics on a free port and writes its scrape
+    # target to RUN/state/prometheus/<name>.json (file_sd); see docs/operations.md
+    metrics: bool = True
+    # also write the targets, as <run>-<name>.json, into this flat directory (one file_sd
+    # glob for every run, for a site's Prometheus); "" = the run directory only
+    metrics_sd_dir: str = ""
 
 
 @dataclass

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen import curve, dataset
+from slurmgen import curve, dataset, sockets
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
 from slurmgen.errors import ConfigError, DatasetError, SlurmgenError, StartupError
 from slurmgen.launchers.local import LocalLauncher, Running
 from slurmgen.launchers.plan import make_plan
 from slurmgen.logs import setup_logging
+from slurmgen.metrics import DriverMetrics, Exporter
 from slurmgen.progress import Counts, ResultsTail
+from slurmgen.report import write_report
 from slurmgen.resume import check_resume
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.spill.paths import spill_root
@@ -112,11 +114,14 @@ def _wait_registry(run: RunDir, supervisor: Watcher, timeout_s: float) -> None:
         time.sleep(0.05)
 
 
-def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBar) -> None:
+def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBar,
+           metrics: DriverMetrics | None = None) -> None:
     tail = ResultsTail(run.results)
     while True:
         counts = tail.poll()
         bar.update(counts)
+        if metrics is not None:
+            metrics.update(counts)
         if _all_done(run, conf.run.peers):
             bar.update(tail.poll())
             return
@@ -153,15 +158,20 @@ def execute(conf: SlurmgenConf) -> Path | None:
     plan = make_plan(conf, run.root)
     launcher, supervisor = make_launcher(conf, run)
     _clear_stale(run, conf.run.peers)
-    bar = ProgressBar(expected, ResultsTail(run.results).poll(), enabled=conf.run.progress)
+    initial = ResultsTail(run.results).poll()
+    bar = ProgressBar(expected, initial, enabled=conf.run.progress)
+    exporter = Exporter("driver", run.root, sockets.default_host(conf.cluster.kind, conf.cluster.host),
+                        kind="driver", enabled=conf.run.metrics, sd_extra_dir=conf.run.metrics_sd_dir or None)
+    metrics = exporter.driver(expected, initial)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         launcher.start(plan.registry)
         _wait_registry(run, supervisor, conf.run.startup_timeout_s)
         launcher.start_all([*plan.services, *plan.peers])
-        follow(run, supervisor, conf, bar)
+        follow(run, supervisor, conf, bar, metrics)
     finally:
         bar.close()
+        exporter.close()
         for component in ("peer", "toolpool", "llm", "registry"):
             launcher.stop(component)
         signal.signal(signal.SIGTERM, previous)
@@ -170,8 +180,14 @@ def execute(conf: SlurmgenConf) -> Path | None:
     summary = summarize(list(read_records(run.results)), workflow=workflow.name, started_at=started,
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)
     write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))
+    try:
+        report = write_report(run.root)
+    except Exception:  # the report is a convenience: it never fails a finished run
+        log.exception("report.html not written; try: python -m slurmgen.report %s", run.root)
+        report = None
     print(f"{summary.tasks_total} records ({summary.tasks_ok} ok, {summary.tasks_rejected} rejected, "
-          f"{summary.tasks_failed} failed), {summary.tokens_per_s:.0f} tokens/s; summary: {run.summary}")
+          f"{summary.tasks_failed} failed), {summary.tokens_per_s:.0f} tokens/s; summary: {run.summary}"
+          + (f"; report: {report}" if report else ""))
     return run.root
 
 

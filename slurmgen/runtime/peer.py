@@ -33,6 +33,7 @@ from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
+from slurmgen.metrics import Exporter
 from slurmgen.protocol import Blobs, Credit, FetchBlobs, FreeBlobs, Hold, Member, Orchestrator
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.runtime.blobs import BlobService
@@ -56,6 +57,9 @@ class Peer:
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
         host = sockets.default_host(conf.cluster.kind, conf.cluster.host)
         self.inbox, self.address = self.sockets.bind_router(host)
+        self.exporter = Exporter(f"peer-{shard}", run.root, host, kind="peer", enabled=conf.run.metrics,
+                                 sd_extra_dir=conf.run.metrics_sd_dir or None)
+        self.metrics = self.exporter.peer(self.workflow.roles)
         self.router = CreditRouter()
         self.pending: dict[str, deque[Orchestrator]] = collections.defaultdict(deque)
         self.outboxes: dict[str, zmq.asyncio.Socket] = {}
@@ -190,6 +194,7 @@ class Peer:
 
     async def _work(self, orch: Orchestrator, sender: str) -> None:
         self.registry.load += 1
+        mark = self.metrics.role_start(orch)
         try:
             if self.blobs is None:
                 await run_role(self.workflow, self.role_ctx, orch)
@@ -198,6 +203,7 @@ class Peer:
         finally:
             self.registry.load -= 1
             self._give_credit(sender)
+        self.metrics.role_end(mark, orch)
         self.send(orch)
 
     async def _work_spilled(self, orch: Orchestrator, blobs: BlobService) -> None:
@@ -278,7 +284,9 @@ class Peer:
 
     def _write_stats(self) -> None:
         """Per incarnation, so a killed peer's last counts survive its restart."""
-        write_atomic(self.run.stats(f"peer-{self.peer_id}"), msgspec.json.encode(self._stats()))
+        stats = self._stats()
+        write_atomic(self.run.stats(f"peer-{self.peer_id}"), msgspec.json.encode(stats))
+        self.metrics.sync(stats)
 
     # -- lifecycle --------------------------------------------------------------------
     async def serve(self, stop: asyncio.Event) -> None:
@@ -307,6 +315,7 @@ class Peer:
     async def close(self) -> None:
         self.ledger.close()
         self._write_stats()
+        self.exporter.close()
         await self.registry.close()
         await self.llm.close()
         for sock in self.outboxes.values():

@@ -1,0 +1,419 @@
+"""The benchmark's sections and its command line.
+
+    python tools/bench.py [--quick] [--out DIR] [--only SECTION,...]
+
+Sections (each writes its part of DIR/results.json as soon as it is done):
+
+- ``micro``: CPU µs per hop (4 KiB task message, two processes, real sockets, codec,
+  router) and per LLM call in the client (real ``LLMClient``, zero-latency replica);
+- ``cpu``: CPU of all slurmgen processes (driver, registry, peers — not the simulator)
+  per LLM call, on a 4-turn Coral run against zero-latency replicas;
+- ``saturation``: slurmgen's tokens/s over the ideal direct client's, same replicas,
+  same concurrency, same request stream (nr, coral); on nr, in the same run, the
+  baselines (central single loop, batch barrier, thread pool);
+- ``scale``: 12,400 concurrent Coral tasks in one run; RSS per in-flight task;
+- ``scaling``: tokens/s as agent peers and replicas grow 1 -> 2 -> 4 -> 8;
+- ``spill``: bytes on the wire with and without spill (pending until peers count bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .common import SimFleet, dump_json, loadavg, log, machine
+from .harness import BENCH_PY, read_peer_stats, run_slurmgen, run_worker
+
+SECTIONS = ("micro", "cpu", "saturation", "scale", "scaling", "spill")
+
+CORAL_4 = {"max_turns": 4}  # the 4-turn Coral conversation of the issue
+CORAL_4_ARGS = ["workflow.max_turns=4"]
+CORAL_ROWS = 300  # built-in Coral questions
+NR_ROWS = 1000  # built-in NR documents
+
+QUICK: dict[str, Any] = dict(
+    scale=20.0, replicas=2, peers=2, per_replica=256, warm=3.0, window=6.0, record_tasks=300, repeats=1,
+    nr_replicas=2, nr_scale=20.0, equal_concurrency=False,
+    thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_trials=1, scale_tasks=2000, scale_small=200,
+    scale_time_scale=5.0, scale_hold=10.0, scaling_ks=[1, 2], scaling_scale=5.0,
+)
+FULL: dict[str, Any] = dict(
+    scale=20.0, replicas=2, peers=2, per_replica=256, warm=8.0, window=30.0, record_tasks=1000, repeats=2,
+    nr_replicas=4, nr_scale=10.0, equal_concurrency=True,
+    thread_sweep=[3, 16, 64, 256], hop_s=5.0, client_s=6.0, cpu_trials=8, scale_tasks=12400, scale_small=400,
+    scale_time_scale=5.0, scale_hold=30.0, scaling_ks=[1, 2, 4, 8], scaling_scale=5.0,
+)
+
+TARGETS = {
+    "saturation": 0.95, "cpu_us_per_hop": 100.0, "cpu_us_per_llm_call": 300.0, "cpu_ms_per_llm_call_all": 1.2,
+    "server_max_in_flight": 5000, "max_in_flight": 12400, "batch_barrier_ratio": 2.0, "thread_pool_ratio": 10.0,
+}
+
+
+class Bench:
+    def __init__(self, out: Path, quick: bool, curve_on: bool) -> None:
+        self.out, self.quick, self.curve_on = out, quick, curve_on
+        self.p = dict(QUICK if quick else FULL)
+        self.results: dict[str, Any] = {
+            "mode": "quick" if quick else "full", "targets": TARGETS, "machine": machine(),
+            "load_avg": {"start": loadavg()}, "curve": curve_on, "params": self.p, "timeline": {},
+            "saturation": {}, "baselines": {}, "scaling": [], "spill": {"status": "pending"},
+            "cpu_us_per_hop": None, "cpu_us_per_llm_call": None, "cpu_ms_per_llm_call_all": None,
+            "server_max_in_flight": 0, "max_in_flight": None, "bytes_per_inflight_task": None,
+            "section_errors": {}, "section_s": {},
+        }
+
+    def save(self) -> None:
+        dump_json(self.out / "results.json", self.results)
+
+    def _server_peak(self, value: float) -> None:
+        self.results["server_max_in_flight"] = max(self.results["server_max_in_flight"] or 0, int(value))
+
+    # -- micro -------------------------------------------------------------------------
+
+    def micro(self) -> None:
+        from .micro import run_hop
+
+        p, r = self.p, self.results
+        hops = [run_hop(BENCH_PY, window=64, duration=p["hop_s"], tmp=self.out),
+                run_hop(BENCH_PY, window=64, duration=p["hop_s"], curve_on=True, tmp=self.out),
+                run_hop(BENCH_PY, window=1, duration=p["hop_s"], tmp=self.out)]
+        r["hop"] = hops
+        main = hops[1] if self.curve_on else hops[0]
+        r["cpu_us_per_hop"] = main["cpu_us_per_hop"]
+        log(f"hop: {[h['cpu_us_per_hop'] for h in hops]} µs (window 64, 64+curve, 1)")
+        with SimFleet(1, "coral", profile="zero", time_scale=0) as fleet:
+            import subprocess
+
+            out = subprocess.run([sys.executable, BENCH_PY, "client-bench", "--url", fleet.urls[0], "--window", "64",
+                                  "--duration", str(p["client_s"])], capture_output=True, text=True, check=True)
+            client = json.loads(out.stdout.strip().splitlines()[-1])
+        r["client"] = client
+        r["cpu_us_per_llm_call"] = client["cpu_us_per_call"]
+        log(f"client: {client['cpu_us_per_call']} µs per call")
+
+    # -- cpu: all slurmgen processes per LLM call, zero-latency replicas -------------------
+
+    def cpu(self) -> None:
+        p, r = self.p, self.results
+        with SimFleet(p["replicas"], "coral", profile="zero", time_scale=0) as fleet:
+            res, sampler = run_slurmgen("cpu-coral4-zero", self.out, "coral", fleet, peers=p["peers"],
+                                        max_in_flight=256, trials=p["cpu_trials"], warm=0, window=0, timebox=False,
+                                        curve_on=self.curve_on, extra=CORAL_4_ARGS)
+        cpu_win = res["cpu_s_by_kind"]
+        slurmgen_cpu = sum(v for k, v in cpu_win.items() if k in ("driver", "registry", "peer"))
+        per_call = slurmgen_cpu / max(res["requests"], 1) * 1e3
+        total = sampler.total_cpu()
+        total_requests = sampler.samples[-1].requests - sampler.samples[0].requests
+        r["cpu"] = {
+            "workflow": "coral", "max_turns": 4, "replicas": fleet.n, "peers": p["peers"], "max_in_flight": 256,
+            "llm_calls_window": res["requests"], "cpu_s_window_by_kind": cpu_win,
+            "cpu_ms_per_llm_call_window": round(per_call, 3),
+            "llm_calls_total": total_requests, "cpu_s_total_by_kind": {k: round(v, 3) for k, v in total.items()},
+            "cpu_ms_per_llm_call_total": round(sum(total.values()) / max(total_requests, 1) * 1e3, 3),
+            "sim_cpu_ms_per_llm_call_window": round(res["sim_cpu_s"] / max(res["requests"], 1) * 1e3, 3),
+            "requests_per_s": res["requests_per_s"], "cores_busy": res["cores_busy"],
+            "hops_per_llm_call": _hops_per_call(res["peer_stats"], total_requests),
+            "peer_stats": res["peer_stats"],
+        }
+        r["cpu_ms_per_llm_call_all"] = round(per_call, 3)
+        self._server_peak(res["server_max_in_flight"])
+        log(f"cpu: {per_call:.3f} ms per LLM call (window), {r['cpu']['cpu_ms_per_llm_call_total']} ms incl. startup")
+
+    # -- saturation and baselines ---------------------------------------------------------
+
+    def _record(self, workflow: str, overrides: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+        """The request stream: the workflow's first tasks run once against a zero-latency replica."""
+        chains = self.out / "runs" / f"chains-{workflow}.jsonl"
+        chains.parent.mkdir(parents=True, exist_ok=True)
+        with SimFleet(1, workflow, profile="zero", time_scale=0) as fleet:
+            spec = dict(kind="record", workflow=workflow, urls=fleet.urls, concurrency=64,
+                        max_tasks=self.p["record_tasks"], workflow_overrides=overrides, chains=str(chains))
+            res, _ = run_worker(f"record-{workflow}", spec, fleet, warm=0, window=0, timebox=False)
+        return str(chains), res.get("worker", {})
+
+    def saturation(self) -> None:
+        p = self.p
+        self._saturation("nr", None, [], p["nr_replicas"], p["nr_scale"], baselines=True)
+        self._saturation("coral", CORAL_4, CORAL_4_ARGS, p["replicas"], p["scale"], baselines=False)
+
+    def _saturation(self, workflow: str, overrides: dict[str, Any] | None, args: list[str], replicas: int,
+                    scale: float, baselines: bool) -> None:
+        p, r = self.p, self.results
+        chains, recorded = self._record(workflow, overrides)
+        m = p["per_replica"] * replicas
+        peers = max(p["peers"], replicas // 2)
+        rows = NR_ROWS if workflow == "nr" else CORAL_ROWS
+        trials = max(2, math.ceil(40 * m / rows))
+        runs: dict[str, Any] = {}
+        reps: dict[str, list[dict[str, Any]]] = {"ideal": [], "slurmgen": []}
+        with SimFleet(replicas, workflow, time_scale=scale) as fleet:
+            for i in range(p["repeats"]):  # interleaved, so that a drift of the machine's load hits both
+                ideal_spec = dict(kind="ideal", workflow=workflow, urls=fleet.urls, concurrency=m, chains=chains)
+                res, _ = run_worker(f"{workflow}-ideal-{i}", ideal_spec, fleet, warm=p["warm"], window=p["window"])
+                reps["ideal"].append(res)
+                res, _ = run_slurmgen(f"{workflow}-slurmgen-{i}", self.out, workflow, fleet, peers=peers,
+                                      max_in_flight=m, trials=trials, warm=p["warm"], window=p["window"],
+                                      curve_on=self.curve_on, extra=[*args, f"run.peer_capacity={max(512, m)}"])
+                reps["slurmgen"].append(res)
+            for key, lst in reps.items():
+                runs[key] = dict(lst[-1])
+                runs[key]["tokens_per_s"] = sum(x["tokens_per_s"] for x in lst) / len(lst)
+                runs[key]["tokens_per_s_repeats"] = [round(x["tokens_per_s"], 1) for x in lst]
+            if baselines:
+                self._baselines(workflow, fleet, m, runs, peers, trials)
+        sat = runs["slurmgen"]["tokens_per_s"] / max(runs["ideal"]["tokens_per_s"], 1e-9)
+        r["saturation"][workflow] = {
+            "ratio": round(sat, 4), "slurmgen_tokens_per_s": round(runs["slurmgen"]["tokens_per_s"], 1),
+            "ideal_tokens_per_s": round(runs["ideal"]["tokens_per_s"], 1), "concurrency": m, "peers": peers,
+            "replicas": replicas, "time_scale": scale, "recorded": recorded, "overrides": overrides or {},
+            "repeats": {k: [round(x["tokens_per_s"], 1) for x in v] for k, v in reps.items()},
+            "runs": {k: _slim(v) for k, v in runs.items()},
+        }
+        for v in runs.values():
+            self._server_peak(v["server_max_in_flight"])
+        log(f"saturation {workflow}: {sat:.3f}")
+
+    def _baselines(self, workflow: str, fleet: SimFleet, m: int, runs: dict[str, Any], peers: int,
+                   trials: int) -> None:
+        p, r = self.p, self.results
+        common = dict(workflow=workflow, urls=fleet.urls)
+        if p["equal_concurrency"]:  # slurmgen held to the batch baseline's 400 tasks: the barrier's cost alone
+            runs["slurmgen_400"], _ = run_slurmgen(f"{workflow}-slurmgen-400", self.out, workflow, fleet, peers=peers,
+                                                   max_in_flight=400, trials=trials, warm=p["warm"],
+                                                   window=p["window"], curve_on=self.curve_on)
+        runs["central"], _ = run_worker("central", dict(kind="central", concurrency=m, **common), fleet,
+                                        warm=p["warm"], window=p["window"])
+        runs["batch"], _ = run_worker("batch", dict(kind="batch", concurrency=4, batch=100, **common), fleet,
+                                      warm=p["warm"], window=p["window"])
+        sweep = {}
+        for c in p["thread_sweep"]:
+            sweep[c], _ = run_worker(f"threads-{c}", dict(kind="threads", concurrency=c, **common), fleet,
+                                     warm=p["warm"], window=p["window"])
+        best_c = max(sweep, key=lambda c: sweep[c]["tokens_per_s"])
+        runs["threads_default"], runs["threads_best"] = sweep[3], sweep[best_c]
+        ours = runs["slurmgen"]["tokens_per_s"]
+
+        def entry(key: str, **extra: Any) -> dict[str, Any]:
+            tps = runs[key]["tokens_per_s"]
+            return {"tokens_per_s": round(tps, 1), "ratio": round(ours / max(tps, 1e-9), 3), **extra}
+
+        r["baselines"] = {
+            "workflow": workflow, "slurmgen_tokens_per_s": round(ours, 1), "slurmgen_concurrency": m,
+            "replicas": fleet.n, "time_scale": fleet.time_scale,
+            "central_single_loop": entry("central", concurrency=m),
+            "batch_barrier": entry("batch", batch=100, concurrency_batches=4),
+            "thread_pool_default": entry("threads_default", threads=3),
+            "thread_pool_best": entry("threads_best", threads=best_c),
+            "thread_pool_sweep": {str(c): round(v["tokens_per_s"], 1) for c, v in sweep.items()},
+            "sim_in_flight_mean": {k: round(runs[k]["sim_in_flight_mean"], 1) for k in
+                                   ("slurmgen", "central", "batch", "threads_default", "threads_best")},
+        }
+        if "slurmgen_400" in runs:
+            tps400 = runs["slurmgen_400"]["tokens_per_s"]
+            r["baselines"]["batch_barrier_equal_concurrency"] = {
+                "slurmgen_400_tokens_per_s": round(tps400, 1),
+                "ratio": round(tps400 / max(runs["batch"]["tokens_per_s"], 1e-9), 3)}
+        log(f"baselines: {json.dumps({k: v['ratio'] for k, v in r['baselines'].items() if isinstance(v, dict) and 'ratio' in v})}")
+
+    # -- scale ------------------------------------------------------------------------------
+
+    def scale(self) -> None:
+        p, r = self.p, self.results
+        big, small = p["scale_tasks"], p["scale_small"]
+        points = {}
+        with SimFleet(p["replicas"], "coral", time_scale=p["scale_time_scale"]) as fleet:
+            for m in (small, big):
+                trials = math.ceil(m / CORAL_ROWS) + (1 if m == big else 10)  # the small run must not run out
+                res, sampler = run_slurmgen(f"scale-{m}", self.out, "coral", fleet, peers=p["peers"],
+                                            max_in_flight=m, trials=trials, warm=p["scale_hold"], window=5.0,
+                                            curve_on=self.curve_on, watch_stats=True,
+                                            extra=[*CORAL_4_ARGS, f"run.peer_capacity={max(512, m)}"])
+                res["rss_peak"] = sampler.peak_rss()
+                res["rss_peak_by_kind"] = {k: sampler.peak_rss((k,)) for k in ("driver", "registry", "peer")}
+                res["sim_rss_peak"] = max(s.sim_rss for s in sampler.samples)
+                points[m] = res
+                self.results["timeline"][f"scale-{m}"] = sampler.timeline()
+                self._server_peak(res["server_max_in_flight"])
+        a, b = points[small], points[big]
+        per_task = (b["rss_peak"] - a["rss_peak"]) / max(b["tasks_in_flight_peak"] - a["tasks_in_flight_peak"], 1)
+        r["scale"] = {
+            "workflow": "coral", "max_turns": 4, "replicas": fleet.n, "peers": p["peers"],
+            "time_scale": p["scale_time_scale"],
+            "points": {str(m): {k: v[k] for k in ("tasks_in_flight_peak", "server_max_in_flight", "rss_peak",
+                                                  "rss_peak_by_kind", "sim_rss_peak", "tokens_per_s",
+                                                  "cores_busy", "ran_out")} for m, v in points.items()},
+            "bytes_per_inflight_task": round(per_task),
+            "sim_bytes_per_request": round((b["sim_rss_peak"] - a["sim_rss_peak"]) /
+                                           max(b["server_max_in_flight"] - a["server_max_in_flight"], 1)),
+        }
+        r["max_in_flight"] = b["tasks_in_flight_peak"]
+        r["bytes_per_inflight_task"] = round(per_task)
+        log(f"scale: {b['tasks_in_flight_peak']} tasks in flight, {per_task / 1024:.1f} KiB per task, "
+            f"server in flight {b['server_max_in_flight']:.0f}")
+
+    # -- scaling ------------------------------------------------------------------------------
+
+    def scaling(self) -> None:
+        p, r = self.p, self.results
+        base = None
+        for k in p["scaling_ks"]:
+            m = p["per_replica"] * k
+            trials = max(2, math.ceil(40 * m / NR_ROWS))
+            with SimFleet(k, "nr", time_scale=p["scaling_scale"]) as fleet:
+                res, _ = run_slurmgen(f"scaling-{k}", self.out, "nr", fleet, peers=k, max_in_flight=m, trials=trials,
+                                      warm=p["warm"], window=p["window"], curve_on=self.curve_on,
+                                      extra=[f"run.peer_capacity={max(512, m)}"])
+            tps = res["tokens_per_s"]
+            base = base or tps / k
+            r["scaling"].append({
+                "peers": k, "replicas": k, "max_in_flight": m, "time_scale": p["scaling_scale"],
+                "tokens_per_s": round(tps, 1), "efficiency": round(tps / (k * base), 3),
+                "engine_busy_frac": res["engine_busy_frac"], "cores_busy": res["cores_busy"],
+                "sim_in_flight_mean": round(res["sim_in_flight_mean"], 1),
+                "cpu_limited": res["cores_busy"] > 0.8 * (os.cpu_count() or 1),
+            })
+            self.save()
+
+    # -- spill --------------------------------------------------------------------------------
+
+    def spill(self) -> None:
+        """Bytes on the wire with and without spill, from the peers' byte counters when they have them."""
+        stats = []
+        for name in ("cpu-coral4-zero", "coral-slurmgen", "nr-slurmgen"):
+            stats.extend(read_peer_stats(self.out / "runs" / name))
+        keys = sorted({k for s in stats for k in s if "bytes" in k})
+        if not keys:
+            self.results["spill"] = {
+                "status": "pending",
+                "why": "the peers count no bytes on the wire yet (stats-peer-*.json has no *bytes* counter) and "
+                       "spill.enabled is not implemented; this section measures both runs once they exist",
+            }
+            return
+        self.results["spill"] = {"status": "pending", "why": f"byte counters found ({keys}); spill runs not wired yet"}
+
+
+def _slim(res: dict[str, Any]) -> dict[str, Any]:
+    drop = {"peer_stats"}
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items() if k not in drop}
+
+
+def _hops_per_call(peer_stats: list[dict[str, Any]], calls: float) -> float | None:
+    hops = sum(sum(v for k, v in s.get("received", {}).items() if k in ("orch", "orch_local", "orch_home"))
+               for s in peer_stats)
+    return round(hops / calls, 3) if calls else None
+
+
+# -- table --------------------------------------------------------------------------------------
+
+
+def table(r: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str]] = []
+
+    def fmt(v: Any, spec: str = ".3g") -> str:
+        return "n/a" if v is None else format(v, spec) if isinstance(v, (int, float)) else str(v)
+
+    for wf, s in r.get("saturation", {}).items():
+        rows.append((f"saturation {wf} (slurmgen / ideal)", fmt(s["ratio"], ".3f"), ">= 0.95"))
+    rows.append(("CPU per hop, 4 KiB (µs)", fmt(r.get("cpu_us_per_hop")), "<= 100"))
+    rows.append(("CPU per LLM call in the client (µs)", fmt(r.get("cpu_us_per_llm_call")), "<= 300"))
+    rows.append(("CPU per LLM call, all slurmgen processes (ms)", fmt(r.get("cpu_ms_per_llm_call_all")), "<= 1.2"))
+    rows.append(("requests in flight at the simulator (max)", fmt(r.get("server_max_in_flight"), "d")
+                 if r.get("server_max_in_flight") is not None else "n/a", ">= 5000"))
+    rows.append(("concurrent tasks in one run (max)", fmt(r.get("max_in_flight")), ">= 12400"))
+    b = r.get("bytes_per_inflight_task")
+    rows.append(("memory per in-flight task (KiB)", fmt(b / 1024 if b is not None else None), ""))
+    base = r.get("baselines", {})
+    for key, label, target in (("central_single_loop", "÷ central single loop", ""),
+                               ("batch_barrier", "÷ batch barrier (100 x 4)", ">= 2"),
+                               ("thread_pool_default", "÷ thread pool (3 threads)", ">= 10"),
+                               ("thread_pool_best", "÷ thread pool (best)", "")):
+        if key in base:
+            e = base[key]
+            extra = f" [{e['threads']} threads]" if "threads" in e and key == "thread_pool_best" else ""
+            rows.append((f"slurmgen {label}{extra}", f"{fmt(e['ratio'], '.2f')}x ({fmt(e['tokens_per_s'], '.0f')} tok/s)",
+                         target))
+    for pt in r.get("scaling", []):
+        rows.append((f"scaling k={pt['peers']} peers+replicas (tokens/s, efficiency)",
+                     f"{pt['tokens_per_s']:.0f}, {pt['efficiency']:.2f}" + (" CPU-bound" if pt["cpu_limited"] else ""),
+                     "near-linear"))
+    sp = r.get("spill", {})
+    rows.append(("spill: bytes with / without", sp.get("status", "n/a") if "ratio" not in sp else fmt(sp["ratio"]),
+                 "<= 0.8"))
+    w = max(len(a) for a, _, _ in rows)
+    v = max(len(b) for _, b, _ in rows)
+    lines = [f"{'metric':<{w}}  {'value':<{v}}  target", "-" * (w + v + 12)]
+    lines += [f"{a:<{w}}  {b:<{v}}  {c}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "worker":
+        from .runners import main as worker_main
+
+        return worker_main(argv[argv.index("--spec") + 1])
+    if argv and argv[0] == "hop-peer":
+        from .micro import hop_peer_main
+
+        return hop_peer_main(argv[1:])
+    if argv and argv[0] == "client-bench":
+        from .micro import client_main
+
+        return client_main(argv[1:])
+    ap = argparse.ArgumentParser(prog="python tools/bench.py", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="the CI smoke set (a few minutes)")
+    ap.add_argument("--out", default="benchmarks/latest", help="output directory (results.json, *.png, runs/)")
+    ap.add_argument("--only", default="", help=f"comma-separated sections of {','.join(SECTIONS)}")
+    ap.add_argument("--curve", action="store_true",
+                    help="CurveZMQ on slurmgen's sockets in the runs (the runtime default; off by default here)")
+    ap.add_argument("--keep-runs", action="store_true", help="keep DIR/runs (run directories, logs)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a parameter of the mode (e.g. --set window=60; lists as JSON)")
+    args = ap.parse_args(argv)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    only = [s for s in args.only.split(",") if s] or list(SECTIONS)
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown sections {sorted(unknown)}; valid: {', '.join(SECTIONS)}")
+    bench = Bench(out, args.quick, args.curve)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in bench.p:
+            ap.error(f"--set {key}: unknown parameter; known: {', '.join(sorted(bench.p))}")
+        bench.p[key] = json.loads(value)
+    t_start = time.monotonic()
+    log(f"mode={'quick' if args.quick else 'full'} out={out} load={loadavg()}")
+    for name in SECTIONS:
+        if name not in only:
+            continue
+        t0 = time.monotonic()
+        bench.results["load_avg"][f"{name}_start"] = loadavg()
+        try:
+            getattr(bench, name)()
+        except Exception as exc:  # one broken section must not lose the others
+            log(f"section {name} failed: {exc!r}")
+            bench.results["section_errors"][name] = "".join(traceback.format_exception(exc))[-3000:]
+        bench.results["section_s"][name] = round(time.monotonic() - t0, 1)
+        bench.save()
+    bench.results["load_avg"]["end"] = loadavg()
+    bench.results["total_s"] = round(time.monotonic() - t_start, 1)
+    from .plots import plot_all
+
+    bench.results["plots"] = plot_all(bench.results, out)
+    bench.save()
+    if not args.keep_runs:
+        import shutil
+
+        shutil.rmtree(out / "runs", ignore_errors=True)
+    print(table(bench.results))
+    print(f"\nresults: {out / 'results.json'}; {bench.results['total_s']} s; load average {loadavg()}")
+    return 0

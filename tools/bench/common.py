@@ -1,0 +1,363 @@
+"""Shared plumbing of the benchmark: simulator replicas, /metrics scraping, /proc sampling.
+
+Nothing here re-implements slurmgen: the simulator is ``python -m slurmgen.sim``, the
+runs are ``python -m slurmgen``; this module only starts them and watches them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+WORKFLOW_SCRIPTS = {
+    "nr": "slurmgen.agents.nr.script:respond",
+    "coral": "slurmgen.agents.coral.script:respond",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# -- simulator replicas ------------------------------------------------------------
+
+
+@dataclass
+class Sim:
+    proc: subprocess.Popen[bytes]
+    url: str
+
+
+class SimFleet:
+    """``n`` replicas of ``python -m slurmgen.sim`` on free ports; a context manager."""
+
+    def __init__(self, n: int, workflow: str, *, profile: str = "a100-llama3.1-8b", time_scale: float = 20.0,
+                 seed: int = 0) -> None:
+        self.n, self.workflow, self.profile, self.time_scale, self.seed = n, workflow, profile, time_scale, seed
+        self.sims: list[Sim] = []
+
+    @property
+    def urls(self) -> list[str]:
+        return [s.url for s in self.sims]
+
+    def __enter__(self) -> "SimFleet":
+        procs = []
+        for i in range(self.n):
+            argv = [PYTHON, "-m", "slurmgen.sim", "--name", f"bench-sim-{i}", "--port", "0",
+                    "--script", WORKFLOW_SCRIPTS[self.workflow], "--profile", self.profile,
+                    "--time-scale", str(self.time_scale), "--seed", str(self.seed + i)]
+            procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                          cwd=REPO, start_new_session=True))
+        for p in procs:
+            line = p.stdout.readline().decode()  # type: ignore[union-attr]
+            m = re.search(r"listening on (http://\S+)", line)
+            if not m:
+                self.sims.append(Sim(p, ""))
+                self.__exit__()
+                raise RuntimeError(f"simulator did not start: {line!r}")
+            self.sims.append(Sim(p, m.group(1)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s in self.sims:
+            if s.proc.poll() is None:
+                s.proc.terminate()
+        for s in self.sims:
+            try:
+                s.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                s.proc.kill()
+                s.proc.wait()
+        self.sims = []
+
+    def pids(self) -> list[int]:
+        return [s.proc.pid for s in self.sims]
+
+
+_METRIC = re.compile(r"^(vllm:[a-z_]+|slurmgen_sim:[a-z_]+)(?:\{[^}]*\})?\s+([0-9.eE+-]+)$")
+
+
+def scrape(url: str, timeout: float = 5.0) -> dict[str, float]:
+    """Sum of each ``vllm:*`` / ``slurmgen_sim:*`` sample of one replica's /metrics (histograms skipped)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=timeout) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _METRIC.match(line)
+        if m and not m.group(1).endswith(("_bucket", "_sum", "_count")):
+            out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
+    return out
+
+
+# -- /proc ---------------------------------------------------------------------------
+
+
+def proc_cpu_rss(pid: int) -> tuple[float, int] | None:
+    """(user+system CPU seconds, RSS bytes) of one process; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    # fields[0] is state (field 3); utime = field 14, stime = 15, rss = 24 (1-based)
+    utime, stime, rss = int(fields[11]), int(fields[12]), int(fields[21])
+    return (utime + stime) / TICK, rss * PAGE
+
+
+def children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(name))
+    return kids
+
+
+def descendants(root: int) -> list[int]:
+    kids = children_map()
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(kids.get(pid, []))
+    return out
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def classify(cmd: str) -> str:
+    if "slurmgen.runtime.peer" in cmd:
+        return "peer"
+    if "slurmgen.registry" in cmd:
+        return "registry"
+    if "slurmgen.sim" in cmd:
+        return "sim"
+    if "slurmgen.launchers.service" in cmd:
+        return "service"
+    if "-m slurmgen" in cmd:
+        return "driver"
+    if "bench.py worker" in cmd:
+        return "runner"
+    return "other"
+
+
+# -- the sampler ----------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    t: float
+    tokens: float  # prompt + generation tokens counted by every replica
+    requests: float  # finished requests of every replica
+    running: float
+    waiting: float
+    busy_s: float  # modelled engine-busy seconds of every replica
+    cpu: dict[int, float] = field(default_factory=dict)  # pid -> CPU seconds (watched tree)
+    rss: dict[int, int] = field(default_factory=dict)  # pid -> RSS bytes
+    kind: dict[int, str] = field(default_factory=dict)
+    sim_cpu: float = 0.0
+    sim_rss: int = 0
+
+
+class Sampler:
+    """Samples the replicas' /metrics and the CPU / RSS of a process tree every ``period`` s."""
+
+    def __init__(self, fleet: SimFleet, root_pid: int | None = None, period: float = 0.25) -> None:
+        self.fleet, self.root_pid, self.period = fleet, root_pid, period
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._kinds: dict[int, str] = {}
+        self._last: dict[str, dict[str, float]] = {}
+        self.stale = 0  # scrapes that timed out
+
+    def __enter__(self) -> "Sampler":
+        self.samples.append(self.sample())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(self.sample())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            try:
+                self.samples.append(self.sample())
+            except Exception as exc:  # a replica busy beyond the timeout: skip this sample
+                log(f"sampler: {exc!r}")
+
+    def sample(self) -> Sample:
+        tot: dict[str, float] = {}
+        for url in self.fleet.urls:
+            try:
+                got = scrape(url, timeout=2.0)
+                self._last[url] = got
+            except OSError:  # a replica too busy to answer in time: its last values stand
+                self.stale += 1
+                got = self._last.get(url, {})
+            for k, v in got.items():
+                tot[k] = tot.get(k, 0.0) + v
+        s = Sample(
+            t=time.monotonic(),
+            tokens=tot.get("vllm:prompt_tokens_total", 0.0) + tot.get("vllm:generation_tokens_total", 0.0),
+            requests=tot.get("vllm:request_success_total", 0.0),
+            running=tot.get("vllm:num_requests_running", 0.0),
+            waiting=tot.get("vllm:num_requests_waiting", 0.0),
+            busy_s=tot.get("slurmgen_sim:engine_busy_seconds_total", 0.0),
+        )
+        if self.root_pid is not None:
+            for pid in descendants(self.root_pid):
+                got = proc_cpu_rss(pid)
+                if got is None:
+                    continue
+                kind = self._kinds.get(pid) or classify(cmdline(pid))
+                if kind != "driver" or pid == self.root_pid:  # a child between fork and exec looks like its parent
+                    self._kinds[pid] = kind
+                s.cpu[pid], s.rss[pid] = got
+                s.kind[pid] = kind
+        for pid in self.fleet.pids():
+            got = proc_cpu_rss(pid)
+            if got is not None:
+                s.sim_cpu += got[0]
+                s.sim_rss += got[1]
+        return s
+
+    # -- analysis ------------------------------------------------------------------
+
+    def first_activity(self) -> float | None:
+        base = self.samples[0]
+        for s in self.samples:
+            if s.tokens > base.tokens or s.running + s.waiting > 0:
+                return s.t
+        return None
+
+    def at(self, t: float) -> Sample:
+        """The first sample at or after ``t`` (the last one if none)."""
+        for s in self.samples:
+            if s.t >= t:
+                return s
+        return self.samples[-1]
+
+    def window(self, t0: float, t1: float) -> dict[str, float]:
+        a, b = self.at(t0), self.at(t1)
+        dt = max(b.t - a.t, 1e-9)
+        out = {
+            "window_s": round(dt, 3),
+            "tokens": b.tokens - a.tokens,
+            "requests": b.requests - a.requests,
+            "tokens_per_s": (b.tokens - a.tokens) / dt,
+            "requests_per_s": (b.requests - a.requests) / dt,
+            "engine_busy_s": b.busy_s - a.busy_s,
+            "sim_cpu_s": b.sim_cpu - a.sim_cpu,
+        }
+        inside = [s for s in self.samples if a.t <= s.t <= b.t] or [b]
+        out["sim_in_flight_mean"] = sum(s.running + s.waiting for s in inside) / len(inside)
+        out["sim_running_mean"] = sum(s.running for s in inside) / len(inside)
+        cpu: dict[str, float] = {}
+        for pid, c in b.cpu.items():
+            kind = b.kind.get(pid, "other")
+            cpu[kind] = cpu.get(kind, 0.0) + c - a.cpu.get(pid, 0.0)
+        out["cpu_s_by_kind"] = {k: round(v, 4) for k, v in cpu.items()}  # type: ignore[assignment]
+        return out
+
+    def max_server_in_flight(self) -> float:
+        return max((s.running + s.waiting for s in self.samples), default=0.0)
+
+    def peak_rss(self, kinds: tuple[str, ...] = ("driver", "registry", "peer")) -> int:
+        return max((sum(r for pid, r in s.rss.items() if s.kind.get(pid) in kinds) for s in self.samples), default=0)
+
+    def total_cpu(self, kinds: tuple[str, ...] = ("driver", "registry", "peer")) -> dict[str, float]:
+        """CPU seconds per kind over the whole run (each pid's last sample)."""
+        last: dict[int, tuple[str, float]] = {}
+        for s in self.samples:
+            for pid, c in s.cpu.items():
+                last[pid] = (s.kind.get(pid, "other"), c)
+        out: dict[str, float] = {}
+        for kind, c in last.values():
+            if kind in kinds:
+                out[kind] = out.get(kind, 0.0) + c
+        return out
+
+    def timeline(self) -> list[dict[str, float]]:
+        t0 = self.samples[0].t
+        return [{"t": round(s.t - t0, 3), "tokens": s.tokens, "in_flight": s.running + s.waiting,
+                 "rss": sum(r for pid, r in s.rss.items() if s.kind.get(pid) in ("driver", "registry", "peer"))}
+                for s in self.samples]
+
+
+# -- machine ---------------------------------------------------------------------------
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine() -> dict[str, object]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                    capture_output=True, text=True).stdout.strip())
+    except OSError:
+        commit, dirty = "", False
+    mem_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    import aiohttp
+    import msgspec
+    import zmq
+
+    return {
+        "cpu_model": model, "cores": os.cpu_count(), "mem_gb": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(), "platform": platform.platform(),
+        "slurmgen_commit": commit, "worktree_dirty": dirty,
+        "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(), "msgspec": msgspec.__version__,
+        "aiohttp": aiohttp.__version__,
+    }
+
+
+def dump_json(path: Path, obj: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str))
+    os.replace(tmp, path)

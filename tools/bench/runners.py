@@ -1,0 +1,322 @@
+"""Load generators run in their own process (``python tools/bench.py worker --spec JSON``).
+
+Every one of them runs the *real* workflow — its roles (prompts, parsers), its
+transition function, ``slurmgen.runtime.worker.run_role`` — over the *real*
+``LLMClient``; only the way tasks are scheduled differs:
+
+- ``record``: the central loop with a client that also records every request body
+  per task (the request stream the ideal client replays);
+- ``ideal``: the ideal direct client — no workflow, no runtime: pre-encoded request
+  bodies straight at the replicas over aiohttp, each task's requests in order,
+  ``concurrency`` tasks at once (least-outstanding replica, ties in turn);
+- ``central``: one asyncio loop runs every role of every task (a driver-centric
+  orchestrator), ``concurrency`` tasks at once;
+- ``batch``: Ray Data style batch barrier: batches of ``batch`` rows, each batch
+  ``gather``-ed and waiting for its slowest row, ``concurrency`` batches at once;
+- ``threads``: tau2's runner: a thread pool, one row per thread, each thread running
+  its row's whole conversation synchronously (own event loop and client).
+
+Tasks are the dataset's rows in order, trial after trial, without end (the benchmark
+measures a time window and then kills the process), unless ``max_tasks`` is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import msgspec
+
+from slurmgen.llm.client import LLMClient
+from slurmgen.llm.types import Endpoint
+from slurmgen.protocol import Orchestrator
+from slurmgen.runtime.origin import task_seed, to_record
+from slurmgen.runtime.worker import run_role
+from slurmgen.workflow import RoleContext, Workflow, import_path, load_workflow
+
+MODEL = "sim-llama-3.1-8b"
+
+
+@dataclass
+class Spec:
+    kind: str
+    workflow: str
+    urls: list[str]
+    concurrency: int = 64
+    batch: int = 100
+    max_tasks: int = 0  # 0 = without end
+    workflow_overrides: dict[str, Any] | None = None
+    chains: str = ""  # record: where to write; ideal: what to replay
+    records: str = ""  # where the runners append their records ("" = nowhere)
+    run_seed: int = 0
+
+
+def workflow_conf(name: str, overrides: dict[str, Any] | None) -> Any:
+    if name == "nr":
+        from slurmgen.agents.nr.conf import NRConf
+
+        conf: Any = NRConf()
+    elif name == "coral":
+        from slurmgen.agents.coral.conf import CoralConf
+
+        conf = CoralConf()
+    else:
+        raise SystemExit(f"unknown workflow {name!r}")
+    for k, v in (overrides or {}).items():
+        setattr(conf, k, v)
+    return conf
+
+
+def dataset_rows(conf: Any) -> list[tuple[str, bytes]]:
+    """(row_id, raw line) of the workflow's built-in dataset."""
+    path = Path(import_path(conf.builtin_dataset, "workflow.builtin_dataset")())
+    row_type = import_path(conf.row, "workflow.row")
+    out = []
+    for line in path.read_bytes().splitlines():
+        line = line.strip()
+        if line:
+            out.append((str(msgspec.json.decode(line, type=row_type).row_id()), line))
+    return out
+
+
+def task_stream(rows: list[tuple[str, bytes]], max_tasks: int) -> Iterator[tuple[str, str, int, bytes]]:
+    """(task_id, row_id, trial, raw), trial 0 of every row, then trial 1, ... (as slurmgen with run.trials)."""
+    n = 0
+    for trial in itertools.count():
+        for row_id, raw in rows:
+            if max_tasks and n >= max_tasks:
+                return
+            yield f"{row_id}:{trial}", row_id, trial, raw
+            n += 1
+
+
+def make_client(urls: list[str]) -> LLMClient:
+    client = LLMClient(request_timeout_s=600.0, max_retries=4, backoff_s=0.5)
+    client.set_endpoints([Endpoint(url=u, model=MODEL) for u in urls])
+    return client
+
+
+_current_task: contextvars.ContextVar[str] = contextvars.ContextVar("task", default="")
+
+
+class RecordingClient:
+    """The real LLMClient, remembering each request body of each task."""
+
+    def __init__(self, llm: LLMClient) -> None:
+        self.llm = llm
+        self.chains: dict[str, list[bytes]] = {}
+
+    async def chat(self, messages: Any, *, sampling: Any, seed: Any = None, tools: Any = None,
+                   tool_choice: Any = None, response_format: Any = None, sticky_key: Any = None,
+                   model: Any = None) -> Any:
+        body = self.llm._body(messages, sampling, seed, tools, tool_choice, response_format)
+        self.chains.setdefault(_current_task.get(), []).append(body)
+        return await self.llm.chat(messages, sampling=sampling, seed=seed, tools=tools, tool_choice=tool_choice,
+                                   response_format=response_format, sticky_key=sticky_key, model=model)
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.tasks = self.calls = self.tokens = 0
+        self.lock = threading.Lock()
+
+    def add(self, orch: Orchestrator) -> None:
+        with self.lock:
+            self.tasks += 1
+            for u in orch.usage.values():
+                self.calls += u.requests
+                self.tokens += u.prompt_tokens + u.completion_tokens
+
+
+class Sink:
+    """Appends each finished task's record (JSONL), as every runner must write its output."""
+
+    def __init__(self, path: str) -> None:
+        self.f = open(path, "ab") if path else None
+        self.enc = msgspec.json.Encoder()
+        self.lock = threading.Lock()
+
+    def write(self, orch: Orchestrator) -> None:
+        if self.f is not None:
+            line = self.enc.encode(to_record(orch)) + b"\n"
+            with self.lock:
+                self.f.write(line)
+
+
+async def run_task(workflow: Workflow, ctx: RoleContext, task: tuple[str, str, int, bytes], run_seed: int
+                   ) -> Orchestrator:
+    """One task from its row to its end, every role in this loop (``run_role`` as a peer runs it)."""
+    task_id, row_id, trial, raw = task
+    _current_task.set(task_id)
+    orch = Orchestrator(task_id=task_id, row_id=row_id, trial=trial, seed=task_seed(run_seed, task_id),
+                        origin="bench", row=msgspec.Raw(raw), created_at=time.time())
+    first = workflow.transition(orch)
+    orch.next_role = first or ""
+    while orch.next_role:
+        await run_role(workflow, ctx, orch)
+    return orch
+
+
+# -- the runners ---------------------------------------------------------------------
+
+
+async def central(spec: Spec, record: bool = False) -> Stats:
+    conf = workflow_conf(spec.workflow, spec.workflow_overrides)
+    workflow = load_workflow(conf)
+    llm = make_client(spec.urls)
+    client: Any = RecordingClient(llm) if record else llm
+    ctx = RoleContext(llm=client, conf=conf, log=logging.getLogger("bench.role"))
+    tasks = task_stream(dataset_rows(conf), spec.max_tasks)
+    stats, sink = Stats(), Sink(spec.records)
+
+    async def worker() -> None:
+        for task in tasks:  # one shared iterator: every worker takes the next task
+            orch = await run_task(workflow, ctx, task, spec.run_seed)
+            stats.add(orch)
+            sink.write(orch)
+
+    await asyncio.gather(*(asyncio.create_task(worker()) for _ in range(spec.concurrency)))
+    if record:
+        with open(spec.chains, "wb") as f:
+            for task_id, bodies in client.chains.items():
+                f.write(msgspec.json.encode({"task": task_id, "bodies": [b.decode() for b in bodies]}) + b"\n")
+    await llm.close()
+    return stats
+
+
+async def batch_barrier(spec: Spec) -> Stats:
+    conf = workflow_conf(spec.workflow, spec.workflow_overrides)
+    workflow = load_workflow(conf)
+    llm = make_client(spec.urls)
+    ctx = RoleContext(llm=llm, conf=conf, log=logging.getLogger("bench.role"))
+    tasks = task_stream(dataset_rows(conf), spec.max_tasks)
+    stats, sink = Stats(), Sink(spec.records)
+
+    async def one(task: tuple[str, str, int, bytes]) -> None:
+        orch = await run_task(workflow, ctx, task, spec.run_seed)
+        stats.add(orch)
+        sink.write(orch)
+
+    async def batch_worker() -> None:  # a map_batches actor: one batch at a time
+        while True:
+            batch = list(itertools.islice(tasks, spec.batch))
+            if not batch:
+                return
+            await asyncio.gather(*(one(t) for t in batch))  # the barrier
+
+    await asyncio.gather(*(batch_worker() for _ in range(spec.concurrency)))
+    await llm.close()
+    return stats
+
+
+def thread_pool(spec: Spec) -> Stats:
+    from concurrent.futures import ThreadPoolExecutor
+
+    conf = workflow_conf(spec.workflow, spec.workflow_overrides)
+    workflow = load_workflow(conf)
+    tasks = task_stream(dataset_rows(conf), spec.max_tasks)
+    lock = threading.Lock()
+    stats, sink = Stats(), Sink(spec.records)
+
+    def thread_main() -> None:  # tau2: each thread runs whole simulations synchronously
+        loop = asyncio.new_event_loop()
+        llm = loop.run_until_complete(_make_client_async(spec.urls))
+        ctx = RoleContext(llm=llm, conf=conf, log=logging.getLogger("bench.role"))
+        while True:
+            with lock:
+                task = next(tasks, None)
+            if task is None:
+                break
+            orch = loop.run_until_complete(run_task(workflow, ctx, task, spec.run_seed))
+            stats.add(orch)
+            sink.write(orch)
+        loop.run_until_complete(llm.close())
+        loop.close()
+
+    with ThreadPoolExecutor(max_workers=spec.concurrency) as pool:
+        for f in [pool.submit(thread_main) for _ in range(spec.concurrency)]:
+            f.result()
+    return stats
+
+
+async def _make_client_async(urls: list[str]) -> LLMClient:
+    return make_client(urls)
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _Reply(msgspec.Struct):
+    usage: _Usage = msgspec.field(default_factory=_Usage)
+
+
+async def ideal(spec: Spec) -> Stats:
+    """Replay the recorded request bodies straight at the replicas; no workflow code at all."""
+    import aiohttp
+
+    chains = [[b.encode() for b in json.loads(line)["bodies"]]
+              for line in Path(spec.chains).read_bytes().splitlines() if line.strip()]
+    chains = [c for c in chains if c] or [[]]
+    order = itertools.cycle(chains)
+    urls = [u.rstrip("/") + "/v1/chat/completions" for u in spec.urls]
+    outstanding = [0] * len(urls)
+    turn = itertools.count()
+    stats = Stats()
+
+    decode = msgspec.json.Decoder(_Reply).decode
+    headers = {"Content-Type": "application/json"}
+    done = 0
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     timeout=aiohttp.ClientTimeout(total=600)) as http:
+        async def worker() -> None:
+            nonlocal done
+            while not spec.max_tasks or done < spec.max_tasks:
+                chain = next(order)
+                for body in chain:
+                    least = min(outstanding)
+                    ties = [i for i, n in enumerate(outstanding) if n == least]
+                    i = ties[next(turn) % len(ties)]
+                    outstanding[i] += 1
+                    try:
+                        async with http.post(urls[i], data=body, headers=headers) as resp:
+                            raw = await resp.read()
+                    finally:
+                        outstanding[i] -= 1
+                    u = decode(raw).usage
+                    stats.calls += 1
+                    stats.tokens += u.prompt_tokens + u.completion_tokens
+                stats.tasks += 1
+                done += 1
+
+        await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+    return stats
+
+
+def main(spec_json: str) -> int:
+    spec = Spec(**json.loads(spec_json))
+    logging.basicConfig(level=logging.ERROR)
+    t0, c0 = time.monotonic(), os.times()
+    if spec.kind == "threads":
+        stats = thread_pool(spec)
+    else:
+        import uvloop
+
+        coro = {"record": lambda: central(spec, record=True), "central": lambda: central(spec),
+                "batch": lambda: batch_barrier(spec), "ideal": lambda: ideal(spec)}[spec.kind]()
+        stats = uvloop.run(coro)
+    c1 = os.times()
+    print(json.dumps({"tasks": stats.tasks, "calls": stats.calls, "tokens": stats.tokens,
+                      "wall_s": time.monotonic() - t0, "cpu_s": c1.user + c1.system - c0.user - c0.system}),
+          flush=True)
+    return 0
