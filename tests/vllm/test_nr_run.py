@@ -57,8 +57,9 @@ def test_nr_run_on_vllm(vllm_python: str, tiny_model: Path, tmp_path: Path, monk
     assert summary["prompt_tokens"] == sum(u.prompt_tokens for u in used)
     assert summary["completion_tokens"] > 0
 
-    # the replica really was vLLM in the other venv, and it is gone
+    # the replica really was vLLM in the other venv, it never crashed, and it is gone
     log = (run_dir / "logs" / "llm-0.log").read_text(errors="replace")
     assert "vllm" in log.lower()
+    assert "EngineCore encountered" not in log, "the vLLM engine died during the run; see " + str(run_dir / "logs")
     assert slurmgen_processes(run_dir) == []
     assert slurmgen_processes(tiny_model) == []
