@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ class SpecJob(submitit.helpers.Checkpointable):
         out_path.parent.mkdir(parents=True, exist_ok=True)
         with open(out_path, "ab") as out:
             self._child = subprocess.Popen(spec.argv, stdout=out, stderr=subprocess.STDOUT,
-                                           env={**os.environ, **spec.env})
+                                           env={**os.environ, **spec.env}, preexec_fn=_ignore_usr2)
         print(f"slurmgen: {spec.name} pid={self._child.pid} on {os.uname().nodename}; output: {out_path}",
               flush=True)
         code = self._child.wait()
@@ -56,12 +57,28 @@ class SpecJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """Preempted or timing out: stop the process gracefully, then requeue the same call."""
-        child = self._child
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(self.grace_s)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+        if self._child is not None:
+            _stop(self._child.pid, self.grace_s)
         return submitit.helpers.DelayedSubmission(SpecJob(self.log_dir, self.grace_s), *args, **kwargs)
+
+
+def _stop(pid: int, grace_s: float) -> None:
+    """SIGTERM, wait up to grace_s, then SIGKILL. Uses waitpid, not Popen.wait: this runs in
+    a signal handler that interrupted Popen.wait, which holds the Popen's wait lock."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+            time.sleep(0.2)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        return  # already gone and reaped
+
+
+def _ignore_usr2() -> None:
+    """SLURM signals every process of the step; USR2 is for submitit (checkpoint), which
+    then stops the process with SIGTERM so that it drains instead of dying at once."""
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)

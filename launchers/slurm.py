@@ -36,6 +36,7 @@ ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEM
          "DEADLINE", "PREEMPTED", "REVOKED"}
 PREEMPT_GRACE_S = 60.0  # a PREEMPTED job that is not requeued within this is resubmitted
 STOP_POLL_S = 0.5
+RECANCEL_S = 5.0
 
 
 class JobFailed(SlurmgenError):
@@ -210,10 +211,16 @@ class SlurmLauncher:
         self._wait_ended([t.job for t in targets])
 
     def _wait_ended(self, jobs: list[Any]) -> None:
+        """Wait until the cancelled jobs ended; cancel again what is still alive (a job that
+        was requeueing itself after a preemption signal when scancel came comes back)."""
         deadline = time.monotonic() + self.cluster.stop_timeout_s
+        next_cancel = time.monotonic() + RECANCEL_S
         while jobs and time.monotonic() < deadline:
             SlurmJob.watcher.update()
             jobs = [j for j in jobs if job_state(j) not in ENDED]
+            if jobs and time.monotonic() > next_cancel:
+                slurmcmd.scancel([j.job_id for j in jobs])
+                next_cancel = time.monotonic() + RECANCEL_S
             if jobs:
                 time.sleep(STOP_POLL_S)
         if jobs:

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from slurmgen.confload import register_all, typed
 from slurmgen.errors import SlurmgenError
 from slurmgen.overrides import check_overrides
+from slurmgen.sweep import job_run_dir
 
 register_all()
 
@@ -20,6 +21,7 @@ def _hydra_main(cfg: DictConfig) -> int:
 
     try:
         conf = typed(cfg)
+        conf.run.dir = job_run_dir(conf.run.dir)
     except SlurmgenError as exc:
         print(f"slurmgen: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,147 @@
+"""slurmgen on a real SLURM cluster: job arrays, resubmission, hetjob, the submitit launcher.
+
+Bring the cluster up with ``bash tools/slurm_cluster.sh up``; without it every test skips.
+Run directories live under pytest's tmp_path, which the jobs see (one machine); on a
+multi-host cluster ``--basetemp`` must be on a shared filesystem.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_slurmgen
+
+pytestmark = [pytest.mark.slurm, pytest.mark.timeout(240)]
+
+FAST = ["workflow=nr", "llm.time_scale=200", "cluster=slurm", "cluster.poll_s=1", "cluster.peer.mem=500M",
+        "cluster.llm.mem=500M"]
+
+
+def task_ids(run_dir: Path) -> list[str]:
+    return [json.loads(line)["task_id"] for p in sorted((run_dir / "results").glob("*.jsonl"))
+            for line in p.read_text().splitlines() if line.strip()]
+
+
+def sacct(prefix: str) -> list[tuple[str, str, str]]:
+    """(job id, name, state) of every job whose name starts with prefix."""
+    out = subprocess.run(["sacct", "-X", "-n", "-P", "-o", "JobID,JobName,State", "-S", "now-1hour"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [tuple(line.split("|")) for line in out.splitlines() if line.strip()]
+    return [r for r in rows if r[1].startswith(prefix)]  # type: ignore[misc]
+
+
+def squeue(prefix: str) -> list[tuple[str, str, str]]:
+    """Pending or running jobs of the test (COMPLETING = already ended, being cleaned up)."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i|%j|%T"], capture_output=True, text=True, check=True).stdout
+    rows = [tuple(line.split("|")) for line in out.splitlines() if line.strip()]
+    return [r for r in rows if r[1].startswith(prefix) and r[2] != "COMPLETING"]  # type: ignore[misc]
+
+
+def test_nr_run_with_servers_and_peers_as_job_arrays(slurm_cluster: None, tmp_path: Path, job_prefix: str) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_slurmgen(*FAST, "dataset.limit=60", "run.peers=3", "llm.replicas=2", f"run.dir={run_dir}",
+                        f"cluster.job_prefix={job_prefix}", timeout=200)
+    ids = task_ids(run_dir)
+    assert len(ids) == 60 and len(set(ids)) == 60
+    assert json.loads((run_dir / "summary.json").read_text())["tasks_total"] == 60
+    jobs = sacct(job_prefix)
+    names = {name for _, name, _ in jobs}
+    assert names == {f"{job_prefix}-llm", f"{job_prefix}-peer"}, jobs
+    assert sum(name.endswith("-peer") for _, name, _ in jobs) == 3, jobs  # one array task per shard
+    assert "submitted SLURM jobs" in proc.stderr
+    assert squeue(job_prefix) == [], "the driver cancels every job of the run at the end"
+
+
+def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def test_a_cancelled_agent_array_task_is_resubmitted_and_resumes(slurm_cluster: None, tmp_path: Path,
+                                                                  job_prefix: str) -> None:
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "slurmgen", *FAST, "dataset.limit=150", "run.peers=2", "llm.replicas=1",
+            "llm.time_scale=10", "run.max_in_flight=16", f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
+    driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: len(task_ids(run_dir)) >= 15 if (run_dir / "results").exists() else False, 120,
+              "the first records")
+        peer_1 = [jid for jid, name, _ in squeue(job_prefix) if name.endswith("-peer") and jid.endswith("_1")]
+        assert peer_1, squeue(job_prefix)
+        subprocess.run(["scancel", peer_1[0]], check=True)
+        out, err = driver.communicate(timeout=200)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, err
+    assert f"(job {peer_1[0]}) ended CANCELLED: resubmitted as job" in err
+    ids = task_ids(run_dir)
+    assert len(ids) == 150 and len(set(ids)) == 150, "every task exactly once"
+    states = {jid: state for jid, _, state in sacct(job_prefix)}
+    assert states[peer_1[0]].startswith("CANCELLED")
+
+
+def test_a_preempted_agent_task_checkpoints_requeues_and_resumes(slurm_cluster: None, tmp_path: Path,
+                                                                   job_prefix: str) -> None:
+    """USR2 is what SLURM sends before preemption / the time limit (--signal=USR2@...)."""
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "slurmgen", *FAST, "dataset.limit=150", "run.peers=2", "llm.replicas=1",
+            "llm.time_scale=10", "run.max_in_flight=16", f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
+    driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: len(task_ids(run_dir)) >= 15 if (run_dir / "results").exists() else False, 120,
+              "the first records")
+        peer_1 = [jid for jid, name, _ in squeue(job_prefix) if name.endswith("-peer") and jid.endswith("_1")]
+        subprocess.run(["scancel", "--signal=USR2", peer_1[0]], check=True)
+        out, err = driver.communicate(timeout=200)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, err
+    ids = task_ids(run_dir)
+    assert len(ids) == 150 and len(set(ids)) == 150, "every task exactly once"
+    history = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", peer_1[0]],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert "REQUEUED" in history, history
+    assert "resubmitted" not in err, "submitit's requeue handled it, not a resubmission"
+    assert squeue(job_prefix) == []
+
+
+def test_hetjob_packs_a_server_and_a_peer_per_job(slurm_cluster: None, tmp_path: Path, job_prefix: str) -> None:
+    run_dir = tmp_path / "run"
+    run_slurmgen(*FAST, "cluster.hetjob=true", "dataset.limit=30", "run.peers=2", "llm.replicas=1",
+                 f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}", timeout=200)
+    ids = task_ids(run_dir)
+    assert len(ids) == 30 and len(set(ids)) == 30
+    names = [name for _, name, _ in sacct(job_prefix)]
+    assert f"{job_prefix}-het" in names, names  # llm-0 + peer-0 in one heterogeneous job
+    ranks = {p.name.split("_")[1] for p in (run_dir / "slurm" / "het").glob("*_result.pkl")}
+    assert {"0", "1"} <= ranks, "both components (server: rank 0, peer: rank 1) ran the job function"
+
+
+def test_a_server_that_never_gets_ready_fails_the_run_naming_job_log_and_field(
+        slurm_cluster: None, tmp_path: Path, job_prefix: str) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_slurmgen(*FAST, "dataset.limit=10", "llm.replicas=1", "run.peers=1", "llm.extra_args=[--no-such-flag]",
+                        f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}", timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "llm-0 (SLURM job" in proc.stderr and "did not become ready" in proc.stderr
+    assert "llm.ready_timeout_s" in proc.stderr and str(run_dir / "slurm") in proc.stderr
+    assert squeue(job_prefix) == []
+
+
+def test_submitit_launcher_multirun_gives_each_sweep_its_own_run_dir(slurm_cluster: None, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    run_slurmgen("-m", "workflow=nr", "llm.time_scale=200", "dataset.limit=10,20", "hydra/launcher=submitit",
+                 "hydra.launcher.mem_gb=1", "hydra.launcher.cpus_per_task=2", f"hydra.sweep.dir={sweep}",
+                 timeout=200)
+    totals = sorted(json.loads(p.read_text())["tasks_total"] for p in sweep.glob("*/summary.json"))
+    assert totals == [10, 20]
+    assert list((sweep / ".submitit").iterdir()), "the drivers ran as SLURM jobs"
