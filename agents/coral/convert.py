@@ -28,9 +28,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from slurmgen.builtin import write_jsonl_atomically
 from slurmgen.errors import DatasetError
 
-from .data import LETTERS, write_jsonl_atomically
+from .data import LETTERS
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 HF_PREFIX = "hf:"

@@ -8,12 +8,11 @@ names no option becomes a failed record saying so.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 import msgspec
+
+from slurmgen.builtin import cached_jsonl
 
 from .questions import LETTERS, make_questions
 
@@ -44,30 +43,6 @@ def format_options(options: list[str]) -> str:
     return "\n".join(f"({letter}) {option}" for letter, option in zip(LETTERS, options))
 
 
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/slurmgen``, by default ``~/.cache/slurmgen``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "slurmgen"
-
-
-def write_jsonl_atomically(path: Path, rows: list[dict[str, object]]) -> None:
-    """Write to a temporary file in the same directory, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    encoder = msgspec.json.Encoder()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for row in rows:
-                out.write(encoder.encode(row) + b"\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def builtin_path() -> str:
     """Path of the built-in question set, generated on first use (deterministic)."""
-    path = cache_dir() / BUILTIN_NAME
-    if not path.exists():
-        write_jsonl_atomically(path, make_questions(BUILTIN_SIZE, BUILTIN_SEED))
-    return str(path)
+    return cached_jsonl(BUILTIN_NAME, lambda: make_questions(BUILTIN_SIZE, BUILTIN_SEED))

@@ -6,11 +6,9 @@ ignored when it is validated, and the row travels unchanged in the task message.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 import msgspec
+
+from slurmgen.builtin import cached_jsonl
 
 from .corpus import make_corpus
 
@@ -38,30 +36,6 @@ class Document(msgspec.Struct, kw_only=True):
         return self.language_id_whole_page_fasttext.get("en", 0.0)
 
 
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/slurmgen``, by default ``~/.cache/slurmgen``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    return Path(base) / "slurmgen"
-
-
-def write_jsonl_atomically(path: Path, rows: list[dict[str, object]]) -> None:
-    """Write to a temporary file in the same directory, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    encoder = msgspec.json.Encoder()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for row in rows:
-                out.write(encoder.encode(row) + b"\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def builtin_path() -> str:
     """Path of the built-in dataset, generated on first use (deterministic)."""
-    path = cache_dir() / BUILTIN_NAME
-    if not path.exists():
-        write_jsonl_atomically(path, make_corpus(BUILTIN_SIZE, BUILTIN_SEED))
-    return str(path)
+    return cached_jsonl(BUILTIN_NAME, lambda: make_corpus(BUILTIN_SIZE, BUILTIN_SEED))

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import math
 import random
 import re
@@ -28,6 +27,7 @@ from typing import Any
 import msgspec
 
 from slurmgen.errors import ConfigError
+from slurmgen.workflow import import_path
 from slurmgen.llm.types import ToolCall, ToolFunction
 from slurmgen.sim.script import Script, ScriptReply, ScriptRequest
 
@@ -300,16 +300,9 @@ def load_script(path: str) -> Script | None:
     """Resolve ``"package.module:function"``; ``""`` or ``"generic"`` means no script."""
     if path in ("", "generic"):
         return None
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"sim script {path!r} must look like 'package.module:function' (or 'generic')")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"sim script {path!r}: cannot import {module_name!r}: {exc}") from exc
-    fn = getattr(module, attr, None)
+    fn = import_path(path, "llm.script")
     if not callable(fn):
-        raise ConfigError(f"sim script {path!r}: {module_name!r} has no function {attr!r}")
+        raise ConfigError(f"llm.script={path!r} is not a function")
     script: Script = fn
     return script
 

@@ -222,9 +222,11 @@ def test_plain_text_is_deterministic_per_rng() -> None:
 def test_load_script() -> None:
     assert load_script("") is None and load_script("generic") is None
     assert load_script("tests.simproc:fill_max_tokens").__name__ == "fill_max_tokens"
-    with pytest.raises(ConfigError, match=r"package\.module:function"):
+    with pytest.raises(ConfigError, match=r"package\.module:attribute"):
         load_script("no_colon")
     with pytest.raises(ConfigError, match="cannot import"):
         load_script("no.such.module:fn")
-    with pytest.raises(ConfigError, match="no function 'nope'"):
+    with pytest.raises(ConfigError, match="has no attribute 'nope'"):
         load_script("tests.simproc:nope")
+    with pytest.raises(ConfigError, match="is not a function"):
+        load_script("tests.simproc:__doc__")
