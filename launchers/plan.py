@@ -12,12 +12,14 @@ from pathlib import Path
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError
 from slurmgen.launchers import commands
+from slurmgen.toolpool import sandbox
+from slurmgen.toolpool.session import pool_factory, pool_size
 
 
 @dataclass(frozen=True)
 class ProcessSpec:
     name: str  # unique in the run: registry, llm-0, peer-3
-    component: str  # registry | llm | peer
+    component: str  # registry | llm | toolpool | peer
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     index: int = 0  # replica or shard number (-1 in templates, where it is a shell variable)
@@ -34,7 +36,10 @@ class Plan:
 
 
 def sim_script(conf: SlurmgenConf) -> str:
-    return conf.workflow.sim_script if conf.llm.script == "auto" else conf.llm.script
+    """The simulator's script: the workflow's default, one it names, or a path."""
+    if conf.llm.script == "auto":
+        return conf.workflow.sim_script
+    return dict(conf.workflow.sim_scripts).get(conf.llm.script, conf.llm.script)
 
 
 def llm_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = sys.executable) -> ProcessSpec:
@@ -52,6 +57,13 @@ def peer_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str =
         "--shards", str(conf.run.peers)], index=index if isinstance(index, int) else -1)
 
 
+def pool_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = sys.executable) -> ProcessSpec:
+    """Tool-pool member ``index``: plain, under bubblewrap or in Apptainer (``toolpool.sandbox``)."""
+    name = f"pool-{index}"
+    return ProcessSpec(name, "toolpool", sandbox.pool_command(conf, run_dir, name, python),
+                       index=index if isinstance(index, int) else -1)
+
+
 def registry_spec(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> ProcessSpec:
     return ProcessSpec("registry", "registry", [
         python, "-m", "slurmgen.registry", "--run-dir", str(run_dir), "--host", _host(conf),
@@ -66,6 +78,14 @@ def make_plan(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -
     services = []
     if conf.llm.backend != "openai":
         services = [llm_spec(conf, run_dir, i, python) for i in range(conf.llm.replicas)]
+    pools = pool_size(conf)
+    if pools > 0:
+        if not pool_factory(conf):
+            raise ConfigError(f"toolpool.size={pools} but no session factory: set toolpool.factory "
+                              "or use a workflow with a toolpool_factory")
+        if conf.toolpool.sandbox == "bwrap" and conf.cluster.kind == "local":
+            sandbox.check_bwrap()
+        services += [pool_spec(conf, run_dir, i, python) for i in range(pools)]
     peers = [peer_spec(conf, run_dir, i, python) for i in range(conf.run.peers)]
     return Plan(registry_spec(conf, run_dir, python), services, peers)
 

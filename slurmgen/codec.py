@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from slurmgen.protocol import PeerMessage, RegistryReply, RegistryRequest
+from slurmgen.protocol import PeerMessage, RegistryReply, RegistryRequest, ToolReply, ToolRequest
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +67,11 @@ def registry_request_decoder() -> Decoder[RegistryRequest]:
 
 def registry_reply_decoder() -> Decoder[RegistryReply]:
     return Decoder(RegistryReply, "registry-reply")  # type: ignore[arg-type]
+
+
+def tool_request_decoder() -> Decoder[ToolRequest]:
+    return Decoder(ToolRequest, "toolpool")  # type: ignore[arg-type]
+
+
+def tool_reply_decoder() -> Decoder[ToolReply]:
+    return Decoder(ToolReply, "toolpool-reply")  # type: ignore[arg-type]

@@ -34,8 +34,12 @@ class WorkflowConf:
     row: str = MISSING
     # "package.module:function": the simulator's content script for this workflow
     sim_script: str = ""
+    # more scripts by name: llm.script=<name> picks one (e.g. tau2's "oracle")
+    sim_scripts: dict[str, str] = field(default_factory=dict)
     # "package.module:function" () -> path of the built-in dataset (generated on demand)
     builtin_dataset: str = ""
+    # "package.module:function" (spec) -> tool-pool session; "" = the workflow uses no tool pool
+    toolpool_factory: str = ""
 
 
 @dataclass
@@ -45,7 +49,8 @@ class LLMConf:
     # vllm / sglang: model weights directory or hub id (as the server accepts it)
     model_path: str = ""
     replicas: int = 2  # servers slurmgen starts (sim, vllm, sglang)
-    # sim: content script; "auto" = the workflow's sim_script
+    # sim: content script; "auto" = the workflow's sim_script, a name of its sim_scripts,
+    # "generic", or "package.module:function"
     script: str = "auto"
     # sim: latency profile name (see slurmgen.sim.latency.PROFILES)
     profile: str = "a100-llama3.1-8b"
@@ -196,7 +201,31 @@ class SpillConf:
 
 @dataclass
 class ToolPoolConf:
-    size: int = 0
+    """Tool pools: processes hosting one environment session per task (see slurmgen.toolpool)."""
+
+    # pool members to start; -1 = the workflow's default (2 if it names a session factory, else 0)
+    size: int = -1
+    # "package.module:function" (spec) -> session; "" = the workflow's toolpool_factory
+    factory: str = ""
+    # sessions one member hosts at once (more are refused; the client tries another member)
+    capacity: int = 256
+    # how a member runs: none (plain process), bwrap (bubblewrap: read-only root, private
+    # /tmp, only the run directory writable), apptainer (the image below; clusters)
+    sandbox: str = "none"
+    # apptainer: the image (.sif) with slurmgen and the workflow's environment installed
+    image: str = ""
+    # apptainer: the command (apptainer or singularity) and extra options for `exec`
+    apptainer_bin: str = "apptainer"
+    apptainer_options: list[str] = field(default_factory=lambda: ["--containall", "--cleanenv"])
+    # more paths to bind read-only into the sandbox (bwrap, apptainer), e.g. a data directory
+    binds: list[str] = field(default_factory=list)
+    # a session call not answered in this time fails its task (tool_error)
+    call_timeout_s: float = 60.0
+    # a session not used for this long is dropped by its member (tasks lost without a record)
+    idle_s: float = 1800.0
+    # a task whose session's member died: restart = fail it as tool_error (the origin issues
+    # it again from its row, see run.retry_on / run.max_attempts); fail = record it failed (tool_lost)
+    on_lost: str = "restart"
 
 
 @dataclass

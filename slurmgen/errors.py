@@ -31,3 +31,16 @@ class LLMError(SlurmgenError):
 
 class RowError(SlurmgenError):
     """One input row is bad; it becomes a failed record, the run goes on."""
+
+
+class ToolPoolError(SlurmgenError):
+    """A tool-pool session could not be used (its member died, timed out, refused it).
+
+    ``kind`` is the failure class written in the record's reason: ``tool_error`` (retried
+    from the row while ``run.max_attempts`` allow, with ``tool_error`` in ``run.retry_on``)
+    or ``tool_lost`` (recorded failed at once; ``toolpool.on_lost=fail``).
+    """
+
+    def __init__(self, message: str, *, kind: str = "tool_error") -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -58,6 +58,14 @@ class Member(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     pid: int = 0
 
 
+class SessionHandle(msgspec.Struct, frozen=True, kw_only=True):
+    """A task's session on one tool-pool member (sticky: every call goes to ``member``)."""
+
+    name: str  # the workflow's name for it (one task may hold several)
+    member: str  # peer_id of the tool-pool member hosting it
+    session: str  # "<task_id>#<attempt>/<name>": unique per attempt
+
+
 # ---------------------------------------------------------------------------
 # The orchestrator: one task travelling between peers
 
@@ -82,6 +90,8 @@ class Orchestrator(msgspec.Struct, tag="orch", kw_only=True, omit_defaults=True)
     reason: str = ""
     created_at: float = 0.0
     row_ref: SpillRef | None = None  # set when the row was spilled (row is then null on the wire)
+    # tool-pool sessions this task holds (closed by its origin when the record is written)
+    sessions: list[SessionHandle] = []
 
 
 class Credit(msgspec.Struct, tag="credit", kw_only=True):
@@ -167,3 +177,45 @@ class StatsReply(msgspec.Struct, tag="stats_reply", kw_only=True):
 
 RegistryRequest = Register | Heartbeat | Unregister | Lookup | Stats
 RegistryReply = Welcome | Refused | Table | StatsReply
+
+
+# ---------------------------------------------------------------------------
+# Tool-pool channel (client DEALER -> pool member ROUTER, and back)
+
+
+class SessionOpen(msgspec.Struct, tag="session_open", kw_only=True):
+    """Create a session with the pool's factory; ``spec`` is its (JSON) argument."""
+
+    request_id: int
+    session: str
+    spec: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class SessionCall(msgspec.Struct, tag="session_call", kw_only=True):
+    """Call ``method`` of an open session with JSON ``args``."""
+
+    request_id: int
+    session: str
+    method: str
+    args: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class SessionClose(msgspec.Struct, tag="session_close", kw_only=True):
+    """Drop a session (no reply). Closing an unknown session is not an error."""
+
+    session: str
+
+
+class SessionReply(msgspec.Struct, tag="session_reply", kw_only=True, omit_defaults=True):
+    """Answer to SessionOpen / SessionCall. ``error`` is "" on success; ``kind`` classifies
+    a failure: "unknown" (no such session: the member restarted or dropped it), "full"
+    (at capacity), "error" (the factory or the method raised)."""
+
+    request_id: int
+    result: msgspec.Raw = msgspec.Raw(b"null")
+    error: str = ""
+    kind: str = ""
+
+
+ToolRequest = SessionOpen | SessionCall | SessionClose
+ToolReply = SessionReply

@@ -51,6 +51,9 @@ class RoleContext:
     llm: ChatClient
     conf: Any  # the workflow's typed config object (a WorkflowConf subclass)
     log: logging.Logger
+    # the tool pools (slurmgen.toolpool.ToolPools or LocalPools): open / call / release a
+    # task's sessions; None when the run starts no pool
+    tools: Any = None
 
 
 RoleFn = Callable[[Orchestrator, RoleContext], Awaitable[None]]

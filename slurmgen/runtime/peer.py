@@ -43,6 +43,7 @@ from slurmgen.runtime.readiness import wait_ready
 from slurmgen.runtime.router import CreditRouter
 from slurmgen.runtime.worker import run_role
 from slurmgen.spill.policy import Spiller, SpillLost
+from slurmgen.toolpool.client import ToolPools
 from slurmgen.workflow import RoleContext, finish, load_workflow
 
 log = logging.getLogger("slurmgen.peer")
@@ -67,7 +68,10 @@ class Peer:
         self.received: collections.Counter[str] = collections.Counter()
         self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env))
         self.static_llm = [Endpoint(url=u, model=conf.llm.model) for u in conf.llm.urls]
-        self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"))
+        self.tools = ToolPools(self.sockets, lambda: self.registry.view.of_kind("toolpool"), self.peer_id,
+                               call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost)
+        self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"),
+                                    tools=self.tools)
         self.node = node_of(conf, shard)
         member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=self.node,
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
@@ -91,6 +95,7 @@ class Peer:
             self.router.forget(pid)
         self.llm.set_endpoints(self.static_llm + [Endpoint(url=m.address, model=m.model, capacity=m.capacity)
                                                   for m in view.of_kind("llm")])
+        self.tools.on_membership()
         for role in list(self.pending):
             self._pump(role)
 
@@ -170,6 +175,7 @@ class Peer:
                 finish(orch, "failed", f"lost: {exc}")
             self.blobs.free(orch)
             Spiller.clear_refs(orch)
+        self.tools.release(orch)  # written, issued again or a late duplicate: its sessions are done
         self.origin.complete(orch)
         self._maybe_mark_done()
 
@@ -264,7 +270,7 @@ class Peer:
                 "in_flight": len(self.origin.leases), "held": len(self.held),
                 "llm_outstanding": self.llm.outstanding(), "issued": self.origin.issued, "reissued": self.origin.reissued, "retried": self.origin.retried,
                 "written": self.origin.written, "duplicates": self.origin.duplicates,
-                "refused_frames": self.decoder.refused}
+                "refused_frames": self.decoder.refused, "tools": dict(self.tools.counts)}
 
     # -- leases -----------------------------------------------------------------------
     async def _leases(self) -> None:
@@ -318,6 +324,7 @@ class Peer:
         self.exporter.close()
         await self.registry.close()
         await self.llm.close()
+        self.tools.close()
         for sock in self.outboxes.values():
             sock.close()
         self.inbox.close()

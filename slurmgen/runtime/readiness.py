@@ -1,4 +1,5 @@
-"""Before issuing tasks: wait until every role has a host and an LLM replica is up."""
+"""Before issuing tasks: wait until every role has a host, an LLM replica is up, and
+(when the run starts tool pools) a tool-pool member is registered."""
 
 from __future__ import annotations
 
@@ -8,16 +9,20 @@ import time
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import StartupError
 from slurmgen.membership import RegistryClient
+from slurmgen.toolpool.session import pool_size
 from slurmgen.workflow import Workflow
 
 
-def missing(registry: RegistryClient, workflow: Workflow, expected_peers: int, need_llm: bool) -> list[str]:
+def missing(registry: RegistryClient, workflow: Workflow, expected_peers: int, need_llm: bool,
+            need_pools: bool = False) -> list[str]:
     view = registry.view
     peers = view.of_kind("peer")
     hosted = {role for m in peers for role in m.roles}
     gaps = [f"role {r!r} has no peer" for r in workflow.roles if r not in hosted]
     if need_llm and not view.of_kind("llm"):
         gaps.append("no LLM replica is registered")
+    if need_pools and not view.of_kind("toolpool"):
+        gaps.append("no tool-pool member is registered")
     if len(peers) < expected_peers:
         gaps.append(f"{len(peers)} of {expected_peers} agent peers registered")
     return gaps
@@ -27,7 +32,8 @@ async def wait_ready(registry: RegistryClient, workflow: Workflow, conf: Slurmge
                      stop: asyncio.Event) -> None:
     deadline = time.monotonic() + conf.run.startup_timeout_s
     while not stop.is_set():
-        gaps = missing(registry, workflow, conf.run.peers, need_llm=conf.llm.backend != "openai")
+        gaps = missing(registry, workflow, conf.run.peers, need_llm=conf.llm.backend != "openai",
+                       need_pools=pool_size(conf) > 0)
         if not gaps:
             return
         if time.monotonic() > deadline:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from slurmgen.errors import LLMError
+from slurmgen.errors import LLMError, ToolPoolError
 from slurmgen.protocol import Orchestrator
 from slurmgen.workflow import RoleContext, Workflow, finish
 
@@ -14,7 +14,7 @@ log = logging.getLogger("slurmgen.worker")
 async def run_role(workflow: Workflow, ctx: RoleContext, orch: Orchestrator) -> None:
     """Run ``orch.next_role`` and set ``orch.next_role`` to the following one ("" = done).
 
-    Failures never escape: an LLM error or a bug in a role becomes a failed task with
+    Failures never escape: an LLM or tool-pool error or a bug in a role becomes a failed task with
     a reason, which goes home to its origin like any other finished task.
     """
     role = orch.next_role
@@ -23,7 +23,7 @@ async def run_role(workflow: Workflow, ctx: RoleContext, orch: Orchestrator) -> 
         if handler is None:
             raise KeyError(f"workflow {workflow.name!r} has no role {role!r}")
         await handler(orch, ctx)
-    except LLMError as exc:
+    except (LLMError, ToolPoolError) as exc:
         log.warning("task=%s role=%s %s: %s", orch.task_id, role, exc.kind, exc)
         finish(orch, "failed", f"{exc.kind}: {exc}")
     except Exception as exc:  # the one boundary catch: a role bug fails its task only

@@ -1,0 +1,3 @@
+from slurmgen.toolpool.server import main
+
+main()

@@ -1,0 +1,172 @@
+"""A tool-pool member: hosts environment sessions and serves them over ZeroMQ.
+
+    python -m slurmgen.toolpool.server --run-dir RUN --name pool-0
+
+It reads the run's config (``toolpool.*`` and the workflow's ``toolpool_factory``),
+binds a CurveZMQ ROUTER, registers as kind ``"toolpool"`` with ``toolpool.capacity``,
+and answers ``SessionOpen`` / ``SessionCall`` / ``SessionClose``. Session work (a
+factory or a method, blocking Python) runs on one worker thread, so the event loop
+keeps heartbeating and receiving while an environment computes. Sessions unused for
+``toolpool.idle_s`` are dropped. SIGTERM: unregister, close every session, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import logging
+import os
+import signal
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from slurmgen import codec, curve, sockets
+from slurmgen.confload import load_run_config
+from slurmgen.logs import setup_logging
+from slurmgen.membership import RegistryClient
+from slurmgen.protocol import Member, SessionCall, SessionClose, SessionOpen, SessionReply
+from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, load_factory, pool_factory
+
+log = logging.getLogger("slurmgen.toolpool")
+
+SWEEP_S = 10.0
+
+
+class PoolServer:
+    def __init__(self, run: RunDir, name: str) -> None:
+        self.run = run
+        self.conf = load_run_config(run.config)
+        factory_path = pool_factory(self.conf)
+        if not factory_path:
+            raise SystemExit(f"{name}: no session factory (set toolpool.factory or the workflow's toolpool_factory)")
+        tp = self.conf.toolpool
+        self.host = SessionHost(load_factory(factory_path), tp.capacity, tp.idle_s)
+        self.member_id = f"{name}.{uuid.uuid4().hex[:6]}"
+        self.ctx = zmq.asyncio.Context()
+        self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
+        bind = sockets.default_host(self.conf.cluster.kind, self.conf.cluster.host)
+        self.router, self.address = self.sockets.bind_router(bind)
+        member = Member(peer_id=self.member_id, kind="toolpool", address=self.address, node=sockets.node_name(),
+                        capacity=tp.capacity, pid=os.getpid())
+        self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=self.conf.run.heartbeat_s,
+                                       liveness=self.conf.run.heartbeat_liveness)
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session")
+        self.decoder = codec.tool_request_decoder()
+        self.received: collections.Counter[str] = collections.Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _work(self, identity: bytes, msg: SessionOpen | SessionCall) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if isinstance(msg, SessionOpen):
+                spec = msgspec.json.decode(msg.spec)
+                await loop.run_in_executor(self.worker, self.host.open, msg.session, spec)
+                reply = SessionReply(request_id=msg.request_id)
+            else:
+                args = msgspec.json.decode(msg.args)
+                result = await loop.run_in_executor(self.worker, self.host.call, msg.session, msg.method, args)
+                reply = SessionReply(request_id=msg.request_id, result=msgspec.Raw(msgspec.json.encode(result)))
+        except UnknownSession:
+            reply = SessionReply(request_id=msg.request_id, error=f"no session {msg.session}", kind="unknown")
+        except PoolFull as exc:
+            reply = SessionReply(request_id=msg.request_id, error=str(exc), kind="full")
+        except Exception as exc:  # a session's bug fails its task, not the member
+            log.exception("session %s: %s failed", msg.session, type(msg).__name__)
+            reply = SessionReply(request_id=msg.request_id, error=f"{type(exc).__name__}: {exc}", kind="error")
+        self.registry.load = len(self.host)
+        await self.router.send_multipart([identity, codec.encode(reply)])
+
+    async def _receive(self) -> None:
+        while True:
+            frames = await self.router.recv_multipart()
+            if len(frames) != 2:
+                self.received["malformed"] += 1
+                continue
+            msg = self.decoder.decode(frames[1])
+            match msg:
+                case SessionOpen() | SessionCall():
+                    self.received[type(msg).__name__] += 1
+                    task = asyncio.ensure_future(self._work(frames[0], msg))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                case SessionClose(session=sid):
+                    self.received["SessionClose"] += 1
+                    # behind any call still queued on the worker, so it never races one
+                    asyncio.get_running_loop().run_in_executor(self.worker, self.host.close, sid)
+                case None:
+                    self.received["malformed"] += 1
+
+    async def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            dropped = await loop.run_in_executor(self.worker, self.host.sweep)
+            if dropped:
+                log.warning("dropped %d idle sessions (unused for %.0f s)", len(dropped), self.host.idle_s)
+            self.registry.load = len(self.host)
+            self._write_stats()
+
+    def stats(self) -> dict[str, Any]:
+        h = self.host
+        return {"member_id": self.member_id, "received": dict(self.received), "open": len(h), "opened": h.opened,
+                "closed": h.closed, "calls": h.calls, "dropped_idle": h.dropped_idle}
+
+    def _write_stats(self) -> None:
+        write_atomic(self.run.stats(f"toolpool-{self.member_id}"), msgspec.json.encode(self.stats()))
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        await self.registry.start(self.conf.run.startup_timeout_s)
+        log.info("%s serving at %s (capacity %d)", self.member_id, self.address, self.host.capacity)
+        tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._sweep())]
+        await stop.wait()
+        for t in tasks:
+            t.cancel()
+
+    async def close(self) -> None:
+        self._write_stats()
+        await self.registry.close()
+        self.worker.submit(self.host.close_all).result()
+        self.worker.shutdown()
+        self.router.close()
+        self.sockets.close()
+        self.ctx.term()
+
+
+async def amain(args: argparse.Namespace) -> None:
+    server = PoolServer(RunDir(Path(args.run_dir)), args.name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.serve(stop)
+    finally:
+        await server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="slurmgen.toolpool.server", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--name", required=True, help="member name (pool-<i>); a random suffix makes its id")
+    args = parser.parse_args(argv)
+    setup_logging(RunDir(Path(args.run_dir)).make().log(args.name))
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    asyncio.run(amain(args))
+
+
+if __name__ == "__main__":
+    main()

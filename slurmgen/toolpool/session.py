@@ -1,0 +1,110 @@
+"""Sessions and the table of sessions one pool member hosts (pure logic, no sockets)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Protocol
+
+from slurmgen.workflow import import_path
+
+DEFAULT_POOL_SIZE = 2  # members started for a workflow that names a factory (toolpool.size=-1)
+
+
+class Session(Protocol):
+    """What a factory returns: one task's environment."""
+
+    def call(self, method: str, args: Any) -> Any:
+        """Run ``method``; the result must be JSON-encodable. Raising fails the task."""
+
+    def close(self) -> None: ...
+
+
+Factory = Callable[[Any], Session]
+
+
+class UnknownSession(KeyError):
+    """No such session here (never opened, closed, idle-dropped, or the member restarted)."""
+
+
+class PoolFull(RuntimeError):
+    """The member already hosts ``capacity`` sessions."""
+
+
+def pool_factory(conf: Any) -> str:
+    """The session factory path: ``toolpool.factory``, else the workflow's."""
+    return conf.toolpool.factory or getattr(conf.workflow, "toolpool_factory", "")
+
+
+def pool_size(conf: Any) -> int:
+    """Members to start: ``toolpool.size``; -1 = 2 when there is a factory, else 0."""
+    if conf.toolpool.size >= 0:
+        return int(conf.toolpool.size)
+    return DEFAULT_POOL_SIZE if pool_factory(conf) else 0
+
+
+def load_factory(path: str) -> Factory:
+    return import_path(path, "toolpool.factory")  # type: ignore[no-any-return]
+
+
+class SessionHost:
+    """The sessions of one member: open (idempotent), call, close, drop the idle ones."""
+
+    def __init__(self, factory: Factory, capacity: int, idle_s: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.factory = factory
+        self.capacity = capacity
+        self.idle_s = idle_s
+        self.clock = clock
+        self._sessions: dict[str, Session] = {}
+        self._used: dict[str, float] = {}
+        self.opened = self.closed = self.calls = self.dropped_idle = 0
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __contains__(self, session_id: str) -> bool:
+        return session_id in self._sessions
+
+    def open(self, session_id: str, spec: Any) -> None:
+        """Create the session; a repeated open of a live session is a no-op (at-least-once)."""
+        if session_id in self._sessions:
+            self._used[session_id] = self.clock()
+            return
+        if len(self._sessions) >= self.capacity:
+            raise PoolFull(f"{len(self._sessions)} sessions open, capacity {self.capacity}")
+        self._sessions[session_id] = self.factory(spec)
+        self._used[session_id] = self.clock()
+        self.opened += 1
+
+    def call(self, session_id: str, method: str, args: Any) -> Any:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise UnknownSession(session_id)
+        self._used[session_id] = self.clock()
+        self.calls += 1
+        return session.call(method, args)
+
+    def close(self, session_id: str) -> bool:
+        session = self._sessions.pop(session_id, None)
+        self._used.pop(session_id, None)
+        if session is None:
+            return False
+        self.closed += 1
+        try:
+            session.close()
+        except Exception:  # a session's own cleanup must not take the member down
+            pass
+        return True
+
+    def sweep(self) -> list[str]:
+        """Close sessions unused for ``idle_s`` (their task's record was lost with its peer)."""
+        now = self.clock()
+        idle = [sid for sid, used in self._used.items() if now - used > self.idle_s]
+        for sid in idle:
+            self.close(sid)
+        self.dropped_idle += len(idle)
+        return idle
+
+    def close_all(self) -> None:
+        for sid in list(self._sessions):
+            self.close(sid)
