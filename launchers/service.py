@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 import zmq.asyncio
 
-from slurmgen import sockets
+from slurmgen import hosts
 from slurmgen.errors import StartupError
 from slurmgen.lifeline import die_with_parent
 from slurmgen.logs import setup_logging
@@ -72,7 +72,7 @@ async def stop_child(child: asyncio.subprocess.Process, grace_s: float = 10.0) -
 
 
 async def supervise(args: argparse.Namespace, run: RunDir) -> int:
-    args.host = sockets.default_host("slurm" if args.host == "auto" else "local", args.host)
+    args.host = hosts.default_host("slurm" if args.host == "auto" else "local", args.host)
     run.not_ready(args.name).unlink(missing_ok=True)
     port = free_port(args.host)
     argv = [a.replace("{port}", str(port)).replace("{host}", args.host) for a in args.command]

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen import curve, dataset, sockets
+from slurmgen import curve, dataset, hosts
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
 from slurmgen.errors import ConfigError, DatasetError, SlurmgenError, StartupError
-from slurmgen.launchers.local import LocalLauncher, Running
+from slurmgen.launchers.local import LocalLauncher
 from slurmgen.launchers.plan import make_plan
 from slurmgen.logs import setup_logging
 from slurmgen.metrics import DriverMetrics, Exporter
@@ -29,7 +29,8 @@ from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.spill.paths import spill_root
 from slurmgen.summary import read_records, summarize
 from slurmgen.ui import ProgressBar
-from slurmgen.validate import report, validate
+from slurmgen.validate import report as validation_report
+from slurmgen.validate import validate
 from slurmgen.workflow import Workflow, import_path, load_workflow
 
 log = logging.getLogger("slurmgen.driver")
@@ -147,7 +148,7 @@ def make_launcher(conf: SlurmgenConf, run: RunDir) -> tuple[Any, Any]:
 def execute(conf: SlurmgenConf) -> Path | None:
     if conf.run.validate_only:
         result = validate(conf)
-        print(report(result, conf.dataset.path))
+        print(validation_report(result, conf.dataset.path))
         if not result.ok:
             raise DatasetError(f"{len(result.bad)} bad rows (listed above); fix them or let them become failed records")
         print("config and dataset are valid; nothing was started")
@@ -160,7 +161,7 @@ def execute(conf: SlurmgenConf) -> Path | None:
     _clear_stale(run, conf.run.peers)
     initial = ResultsTail(run.results).poll()
     bar = ProgressBar(expected, initial, enabled=conf.run.progress)
-    exporter = Exporter("driver", run.root, sockets.default_host(conf.cluster.kind, conf.cluster.host),
+    exporter = Exporter("driver", run.root, hosts.default_host(conf.cluster.kind, conf.cluster.host),
                         kind="driver", enabled=conf.run.metrics, sd_extra_dir=conf.run.metrics_sd_dir or None)
     metrics = exporter.driver(expected, initial)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -181,13 +182,13 @@ def execute(conf: SlurmgenConf) -> Path | None:
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)
     write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))
     try:
-        report = write_report(run.root)
+        report_path: Path | None = write_report(run.root)
     except Exception:  # the report is a convenience: it never fails a finished run
         log.exception("report.html not written; try: python -m slurmgen.report %s", run.root)
-        report = None
+        report_path = None
     print(f"{summary.tasks_total} records ({summary.tasks_ok} ok, {summary.tasks_rejected} rejected, "
           f"{summary.tasks_failed} failed), {summary.tokens_per_s:.0f} tokens/s; summary: {run.summary}"
-          + (f"; report: {report}" if report else ""))
+          + (f"; report: {report_path}" if report_path else ""))
     return run.root
 
 

@@ -21,7 +21,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, sockets
+from slurmgen import codec, curve, hosts, sockets
 from slurmgen.logs import setup_logging
 from slurmgen.peertable import PeerTable
 from slurmgen.protocol import (
@@ -127,7 +127,7 @@ class Registry:
 
 async def amain(args: argparse.Namespace) -> None:
     run = RunDir(Path(args.run_dir)).make()
-    host = sockets.default_host("slurm" if args.host == "auto" else "local", args.host)
+    host = hosts.default_host("slurm" if args.host == "auto" else "local", args.host)
     registry = Registry(run, host, args.heartbeat_s, args.liveness)
     registry.publish_address()
     log.info("registry at %s (pub %s)", registry.address.router, registry.address.pub)

@@ -15,7 +15,6 @@ import logging
 import os
 import resource
 import signal
-import socket
 import time
 import uuid
 from collections import deque
@@ -25,7 +24,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, sockets
+from slurmgen import codec, curve, hosts, sockets
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import load_run_config
 from slurmgen.dataset import check_path, iter_shard
@@ -56,7 +55,7 @@ class Peer:
         self.workflow = load_workflow(conf.workflow)
         self.ctx = zmq.asyncio.Context()
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
-        host = sockets.default_host(conf.cluster.kind, conf.cluster.host)
+        host = hosts.default_host(conf.cluster.kind, conf.cluster.host)
         self.inbox, self.address = self.sockets.bind_router(host)
         self.exporter = Exporter(f"peer-{shard}", run.root, host, kind="peer", enabled=conf.run.metrics,
                                  sd_extra_dir=conf.run.metrics_sd_dir or None)
@@ -337,7 +336,7 @@ class Peer:
 def node_of(conf: SlurmgenConf, shard: int) -> str:
     if conf.cluster.kind == "local" and conf.cluster.local_nodes > 1:
         return f"node-{shard % conf.cluster.local_nodes}"
-    return sockets.node_name()
+    return hosts.node_name()
 
 
 def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:

@@ -27,7 +27,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, sockets
+from slurmgen import codec, curve, hosts, sockets
 from slurmgen.confload import load_run_config
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
@@ -38,6 +38,7 @@ from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, loa
 log = logging.getLogger("slurmgen.toolpool")
 
 SWEEP_S = 10.0
+STATS_S = 1.0
 
 
 class PoolServer:
@@ -52,9 +53,9 @@ class PoolServer:
         self.member_id = f"{name}.{uuid.uuid4().hex[:6]}"
         self.ctx = zmq.asyncio.Context()
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
-        bind = sockets.default_host(self.conf.cluster.kind, self.conf.cluster.host)
+        bind = hosts.default_host(self.conf.cluster.kind, self.conf.cluster.host)
         self.router, self.address = self.sockets.bind_router(bind)
-        member = Member(peer_id=self.member_id, kind="toolpool", address=self.address, node=sockets.node_name(),
+        member = Member(peer_id=self.member_id, kind="toolpool", address=self.address, node=hosts.node_name(),
                         capacity=tp.capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=self.conf.run.heartbeat_s,
                                        liveness=self.conf.run.heartbeat_liveness)
@@ -112,20 +113,29 @@ class PoolServer:
             if dropped:
                 log.warning("dropped %d idle sessions (unused for %.0f s)", len(dropped), self.host.idle_s)
             self.registry.load = len(self.host)
-            self._write_stats()
+
+    async def _stats_loop(self) -> None:
+        """Stats while running: a sandboxed member may be killed before ``close`` writes them."""
+        last: dict[str, Any] = {}
+        while True:
+            await asyncio.sleep(STATS_S)
+            now = self.stats()
+            if now != last:
+                self._write_stats(now)
+                last = now
 
     def stats(self) -> dict[str, Any]:
         h = self.host
         return {"member_id": self.member_id, "received": dict(self.received), "open": len(h), "opened": h.opened,
                 "closed": h.closed, "calls": h.calls, "dropped_idle": h.dropped_idle}
 
-    def _write_stats(self) -> None:
-        write_atomic(self.run.stats(f"toolpool-{self.member_id}"), msgspec.json.encode(self.stats()))
+    def _write_stats(self, stats: dict[str, Any] | None = None) -> None:
+        write_atomic(self.run.stats(f"toolpool-{self.member_id}"), msgspec.json.encode(stats or self.stats()))
 
     async def serve(self, stop: asyncio.Event) -> None:
         await self.registry.start(self.conf.run.startup_timeout_s)
         log.info("%s serving at %s (capacity %d)", self.member_id, self.address, self.host.capacity)
-        tasks = [asyncio.create_task(self._receive()), asyncio.create_task(self._sweep())]
+        tasks = [asyncio.create_task(c) for c in (self._receive(), self._sweep(), self._stats_loop())]
         await stop.wait()
         for t in tasks:
             t.cancel()

@@ -44,6 +44,7 @@ async def fuzz(run_dir) -> int:
     sent = 0
     for member in [m for m in table.members if m.kind == "peer"]:
         dealer = factory.connect_dealer(member.address, "fuzzer")
+        dealer.linger = 10_000  # deliver everything even if the CURVE handshake is slow under load
         for frame in frames(rng):
             await dealer.send(frame)
             sent += 1
@@ -76,4 +77,4 @@ def test_fuzzed_inboxes_do_not_crash_peers(tmp_path):
     assert len(recs) == 300 and len({r.task_id for r in recs}) == 300
     assert "evil:0" not in {r.task_id for r in recs}
     stats = [json.loads(p.read_text()) for p in (run_dir / "state").glob("stats-peer-*.json")]
-    assert sum(s["refused_frames"] + s["received"].get("malformed", 0) for s in stats) >= 150
+    assert sum(s["refused_frames"] + s["received"].get("malformed", 0) for s in stats) >= 150, stats
