@@ -1,5 +1,5 @@
 """Before issuing tasks: wait until every role has a host, an LLM replica is up, and
-(when the run starts tool pools) a tool-pool member is registered."""
+(when the run starts tool pools) every tool-pool member is registered."""
 
 from __future__ import annotations
 
@@ -14,15 +14,16 @@ from slurmgen.workflow import Workflow
 
 
 def missing(registry: RegistryClient, workflow: Workflow, expected_peers: int, need_llm: bool,
-            need_pools: bool = False) -> list[str]:
+            expected_pools: int = 0) -> list[str]:
     view = registry.view
     peers = view.of_kind("peer")
     hosted = {role for m in peers for role in m.roles}
     gaps = [f"role {r!r} has no peer" for r in workflow.roles if r not in hosted]
     if need_llm and not view.of_kind("llm"):
         gaps.append("no LLM replica is registered")
-    if need_pools and not view.of_kind("toolpool"):
-        gaps.append("no tool-pool member is registered")
+    pools = len(view.of_kind("toolpool"))
+    if pools < expected_pools:
+        gaps.append(f"{pools} of {expected_pools} tool-pool members registered")
     if len(peers) < expected_peers:
         gaps.append(f"{len(peers)} of {expected_peers} agent peers registered")
     return gaps
@@ -33,7 +34,7 @@ async def wait_ready(registry: RegistryClient, workflow: Workflow, conf: Slurmge
     deadline = time.monotonic() + conf.run.startup_timeout_s
     while not stop.is_set():
         gaps = missing(registry, workflow, conf.run.peers, need_llm=conf.llm.backend != "openai",
-                       need_pools=pool_size(conf) > 0)
+                       expected_pools=pool_size(conf))
         if not gaps:
             return
         if time.monotonic() > deadline:

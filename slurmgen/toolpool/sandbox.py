@@ -9,6 +9,7 @@ namespaces) fails the run before anything starts, with a message saying what to 
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 import sys
@@ -25,13 +26,22 @@ def server_argv(python: str, run_dir: Path | str, name: str) -> list[str]:
     return [python, "-m", "slurmgen.toolpool.server", "--run-dir", str(run_dir), "--name", name]
 
 
-def bwrap_prefix(run_dir: Path | str, binds: list[str] = ()) -> list[str]:  # type: ignore[assignment]
+def _python_paths_in_tmp() -> list[str]:
+    """This interpreter's files that live under /tmp (a venv there), hidden by the private /tmp."""
+    candidates = {sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+                  *(p for p in sys.path if p)}
+    under = sorted(p for p in candidates if (p == "/tmp" or p.startswith("/tmp/")) and os.path.exists(p))
+    return [p for i, p in enumerate(under) if not any(p.startswith(q + "/") for q in under[:i])]
+
+
+def bwrap_prefix(run_dir: Path | str, binds: list[str] = (), keep: list[str] | None = None) -> list[str]:  # type: ignore[assignment]
     """Read-only view of the host, private /tmp, /dev and /proc, new PID/IPC/UTS
     namespaces; the run directory is the only writable path. The network is shared: the
-    member serves peers over TCP and reaches the registry."""
-    argv = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+    member serves peers over TCP and reaches the registry. ``keep`` (default: this
+    Python's own paths under /tmp) stays visible, read-only, over the private /tmp."""
+    argv = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    for path in binds:
+    for path in [*(_python_paths_in_tmp() if keep is None else keep), *binds]:
         argv += ["--ro-bind", path, path]
     argv += ["--bind", str(run_dir), str(run_dir), "--"]
     return argv

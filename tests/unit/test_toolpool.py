@@ -1,0 +1,117 @@
+"""Tool pools: the session table, the sandbox command lines (Apptainer golden text), the plan."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from slurmgen.config import SlurmgenConf, ToolPoolConf, WorkflowConf
+from slurmgen.errors import ConfigError
+from slurmgen.launchers.plan import make_plan, sim_script
+from slurmgen.toolpool import sandbox
+from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, pool_size
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "toolpool"
+
+
+class Counter:
+    def __init__(self, spec: dict) -> None:
+        self.n = spec.get("start", 0)
+        self.closed = False
+
+    def call(self, method: str, args: dict) -> int:
+        self.n += args.get("by", 1)
+        return self.n
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_session_host_open_call_close_and_idempotent_open() -> None:
+    host = SessionHost(Counter, capacity=2, idle_s=100)
+    host.open("t:0#0/env", {"start": 10})
+    assert host.call("t:0#0/env", "add", {"by": 5}) == 15
+    host.open("t:0#0/env", {"start": 0})  # a duplicate open keeps the live session
+    assert host.call("t:0#0/env", "add", {}) == 16
+    assert host.close("t:0#0/env") and not host.close("t:0#0/env")
+    with pytest.raises(UnknownSession):
+        host.call("t:0#0/env", "add", {})
+
+
+def test_session_host_capacity_and_idle_sweep() -> None:
+    now = [0.0]
+    host = SessionHost(Counter, capacity=2, idle_s=10, clock=lambda: now[0])
+    host.open("a", {})
+    host.open("b", {})
+    with pytest.raises(PoolFull):
+        host.open("c", {})
+    now[0] = 5.0
+    host.call("a", "add", {})
+    now[0] = 12.0
+    assert host.sweep() == ["b"]
+    assert "a" in host and len(host) == 1
+
+
+def _conf(**tp: object) -> SlurmgenConf:
+    wf = WorkflowConf(name="w", transition="m:t", metrics="m:m", row="m:R", toolpool_factory="pkg.mod:factory",
+                      sim_scripts={"oracle": "pkg.script:oracle"}, sim_script="pkg.script:respond")
+    return SlurmgenConf(workflow=wf, toolpool=ToolPoolConf(**tp))  # type: ignore[arg-type]
+
+
+def test_apptainer_command_golden() -> None:
+    conf = _conf(sandbox="apptainer", image="/images/tau2.sif", binds=["/datasets/tau2"])
+    argv = make_plan(conf, Path("/scratch/runs/tau2-1"), python="/opt/venv/bin/python")
+    pools = [s for s in argv.services if s.component == "toolpool"]
+    text = "\n".join(shlex.join(s.argv) for s in pools) + "\n"
+    golden = GOLDEN / "apptainer_pools.txt"
+    assert text == golden.read_text(), f"update {golden} if the change is intended:\n{text}"
+
+
+def test_apptainer_needs_an_image() -> None:
+    with pytest.raises(ConfigError, match="toolpool.image"):
+        make_plan(_conf(sandbox="apptainer"), Path("/r"))
+
+
+def test_plain_and_bwrap_commands() -> None:
+    plain = sandbox.pool_command(_conf(), "/r", "pool-0", python="/py")
+    assert plain == ["/py", "-m", "slurmgen.toolpool.server", "--run-dir", "/r", "--name", "pool-0"]
+    wrapped = sandbox.pool_command(_conf(sandbox="bwrap", binds=["/data"]), "/r", "pool-1", python="/py")
+    assert wrapped[0] == "bwrap" and wrapped[-7:] == ["/py", "-m", "slurmgen.toolpool.server", "--run-dir", "/r",
+                                                      "--name", "pool-1"]
+    joined = " ".join(wrapped)
+    assert "--ro-bind / /" in joined and "--tmpfs /tmp" in joined and "--bind /r /r" in joined
+    assert "--ro-bind /data /data" in joined and "--unshare-pid" in joined and "--die-with-parent" in joined
+
+
+def test_bwrap_keeps_a_venv_under_tmp_visible() -> None:
+    argv = sandbox.bwrap_prefix("/r", keep=["/tmp/venv"])
+    assert argv.index("--tmpfs") < argv.index("/tmp/venv")
+
+
+def test_unknown_sandbox_and_policy_fail_early() -> None:
+    with pytest.raises(ConfigError, match="toolpool.sandbox"):
+        make_plan(_conf(sandbox="docker"), Path("/r"))
+    with pytest.raises(ConfigError, match="toolpool.on_lost"):
+        make_plan(_conf(on_lost="ignore"), Path("/r"))
+
+
+def test_pool_size_defaults_to_the_workflow() -> None:
+    assert pool_size(_conf()) == 2
+    assert pool_size(_conf(size=3)) == 3
+    no_factory = _conf()
+    no_factory.workflow.toolpool_factory = ""
+    assert pool_size(no_factory) == 0
+    plan = make_plan(_conf(size=3), Path("/r"), python=sys.executable)
+    assert [s.name for s in plan.services if s.component == "toolpool"] == ["pool-0", "pool-1", "pool-2"]
+
+
+def test_named_sim_scripts() -> None:
+    conf = _conf()
+    assert sim_script(conf) == "pkg.script:respond"
+    conf.llm.script = "oracle"
+    assert sim_script(conf) == "pkg.script:oracle"
+    conf.llm.script = "other.mod:fn"
+    assert sim_script(conf) == "other.mod:fn"
