@@ -27,7 +27,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, sockets
+from slurmgen import codec, curve, hosts, sockets
 from slurmgen.confload import load_run_config
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
@@ -53,9 +53,9 @@ class PoolServer:
         self.member_id = f"{name}.{uuid.uuid4().hex[:6]}"
         self.ctx = zmq.asyncio.Context()
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
-        bind = sockets.default_host(self.conf.cluster.kind, self.conf.cluster.host)
+        bind = hosts.default_host(self.conf.cluster.kind, self.conf.cluster.host)
         self.router, self.address = self.sockets.bind_router(bind)
-        member = Member(peer_id=self.member_id, kind="toolpool", address=self.address, node=sockets.node_name(),
+        member = Member(peer_id=self.member_id, kind="toolpool", address=self.address, node=hosts.node_name(),
                         capacity=tp.capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=self.conf.run.heartbeat_s,
                                        liveness=self.conf.run.heartbeat_liveness)
