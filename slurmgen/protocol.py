@@ -90,6 +90,7 @@ class Orchestrator(msgspec.Struct, tag="orch", kw_only=True, omit_defaults=True)
     reason: str = ""
     created_at: float = 0.0
     row_ref: SpillRef | None = None  # set when the row was spilled (row is then null on the wire)
+    log: str = ""  # where a failure was logged: "<log file> task=<id>"
     # tool-pool sessions this task holds (closed by its origin when the record is written)
     sessions: list[SessionHandle] = []
 

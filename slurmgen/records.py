@@ -22,6 +22,7 @@ class Record(msgspec.Struct, kw_only=True, omit_defaults=True):
     created_at: float = 0.0
     finished_at: float = 0.0
     peer: str = ""  # origin peer that wrote it
+    log: str = ""  # for a failed task: the log file and the task=<id> its lines carry
 
 
 STATUSES = ("ok", "rejected", "failed")

@@ -43,7 +43,7 @@ def to_record(orch: Orchestrator) -> Record:
         task_id=orch.task_id, row_id=orch.row_id, trial=orch.trial, status=orch.status,
         reason=orch.reason, usage=orch.usage, metrics=orch.metrics, output=orch.state,
         history=orch.history, seed=orch.seed, attempt=orch.attempt,
-        created_at=orch.created_at, finished_at=time.time(), peer=orch.origin,
+        created_at=orch.created_at, finished_at=time.time(), peer=orch.origin, log=orch.log,
     )
 
 

@@ -72,6 +72,7 @@ class Peer:
         self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"),
                                     tools=self.tools)
         self.node = node_of(conf, shard)
+        self.log_file = str(run.log(f"peer-{shard}").relative_to(run.root))
         member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=self.node,
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=conf.run.heartbeat_s,
@@ -202,7 +203,7 @@ class Peer:
         mark = self.metrics.role_start(orch)
         try:
             if self.blobs is None:
-                await run_role(self.workflow, self.role_ctx, orch)
+                await run_role(self.workflow, self.role_ctx, orch, self.log_file)
             else:
                 await self._work_spilled(orch, self.blobs)
         finally:
@@ -218,7 +219,7 @@ class Peer:
             finish(orch, "failed", f"lost: {exc}")
             orch.next_role = ""
             return
-        await run_role(self.workflow, self.role_ctx, orch)
+        await run_role(self.workflow, self.role_ctx, orch, self.log_file)
         blobs.spiller.spill(orch)
 
     async def _receive(self) -> None:

@@ -11,7 +11,7 @@ from slurmgen.workflow import RoleContext, Workflow, finish
 log = logging.getLogger("slurmgen.worker")
 
 
-async def run_role(workflow: Workflow, ctx: RoleContext, orch: Orchestrator) -> None:
+async def run_role(workflow: Workflow, ctx: RoleContext, orch: Orchestrator, log_file: str = "") -> None:
     """Run ``orch.next_role`` and set ``orch.next_role`` to the following one ("" = done).
 
     Failures never escape: an LLM or tool-pool error or a bug in a role becomes a failed task with
@@ -29,6 +29,8 @@ async def run_role(workflow: Workflow, ctx: RoleContext, orch: Orchestrator) -> 
     except Exception as exc:  # the one boundary catch: a role bug fails its task only
         log.exception("task=%s role=%s internal error", orch.task_id, role)
         finish(orch, "failed", f"internal: {type(exc).__name__}: {exc}")
+    if orch.status == "failed":
+        orch.log = f"{log_file} task={orch.task_id}"
     orch.step += 1
     nxt = workflow.transition(orch) if orch.status == "running" else None
     if nxt is None:

@@ -112,3 +112,7 @@ def test_the_run_stops_early_when_too_many_tasks_fail(tmp_path):
     assert "llm_error" in proc.stderr
     assert slurmgen_processes(run_dir) == []
     assert 40 <= count(run_dir) < 2000
+    failed = [r for r in records(run_dir) if r.status == "failed"]
+    log_file, _, needle = failed[0].log.partition(" ")
+    assert needle == f"task={failed[0].task_id}"
+    assert needle in (run_dir / log_file).read_text()  # the record points to its log lines
