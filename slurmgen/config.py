@@ -221,8 +221,9 @@ class ToolPoolConf:
     apptainer_options: list[str] = field(default_factory=lambda: ["--containall", "--cleanenv"])
     # more paths to bind read-only into the sandbox (bwrap, apptainer), e.g. a data directory
     binds: list[str] = field(default_factory=list)
-    # a session call not answered in this time fails its task (tool_error)
-    call_timeout_s: float = 60.0
+    # a session call not answered in this time (waiting behind other calls on the member
+    # included) fails its task like a lost member (see on_lost)
+    call_timeout_s: float = 300.0
     # a session not used for this long is dropped by its member (tasks lost without a record)
     idle_s: float = 1800.0
     # a task whose session's member died: restart = fail it as tool_error (the origin issues

@@ -61,7 +61,7 @@ class _Link:
 
 class ToolPools:
     def __init__(self, sockets: Any, members: Callable[[], list[Member]], identity: str, *,
-                 call_timeout_s: float = 60.0, on_lost: str = "restart") -> None:
+                 call_timeout_s: float = 300.0, on_lost: str = "restart") -> None:
         self.sockets = sockets
         self.members = members  # the current "toolpool" members of the registry view
         self.identity = identity
