@@ -79,6 +79,9 @@ def make_plan(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -
     if conf.llm.backend != "openai":
         services = [llm_spec(conf, run_dir, i, python) for i in range(conf.llm.replicas)]
     pools = pool_size(conf)
+    if pools == 0 and conf.workflow.toolpool_factory:
+        raise ConfigError(f"workflow {conf.workflow.name!r} runs its tools in tool pools; toolpool.size=0 starts "
+                          "none: use toolpool.size>=1 (or -1, the workflow's default)")
     if pools > 0:
         if not pool_factory(conf):
             raise ConfigError(f"toolpool.size={pools} but no session factory: set toolpool.factory "

@@ -115,3 +115,8 @@ def test_named_sim_scripts() -> None:
     assert sim_script(conf) == "pkg.script:oracle"
     conf.llm.script = "other.mod:fn"
     assert sim_script(conf) == "other.mod:fn"
+
+
+def test_a_workflow_with_a_factory_needs_a_pool() -> None:
+    with pytest.raises(ConfigError, match="toolpool.size=0"):
+        make_plan(_conf(size=0), Path("/r"))
