@@ -120,3 +120,13 @@ def test_named_sim_scripts() -> None:
 def test_a_workflow_with_a_factory_needs_a_pool() -> None:
     with pytest.raises(ConfigError, match="toolpool.size=0"):
         make_plan(_conf(size=0), Path("/r"))
+
+
+def test_missing_bubblewrap_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    sandbox.check_bwrap.cache_clear()
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    try:
+        with pytest.raises(ConfigError, match="apt-get install bubblewrap"):
+            make_plan(_conf(sandbox="bwrap"), Path("/r"))
+    finally:
+        sandbox.check_bwrap.cache_clear()
