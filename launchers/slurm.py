@@ -87,17 +87,17 @@ class SlurmLauncher:
 
     def start_all(self, specs: list[ProcessSpec]) -> None:
         """Submit every non-registry process: one array per component, or heterogeneous jobs."""
-        if self.cluster.hetjob:
-            services = [s for s in specs if s.component != "peer"]
+        if self.cluster.hetjob:  # LLM replica i + agent peer i per job; tool pools keep their own array
+            llms = [s for s in specs if s.component == "llm"]
             peers = [s for s in specs if s.component == "peer"]
-            for unit in pack_units(self.conf, services, peers):
+            for unit in pack_units(self.conf, llms, peers):
                 self.tracked.append(Tracked(unit, self._submit(unit)))
-        else:
-            groups: dict[str, list[ProcessSpec]] = {}
-            for spec in specs:
-                groups.setdefault(spec.component, []).append(spec)
-            for component, group in groups.items():
-                self._submit_array(component, group)
+            specs = [s for s in specs if s.component not in ("llm", "peer")]
+        groups: dict[str, list[ProcessSpec]] = {}
+        for spec in specs:
+            groups.setdefault(spec.component, []).append(spec)
+        for component, group in groups.items():
+            self._submit_array(component, group)
         self._announce()
 
     def _executor(self, params: dict[str, Any], folder: Path) -> submitit.SlurmExecutor:

@@ -130,3 +130,22 @@ def test_missing_bubblewrap_is_a_clear_config_error(monkeypatch: pytest.MonkeyPa
             make_plan(_conf(sandbox="bwrap"), Path("/r"))
     finally:
         sandbox.check_bwrap.cache_clear()
+
+
+def test_slurm_hetjob_packs_llm_and_peer_and_leaves_pools_in_their_own_array(monkeypatch: pytest.MonkeyPatch,
+                                                                             tmp_path: Path) -> None:
+    from slurmgen.launchers import slurm
+    from slurmgen.rundir import RunDir
+
+    conf = _conf()
+    conf.cluster.kind, conf.cluster.hetjob, conf.run.peers, conf.llm.replicas = "slurm", True, 2, 2
+    plan = make_plan(conf, tmp_path)
+    launcher = slurm.SlurmLauncher(conf, RunDir(tmp_path))
+    units: list[list[str]] = []
+    arrays: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(launcher, "_submit", lambda unit: units.append([s.name for s in unit]))
+    monkeypatch.setattr(launcher, "_submit_array", lambda c, group: arrays.append((c, [s.name for s in group])))
+    monkeypatch.setattr(launcher, "_announce", lambda: None)
+    launcher.start_all([*plan.services, *plan.peers])
+    assert units == [["llm-0", "peer-0"], ["llm-1", "peer-1"]]
+    assert arrays == [("toolpool", ["pool-0", "pool-1"])]
