@@ -18,8 +18,9 @@ from pathlib import Path
 
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError
-from slurmgen.launchers.plan import llm_spec, peer_spec, registry_spec
+from slurmgen.launchers.plan import llm_spec, peer_spec, pool_spec, registry_spec
 from slurmgen.launchers.resources import directives, job_conf, job_name
+from slurmgen.toolpool.session import pool_size
 
 TEMPLATES = ("registry.sbatch", "llm.sbatch", "peers.sbatch", "hetjob.sbatch", "submit.sh")
 ARRAY_INDEX = "${SLURM_ARRAY_TASK_ID}"
@@ -65,7 +66,7 @@ def _values(conf: SlurmgenConf, run_dir: Path, python: str) -> dict[str, str]:
     if re.search(r"\s", str(run_dir)):
         raise ConfigError(f"run.dir={run_dir!s} contains whitespace; sbatch --output cannot take it")
     return {"run_dir": str(run_dir), "shards": str(conf.run.peers), "replicas": str(conf.llm.replicas),
-            "backend": conf.llm.backend}
+            "backend": conf.llm.backend, "pools": str(pool_size(conf))}
 
 
 def render_component(conf: SlurmgenConf, run_dir: Path, component: str, python: str) -> str:
@@ -74,6 +75,8 @@ def render_component(conf: SlurmgenConf, run_dir: Path, component: str, python: 
         spec, last = registry_spec(conf, run_dir, python), 0
     elif component == "llm":
         spec, last = llm_spec(conf, run_dir, ARRAY_INDEX, python), conf.llm.replicas - 1
+    elif component == "toolpool":
+        spec, last = pool_spec(conf, run_dir, ARRAY_INDEX, python), pool_size(conf) - 1
     else:
         spec, last = peer_spec(conf, run_dir, ARRAY_INDEX, python), conf.run.peers - 1
     values.update(job_name=job_name(conf.cluster, component), directives=_sbatch_lines(conf, component),
@@ -97,7 +100,8 @@ def _submit_lines(conf: SlurmgenConf) -> str:
     if conf.cluster.hetjob and has_llm:
         return (f"for i in $(seq 0 {conf.run.peers - 1}); do sbatch --export=ALL,UNIT=$i hetjob.sbatch; done"
                 "  # cluster.hetjob=true")
-    return ("sbatch llm.sbatch\n" if has_llm else "") + "sbatch peers.sbatch"
+    pools = "sbatch toolpool.sbatch\n" if pool_size(conf) > 0 else ""
+    return ("sbatch llm.sbatch\n" if has_llm else "") + pools + "sbatch peers.sbatch"
 
 
 def render_all(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> dict[str, str]:
@@ -107,6 +111,8 @@ def render_all(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) 
     if conf.llm.backend != "openai":
         out["llm.sbatch"] = render_component(conf, run_dir, "llm", python)
         out["hetjob.sbatch"] = render_hetjob(conf, run_dir, python)
+    if pool_size(conf) > 0:
+        out["toolpool.sbatch"] = render_component(conf, run_dir, "toolpool", python)
     values = {**_values(conf, run_dir, python), "submit_lines": _submit_lines(conf)}
     out["submit.sh"] = fill(template_text("submit.sh"), values, "submit.sh")
     return out

@@ -149,3 +149,18 @@ def test_slurm_hetjob_packs_llm_and_peer_and_leaves_pools_in_their_own_array(mon
     launcher.start_all([*plan.services, *plan.peers])
     assert units == [["llm-0", "peer-0"], ["llm-1", "peer-1"]]
     assert arrays == [("toolpool", ["pool-0", "pool-1"])]
+
+
+def test_toolpool_sbatch_template_golden() -> None:
+    from slurmgen.launchers.render import render_all
+
+    conf = _conf(sandbox="apptainer", image="/images/tau2.sif", size=3)
+    conf.cluster.kind = "slurm"
+    conf.cluster.toolpool.partition = "cpu"
+    conf.cluster.toolpool.cpus_per_task = 2
+    conf.cluster.toolpool.setup = ["module load apptainer"]
+    files = render_all(conf, Path("/shared/runs/tau2-demo"), "/opt/venv/bin/python")
+    assert "sbatch toolpool.sbatch\n" in files["submit.sh"]
+    text = files["toolpool.sbatch"]
+    golden = GOLDEN / "toolpool.sbatch"
+    assert text == golden.read_text(), f"update {golden} if the change is intended:\n{text}"
