@@ -18,7 +18,17 @@ peer runs the role. The task's origin closes its sessions when it writes the rec
 is recorded failed (``on_lost=fail``). Nothing here imports a workflow.
 """
 
-from slurmgen.toolpool.client import LocalPools, ToolPools
+from typing import Any
+
 from slurmgen.toolpool.session import Session, SessionHost, pool_factory, pool_size
 
 __all__ = ["LocalPools", "Session", "SessionHost", "ToolPools", "pool_factory", "pool_size"]
+
+
+def __getattr__(name: str) -> Any:
+    """The clients load ZeroMQ: only when asked for (the driver plans pools without them)."""
+    if name in ("LocalPools", "ToolPools"):
+        from slurmgen.toolpool import client
+
+        return getattr(client, name)
+    raise AttributeError(name)
