@@ -14,7 +14,6 @@ import collections
 import logging
 import os
 import resource
-import signal
 import time
 import uuid
 from collections import deque
@@ -28,6 +27,7 @@ from slurmgen import codec, curve, hosts, sockets
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import load_run_config
 from slurmgen.dataset import check_path, iter_shard
+from slurmgen.lifecycle import serve_until_signalled
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint
 from slurmgen.logs import setup_logging
@@ -349,14 +349,7 @@ def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:
 async def amain(args: argparse.Namespace) -> None:
     run = RunDir(Path(args.run_dir))
     peer = Peer(load_run_config(run.config), run, args.shard, args.shards)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await peer.serve(stop)
-    finally:
-        await peer.close()
+    await serve_until_signalled(peer.serve, peer.close)
 
 
 def main(argv: list[str] | None = None) -> None:

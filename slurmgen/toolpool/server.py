@@ -17,7 +17,6 @@ import asyncio
 import collections
 import logging
 import os
-import signal
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +28,7 @@ import zmq.asyncio
 
 from slurmgen import codec, curve, hosts, sockets
 from slurmgen.confload import load_run_config
+from slurmgen.lifecycle import serve_until_signalled
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
 from slurmgen.protocol import Member, SessionCall, SessionClose, SessionOpen, SessionReply
@@ -152,14 +152,7 @@ class PoolServer:
 
 async def amain(args: argparse.Namespace) -> None:
     server = PoolServer(RunDir(Path(args.run_dir)), args.name)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await server.serve(stop)
-    finally:
-        await server.close()
+    await serve_until_signalled(server.serve, server.close)
 
 
 def main(argv: list[str] | None = None) -> None:
