@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -28,26 +27,27 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .common import SimFleet, dump_json, loadavg, log, machine
-from .harness import BENCH_PY, read_peer_stats, run_slurmgen, run_worker
+from .common import SimFleet, bench_dataset, dump_json, loadavg, log, machine
+from .harness import BENCH_PY, run_slurmgen, run_worker
 
 SECTIONS = ("micro", "cpu", "saturation", "scale", "scaling", "spill")
 
 CORAL_4 = {"max_turns": 4}  # the 4-turn Coral conversation of the issue
 CORAL_4_ARGS = ["workflow.max_turns=4"]
-CORAL_ROWS = 300  # built-in Coral questions
-NR_ROWS = 1000  # built-in NR documents
 
 QUICK: dict[str, Any] = dict(
-    scale=20.0, replicas=2, peers=2, per_replica=256, warm=3.0, window=6.0, record_tasks=300, repeats=1,
-    nr_replicas=2, nr_scale=20.0, equal_concurrency=False,
-    thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_trials=1, scale_tasks=2000, scale_small=200,
+    scale=20.0, replicas=2, peers=2, per_replica=256, warm=3.0, window=6.0, record_tasks=1000, repeats=1, micro_repeats=1, sat_workflows=["nr", "coral"],
+    nr_replicas=2, nr_scale=20.0, equal_concurrency=False, batch_at_max_scaling=False,
+    thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_tasks=300, scale_tasks=2000, scale_small=200,
+    nr_rows=5000, coral_rows=5000,
     scale_time_scale=5.0, scale_hold=10.0, scaling_ks=[1, 2], scaling_scale=5.0,
 )
 FULL: dict[str, Any] = dict(
-    scale=20.0, replicas=2, peers=2, per_replica=256, warm=8.0, window=30.0, record_tasks=1000, repeats=2,
+    scale=20.0, replicas=2, peers=2, per_replica=256, warm=8.0, window=30.0, record_tasks=5000, repeats=2, micro_repeats=3, sat_workflows=["nr", "coral"],
+    batch_at_max_scaling=True,
     nr_replicas=4, nr_scale=10.0, equal_concurrency=True,
-    thread_sweep=[3, 16, 64, 256], hop_s=5.0, client_s=6.0, cpu_trials=8, scale_tasks=12400, scale_small=400,
+    thread_sweep=[3, 16, 64, 256], hop_s=5.0, client_s=6.0, cpu_tasks=2400, scale_tasks=12400, scale_small=400,
+    nr_rows=20000, coral_rows=15000,
     scale_time_scale=5.0, scale_hold=30.0, scaling_ks=[1, 2, 4, 8], scaling_scale=5.0,
 )
 
@@ -76,28 +76,43 @@ class Bench:
     def _server_peak(self, value: float) -> None:
         self.results["server_max_in_flight"] = max(self.results["server_max_in_flight"] or 0, int(value))
 
+    def _dataset(self, workflow: str) -> str:
+        return str(bench_dataset(workflow, self.p[f"{workflow}_rows"]))
+
     # -- micro -------------------------------------------------------------------------
 
     def micro(self) -> None:
+        import statistics
+        import subprocess
+
         from .micro import run_hop
 
         p, r = self.p, self.results
-        hops = [run_hop(BENCH_PY, window=64, duration=p["hop_s"], tmp=self.out),
-                run_hop(BENCH_PY, window=64, duration=p["hop_s"], curve_on=True, tmp=self.out),
-                run_hop(BENCH_PY, window=1, duration=p["hop_s"], tmp=self.out)]
-        r["hop"] = hops
-        main = hops[1] if self.curve_on else hops[0]
-        r["cpu_us_per_hop"] = main["cpu_us_per_hop"]
-        log(f"hop: {[h['cpu_us_per_hop'] for h in hops]} µs (window 64, 64+curve, 1)")
+        n = p["micro_repeats"]
+        configs = {"w64": dict(window=64), "w64_curve": dict(window=64, curve_on=True), "w1": dict(window=1),
+                   "w64_batched": dict(window=64, batched=True)}
+        hops: dict[str, list[dict[str, Any]]] = {k: [] for k in configs}
+        for _ in range(n):  # interleaved repeats; the median of each is reported
+            for k, kw in configs.items():
+                hops[k].append(run_hop(BENCH_PY, duration=p["hop_s"], tmp=self.out, **kw))
+        med = {k: statistics.median(h["cpu_us_per_hop"] for h in v) for k, v in hops.items()}
+        r["hop"] = {"cpu_us_per_hop_median": med, "runs": hops,
+                    "note": "w64: 64 task messages circulating; w1: one (ping-pong); curve: CurveZMQ on; "
+                            "batched: NOT the runtime's path — the suggested receive/send change (drain the "
+                            "inbox non-blocking, send on the plain socket), for comparison"}
+        r["cpu_us_per_hop"] = med["w64_curve"] if self.curve_on else med["w64"]
+        log(f"hop: {med} µs")
+        clients = []
         with SimFleet(1, "coral", profile="zero", time_scale=0) as fleet:
-            import subprocess
-
-            out = subprocess.run([sys.executable, BENCH_PY, "client-bench", "--url", fleet.urls[0], "--window", "64",
-                                  "--duration", str(p["client_s"])], capture_output=True, text=True, check=True)
-            client = json.loads(out.stdout.strip().splitlines()[-1])
-        r["client"] = client
-        r["cpu_us_per_llm_call"] = client["cpu_us_per_call"]
-        log(f"client: {client['cpu_us_per_call']} µs per call")
+            for _ in range(n):
+                out = subprocess.run([sys.executable, BENCH_PY, "client-bench", "--url", fleet.urls[0], "--window",
+                                      "64", "--duration", str(p["client_s"])], capture_output=True, text=True,
+                                     check=True)
+                clients.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        r["client"] = {"runs": clients, "cpu_us_per_call_median": statistics.median(c["cpu_us_per_call"]
+                                                                                      for c in clients)}
+        r["cpu_us_per_llm_call"] = r["client"]["cpu_us_per_call_median"]
+        log(f"client: {r['cpu_us_per_llm_call']} µs per call")
 
     # -- cpu: all slurmgen processes per LLM call, zero-latency replicas -------------------
 
@@ -105,8 +120,9 @@ class Bench:
         p, r = self.p, self.results
         with SimFleet(p["replicas"], "coral", profile="zero", time_scale=0) as fleet:
             res, sampler = run_slurmgen("cpu-coral4-zero", self.out, "coral", fleet, peers=p["peers"],
-                                        max_in_flight=256, trials=p["cpu_trials"], warm=0, window=0, timebox=False,
-                                        curve_on=self.curve_on, extra=CORAL_4_ARGS)
+                                        max_in_flight=256, trials=1, warm=0, window=0, timebox=False,
+                                        curve_on=self.curve_on, dataset=self._dataset("coral"),
+                                        extra=[*CORAL_4_ARGS, f"dataset.limit={p['cpu_tasks']}"])
         cpu_win = res["cpu_s_by_kind"]
         slurmgen_cpu = sum(v for k, v in cpu_win.items() if k in ("driver", "registry", "peer"))
         per_call = slurmgen_cpu / max(res["requests"], 1) * 1e3
@@ -135,14 +151,17 @@ class Bench:
         chains.parent.mkdir(parents=True, exist_ok=True)
         with SimFleet(1, workflow, profile="zero", time_scale=0) as fleet:
             spec = dict(kind="record", workflow=workflow, urls=fleet.urls, concurrency=64,
+                        dataset=self._dataset(workflow),
                         max_tasks=self.p["record_tasks"], workflow_overrides=overrides, chains=str(chains))
             res, _ = run_worker(f"record-{workflow}", spec, fleet, warm=0, window=0, timebox=False)
         return str(chains), res.get("worker", {})
 
     def saturation(self) -> None:
         p = self.p
-        self._saturation("nr", None, [], p["nr_replicas"], p["nr_scale"], baselines=True)
-        self._saturation("coral", CORAL_4, CORAL_4_ARGS, p["replicas"], p["scale"], baselines=False)
+        if "nr" in p["sat_workflows"]:
+            self._saturation("nr", None, [], p["nr_replicas"], p["nr_scale"], baselines=True)
+        if "coral" in p["sat_workflows"]:
+            self._saturation("coral", CORAL_4, CORAL_4_ARGS, p["replicas"], p["scale"], baselines=False)
 
     def _saturation(self, workflow: str, overrides: dict[str, Any] | None, args: list[str], replicas: int,
                     scale: float, baselines: bool) -> None:
@@ -150,8 +169,7 @@ class Bench:
         chains, recorded = self._record(workflow, overrides)
         m = p["per_replica"] * replicas
         peers = max(p["peers"], replicas // 2)
-        rows = NR_ROWS if workflow == "nr" else CORAL_ROWS
-        trials = max(2, math.ceil(40 * m / rows))
+        dataset = self._dataset(workflow)
         runs: dict[str, Any] = {}
         reps: dict[str, list[dict[str, Any]]] = {"ideal": [], "slurmgen": []}
         with SimFleet(replicas, workflow, time_scale=scale) as fleet:
@@ -160,15 +178,16 @@ class Bench:
                 res, _ = run_worker(f"{workflow}-ideal-{i}", ideal_spec, fleet, warm=p["warm"], window=p["window"])
                 reps["ideal"].append(res)
                 res, _ = run_slurmgen(f"{workflow}-slurmgen-{i}", self.out, workflow, fleet, peers=peers,
-                                      max_in_flight=m, trials=trials, warm=p["warm"], window=p["window"],
-                                      curve_on=self.curve_on, extra=[*args, f"run.peer_capacity={max(512, m)}"])
+                                      max_in_flight=m, trials=1, warm=p["warm"], window=p["window"],
+                                      curve_on=self.curve_on, extra=[*args, f"run.peer_capacity={max(512, m)}"],
+                                      dataset=dataset)
                 reps["slurmgen"].append(res)
             for key, lst in reps.items():
                 runs[key] = dict(lst[-1])
                 runs[key]["tokens_per_s"] = sum(x["tokens_per_s"] for x in lst) / len(lst)
                 runs[key]["tokens_per_s_repeats"] = [round(x["tokens_per_s"], 1) for x in lst]
             if baselines:
-                self._baselines(workflow, fleet, m, runs, peers, trials)
+                self._baselines(workflow, fleet, m, runs, peers, dataset)
         sat = runs["slurmgen"]["tokens_per_s"] / max(runs["ideal"]["tokens_per_s"], 1e-9)
         r["saturation"][workflow] = {
             "ratio": round(sat, 4), "slurmgen_tokens_per_s": round(runs["slurmgen"]["tokens_per_s"], 1),
@@ -182,13 +201,13 @@ class Bench:
         log(f"saturation {workflow}: {sat:.3f}")
 
     def _baselines(self, workflow: str, fleet: SimFleet, m: int, runs: dict[str, Any], peers: int,
-                   trials: int) -> None:
+                   dataset: str) -> None:
         p, r = self.p, self.results
-        common = dict(workflow=workflow, urls=fleet.urls)
+        common = dict(workflow=workflow, urls=fleet.urls, dataset=dataset)
         if p["equal_concurrency"]:  # slurmgen held to the batch baseline's 400 tasks: the barrier's cost alone
             runs["slurmgen_400"], _ = run_slurmgen(f"{workflow}-slurmgen-400", self.out, workflow, fleet, peers=peers,
-                                                   max_in_flight=400, trials=trials, warm=p["warm"],
-                                                   window=p["window"], curve_on=self.curve_on)
+                                                   max_in_flight=400, trials=1, warm=p["warm"],
+                                                   window=p["window"], curve_on=self.curve_on, dataset=dataset)
         runs["central"], _ = run_worker("central", dict(kind="central", concurrency=m, **common), fleet,
                                         warm=p["warm"], window=p["window"])
         runs["batch"], _ = run_worker("batch", dict(kind="batch", concurrency=4, batch=100, **common), fleet,
@@ -201,9 +220,16 @@ class Bench:
         runs["threads_default"], runs["threads_best"] = sweep[3], sweep[best_c]
         ours = runs["slurmgen"]["tokens_per_s"]
 
+        ours_gen = runs["slurmgen"].get("generation_tokens_per_s")
+
         def entry(key: str, **extra: Any) -> dict[str, Any]:
             tps = runs[key]["tokens_per_s"]
-            return {"tokens_per_s": round(tps, 1), "ratio": round(ours / max(tps, 1e-9), 3), **extra}
+            out = {"tokens_per_s": round(tps, 1), "ratio": round(ours / max(tps, 1e-9), 3), **extra}
+            gen = runs[key].get("generation_tokens_per_s")
+            if gen and ours_gen:  # decode alone: what batching helps, and what a barrier starves
+                out["generation_tokens_per_s"] = round(gen, 1)
+                out["generation_ratio"] = round(ours_gen / gen, 3)
+            return out
 
         r["baselines"] = {
             "workflow": workflow, "slurmgen_tokens_per_s": round(ours, 1), "slurmgen_concurrency": m,
@@ -221,6 +247,10 @@ class Bench:
             r["baselines"]["batch_barrier_equal_concurrency"] = {
                 "slurmgen_400_tokens_per_s": round(tps400, 1),
                 "ratio": round(tps400 / max(runs["batch"]["tokens_per_s"], 1e-9), 3)}
+            gen400, gen_b = runs["slurmgen_400"].get("generation_tokens_per_s"), runs["batch"].get(
+                "generation_tokens_per_s")
+            if gen400 and gen_b:
+                r["baselines"]["batch_barrier_equal_concurrency"]["generation_ratio"] = round(gen400 / gen_b, 3)
         log(f"baselines: {json.dumps({k: v['ratio'] for k, v in r['baselines'].items() if isinstance(v, dict) and 'ratio' in v})}")
 
     # -- scale ------------------------------------------------------------------------------
@@ -231,14 +261,15 @@ class Bench:
         points = {}
         with SimFleet(p["replicas"], "coral", time_scale=p["scale_time_scale"]) as fleet:
             for m in (small, big):
-                trials = math.ceil(m / CORAL_ROWS) + (1 if m == big else 10)  # the small run must not run out
                 res, sampler = run_slurmgen(f"scale-{m}", self.out, "coral", fleet, peers=p["peers"],
-                                            max_in_flight=m, trials=trials, warm=p["scale_hold"], window=5.0,
+                                            max_in_flight=m, trials=1, warm=p["scale_hold"], window=5.0,
+                                            dataset=self._dataset("coral"),
                                             curve_on=self.curve_on, watch_stats=True,
                                             extra=[*CORAL_4_ARGS, f"run.peer_capacity={max(512, m)}"])
-                res["rss_peak"] = sampler.peak_rss()
-                res["rss_peak_by_kind"] = {k: sampler.peak_rss((k,)) for k in ("driver", "registry", "peer")}
-                res["sim_rss_peak"] = max(s.sim_rss for s in sampler.samples)
+                until = res["t_window_end"]  # before the stop: shutting down allocates
+                res["rss_peak"] = sampler.peak_rss(until=until)
+                res["rss_peak_by_kind"] = {k: sampler.peak_rss((k,), until=until) for k in ("driver", "registry", "peer")}
+                res["sim_rss_peak"] = max(s.sim_rss for s in sampler.samples if s.t <= until)
                 points[m] = res
                 self.results["timeline"][f"scale-{m}"] = sampler.timeline()
                 self._server_peak(res["server_max_in_flight"])
@@ -263,14 +294,24 @@ class Bench:
 
     def scaling(self) -> None:
         p, r = self.p, self.results
+        r["scaling"] = []
         base = None
         for k in p["scaling_ks"]:
             m = p["per_replica"] * k
-            trials = max(2, math.ceil(40 * m / NR_ROWS))
             with SimFleet(k, "nr", time_scale=p["scaling_scale"]) as fleet:
-                res, _ = run_slurmgen(f"scaling-{k}", self.out, "nr", fleet, peers=k, max_in_flight=m, trials=trials,
+                res, _ = run_slurmgen(f"scaling-{k}", self.out, "nr", fleet, peers=k, max_in_flight=m, trials=1,
+                                      dataset=self._dataset("nr"),
                                       warm=p["warm"], window=p["window"], curve_on=self.curve_on,
                                       extra=[f"run.peer_capacity={max(512, m)}"])
+                if k == max(p["scaling_ks"]) and p["batch_at_max_scaling"]:  # the batch barrier on this hardware
+                    spec = dict(kind="batch", concurrency=4, batch=100, workflow="nr", urls=fleet.urls,
+                                dataset=self._dataset("nr"))
+                    b, _ = run_worker(f"batch-{k}", spec, fleet, warm=p["warm"], window=p["window"])
+                    r.setdefault("baselines", {})[f"batch_barrier_{k}_replicas"] = {
+                        "replicas": k, "time_scale": fleet.time_scale, "slurmgen_tokens_per_s": round(res["tokens_per_s"], 1),
+                        "slurmgen_concurrency": m, "tokens_per_s": round(b["tokens_per_s"], 1),
+                        "ratio": round(res["tokens_per_s"] / max(b["tokens_per_s"], 1e-9), 3),
+                        "sim_in_flight_mean": round(b["sim_in_flight_mean"], 1)}
             tps = res["tokens_per_s"]
             base = base or tps / k
             r["scaling"].append({
@@ -285,19 +326,58 @@ class Bench:
     # -- spill --------------------------------------------------------------------------------
 
     def spill(self) -> None:
-        """Bytes on the wire with and without spill, from the peers' byte counters when they have them."""
-        stats = []
-        for name in ("cpu-coral4-zero", "coral-slurmgen", "nr-slurmgen"):
-            stats.extend(read_peer_stats(self.out / "runs" / name))
-        keys = sorted({k for s in stats for k in s if "bytes" in k})
-        if not keys:
+        """Bytes on the wire with and without spill (the peers' ``bytes_*_sent`` counters), and tokens/s."""
+        p = self.p
+        runs: dict[str, Any] = {}
+        m = p["per_replica"] * p["replicas"]
+        dataset = self._dataset("coral")
+        tps: dict[str, list[float]] = {"off": [], "on": []}
+        with SimFleet(p["replicas"], "coral", time_scale=p["scale"]) as fleet:
+            for i in range(p["repeats"]):
+                for on in (False, True):
+                    key = "on" if on else "off"
+                    res, _ = run_slurmgen(f"spill-{key}-{i}", self.out, "coral", fleet, peers=p["peers"],
+                                          max_in_flight=m, trials=1, warm=p["warm"], window=p["window"],
+                                          curve_on=self.curve_on, spill=on, dataset=dataset,
+                                          extra=[*CORAL_4_ARGS, f"run.peer_capacity={max(512, m)}"])
+                    runs[key] = res
+                    tps[key].append(res["tokens_per_s"])
+        for key in runs:
+            runs[key]["tokens_per_s"] = sum(tps[key]) / len(tps[key])
+        wire = {k: _wire_bytes(v["peer_stats"]) for k, v in runs.items()}
+        if not any(w["bytes"] for w in wire.values()):
             self.results["spill"] = {
                 "status": "pending",
-                "why": "the peers count no bytes on the wire yet (stats-peer-*.json has no *bytes* counter) and "
-                       "spill.enabled is not implemented; this section measures both runs once they exist",
+                "why": "the peers count no bytes on the wire (no bytes_*_sent counter in stats-peer-*.json)",
             }
             return
-        self.results["spill"] = {"status": "pending", "why": f"byte counters found ({keys}); spill runs not wired yet"}
+
+        per_call = {k: w["bytes"] / max(w["llm_calls"], 1) for k, w in wire.items()}
+        self.results["spill"] = {
+            "status": "measured", "workflow": "coral", "max_turns": 4,
+            "bytes_per_llm_call_without": round(per_call["off"]), "bytes_per_llm_call_with": round(per_call["on"]),
+            "ratio": round(per_call["on"] / max(per_call["off"], 1e-9), 4),
+            "tokens_per_s_without": round(runs["off"]["tokens_per_s"], 1),
+            "tokens_per_s_with": round(runs["on"]["tokens_per_s"], 1),
+            "tokens_per_s_ratio": round(runs["on"]["tokens_per_s"] / max(runs["off"]["tokens_per_s"], 1e-9), 4),
+            "tokens_per_s_repeats": {k: [round(x, 1) for x in v] for k, v in tps.items()},
+            "sim_in_flight_mean": {k: round(v["sim_in_flight_mean"], 1) for k, v in runs.items()},
+            "wire": wire, "note": "bytes = every bytes_*_sent counter of every peer (task messages, credits, "
+                                  "holds, blob fetches) over LLM calls answered; whole run, time-boxed",
+        }
+        log(f"spill: {self.results['spill']['ratio']} of the bytes per LLM call, "
+            f"{self.results['spill']['tokens_per_s_ratio']} of the tokens/s")
+
+
+def _wire_bytes(peer_stats: list[dict[str, Any]]) -> dict[str, Any]:
+    by_kind: dict[str, int] = {}
+    calls = 0
+    for s in peer_stats:
+        for k, v in s.get("received", {}).items():
+            if k.startswith("bytes_"):
+                by_kind[k] = by_kind.get(k, 0) + int(v)
+        calls += sum(int(e.get("ok", 0)) for e in s.get("llm", {}).values())
+    return {"bytes": sum(by_kind.values()), "by_kind": by_kind, "llm_calls": calls}
 
 
 def _slim(res: dict[str, Any]) -> dict[str, Any]:
@@ -318,7 +398,11 @@ def table(r: dict[str, Any]) -> str:
     rows: list[tuple[str, str, str]] = []
 
     def fmt(v: Any, spec: str = ".3g") -> str:
-        return "n/a" if v is None else format(v, spec) if isinstance(v, (int, float)) else str(v)
+        if v is None:
+            return "n/a"
+        if isinstance(v, (int, float)) and spec == ".3g" and abs(v) >= 1000:
+            return f"{v:.0f}"
+        return format(v, spec) if isinstance(v, (int, float)) else str(v)
 
     for wf, s in r.get("saturation", {}).items():
         rows.append((f"saturation {wf} (slurmgen / ideal)", fmt(s["ratio"], ".3f"), ">= 0.95"))
@@ -340,6 +424,13 @@ def table(r: dict[str, Any]) -> str:
             extra = f" [{e['threads']} threads]" if "threads" in e and key == "thread_pool_best" else ""
             rows.append((f"slurmgen {label}{extra}", f"{fmt(e['ratio'], '.2f')}x ({fmt(e['tokens_per_s'], '.0f')} tok/s)",
                          target))
+    for key, e in sorted(base.items()):
+        if key.startswith("batch_barrier_") and key.endswith("_replicas"):
+            rows.append((f"slurmgen ÷ batch barrier on {e['replicas']} replicas",
+                         f"{fmt(e['ratio'], '.2f')}x ({fmt(e['tokens_per_s'], '.0f')} tok/s)", ">= 2"))
+    if "batch_barrier_equal_concurrency" in base:
+        e = base["batch_barrier_equal_concurrency"]
+        rows.append(("slurmgen at 400 tasks ÷ batch barrier", f"{fmt(e['ratio'], '.2f')}x", ""))
     for pt in r.get("scaling", []):
         rows.append((f"scaling k={pt['peers']} peers+replicas (tokens/s, efficiency)",
                      f"{pt['tokens_per_s']:.0f}, {pt['efficiency']:.2f}" + (" CPU-bound" if pt["cpu_limited"] else ""),
@@ -374,6 +465,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--only", default="", help=f"comma-separated sections of {','.join(SECTIONS)}")
     ap.add_argument("--curve", action="store_true",
                     help="CurveZMQ on slurmgen's sockets in the runs (the runtime default; off by default here)")
+    ap.add_argument("--spill", choices=("off", "on", "default"), default="off",
+                    help="spill.enabled in every run but the spill section's (default: off)")
+    ap.add_argument("--merge", action="store_true",
+                    help="start from DIR/results.json and replace only the sections run (e.g. with --only)")
     ap.add_argument("--keep-runs", action="store_true", help="keep DIR/runs (run directories, logs)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a parameter of the mode (e.g. --set window=60; lists as JSON)")
@@ -384,7 +479,24 @@ def main(argv: list[str]) -> int:
     unknown = set(only) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}; valid: {', '.join(SECTIONS)}")
+    from . import harness
+
+    harness.SPILL_DEFAULT = {"off": False, "on": True, "default": None}[args.spill]
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # leave through the finally/with blocks
     bench = Bench(out, args.quick, args.curve)
+    bench.results["spill_in_runs"] = args.spill
+    previous = out / "results.json"
+    if args.merge and previous.exists():
+        old = json.loads(previous.read_text())
+        fresh = {k: v for k, v in bench.results.items() if k in ("machine", "params", "mode")}
+        bench.results.update({k: v for k, v in old.items() if k not in ("section_errors",)})
+        bench.results.update(fresh)
+        bench.results.setdefault("section_errors", {})
+        for name in only:
+            bench.results["section_errors"].pop(name, None)
+        bench.results["merged_sections"] = only
     for item in args.set:
         key, _, value = item.partition("=")
         if key not in bench.p:

@@ -29,6 +29,16 @@ WORKFLOW_SCRIPTS = {
 }
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the benchmark dies, however it dies (Linux PDEATHSIG)."""
+    try:
+        from slurmgen.lifeline import die_with_parent
+
+        die_with_parent()
+    except Exception:
+        pass
+
+
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -61,7 +71,7 @@ class SimFleet:
                     "--script", WORKFLOW_SCRIPTS[self.workflow], "--profile", self.profile,
                     "--time-scale", str(self.time_scale), "--seed", str(self.seed + i)]
             procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                          cwd=REPO, start_new_session=True))
+                                          cwd=REPO, start_new_session=True, preexec_fn=_die_with_parent))
         for p in procs:
             line = p.stdout.readline().decode()  # type: ignore[union-attr]
             m = re.search(r"listening on (http://\S+)", line)
@@ -101,6 +111,39 @@ def scrape(url: str, timeout: float = 5.0) -> dict[str, float]:
         if m and not m.group(1).endswith(("_bucket", "_sum", "_count")):
             out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
     return out
+
+
+# -- datasets ------------------------------------------------------------------------
+
+DATASET_SEEDS = {"nr": 20250211, "coral": 20250417}  # the built-in datasets' seeds
+
+
+def bench_dataset(workflow: str, rows: int) -> Path:
+    """A JSONL of ``rows`` distinct rows from the workflow's own generator (cached).
+
+    Every system of a comparison reads the same file in the same order, one trial per
+    row, so that the request streams they send in a window are alike (with trials, a
+    slurmgen origin issues all trials of a row back to back: a far less varied stream).
+    """
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "slurmgen" / "bench"
+    path = base / f"{workflow}-{rows}-{DATASET_SEEDS[workflow]}.jsonl"
+    if path.exists():
+        return path
+    if workflow == "nr":
+        from slurmgen.agents.nr.corpus import make_corpus
+
+        data = make_corpus(rows, DATASET_SEEDS[workflow])
+    else:
+        from slurmgen.agents.coral.questions import make_questions
+
+        data = make_questions(rows, DATASET_SEEDS[workflow])
+    import msgspec
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(b"".join(msgspec.json.encode(r) + b"\n" for r in data))
+    os.replace(tmp, path)
+    return path
 
 
 # -- /proc ---------------------------------------------------------------------------
@@ -175,6 +218,7 @@ def classify(cmd: str) -> str:
 class Sample:
     t: float
     tokens: float  # prompt + generation tokens counted by every replica
+    gen_tokens: float  # generation tokens alone
     requests: float  # finished requests of every replica
     running: float
     waiting: float
@@ -229,6 +273,7 @@ class Sampler:
         s = Sample(
             t=time.monotonic(),
             tokens=tot.get("vllm:prompt_tokens_total", 0.0) + tot.get("vllm:generation_tokens_total", 0.0),
+            gen_tokens=tot.get("vllm:generation_tokens_total", 0.0),
             requests=tot.get("vllm:request_success_total", 0.0),
             running=tot.get("vllm:num_requests_running", 0.0),
             waiting=tot.get("vllm:num_requests_waiting", 0.0),
@@ -275,6 +320,7 @@ class Sampler:
             "tokens": b.tokens - a.tokens,
             "requests": b.requests - a.requests,
             "tokens_per_s": (b.tokens - a.tokens) / dt,
+            "generation_tokens_per_s": (b.gen_tokens - a.gen_tokens) / dt,
             "requests_per_s": (b.requests - a.requests) / dt,
             "engine_busy_s": b.busy_s - a.busy_s,
             "sim_cpu_s": b.sim_cpu - a.sim_cpu,
@@ -292,8 +338,10 @@ class Sampler:
     def max_server_in_flight(self) -> float:
         return max((s.running + s.waiting for s in self.samples), default=0.0)
 
-    def peak_rss(self, kinds: tuple[str, ...] = ("driver", "registry", "peer")) -> int:
-        return max((sum(r for pid, r in s.rss.items() if s.kind.get(pid) in kinds) for s in self.samples), default=0)
+    def peak_rss(self, kinds: tuple[str, ...] = ("driver", "registry", "peer"), until: float | None = None) -> int:
+        """Peak of the summed RSS of those processes (up to ``until``: not while they shut down)."""
+        return max((sum(r for pid, r in s.rss.items() if s.kind.get(pid) in kinds) for s in self.samples
+                    if until is None or s.t <= until), default=0)
 
     def total_cpu(self, kinds: tuple[str, ...] = ("driver", "registry", "peer")) -> dict[str, float]:
         """CPU seconds per kind over the whole run (each pid's last sample)."""

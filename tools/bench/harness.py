@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .common import PYTHON, REPO, Sampler, SimFleet, log, scrape
+from .common import PYTHON, REPO, Sampler, SimFleet, _die_with_parent, log, scrape
 
 BENCH_PY = str(Path(__file__).resolve().parent.parent / "bench.py")
 
@@ -75,6 +75,7 @@ def measure(proc: subprocess.Popen, fleet: SimFleet, *, warm: float, window: flo
     else:
         t0, t1 = _quantile_window(sampler, 0.1, 0.9)
     result = sampler.window(t0, t1)
+    result["t_window_end"] = t1
     result["ran_out"] = ran_out
     result["stale_scrapes"] = sampler.stale
     result["exit_code"] = proc.returncode
@@ -101,22 +102,29 @@ def _quantile_window(sampler: Sampler, lo: float, hi: float) -> tuple[float, flo
 # -- slurmgen -----------------------------------------------------------------------------
 
 
+SPILL_DEFAULT: bool | None = False  # spill.enabled for every run but the spill section's (None = the config's)
+
+
 def slurmgen_argv(workflow: str, run_dir: Path, fleet: SimFleet, *, peers: int, max_in_flight: int, trials: int,
-                  curve_on: bool, extra: list[str] | None = None) -> list[str]:
+                  curve_on: bool, extra: list[str] | None = None, spill: bool | None = None,
+                  dataset: str = "") -> list[str]:
     urls = ",".join(fleet.urls)
+    spill = SPILL_DEFAULT if spill is None else spill
+    extra = [*(extra or []), *([] if spill is None else [f"spill.enabled={'true' if spill else 'false'}"])]
     return [PYTHON, "-m", "slurmgen", f"workflow={workflow}", f"run.dir={run_dir}", "llm.backend=openai",
             f"llm.urls=[{urls}]", f"run.peers={peers}", f"run.max_in_flight={max_in_flight}",
             f"run.trials={trials}", f"run.curve={'true' if curve_on else 'false'}", "run.progress=false",
-            "run.drain_s=0", "run.lease_s=600", *(extra or [])]
+            "run.drain_s=0", "run.lease_s=600", *([f"dataset.path={dataset}"] if dataset else []), *(extra or [])]
 
 
 def run_slurmgen(name: str, out: Path, workflow: str, fleet: SimFleet, *, peers: int, max_in_flight: int,
                  trials: int, warm: float, window: float, timebox: bool = True, curve_on: bool = False,
-                 extra: list[str] | None = None, watch_stats: bool = False) -> tuple[dict[str, object], Sampler]:
+                 extra: list[str] | None = None, watch_stats: bool = False, spill: bool | None = None,
+                 dataset: str = "") -> tuple[dict[str, object], Sampler]:
     run_dir = out / "runs" / name
     shutil.rmtree(run_dir, ignore_errors=True)
     argv = slurmgen_argv(workflow, run_dir, fleet, peers=peers, max_in_flight=max_in_flight, trials=trials,
-                         curve_on=curve_on, extra=extra)
+                         curve_on=curve_on, extra=extra, spill=spill, dataset=dataset)
     logf = open(out / "runs" / f"{name}.out", "wb") if (out / "runs").exists() else None
     if logf is None:
         (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -124,7 +132,7 @@ def run_slurmgen(name: str, out: Path, workflow: str, fleet: SimFleet, *, peers:
     log(f"{name}: slurmgen {workflow} peers={peers} max_in_flight={max_in_flight} scale={fleet.time_scale} "
         f"replicas={fleet.n}")
     wait_idle(fleet)
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=logf, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
     peak = {"in_flight": 0}
 
     def tick() -> None:
@@ -132,7 +140,9 @@ def run_slurmgen(name: str, out: Path, workflow: str, fleet: SimFleet, *, peers:
             peak["in_flight"] = max(peak["in_flight"], peers_in_flight(run_dir))
 
     try:
-        result, sampler = measure(proc, fleet, warm=warm, window=window, timebox=timebox, on_tick=tick)
+        # SIGTERM, not SIGINT: a shell's background job ignores SIGINT, and so would the driver
+        result, sampler = measure(proc, fleet, warm=warm, window=window, timebox=timebox, on_tick=tick,
+                                  stop_sig=signal.SIGTERM)
     finally:
         logf.close()
     result["system"] = "slurmgen"
@@ -169,7 +179,7 @@ def run_worker(name: str, spec: dict[str, object], fleet: SimFleet, *, warm: flo
     wait_idle(fleet)
     errf = tempfile.TemporaryFile()
     proc = subprocess.Popen([PYTHON, BENCH_PY, "worker", "--spec", json.dumps(spec)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=errf)
+                            stdout=subprocess.PIPE, stderr=errf, preexec_fn=_die_with_parent)
     try:
         result, sampler = measure(proc, fleet, warm=warm, window=window, timebox=timebox, stop_sig=signal.SIGKILL)
     except RuntimeError as exc:

@@ -55,6 +55,7 @@ class Spec:
     batch: int = 100
     max_tasks: int = 0  # 0 = without end
     workflow_overrides: dict[str, Any] | None = None
+    dataset: str = ""  # JSONL; "" = the workflow's built-in dataset
     chains: str = ""  # record: where to write; ideal: what to replay
     records: str = ""  # where the runners append their records ("" = nowhere)
     run_seed: int = 0
@@ -76,9 +77,9 @@ def workflow_conf(name: str, overrides: dict[str, Any] | None) -> Any:
     return conf
 
 
-def dataset_rows(conf: Any) -> list[tuple[str, bytes]]:
-    """(row_id, raw line) of the workflow's built-in dataset."""
-    path = Path(import_path(conf.builtin_dataset, "workflow.builtin_dataset")())
+def dataset_rows(conf: Any, dataset: str = "") -> list[tuple[str, bytes]]:
+    """(row_id, raw line) of ``dataset`` (default: the workflow's built-in dataset), in file order."""
+    path = Path(dataset or import_path(conf.builtin_dataset, "workflow.builtin_dataset")())
     row_type = import_path(conf.row, "workflow.row")
     out = []
     for line in path.read_bytes().splitlines():
@@ -175,7 +176,7 @@ async def central(spec: Spec, record: bool = False) -> Stats:
     llm = make_client(spec.urls)
     client: Any = RecordingClient(llm) if record else llm
     ctx = RoleContext(llm=client, conf=conf, log=logging.getLogger("bench.role"))
-    tasks = task_stream(dataset_rows(conf), spec.max_tasks)
+    tasks = task_stream(dataset_rows(conf, spec.dataset), spec.max_tasks)
     stats, sink = Stats(), Sink(spec.records)
 
     async def worker() -> None:
@@ -198,7 +199,7 @@ async def batch_barrier(spec: Spec) -> Stats:
     workflow = load_workflow(conf)
     llm = make_client(spec.urls)
     ctx = RoleContext(llm=llm, conf=conf, log=logging.getLogger("bench.role"))
-    tasks = task_stream(dataset_rows(conf), spec.max_tasks)
+    tasks = task_stream(dataset_rows(conf, spec.dataset), spec.max_tasks)
     stats, sink = Stats(), Sink(spec.records)
 
     async def one(task: tuple[str, str, int, bytes]) -> None:
@@ -223,7 +224,7 @@ def thread_pool(spec: Spec) -> Stats:
 
     conf = workflow_conf(spec.workflow, spec.workflow_overrides)
     workflow = load_workflow(conf)
-    tasks = task_stream(dataset_rows(conf), spec.max_tasks)
+    tasks = task_stream(dataset_rows(conf, spec.dataset), spec.max_tasks)
     lock = threading.Lock()
     stats, sink = Stats(), Sink(spec.records)
 
