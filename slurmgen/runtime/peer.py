@@ -37,6 +37,7 @@ from slurmgen.protocol import Blobs, Credit, FetchBlobs, FreeBlobs, Hold, Member
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.runtime.blobs import BlobService
 from slurmgen.runtime.ledger import Ledger
+from slurmgen.runtime.outbox import Outbox, drain
 from slurmgen.runtime.origin import Origin, OriginPolicy
 from slurmgen.runtime.readiness import wait_ready
 from slurmgen.runtime.router import CreditRouter
@@ -62,7 +63,7 @@ class Peer:
         self.metrics = self.exporter.peer(self.workflow.roles)
         self.router = CreditRouter()
         self.pending: dict[str, deque[Orchestrator]] = collections.defaultdict(deque)
-        self.outboxes: dict[str, zmq.asyncio.Socket] = {}
+        self.outboxes: dict[str, Outbox] = {}
         self.decoder = codec.peer_decoder()
         self.received: collections.Counter[str] = collections.Counter()
         self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env))
@@ -99,14 +100,14 @@ class Peer:
         for role in list(self.pending):
             self._pump(role)
 
-    def _outbox(self, peer_id: str) -> zmq.asyncio.Socket | None:
-        sock = self.outboxes.get(peer_id)
-        if sock is None:
+    def _outbox(self, peer_id: str) -> Outbox | None:
+        box = self.outboxes.get(peer_id)
+        if box is None:
             member = self.registry.view.members.get(peer_id)
             if member is None:
                 return None
-            sock = self.outboxes[peer_id] = self.sockets.connect_dealer(member.address, self.peer_id)
-        return sock
+            box = self.outboxes[peer_id] = Outbox(self.sockets.connect_dealer(member.address, self.peer_id))
+        return box
 
     # -- sending ----------------------------------------------------------------------
     def send(self, orch: Orchestrator) -> None:
@@ -139,7 +140,7 @@ class Peer:
         self.held.pop(orch.task_id, None)
         self._send_orch(sock, orch)
 
-    def _send_orch(self, sock: zmq.asyncio.Socket, orch: Orchestrator) -> None:
+    def _send_orch(self, sock: Outbox, orch: Orchestrator) -> None:
         if self.blobs is not None:
             Spiller.strip(orch)
         frame = codec.encode(orch)
@@ -223,39 +224,40 @@ class Peer:
         blobs.spiller.spill(orch)
 
     async def _receive(self) -> None:
-        while True:
-            frames = await self.inbox.recv_multipart()
-            if len(frames) != 2:
+        await drain(self.inbox, self._on_frames)
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        if len(frames) != 2:
+            self.received["malformed"] += 1
+            return
+        sender = frames[0].decode(errors="replace")
+        msg = self.decoder.decode(frames[1])
+        match msg:
+            case Orchestrator() if not msg.next_role:
+                self.received["orch_home"] += 1
+                self._spawn(self._come_home(msg))
+            case Orchestrator():
+                self.received["orch"] += 1
+                self.held[msg.task_id] = msg
+                self._spawn(self._work(msg, sender))
+            case Hold(task_ids=task_ids):
+                self.received["hold"] += 1
+                self.origin.renew(task_ids)
+            case FetchBlobs() | Blobs() | FreeBlobs() if self.blobs is None:
+                self.received["blobs_without_spill"] += 1
+            case FetchBlobs():
+                self.received["fetch"] += 1
+                self.blobs.on_fetch(sender, msg)
+            case Blobs():
+                self.blobs.on_blobs(msg)
+            case FreeBlobs():
+                self.blobs.on_free(msg)
+            case Credit(n=n):
+                self.received["credit"] += 1
+                self.router.credit(sender, n)
+                self._pump_all()
+            case None:
                 self.received["malformed"] += 1
-                continue
-            sender = frames[0].decode(errors="replace")
-            msg = self.decoder.decode(frames[1])
-            match msg:
-                case Orchestrator() if not msg.next_role:
-                    self.received["orch_home"] += 1
-                    self._spawn(self._come_home(msg))
-                case Orchestrator():
-                    self.received["orch"] += 1
-                    self.held[msg.task_id] = msg
-                    self._spawn(self._work(msg, sender))
-                case Hold(task_ids=task_ids):
-                    self.received["hold"] += 1
-                    self.origin.renew(task_ids)
-                case FetchBlobs() | Blobs() | FreeBlobs() if self.blobs is None:
-                    self.received["blobs_without_spill"] += 1
-                case FetchBlobs():
-                    self.received["fetch"] += 1
-                    self.blobs.on_fetch(sender, msg)
-                case Blobs():
-                    self.blobs.on_blobs(msg)
-                case FreeBlobs():
-                    self.blobs.on_free(msg)
-                case Credit(n=n):
-                    self.received["credit"] += 1
-                    self.router.credit(sender, n)
-                    self._pump_all()
-                case None:
-                    self.received["malformed"] += 1
 
     def _maybe_mark_done(self) -> None:
         if self.origin.finished and not self.run.shard_done(self.shard).exists():
@@ -319,14 +321,17 @@ class Peer:
                  len(self.origin.leases), len(self.held))
 
     async def close(self) -> None:
+        for task in list(self._tasks):  # nothing may use a socket once they are closed
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self.ledger.close()
         self._write_stats()
         self.exporter.close()
         await self.registry.close()
         await self.llm.close()
         self.tools.close()
-        for sock in self.outboxes.values():
-            sock.close()
+        for box in self.outboxes.values():
+            box.close()
         self.inbox.close()
         self.sockets.close()
         if self.blobs is not None:

@@ -89,17 +89,18 @@ class Bench:
 
         p, r = self.p, self.results
         n = p["micro_repeats"]
-        configs = {"w64": dict(window=64), "w64_curve": dict(window=64, curve_on=True), "w1": dict(window=1),
-                   "w64_batched": dict(window=64, batched=True)}
+        configs = {"w64": dict(window=64, batched=True), "w64_curve": dict(window=64, curve_on=True, batched=True),
+                   "w1": dict(window=1, batched=True), "w64_futures": dict(window=64)}
         hops: dict[str, list[dict[str, Any]]] = {k: [] for k in configs}
         for _ in range(n):  # interleaved repeats; the median of each is reported
             for k, kw in configs.items():
                 hops[k].append(run_hop(BENCH_PY, duration=p["hop_s"], tmp=self.out, **kw))
         med = {k: statistics.median(h["cpu_us_per_hop"] for h in v) for k, v in hops.items()}
         r["hop"] = {"cpu_us_per_hop_median": med, "runs": hops,
-                    "note": "w64: 64 task messages circulating; w1: one (ping-pong); curve: CurveZMQ on; "
-                            "batched: NOT the runtime's path — the suggested receive/send change (drain the "
-                            "inbox non-blocking, send on the plain socket), for comparison"}
+                    "note": "the runtime's hot path (slurmgen.runtime.outbox: drain the inbox non-blocking, send "
+                            "non-blocking on the socket's shadow); w64: 64 task messages circulating; w1: one "
+                            "(ping-pong); curve: CurveZMQ on; futures: pyzmq's asyncio send/recv per message, "
+                            "the runtime's earlier path, for comparison"}
         r["cpu_us_per_hop"] = med["w64_curve"] if self.curve_on else med["w64"]
         log(f"hop: {med} µs")
         clients = []

@@ -48,6 +48,7 @@ async def _hop_peer(name: str, other: str, start_at: float, warm: float, duratio
 
     from slurmgen import codec, curve, sockets
     from slurmgen.protocol import Credit, Member, Orchestrator
+    from slurmgen.runtime.outbox import Outbox, drain
     from slurmgen.runtime.router import CreditRouter
 
     ctx = zmq.asyncio.Context()
@@ -97,38 +98,30 @@ async def _hop_peer(name: str, other: str, start_at: float, warm: float, duratio
                     router.credit(sender, n)
 
     async def loop_batched() -> None:
-        """The suggested change: drain the inbox with non-blocking reads when its FD signals, send non-blocking
-        on the plain socket: no pyzmq Future per message. Same codec, router and messages."""
-        nonlocal counted, cpu0
-        sync_in = zmq.Socket.shadow(inbox.underlying)
-        sync_out = zmq.Socket.shadow(outbox.underlying)
-        ready = asyncio.Event()
-        asyncio.get_running_loop().add_reader(sync_in.getsockopt(zmq.FD), ready.set)
-        while True:
-            while True:
-                try:
-                    frames = sync_in.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                now = time.time()
-                if cpu0 is None and now >= t_measure:
-                    cpu0, counted = os.times(), 0
-                sender = frames[0].decode(errors="replace")
-                msg = decoder.decode(frames[1])
-                match msg:
-                    case Orchestrator():
-                        received["orch"] += 1
-                        counted += 1
-                        sync_out.send(codec.encode(Credit(n=1)), zmq.NOBLOCK)
-                        msg.step += 1
-                        if router.pick(msg.next_role) is not None:
-                            sync_out.send(codec.encode(msg), zmq.NOBLOCK)
-                    case Credit(n=n):
-                        received["credit"] += 1
-                        router.credit(sender, n)
-            ready.clear()
-            if not sync_in.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                await ready.wait()
+        """The runtime's own hot path (slurmgen.runtime.outbox): drain the inbox with non-blocking reads
+        when its FD signals, send non-blocking on the socket's shadow; same codec, router and messages."""
+        out = Outbox(outbox)
+
+        def on_frames(frames: list[bytes]) -> None:
+            nonlocal counted, cpu0
+            now = time.time()
+            if cpu0 is None and now >= t_measure:
+                cpu0, counted = os.times(), 0
+            sender = frames[0].decode(errors="replace")
+            msg = decoder.decode(frames[1])
+            match msg:
+                case Orchestrator():
+                    received["orch"] += 1
+                    counted += 1
+                    out.send(codec.encode(Credit(n=1)))
+                    msg.step += 1
+                    if router.pick(msg.next_role) is not None:
+                        out.send(codec.encode(msg))
+                case Credit(n=n):
+                    received["credit"] += 1
+                    router.credit(sender, n)
+
+        await drain(inbox, on_frames)
 
     task = asyncio.ensure_future(loop_batched() if batched else loop())
     await asyncio.sleep(max(0.0, t_end - time.time()))

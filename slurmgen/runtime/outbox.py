@@ -1,0 +1,64 @@
+"""Sending and receiving on the hot path without a future per message.
+
+pyzmq's asyncio wrapper costs a future and an event registration per send and per
+receive (about three quarters of a hop's CPU, measured). A peer sends with a
+non-blocking call on the socket's synchronous shadow — an async send only when the
+queue is full — and drains its inbox with non-blocking receives once it is readable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+import zmq
+import zmq.asyncio
+
+DRAIN_BATCH = 256  # frames handled before yielding to other coroutines
+
+
+class Outbox:
+    def __init__(self, sock: zmq.asyncio.Socket) -> None:
+        self.sock = sock
+        self._sync = zmq.Socket.shadow(sock.underlying)
+        self._pending: set[asyncio.Future[object]] = set()
+
+    def send(self, frame: bytes) -> None:
+        try:
+            self._sync.send(frame, zmq.NOBLOCK)
+        except zmq.Again:  # queue full: wait for room without blocking the loop
+            fut = asyncio.ensure_future(self.sock.send(frame))
+            self._pending.add(fut)
+            fut.add_done_callback(self._pending.discard)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def drain(inbox: zmq.asyncio.Socket, handle: Callable[[list[bytes]], None]) -> None:
+    """Call ``handle`` on every multipart message arriving at ``inbox``, forever.
+
+    The socket's file descriptor wakes the loop (edge-triggered, as ZeroMQ's is); then
+    non-blocking reads drain it. No coroutine method of ``inbox`` may be used meanwhile.
+    """
+    sync = zmq.Socket.shadow(inbox.underlying)
+    ready = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    fd = sync.getsockopt(zmq.FD)
+    loop.add_reader(fd, ready.set)
+    try:
+        while True:
+            for _ in range(DRAIN_BATCH):
+                try:
+                    frames = sync.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                handle(frames)
+            else:  # more may be queued: let other coroutines run, then go on
+                await asyncio.sleep(0)
+                continue
+            ready.clear()
+            if not sync.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                await ready.wait()
+    finally:
+        loop.remove_reader(fd)
