@@ -198,6 +198,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 def run_or_explain(conf: SlurmgenConf) -> int:
     """The command-line boundary: a SlurmgenError becomes one clear line and exit code 2."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     try:
         execute(conf)
     except SlurmgenError as exc:

@@ -13,6 +13,8 @@ strings of the reference, or ``None`` when the document passes the gate.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from typing import Any, TypeVar
 
@@ -121,9 +123,14 @@ def map_fields(data: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {name: value for name, value in mapped.items() if value is not None}
 
 
+@functools.cache
+def field_names(struct: type) -> tuple[str, ...]:
+    return tuple(field.name for field in msgspec.structs.fields(struct))
+
+
 def extract_json(text: str, into: type[T]) -> T:
     """The first fenced JSON block of ``text``, read tolerantly into the Struct ``into``."""
-    names = tuple(field.name for field in msgspec.structs.fields(into))
+    names = field_names(into)
     mapped = map_fields(fenced_json(text), names)
     try:
         return msgspec.convert(mapped, into)
