@@ -89,22 +89,6 @@ class _Replica:
         self.stats = stats
 
 
-def _wire_message(m: ChatMessage) -> ChatMessage | dict[str, Any]:
-    """``m`` as the API wants it: tool calls keep ``type`` and ``arguments`` even at their defaults.
-
-    (``ToolCall``/``ToolFunction`` omit default fields when encoded; vLLM validates
-    assistant tool calls against the OpenAI schema, where both are required.)
-    """
-    if not m.tool_calls:
-        return m
-    out: dict[str, Any] = msgspec.structs.asdict(m)
-    out["tool_calls"] = [
-        {"id": c.id, "type": c.type, "function": {"name": c.function.name, "arguments": c.function.arguments}}
-        for c in m.tool_calls
-    ]
-    return {k: v for k, v in out.items() if v is not None}
-
-
 def _rendezvous(key: str, url: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{key}\0{url}".encode(), digest_size=8).digest(), "big")
 
@@ -239,7 +223,7 @@ class LLMClient:
     def _body(self, messages: list[ChatMessage], sampling: Sampling, seed: int | None, *extra: Any) -> bytes:
         """The request JSON without ``model`` (added per replica); ``extra`` = tools, tool_choice, response_format."""
         body: dict[str, Any] = {
-            "messages": [_wire_message(m) for m in messages],
+            "messages": messages,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
