@@ -3,7 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
+
+from slurmgen.records import Record
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -16,6 +19,27 @@ def run_slurmgen(*overrides: str, timeout: float = 240, check: bool = True) -> s
     if check and proc.returncode != 0:
         raise AssertionError(f"slurmgen failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def read_records(run_dir: Path, *, live: bool = False) -> list[Record]:
+    """Every record under ``run_dir/results``.
+
+    ``live=True`` is for polling a run that is still writing: the unfinished last line of a
+    file (no newline yet) is not read. After a run, read strictly: a torn line is a defect.
+    """
+    dec = msgspec.json.Decoder(Record)
+    out: list[Record] = []
+    for path in sorted((run_dir / "results").glob("*.jsonl")):
+        data = path.read_bytes()
+        if live:
+            data = data[:data.rfind(b"\n") + 1]
+        out.extend(dec.decode(line) for line in data.splitlines() if line)
+    return out
+
+
+def count_records(run_dir: Path) -> int:
+    """How many records a (possibly still running) run has written so far."""
+    return len(read_records(run_dir, live=True)) if (run_dir / "results").exists() else 0
 
 
 def slurmgen_processes(run_dir: Path) -> list[str]:

@@ -7,12 +7,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import REPO, run_slurmgen, slurmgen_processes
-from tests.integration.test_local_run import records
-
-
-def count(run_dir) -> int:
-    return len(records(run_dir)) if (run_dir / "results").exists() else 0
+from tests.conftest import count_records, read_records, REPO, run_slurmgen, slurmgen_processes
 
 
 def doc(i: int, en: float = 0.95) -> dict:
@@ -32,7 +27,7 @@ def test_malformed_lines_and_missing_fields_become_failed_records(tmp_path):
     data.write_text("\n".join(lines) + "\n")
     run_dir = tmp_path / "run"
     run_slurmgen("workflow=nr", f"dataset.path={data}", f"run.dir={run_dir}", "llm.time_scale=500")
-    recs = {r.row_id: r for r in records(run_dir)}
+    recs = {r.row_id: r for r in read_records(run_dir)}
     assert len(recs) == 10
     failed = {k: r.reason for k, r in recs.items() if r.status == "failed"}
     assert set(failed) == {"line-4", "line-7", "line-9"}
@@ -49,7 +44,7 @@ def test_ctrl_c_stops_every_process_and_a_rerun_resumes(tmp_path):
             "llm.time_scale=5", "run.max_in_flight=16"]
     driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and count(run_dir) < 20:
+    while time.time() < deadline and count_records(run_dir) < 20:
         time.sleep(0.2)
     assert len(slurmgen_processes(run_dir)) >= 5  # registry, 2 supervisors + 2 sims, 2 peers
     driver.send_signal(signal.SIGINT)
@@ -57,10 +52,10 @@ def test_ctrl_c_stops_every_process_and_a_rerun_resumes(tmp_path):
     assert driver.returncode == 130, err
     assert "resume" in err
     assert slurmgen_processes(run_dir) == []
-    first = len(records(run_dir))
+    first = len(read_records(run_dir))
     assert 20 <= first < 400
     run_slurmgen("workflow=nr", "dataset.limit=400", f"run.dir={run_dir}", "llm.time_scale=200")
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     assert len(recs) == 400 and len({r.task_id for r in recs}) == 400
     assert os.path.exists(run_dir / "summary.json")
 
@@ -71,7 +66,7 @@ def test_a_killed_driver_leaves_no_process_behind(tmp_path):
             "llm.time_scale=5", "run.max_in_flight=16"]
     driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and count(run_dir) < 5:
+    while time.time() < deadline and count_records(run_dir) < 5:
         time.sleep(0.2)
     assert len(slurmgen_processes(run_dir)) >= 5
     driver.kill()
@@ -88,16 +83,16 @@ def test_a_killed_driver_then_a_rerun_writes_every_task_once(tmp_path):
             "llm.time_scale=5", "run.max_in_flight=32"]
     driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and count(run_dir) < 30:
+    while time.time() < deadline and count_records(run_dir) < 30:
         time.sleep(0.1)
     driver.kill()  # no cleanup at all: children die with it, shards may end in a torn line
     driver.wait()
     while slurmgen_processes(run_dir):
         time.sleep(0.2)
-    first = count(run_dir)
+    first = count_records(run_dir)
     assert 30 <= first < 300
     run_slurmgen("workflow=nr", "dataset.limit=300", f"run.dir={run_dir}", "llm.time_scale=200")
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     assert len(recs) == 300 and len({r.task_id for r in recs}) == 300
 
 
@@ -111,8 +106,8 @@ def test_the_run_stops_early_when_too_many_tasks_fail(tmp_path):
     assert "stopping early" in proc.stderr and "run.max_failure_rate" in proc.stderr
     assert "llm_error" in proc.stderr
     assert slurmgen_processes(run_dir) == []
-    assert 40 <= count(run_dir) < 2000
-    failed = [r for r in records(run_dir) if r.status == "failed"]
+    assert 40 <= count_records(run_dir) < 2000
+    failed = [r for r in read_records(run_dir) if r.status == "failed"]
     log_file, _, needle = failed[0].log.partition(" ")
     assert needle == f"task={failed[0].task_id}"
     assert needle in (run_dir / log_file).read_text()  # the record points to its log lines

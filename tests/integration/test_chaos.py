@@ -10,9 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import REPO, slurmgen_processes
-from tests.integration.test_bad_input_and_stop import count
-from tests.integration.test_local_run import records
+from tests.conftest import count_records, read_records, REPO, slurmgen_processes
 
 
 def pids(run_dir, needle: str) -> list[int]:
@@ -38,7 +36,7 @@ def test_chaos_every_task_exactly_once(tmp_path):
     rng = random.Random(7)
     kills = {"peer": 0, "registry": 0, "sim": 0, "term-peer": 0}
     try:
-        while count(run_dir) < 100:
+        while count_records(run_dir) < 100:
             time.sleep(0.2)
         plan = ["peer", "registry", "term-peer", "peer", "sim", "peer", "registry", "peer", "peer"]
         for what in plan:
@@ -57,7 +55,7 @@ def test_chaos_every_task_exactly_once(tmp_path):
             driver.kill()
     assert driver.returncode == 0, err
     assert kills["peer"] >= 3 and kills["registry"] >= 1 and kills["sim"] >= 1, kills
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     ids = [r.task_id for r in recs]
     assert len(ids) == 2000, (len(ids), kills)
     assert len(set(ids)) == 2000

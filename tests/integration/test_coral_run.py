@@ -2,25 +2,15 @@
 
 import json
 from collections import Counter
-from pathlib import Path
 
-import msgspec
-
-from slurmgen.records import Record
-from tests.conftest import run_slurmgen, slurmgen_processes
+from tests.conftest import read_records, run_slurmgen, slurmgen_processes
 
 AGENT_ROLES = {"teacher", "student"}
 
 
-def records(run_dir: Path) -> list[Record]:
-    dec = msgspec.json.Decoder(Record)
-    return [dec.decode(line) for p in sorted((run_dir / "results").glob("*.jsonl"))
-            for line in p.read_bytes().splitlines() if line]
-
-
 def test_coral_run_writes_conversations_and_metrics(run_dir):
     run_slurmgen("workflow=coral", "dataset.limit=60", f"run.dir={run_dir}", "llm.time_scale=200")
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     assert len(recs) == 60
     assert len({r.task_id for r in recs}) == 60
     assert {r.status for r in recs} == {"ok"}

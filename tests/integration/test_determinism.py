@@ -4,13 +4,12 @@ import json
 
 import msgspec
 
-from tests.conftest import run_slurmgen
-from tests.integration.test_local_run import records
+from tests.conftest import read_records, run_slurmgen
 
 
 def comparable(run_dir) -> dict[str, str]:
     out = {}
-    for r in records(run_dir):
+    for r in read_records(run_dir):
         for turn in r.history:
             turn.at = 0.0
         r.created_at = r.finished_at = 0.0
@@ -40,7 +39,7 @@ def test_a_huge_row_among_small_ones_is_processed(tmp_path):
     data.write_text("".join(json.dumps(d) + "\n" for d in docs))
     run_dir = tmp_path / "run"
     run_slurmgen("workflow=nr", f"dataset.path={data}", f"run.dir={run_dir}", "llm.time_scale=300")
-    recs = {r.row_id: r for r in records(run_dir)}
+    recs = {r.row_id: r for r in read_records(run_dir)}
     assert len(recs) == 6
     big = recs["<urn:uuid:2>"]
     assert big.status in ("ok", "rejected") and big.usage["filter"].prompt_tokens > 0

@@ -15,9 +15,7 @@ import zmq.asyncio
 from slurmgen import codec, curve, sockets
 from slurmgen.protocol import Lookup, Orchestrator, Table
 from slurmgen.registry import RegistryAddress
-from tests.conftest import REPO
-from tests.integration.test_bad_input_and_stop import count
-from tests.integration.test_local_run import records
+from tests.conftest import count_records, read_records, REPO
 
 
 def frames(rng: random.Random) -> list[bytes]:
@@ -63,7 +61,7 @@ def test_fuzzed_inboxes_do_not_crash_peers(tmp_path):
             "llm.time_scale=10", "run.max_in_flight=32", "run.max_restarts=0"]
     driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        while count(run_dir) < 20:
+        while count_records(run_dir) < 20:
             assert driver.poll() is None
             time.sleep(0.1)
         sent = asyncio.run(fuzz(run_dir.resolve()))
@@ -73,7 +71,7 @@ def test_fuzzed_inboxes_do_not_crash_peers(tmp_path):
             driver.kill()
     assert driver.returncode == 0, err  # max_restarts=0: a crashed peer would have failed the run
     assert sent > 300
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     assert len(recs) == 300 and len({r.task_id for r in recs}) == 300
     assert "evil:0" not in {r.task_id for r in recs}
     stats = [json.loads(p.read_text()) for p in (run_dir / "state").glob("stats-peer-*.json")]

@@ -3,27 +3,17 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-import msgspec
-
-from slurmgen.records import Record
-from tests.conftest import run_slurmgen, slurmgen_processes
+from tests.conftest import read_records, run_slurmgen, slurmgen_processes
 
 NR_REASONS = {"success", "filter_by_en", "filter_by_classifier", "filter_by_score", "filter_by_score_wo_json",
               "filter_by_no_question", "filter_by_no_answer", "filter_by_no_boxed_answer",
               "filter_by_question_wo_json"}
 
 
-def records(run_dir: Path) -> list[Record]:
-    dec = msgspec.json.Decoder(Record)
-    return [dec.decode(line) for p in sorted((run_dir / "results").glob("*.jsonl"))
-            for line in p.read_bytes().splitlines() if line]
-
-
 def test_nr_run_writes_one_record_per_task_and_leaves_nothing_running(run_dir):
     run_slurmgen("workflow=nr", "dataset.limit=200", f"run.dir={run_dir}", "run.peers=3", "llm.time_scale=200")
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     assert len(recs) == 200
     assert len({r.task_id for r in recs}) == 200
     assert {r.reason for r in recs} <= NR_REASONS

@@ -6,8 +6,7 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import REPO
-from tests.integration.test_local_run import records
+from tests.conftest import read_records, REPO
 
 
 def readme_example() -> str:
@@ -27,7 +26,7 @@ def test_readme_custom_workflow_runs(tmp_path):
                            f"run.dir={run_dir}", "llm.time_scale=300", "workflow.max_words=10"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     assert len(recs) == 30
     assert {r.reason for r in recs} == {"short", "too_long"}
     summary = json.loads((run_dir / "summary.json").read_text())

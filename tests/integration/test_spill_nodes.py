@@ -11,8 +11,7 @@ import time
 
 from slurmgen.config import SpillConf
 from slurmgen.spill.paths import store_path
-from tests.conftest import REPO, run_slurmgen
-from tests.integration.test_bad_input_and_stop import count
+from tests.conftest import count_records, REPO, run_slurmgen
 from tests.integration.test_chaos import pids
 from tests.integration.test_local_run import records
 
@@ -57,7 +56,7 @@ def test_a_node_dying_with_payloads_makes_its_tasks_start_again(tmp_path):
             "run.lease_s=3", "run.lease_renew_s=0.5"]
     driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        while count(run_dir) < 80:
+        while count_records(run_dir) < 80:
             assert driver.poll() is None
             time.sleep(0.2)
         node1 = store_path(SpillConf(), run_dir.resolve(), "node-1")

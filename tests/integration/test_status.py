@@ -6,8 +6,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import REPO, run_slurmgen
-from tests.integration.test_bad_input_and_stop import count
+from tests.conftest import count_records, REPO, run_slurmgen
 
 
 def status(run_dir) -> str:
@@ -24,7 +23,7 @@ def test_status_of_a_live_run_then_of_a_finished_one(tmp_path):
     driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and count(run_dir) < 15:
+        while time.time() < deadline and count_records(run_dir) < 15:
             time.sleep(0.2)
         time.sleep(1.0)  # peers rewrite their stats every lease_renew_s
         live = status(run_dir)

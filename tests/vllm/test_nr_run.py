@@ -9,11 +9,10 @@ import json
 import time
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from slurmgen.records import STATUSES, Record
-from tests.conftest import run_slurmgen, slurmgen_processes
+from slurmgen.records import STATUSES
+from tests.conftest import read_records, run_slurmgen, slurmgen_processes
 from tests.vllm.conftest import EXTRA_ARGS, SERVER_ENV, TIMINGS
 
 pytestmark = [pytest.mark.vllm, pytest.mark.timeout(1800)]
@@ -40,9 +39,7 @@ def test_nr_run_on_vllm(vllm_python: str, tiny_model: Path, tmp_path: Path, monk
     )
     TIMINGS["NR run, 10 rows on vllm (incl. server start)"] = time.monotonic() - t0
 
-    dec = msgspec.json.Decoder(Record)
-    recs = [dec.decode(line) for p in sorted((run_dir / "results").glob("*.jsonl"))
-            for line in p.read_bytes().splitlines() if line]
+    recs = read_records(run_dir)
     assert len(recs) == 10
     assert len({r.task_id for r in recs}) == 10 and len({r.row_id for r in recs}) == 10
     assert {r.status for r in recs} <= set(STATUSES)
