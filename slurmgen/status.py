@@ -60,7 +60,8 @@ def collect(run: RunDir, now: float) -> Status:
     st = Status()
     decoder = msgspec.json.Decoder(_Rec)
     for path in sorted(run.results.glob("shard-*.jsonl")):
-        for line in path.read_bytes().splitlines():
+        data = path.read_bytes()
+        for line in data[:data.rfind(b"\n") + 1].splitlines():  # a live run may be mid-line
             if line.strip():
                 _add(st, decoder.decode(line), now)
     for path in sorted(run.state.glob("stats-peer-*.json")):

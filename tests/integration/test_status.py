@@ -40,6 +40,10 @@ def test_status_of_a_live_run_then_of_a_finished_one(tmp_path):
     run_slurmgen("workflow=nr", "dataset.limit=300", f"run.dir={run_dir}", "llm.time_scale=300")
     final = status(run_dir)
     assert "tasks: 300 done" in final and "0 in flight" in final and "finished:" in final
+    shard = sorted((run_dir / "results").glob("shard-*.jsonl"))[0]
+    with open(shard, "ab") as f:  # what a reader sees while a peer is mid-write
+        f.write(shard.read_bytes().splitlines()[0][:40])
+    assert "tasks: 300 done" in status(run_dir)
 
 
 def test_status_of_something_else_says_so(tmp_path):
