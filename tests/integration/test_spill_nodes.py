@@ -11,9 +11,8 @@ import time
 
 from slurmgen.config import SpillConf
 from slurmgen.spill.paths import store_path
-from tests.conftest import count_records, REPO, run_slurmgen
+from tests.conftest import count_records, read_records, REPO, run_slurmgen
 from tests.integration.test_chaos import pids
-from tests.integration.test_local_run import records
 
 
 def peer_stats(run_dir) -> list[dict]:
@@ -25,7 +24,7 @@ def sent(run_dir, key: str) -> int:
 
 
 def contents(run_dir) -> dict:
-    return {r.task_id: (r.status, r.reason, [t.content for t in r.history]) for r in records(run_dir)}
+    return {r.task_id: (r.status, r.reason, [t.content for t in r.history]) for r in read_records(run_dir)}
 
 
 def test_spill_cuts_bytes_on_the_wire(tmp_path):
@@ -36,7 +35,7 @@ def test_spill_cuts_bytes_on_the_wire(tmp_path):
     fetched = sent(tmp_path / "spill", "bytes_Blobs_sent")
     assert spilled + fetched < 0.8 * inline, (spilled, fetched, inline)
     assert contents(tmp_path / "inline") == contents(tmp_path / "spill")
-    assert all(t.content_ref is None for r in records(tmp_path / "spill") for t in r.history)
+    assert all(t.content_ref is None for r in read_records(tmp_path / "spill") for t in r.history)
 
 
 def test_spilled_payloads_are_fetched_across_nodes(tmp_path):
@@ -68,7 +67,7 @@ def test_a_node_dying_with_payloads_makes_its_tasks_start_again(tmp_path):
         if driver.poll() is None:
             driver.kill()
     assert driver.returncode == 0, err
-    recs = records(run_dir)
+    recs = read_records(run_dir)
     assert len(recs) == 600 and len({r.task_id for r in recs}) == 600
     assert not [r for r in recs if r.status == "failed"], "lost tasks were retried, none failed for good"
     restarted = sum(s.get("reissued", 0) + s.get("retried", 0) for s in peer_stats(run_dir))
