@@ -26,6 +26,7 @@ from slurmgen.launchers import slurmcmd
 from slurmgen.launchers.hetjob import check_folder, hetjob_params
 from slurmgen.launchers.jobs import SpecJob
 from slurmgen.launchers.local import LocalLauncher, Running
+from slurmgen.launchers.orphan import Beat
 from slurmgen.launchers.plan import ProcessSpec
 from slurmgen.launchers.resources import submitit_params
 from slurmgen.rundir import RunDir
@@ -77,6 +78,7 @@ class SlurmLauncher:
         self.tracked: list[Tracked] = []
         self.registry_restarts = 0
         self._last_poll = 0.0
+        self.beat = Beat(run.driver_alive)
 
     # -- starting ---------------------------------------------------------------------
     def start(self, spec: ProcessSpec) -> Running | None:
@@ -87,6 +89,7 @@ class SlurmLauncher:
 
     def start_all(self, specs: list[ProcessSpec]) -> None:
         """Submit every non-registry process: one array per component, or heterogeneous jobs."""
+        self.beat.touch()
         if self.cluster.hetjob:  # LLM replica i + agent peer i per job; tool pools keep their own array
             llms = [s for s in specs if s.component == "llm"]
             peers = [s for s in specs if s.component == "peer"]
@@ -111,7 +114,7 @@ class SlurmLauncher:
 
     def _submit_array(self, component: str, specs: list[ProcessSpec]) -> None:
         executor = self._executor(submitit_params(self.cluster, component), self.run.root / "slurm" / "%j")
-        jobs = _sbatch(lambda: executor.map_array(SpecJob(str(self.run.logs)), specs), component)
+        jobs = _sbatch(lambda: executor.map_array(self._job(), specs), component)
         self.tracked += [Tracked([spec], job) for spec, job in zip(specs, jobs)]
 
     def _submit(self, specs: list[ProcessSpec]) -> Any:
@@ -119,12 +122,16 @@ class SlurmLauncher:
         if len(specs) == 1 and not self.cluster.hetjob:
             folder = self.run.root / "slurm" / "%j"
             executor = self._executor(submitit_params(self.cluster, specs[0].component), folder)
-            return _sbatch(lambda: executor.submit(SpecJob(str(self.run.logs)), specs[0]), specs[0].name)
+            return _sbatch(lambda: executor.submit(self._job(), specs[0]), specs[0].name)
         folder = self.run.root / "slurm" / "het"
         check_folder(folder)
         executor = self._executor(hetjob_params(self.cluster, [s.component for s in specs]), folder)
         arg = specs if len(specs) > 1 else specs[0]
-        return _sbatch(lambda: executor.submit(SpecJob(str(self.run.logs)), arg), "+".join(s.name for s in specs))
+        return _sbatch(lambda: executor.submit(self._job(), arg), "+".join(s.name for s in specs))
+
+    def _job(self) -> SpecJob:
+        return SpecJob(str(self.run.logs), heartbeat=str(self.run.driver_alive),
+                       orphan_s=self.cluster.orphan_timeout_s)
 
     def _announce(self) -> None:
         ids = sorted({t.job.job_id.split("_")[0] for t in self.tracked})
@@ -135,6 +142,7 @@ class SlurmLauncher:
     # -- watching ---------------------------------------------------------------------
     def check(self) -> None:
         """Raise JobFailed when the run cannot go on; resubmit jobs that ended too early."""
+        self.beat.touch()
         self._check_registry()
         now = time.monotonic()
         if now - self._last_poll < self.cluster.poll_s:

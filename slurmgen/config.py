@@ -188,6 +188,9 @@ class ClusterConf:
     job_prefix: str = "slurmgen"
     # after the run, wait this long for cancelled jobs to leave the queue
     stop_timeout_s: float = 30.0
+    # a job whose driver stopped beating (state/driver.alive unchanged) for this long was
+    # orphaned (driver killed with SIGKILL, login node lost): it stops itself; 0 = never
+    orphan_timeout_s: float = 300.0
 
 
 @dataclass

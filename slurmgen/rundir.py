@@ -42,6 +42,11 @@ class RunDir:
     def shard_done(self, index: int) -> Path:
         return self.state / f"shard-{index:05d}.done"
 
+    @property
+    def driver_alive(self) -> Path:
+        """The driver touches it while it follows a SLURM run; its jobs watch it (lifeline)."""
+        return self.state / "driver.alive"
+
     def not_ready(self, name: str) -> Path:
         """Written by a service supervisor whose service never became healthy (the reason)."""
         return self.state / f"{name}.not-ready"
