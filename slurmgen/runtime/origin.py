@@ -80,7 +80,7 @@ class Origin:
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self.exhausted = False
         self.stopped = False
-        self.issued = self.reissued = self.retried = self.duplicates = self.written = 0
+        self.issued = self.reissued = self.retried = self.duplicates = self.written = self.left = 0
 
     async def issue_all(self, rows: Iterable[GoodRow | BadRow]) -> None:
         for row in rows:
@@ -151,7 +151,12 @@ class Origin:
             self.duplicates += 1
             log.info("task=%s dropped a late duplicate (attempt %d)", orch.task_id, orch.attempt)
             return
-        if self._should_retry(orch, lease):
+        if self._retryable(orch) and self.stopped:  # likely the stop's own doing (servers going away)
+            del self.leases[orch.task_id]
+            self.left += 1
+            log.info("task=%s failed while stopping (%s): left for the resume", orch.task_id, orch.reason)
+            return
+        if self._retryable(orch) and lease.attempt + 1 < self.policy.max_attempts:
             self.retried += 1
             self._again(orch.task_id, orch.reason)
             return
@@ -160,9 +165,8 @@ class Origin:
             self.written += 1
         self._slots.release()
 
-    def _should_retry(self, orch: Orchestrator, lease: Lease) -> bool:
-        return (orch.status == "failed" and failure_class(orch.reason) in self.policy.retry_on
-                and lease.attempt + 1 < self.policy.max_attempts)
+    def _retryable(self, orch: Orchestrator) -> bool:
+        return orch.status == "failed" and failure_class(orch.reason) in self.policy.retry_on
 
     def stop_issuing(self) -> None:
         self.stopped = True
@@ -170,4 +174,4 @@ class Origin:
 
     @property
     def finished(self) -> bool:
-        return self.exhausted and not self.leases
+        return self.exhausted and not self.leases and not self.left

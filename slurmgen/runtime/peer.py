@@ -317,8 +317,8 @@ class Peer:
         deadline = time.monotonic() + self.conf.run.drain_s
         while (self.origin.leases or self.held) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        log.info("stopping: %d own tasks unfinished (a restart resumes them), %d held for others",
-                 len(self.origin.leases), len(self.held))
+        log.info("stopping: %d own tasks unfinished and %d failed while stopping (a restart resumes "
+                 "both), %d held for others", len(self.origin.leases), self.origin.left, len(self.held))
 
     async def close(self) -> None:
         for task in list(self._tasks):  # nothing may use a socket once they are closed

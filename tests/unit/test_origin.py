@@ -1,0 +1,72 @@
+"""The origin: each task written once; retryable failures issued again, or left for the
+resume when they happen while the peer stops (servers going away are no reason to fail)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+
+from slurmgen.dataset import GoodRow
+from slurmgen.protocol import Orchestrator
+from slurmgen.runtime.ledger import Ledger, repair_and_read
+from slurmgen.runtime.origin import Origin, OriginPolicy
+from slurmgen.workflow import Workflow, finish
+
+POLICY = OriginPolicy(trials=1, max_in_flight=8, run_seed=0, lease_s=60, max_attempts=3,
+                      retry_on=("llm_error", "timeout"))
+
+
+def origin(tmp_path: Path) -> tuple[Origin, list[Orchestrator]]:
+    sent: list[Orchestrator] = []
+    wf = Workflow(name="t", roles={}, transition=lambda o: "solve" if o.step == 0 else None,
+                  metrics=lambda recs: {}, row_type=msgspec.Struct)
+    return Origin("peer-0", Ledger(tmp_path / "shard.jsonl"), wf, POLICY, sent.append), sent
+
+
+def issue(o: Origin, n: int) -> None:
+    rows = [GoodRow(lineno=i + 1, row_id=f"r{i}", raw=b'{"x": 1}') for i in range(n)]
+    asyncio.run(o.issue_all(rows))
+
+
+def fail(orch: Orchestrator, reason: str) -> Orchestrator:
+    finish(orch, "failed", reason)
+    return orch
+
+
+def test_a_task_is_written_once_and_a_late_duplicate_dropped(tmp_path: Path) -> None:
+    o, sent = origin(tmp_path)
+    issue(o, 2)
+    first = sent[0]
+    finish(first, "ok", "done")
+    o.complete(first)
+    o.complete(first)
+    assert o.written == 1 and o.duplicates == 1 and list(o.leases) == ["r1:0"]
+    o.ledger.close()
+    assert repair_and_read(tmp_path / "shard.jsonl") == {"r0:0"}
+
+
+def test_a_retryable_failure_is_issued_again_until_attempts_run_out(tmp_path: Path) -> None:
+    o, sent = origin(tmp_path)
+    issue(o, 1)
+    for attempt in range(POLICY.max_attempts):
+        assert sent[-1].attempt == attempt
+        o.complete(fail(sent[-1], "llm_error: connection refused"))
+    assert o.retried == 2 and o.written == 1 and not o.leases
+
+
+def test_while_stopping_a_retryable_failure_is_left_for_the_resume_not_written(tmp_path: Path) -> None:
+    o, sent = origin(tmp_path)
+    issue(o, 3)
+    assert o.exhausted
+    o.stop_issuing()
+    o.complete(fail(sent[0], "llm_error: all replicas refused"))
+    o.complete(fail(sent[1], "internal: KeyError: 'q'"))  # a real failure is still a record
+    assert o.left == 1 and o.written == 1 and o.retried == 0 and len(sent) == 3
+    assert list(o.leases) == ["r2:0"]
+    finish(sent[2], "ok", "done")
+    o.complete(sent[2])
+    assert not o.leases and not o.finished, "the shard is not done: r0:0 has no record"
+    o.ledger.close()
+    assert repair_and_read(tmp_path / "shard.jsonl") == {"r1:0", "r2:0"}, "r0:0 is issued again by the resume"
