@@ -11,6 +11,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
@@ -19,6 +20,7 @@ from slurmgen.protocol import Turn, Usage
 from slurmgen.rundir import RunDir
 
 WINDOW_S = 30.0
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class _Rec(msgspec.Struct):
@@ -41,6 +43,14 @@ class _PeerStats(msgspec.Struct):
     duplicates: int = 0
 
 
+class _PoolStats(msgspec.Struct):
+    member_id: str
+    open: int = 0
+    opened: int = 0
+    calls: int = 0
+    dropped_idle: int = 0
+
+
 @dataclass
 class Status:
     done: int = 0
@@ -53,6 +63,7 @@ class Status:
     last: float = 0.0
     role_latency: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     peers: list[_PeerStats] = field(default_factory=list)
+    pools: list[_PoolStats] = field(default_factory=list)
     expected: int = 0
 
 
@@ -64,12 +75,19 @@ def collect(run: RunDir, now: float) -> Status:
         for line in data[:data.rfind(b"\n") + 1].splitlines():  # a live run may be mid-line
             if line.strip():
                 _add(st, decoder.decode(line), now)
-    for path in sorted(run.state.glob("stats-peer-*.json")):
-        try:
-            st.peers.append(msgspec.json.decode(path.read_bytes(), type=_PeerStats))
-        except msgspec.DecodeError:
-            continue
+    st.peers = _read_stats(run, "peer", _PeerStats)
+    st.pools = _read_stats(run, "toolpool", _PoolStats)
     return st
+
+
+def _read_stats(run: RunDir, component: str, kind: type[S]) -> list[S]:
+    out: list[S] = []
+    for path in sorted(run.state.glob(f"stats-{component}-*.json")):
+        try:
+            out.append(msgspec.json.decode(path.read_bytes(), type=kind))
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            continue  # rewritten as we read, or from another version: skip it
+    return out
 
 
 def _add(st: Status, rec: _Rec, now: float) -> None:
@@ -110,6 +128,9 @@ def render(st: Status, run: RunDir, now: float) -> str:
         load.update(p.llm_outstanding)
     for url, n in sorted(load.items()):
         lines.append(f"  endpoint {url}: {n} requests outstanding")
+    for pool in st.pools:
+        lines.append(f"  tool pool {pool.member_id}: {pool.open} sessions open, {pool.opened} opened, "
+                     f"{pool.calls} tool calls" + (f", {pool.dropped_idle} dropped idle" if pool.dropped_idle else ""))
     if st.expected and st.recent_tasks:
         remaining = max(0, st.expected - st.done)
         lines.append(f"ETA: {remaining / (st.recent_tasks / WINDOW_S):.0f} s")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -45,6 +46,10 @@ def test_default_script_on_mock_with_trials(run_dir: Path) -> None:
     assert sum(s["opened"] for s in stats) > 0
     assert all(s["open"] == 0 and s["opened"] == s["closed"] for s in stats), stats  # every session released
     assert slurmgen_processes(run_dir) == []
+    status = subprocess.run([sys.executable, "-m", "slurmgen", "status", str(run_dir)], capture_output=True,
+                            text=True, cwd=REPO, check=True).stdout
+    shown = re.findall(r"tool pool (\S+): 0 sessions open, (\d+) opened, (\d+) tool calls", status)
+    assert len(shown) == 2 and sum(int(o) for _, o, _ in shown) == sum(s["opened"] for s in stats), status
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed (apt-get install bubblewrap)")
