@@ -151,6 +151,11 @@ class Origin:
             self.duplicates += 1
             log.info("task=%s dropped a late duplicate (attempt %d)", orch.task_id, orch.attempt)
             return
+        if orch.status == "failed" and orch.attempt < lease.attempt:  # a newer attempt is under way
+            self.duplicates += 1
+            log.info("task=%s dropped attempt %d's failure: attempt %d is under way (%s)", orch.task_id,
+                     orch.attempt, lease.attempt, orch.reason)
+            return
         if self._retryable(orch) and self.stopped:  # likely the stop's own doing (servers going away)
             del self.leases[orch.task_id]
             self.left += 1

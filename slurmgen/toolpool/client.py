@@ -26,16 +26,15 @@ import zmq.asyncio
 from slurmgen import codec
 from slurmgen.errors import ToolPoolError
 from slurmgen.protocol import Member, Orchestrator, SessionCall, SessionClose, SessionHandle, SessionOpen, SessionReply
-from slurmgen.toolpool.session import Factory, PoolFull, SessionHost, UnknownSession
+from slurmgen.toolpool.session import Factory, PoolFull, SessionHost, UnknownSession, session_id
 
 log = logging.getLogger("slurmgen.toolpool.client")
 
 _raw_null = msgspec.Raw(b"null")
 
 
-def session_id(orch: Orchestrator, name: str) -> str:
-    """Unique per task attempt: a re-issued task never reuses an older attempt's state."""
-    return f"{orch.task_id}#{orch.attempt}/{name}"
+def task_session(orch: Orchestrator, name: str) -> str:
+    return session_id(orch.task_id, orch.attempt, name)
 
 
 def find_handle(orch: Orchestrator, name: str) -> SessionHandle | None:
@@ -128,12 +127,14 @@ class ToolPools:
             link.pending.pop(request_id, None)
 
     # -- sessions -----------------------------------------------------------------------
-    def _candidates(self, sid: str) -> list[Member]:
-        """Every member, starting at one chosen by the session id (spreads sessions evenly)."""
+    def _candidates(self, orch: Orchestrator, name: str) -> list[Member]:
+        """Every member, starting at one chosen by task and name (spreads sessions evenly; every
+        attempt of a task asks the same member first, which then closes the older attempt's session)."""
         members = sorted(self.members(), key=lambda m: m.peer_id)
         if not members:
             return []
-        start = int.from_bytes(hashlib.blake2b(sid.encode(), digest_size=4).digest(), "big") % len(members)
+        key = f"{orch.task_id}/{name}".encode()
+        start = int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "big") % len(members)
         return members[start:] + members[:start]
 
     async def open(self, orch: Orchestrator, name: str, spec: Any) -> SessionHandle:
@@ -141,8 +142,8 @@ class ToolPools:
         handle = find_handle(orch, name)
         if handle is not None:
             return handle
-        sid = session_id(orch, name)
-        candidates = self._candidates(sid)
+        sid = task_session(orch, name)
+        candidates = self._candidates(orch, name)
         if not candidates:
             raise ToolPoolError("no tool-pool member is registered (toolpool.size=0, or they all died)",
                                 kind=self.kind)
@@ -205,7 +206,7 @@ class LocalPools:
         handle = find_handle(orch, name)
         if handle is not None:
             return handle
-        sid = session_id(orch, name)
+        sid = task_session(orch, name)
         try:
             self.host.open(sid, msgspec.json.decode(msgspec.json.encode(spec)))
         except PoolFull as exc:

@@ -127,7 +127,7 @@ class PoolServer:
     def stats(self) -> dict[str, Any]:
         h = self.host
         return {"member_id": self.member_id, "received": dict(self.received), "open": len(h), "opened": h.opened,
-                "closed": h.closed, "calls": h.calls, "dropped_idle": h.dropped_idle}
+                "closed": h.closed, "calls": h.calls, "dropped_idle": h.dropped_idle, "superseded": h.superseded}
 
     def _write_stats(self, stats: dict[str, Any] | None = None) -> None:
         write_atomic(self.run.stats(f"toolpool-{self.member_id}"), msgspec.json.encode(stats or self.stats()))

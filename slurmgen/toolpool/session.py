@@ -30,6 +30,20 @@ class PoolFull(RuntimeError):
     """The member already hosts ``capacity`` sessions."""
 
 
+def session_id(task_id: str, attempt: int, name: str) -> str:
+    """Unique per task attempt: a re-issued task never reuses an older attempt's state."""
+    return f"{task_id}#{attempt}/{name}"
+
+
+def _parse(sid: str) -> tuple[str, int]:
+    """``"t#2/env"`` -> (``"t/env"``, 2); an id of another shape is its own key, attempt 0."""
+    task, sep, rest = sid.rpartition("#")
+    attempt, slash, name = rest.partition("/")
+    if not sep or not slash or not attempt.isdigit():
+        return sid, 0
+    return f"{task}/{name}", int(attempt)
+
+
 def pool_factory(conf: Any) -> str:
     """The session factory path: ``toolpool.factory``, else the workflow's."""
     return conf.toolpool.factory or getattr(conf.workflow, "toolpool_factory", "")
@@ -57,7 +71,8 @@ class SessionHost:
         self.clock = clock
         self._sessions: dict[str, Session] = {}
         self._used: dict[str, float] = {}
-        self.opened = self.closed = self.calls = self.dropped_idle = 0
+        self._attempts: dict[str, str] = {}  # "task/name" -> the session id of its latest attempt
+        self.opened = self.closed = self.calls = self.dropped_idle = self.superseded = 0
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -70,10 +85,17 @@ class SessionHost:
         if session_id in self._sessions:
             self._used[session_id] = self.clock()
             return
+        key, attempt = _parse(session_id)
+        older = self._attempts.get(key)
+        if older is not None and _parse(older)[1] > attempt:
+            raise UnknownSession(f"{session_id}: attempt {attempt} was superseded by {older}")
+        if older is not None and self.close(older):  # its attempt was given up and issued again
+            self.superseded += 1
         if len(self._sessions) >= self.capacity:
             raise PoolFull(f"{len(self._sessions)} sessions open, capacity {self.capacity}")
         self._sessions[session_id] = self.factory(spec)
         self._used[session_id] = self.clock()
+        self._attempts[key] = session_id
         self.opened += 1
 
     def call(self, session_id: str, method: str, args: Any) -> Any:
@@ -89,6 +111,9 @@ class SessionHost:
         self._used.pop(session_id, None)
         if session is None:
             return False
+        key = _parse(session_id)[0]
+        if self._attempts.get(key) == session_id:
+            del self._attempts[key]
         self.closed += 1
         try:
             session.close()

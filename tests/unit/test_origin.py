@@ -70,3 +70,16 @@ def test_while_stopping_a_retryable_failure_is_left_for_the_resume_not_written(t
     assert not o.leases and not o.finished, "the shard is not done: r0:0 has no record"
     o.ledger.close()
     assert repair_and_read(tmp_path / "shard.jsonl") == {"r1:0", "r2:0"}, "r0:0 is issued again by the resume"
+
+
+def test_an_older_attempt_failing_late_does_not_fail_or_reissue_the_newer_one(tmp_path: Path) -> None:
+    o, sent = origin(tmp_path)
+    issue(o, 1)
+    old = sent[0]
+    o.leases["r0:0"].deadline = 0  # its peer went silent: the lease runs out
+    assert o.expire() == ["r0:0"] and sent[-1].attempt == 1
+    o.complete(fail(old, "tool_error: session superseded"))  # the old attempt comes back after all
+    assert o.duplicates == 1 and o.retried == 0 and len(sent) == 2 and o.written == 0
+    finish(sent[-1], "ok", "done")
+    o.complete(sent[-1])
+    assert o.written == 1 and not o.leases

@@ -55,6 +55,19 @@ def test_session_host_capacity_and_idle_sweep() -> None:
     assert "a" in host and len(host) == 1
 
 
+def test_a_new_attempt_of_a_task_closes_the_older_attempts_session() -> None:
+    host = SessionHost(Counter, capacity=2, idle_s=1800)
+    host.open("t:0#0/env", {})
+    host.open("t:0#0/db", {})  # another name of the same task: left alone
+    host.open("t:0#1/env", {})  # the task was issued again: attempt 0 is given up
+    assert "t:0#0/env" not in host and "t:0#0/db" in host and host.superseded == 1 and len(host) == 2
+    with pytest.raises(UnknownSession, match="superseded"):
+        host.open("t:0#0/env", {})  # the old attempt, late: it may not take the slot back
+    assert host.close("t:0#1/env") and "t:0#1/env" not in host
+    host.open("t:0#2/env", {})
+    assert host.superseded == 1, "nothing to supersede once the older session was closed"
+
+
 def _conf(**tp: object) -> SlurmgenConf:
     wf = WorkflowConf(name="w", transition="m:t", metrics="m:m", row="m:R", toolpool_factory="pkg.mod:factory",
                       sim_scripts={"oracle": "pkg.script:oracle"}, sim_script="pkg.script:respond")

@@ -129,6 +129,20 @@ def test_sessions_spread_over_members_and_skip_a_full_one() -> None:
     asyncio.run(go())
 
 
+def test_every_attempt_of_a_task_goes_to_the_same_member_which_frees_the_older_session() -> None:
+    async def go() -> None:
+        members = {f"pool-{i}": FakeMember() for i in range(4)}
+        client, _ = pools(members)
+        for i in range(8):
+            first = await client.open(orch(f"r{i}:0", attempt=0), "env", {"start": 0})
+            again = await client.open(orch(f"r{i}:0", attempt=1), "env", {"start": 0})
+            assert again.member == first.member
+        assert sum(len(m.host) for m in members.values()) == 8  # one live session per task
+        assert sum(m.host.superseded for m in members.values()) == 8
+
+    asyncio.run(go())
+
+
 @pytest.mark.parametrize("policy,kind", [("restart", "tool_error"), ("fail", "tool_lost")])
 def test_a_member_that_leaves_fails_waiting_calls_with_the_policy_kind(policy: str, kind: str) -> None:
     async def go() -> None:
