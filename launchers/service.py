@@ -26,6 +26,7 @@ import zmq.asyncio
 
 from slurmgen import hosts
 from slurmgen.errors import StartupError
+from slurmgen.lifecycle import until_stopped
 from slurmgen.lifeline import die_with_parent
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
@@ -71,33 +72,48 @@ async def stop_child(child: asyncio.subprocess.Process, grace_s: float = 10.0) -
         await child.wait()
 
 
+async def register(args: argparse.Namespace, run: RunDir, url: str, ctx: zmq.asyncio.Context) -> RegistryClient:
+    member = Member(peer_id=args.name, kind=args.kind, address=url, node=socket.gethostname(),
+                    capacity=args.capacity, model=args.model, pid=os.getpid())
+    client = RegistryClient(ctx, run.registry_address, member, heartbeat_s=args.heartbeat_s, liveness=5)
+    await client.start(args.ready_timeout)
+    return client
+
+
 async def supervise(args: argparse.Namespace, run: RunDir) -> int:
     args.host = hosts.default_host("slurm" if args.host == "auto" else "local", args.host)
     run.not_ready(args.name).unlink(missing_ok=True)
     port = free_port(args.host)
     argv = [a.replace("{port}", str(port)).replace("{host}", args.host) for a in args.command]
     log_path = run.log(args.name)
-    with open(log_path, "ab") as out:
-        child = await asyncio.create_subprocess_exec(*argv, stdout=out, stderr=out, preexec_fn=die_with_parent)
-    url = f"http://{args.host}:{port}"
-    stop = asyncio.Event()
+    stop = asyncio.Event()  # SIGTERM / SIGINT, even while the server is still loading
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    with open(log_path, "ab") as out:
+        child = await asyncio.create_subprocess_exec(*argv, stdout=out, stderr=out, preexec_fn=die_with_parent)
+    url = f"http://{args.host}:{port}"
+    ctx = zmq.asyncio.Context()
     try:
-        await wait_healthy(url + args.health_path, child, args.ready_timeout, log_path)
+        await until_stopped(stop, wait_healthy(url + args.health_path, child, args.ready_timeout, log_path))
+        client = None if stop.is_set() else await until_stopped(stop, register(args, run, url, ctx))
     except StartupError as exc:
         log.error("%s", exc)
         print(f"slurmgen service {args.name}: {exc}", file=sys.stderr)
         write_atomic(run.not_ready(args.name), str(exc).encode())
         await stop_child(child)
         return 1
-    ctx = zmq.asyncio.Context()
-    member = Member(peer_id=args.name, kind=args.kind, address=url, node=socket.gethostname(),
-                    capacity=args.capacity, model=args.model, pid=os.getpid())
-    client = RegistryClient(ctx, run.registry_address, member, heartbeat_s=args.heartbeat_s, liveness=5)
-    await client.start(args.ready_timeout)
+    if client is None:
+        log.info("%s stopped while starting", args.name)
+        await stop_child(child)
+        return 0
     log.info("%s healthy at %s and registered", args.name, url)
+    return await serve(args, run, child, client, ctx, stop, port)
+
+
+async def serve(args: argparse.Namespace, run: RunDir, child: asyncio.subprocess.Process, client: RegistryClient,
+                ctx: zmq.asyncio.Context, stop: asyncio.Event, port: int) -> int:
+    """Keep the healthy service registered until it exits or the supervisor is stopped."""
     targets = write_target(run.root, args.name, f"{args.host}:{port}", {"kind": args.kind})  # its /metrics
     waiter = asyncio.create_task(child.wait())
     stopper = asyncio.create_task(stop.wait())

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, TypeVar
+
+T = TypeVar("T")
 
 
 async def serve_until_signalled(serve: Callable[[asyncio.Event], Awaitable[None]],
@@ -17,3 +19,17 @@ async def serve_until_signalled(serve: Callable[[asyncio.Event], Awaitable[None]
         await serve(stop)
     finally:
         await close()
+
+
+async def until_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T | None:
+    """``work``'s result, or None (``work`` cancelled) if ``stop`` is set first: a process
+    told to stop while it still waits for a server or the registry stops at once."""
+    job = asyncio.ensure_future(work)
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait({job, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if job.done():
+        return job.result()
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)
+    return None

@@ -27,7 +27,7 @@ from slurmgen import codec, curve, hosts, sockets
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import load_run_config
 from slurmgen.dataset import check_path, iter_shard
-from slurmgen.lifecycle import serve_until_signalled
+from slurmgen.lifecycle import serve_until_signalled, until_stopped
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint
 from slurmgen.logs import setup_logging
@@ -298,7 +298,9 @@ class Peer:
 
     # -- lifecycle --------------------------------------------------------------------
     async def serve(self, stop: asyncio.Event) -> None:
-        await self.registry.start(self.conf.run.startup_timeout_s)
+        await until_stopped(stop, self.registry.start(self.conf.run.startup_timeout_s))
+        if stop.is_set():
+            return
         receiver = asyncio.create_task(self._receive())
         leases = asyncio.create_task(self._leases())
         await wait_ready(self.registry, self.workflow, self.conf, stop)

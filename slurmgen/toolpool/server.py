@@ -28,7 +28,7 @@ import zmq.asyncio
 
 from slurmgen import codec, curve, hosts, sockets
 from slurmgen.confload import load_run_config
-from slurmgen.lifecycle import serve_until_signalled
+from slurmgen.lifecycle import serve_until_signalled, until_stopped
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
 from slurmgen.protocol import Member, SessionCall, SessionClose, SessionOpen, SessionReply
@@ -133,7 +133,9 @@ class PoolServer:
         write_atomic(self.run.stats(f"toolpool-{self.member_id}"), msgspec.json.encode(stats or self.stats()))
 
     async def serve(self, stop: asyncio.Event) -> None:
-        await self.registry.start(self.conf.run.startup_timeout_s)
+        await until_stopped(stop, self.registry.start(self.conf.run.startup_timeout_s))
+        if stop.is_set():
+            return
         log.info("%s serving at %s (capacity %d)", self.member_id, self.address, self.host.capacity)
         tasks = [asyncio.create_task(c) for c in (self._receive(), self._sweep(), self._stats_loop())]
         await stop.wait()
