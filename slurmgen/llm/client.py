@@ -6,7 +6,10 @@ accept it. One ``LLMClient`` per process; ``set_endpoints`` may be called at any
 
 Routing: with a ``sticky_key``, rendezvous hashing of the key over the current healthy
 replicas (the same key keeps its replica — and its prefix cache — while that replica
-lives; removing a replica only moves its own keys). Otherwise the healthy replica with
+lives; removing a replica only moves its own keys), with bounded loads: a replica
+already holding more than ``sticky_load_factor`` times the mean of outstanding requests
+is passed over for the key's next choice, so that unlucky keys cannot pile up on one
+replica while the others idle. Otherwise the healthy replica with
 the fewest outstanding requests, ties taken in turn. Each replica has a concurrency cap
 (the smaller non-zero of ``Endpoint.capacity`` and ``max_concurrency_per_endpoint``).
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import math
 import random
 import time
 from typing import Any
@@ -127,6 +131,7 @@ class LLMClient:
         max_concurrency_per_endpoint: int = 0,
         api_key: str | None = None,
         endpoint_wait_s: float = 120.0,
+        sticky_load_factor: float = 1.25,
     ) -> None:
         self.request_timeout_s = request_timeout_s
         self.max_retries = max_retries
@@ -134,6 +139,7 @@ class LLMClient:
         self.max_concurrency_per_endpoint = max_concurrency_per_endpoint
         self.endpoint_wait_s = endpoint_wait_s  # how long chat() waits for a first replica
         self.down_s = 2.0  # a replica refusing connections is avoided this long
+        self.sticky_load_factor = sticky_load_factor
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -155,6 +161,7 @@ class LLMClient:
             max_concurrency_per_endpoint=conf.max_concurrency_per_endpoint,
             api_key=api_key,
             endpoint_wait_s=conf.ready_timeout_s,
+            sticky_load_factor=conf.sticky_load_factor,
         )
 
     # -- replicas ------------------------------------------------------------
@@ -241,11 +248,20 @@ class LLMClient:
         healthy = [r for r in candidates if r.down_until <= now] or candidates
         fresh = [r for r in healthy if r.endpoint.url not in tried] or healthy
         if sticky_key is not None:
-            return max(fresh, key=lambda r: _rendezvous(sticky_key, r.endpoint.url))
+            return self._sticky(sticky_key, fresh)
         least = min(r.outstanding for r in fresh)
         ties = [r for r in fresh if r.outstanding == least]
         self._turn += 1
         return ties[self._turn % len(ties)]
+
+    def _sticky(self, key: str, replicas: list[_Replica]) -> _Replica:
+        """The key's first replica by rendezvous hashing that is under the load bound."""
+        ranked = sorted(replicas, key=lambda r: _rendezvous(key, r.endpoint.url), reverse=True)
+        if self.sticky_load_factor <= 0 or len(ranked) == 1:
+            return ranked[0]
+        total = sum(r.outstanding for r in ranked) + 1  # with this request
+        bound = math.ceil(self.sticky_load_factor * total / len(ranked))
+        return next((r for r in ranked if r.outstanding + 1 <= bound), ranked[0])
 
     async def _candidates(self, model: str | None) -> list[_Replica]:
         deadline = time.monotonic() + self.endpoint_wait_s
