@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -131,8 +132,9 @@ def test_bad_sources_fail_with_a_clear_error(tmp_path):
     assert convert.main([str(broken), str(tmp_path / "o.jsonl")]) == 2
 
 
-@pytest.mark.skipif(HAVE_PYARROW, reason="pyarrow is installed")
-def test_parquet_without_pyarrow_names_the_package(tmp_path):
+def test_parquet_without_pyarrow_names_the_package(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed: importing it fails
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     src = tmp_path / "test.parquet"
     src.write_bytes(b"PAR1")
     with pytest.raises(DatasetError, match="needs the pyarrow package"):
