@@ -8,6 +8,7 @@ multi-host cluster ``--basetemp`` must be on a shared filesystem.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -144,3 +145,29 @@ def test_submitit_launcher_multirun_gives_each_sweep_its_own_run_dir(slurm_clust
     totals = sorted(json.loads(p.read_text())["tasks_total"] for p in sweep.glob("*/summary.json"))
     assert totals == [10, 20]
     assert list((sweep / ".submitit").iterdir()), "the drivers ran as SLURM jobs"
+
+
+def test_a_cancelled_llm_replica_is_resubmitted_while_the_other_serves(slurm_cluster: None, tmp_path: Path,
+                                                                        job_prefix: str) -> None:
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "slurmgen", *FAST, "dataset.limit=300", "run.peers=2", "llm.replicas=2",
+            "llm.time_scale=5", "run.max_in_flight=16", f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
+    driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: len(task_ids(run_dir, live=True)) >= 30 if (run_dir / "results").exists() else False, 120,
+              "the first records")
+        llm_0 = [jid for jid, name, _ in squeue(job_prefix) if name.endswith("-llm") and jid.endswith("_0")]
+        assert llm_0, squeue(job_prefix)
+        subprocess.run(["scancel", llm_0[0]], check=True)
+        out, err = driver.communicate(timeout=240)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, err
+    assert f"llm-0 (job {llm_0[0]}) ended CANCELLED: resubmitted as job" in err
+    recs = read_records(run_dir)
+    assert len(recs) == 300 and len({r.task_id for r in recs}) == 300, "every task exactly once"
+    assert {r.status for r in recs} <= {"ok", "rejected"}, [r.reason for r in recs if r.status == "failed"][:3]
+    assert sum(name.endswith("-llm") for _, name, _ in sacct(job_prefix)) == 3  # 2 replicas + the resubmission
+    registry = (run_dir / "logs" / "registry.log").read_text()
+    addresses = re.findall(r"registered llm-0 \(llm\) at (\S+)", registry)
+    assert len(set(addresses)) == 2, "the resubmitted replica registered again, on its new address"
