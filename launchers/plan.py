@@ -5,6 +5,7 @@ Both launchers (local subprocesses, SLURM job arrays) start exactly this plan.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError
 from slurmgen.launchers import commands
+from slurmgen.logs import FORMAT_ENV, check_format
 from slurmgen.toolpool import sandbox
 from slurmgen.toolpool.session import pool_factory, pool_size
 
@@ -90,7 +92,19 @@ def make_plan(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -
             sandbox.check_bwrap()
         services += [pool_spec(conf, run_dir, i, python) for i in range(pools)]
     peers = [peer_spec(conf, run_dir, i, python) for i in range(conf.run.peers)]
-    return Plan(registry_spec(conf, run_dir, python), services, peers)
+    plan = Plan(registry_spec(conf, run_dir, python), services, peers)
+    return with_log_format(plan, check_format(conf.run.log_format))
+
+
+def with_log_format(plan: Plan, fmt: str) -> Plan:
+    """Every process logs in ``fmt`` (passed in the environment; text needs nothing)."""
+    if fmt == "text":
+        return plan
+
+    def set_env(spec: ProcessSpec) -> ProcessSpec:
+        return dataclasses.replace(spec, env={**spec.env, FORMAT_ENV: fmt})
+
+    return Plan(set_env(plan.registry), [set_env(s) for s in plan.services], [set_env(s) for s in plan.peers])
 
 
 def _host(conf: SlurmgenConf) -> str:

@@ -107,6 +107,9 @@ class RunConf:
     startup_timeout_s: float = 120.0
     # show a progress bar (off when stderr is not a terminal)
     progress: bool = True
+    # the processes' logs under RUN/logs: text lines, or json (one object per line, with a
+    # "task" field on every line about a task)
+    log_format: str = "text"
     # seed mixed into every task seed
     seed: int = 0
     # CurveZMQ on every socket: keys are made per run in RUN/keys (mode 0600)

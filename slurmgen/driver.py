@@ -154,7 +154,7 @@ def execute(conf: SlurmgenConf) -> Path | None:
         print("config and dataset are valid; nothing was started")
         return None
     run, workflow, expected = prepare(conf)
-    setup_logging(run.log("driver"))
+    setup_logging(run.log("driver"), fmt=conf.run.log_format)
     started = time.time()
     plan = make_plan(conf, run.root)
     launcher, supervisor = make_launcher(conf, run)

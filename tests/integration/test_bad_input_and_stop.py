@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import count_records, read_records, REPO, run_slurmgen, slurmgen_processes
 
 
@@ -96,12 +98,14 @@ def test_a_killed_driver_then_a_rerun_writes_every_task_once(tmp_path):
     assert len(recs) == 300 and len({r.task_id for r in recs}) == 300
 
 
-def test_the_run_stops_early_when_too_many_tasks_fail(tmp_path):
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_the_run_stops_early_when_too_many_tasks_fail(tmp_path, log_format):
     run_dir = tmp_path / "run"
     # 2,000 tasks, 4 at a time: the driver sees the rate long before they could all fail
     proc = run_slurmgen("workflow=nr", "run.trials=2", f"run.dir={run_dir}", "llm.backend=openai",
                         "llm.urls=[http://127.0.0.1:9]", "llm.max_retries=0", "llm.backoff_s=0.01",
-                        "run.max_attempts=1", "run.min_tasks_for_rate=40", "run.max_in_flight=4", check=False)
+                        "run.max_attempts=1", "run.min_tasks_for_rate=40", "run.max_in_flight=4",
+                        f"run.log_format={log_format}", check=False)
     assert proc.returncode == 2, proc.stderr
     assert "stopping early" in proc.stderr and "run.max_failure_rate" in proc.stderr
     assert "llm_error" in proc.stderr
@@ -111,3 +115,9 @@ def test_the_run_stops_early_when_too_many_tasks_fail(tmp_path):
     log_file, _, needle = failed[0].log.partition(" ")
     assert needle == f"task={failed[0].task_id}"
     assert needle in (run_dir / log_file).read_text()  # the record points to its log lines
+    if log_format == "json":  # every line of every process log is an object; task lines name the task
+        lines = [json.loads(line) for p in (run_dir / "logs").glob("*.log") if not p.name.startswith("llm-")
+                 for line in p.read_text().splitlines()]
+        assert {"ts", "level", "logger", "pid", "msg"} <= set(lines[0])
+        mine = [line for line in lines if line.get("task") == failed[0].task_id]
+        assert mine and all(line["level"] in ("WARNING", "ERROR", "INFO") for line in mine)
