@@ -66,48 +66,50 @@ def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-d
         time.sleep(0.5)
 
 
+def signal_mid_run(args: list[str], run_dir: Path, job_prefix: str, component: str, index: int, *,
+                   after: int, scancel: tuple[str, ...] = (), timeout: float = 200) -> tuple[str, int, str]:
+    """Start the driver, wait for ``after`` records, ``scancel`` array task ``index`` of
+    ``component`` (with extra scancel flags), let the run end: (job id, return code, stderr)."""
+    driver = subprocess.Popen([sys.executable, "-m", "slurmgen", *args], cwd=REPO, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: len(read_records(run_dir, live=True)) >= after if (run_dir / "results").exists() else False,
+              180, "the first records")
+        jobs = [jid for jid, name, _ in squeue(job_prefix) if name.endswith(f"-{component}")
+                and jid.endswith(f"_{index}")]
+        assert jobs, squeue(job_prefix)
+        subprocess.run(["scancel", *scancel, jobs[0]], check=True)
+        _, err = driver.communicate(timeout=timeout)
+    finally:
+        driver.kill()
+    return jobs[0], driver.returncode, err
+
+
 def test_a_cancelled_agent_array_task_is_resubmitted_and_resumes(slurm_cluster: None, tmp_path: Path,
                                                                   job_prefix: str) -> None:
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "slurmgen", *FAST, "dataset.limit=150", "run.peers=2", "llm.replicas=1",
-            "llm.time_scale=10", "run.max_in_flight=16", f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
-    driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait(lambda: len(task_ids(run_dir, live=True)) >= 15 if (run_dir / "results").exists() else False, 120,
-              "the first records")
-        peer_1 = [jid for jid, name, _ in squeue(job_prefix) if name.endswith("-peer") and jid.endswith("_1")]
-        assert peer_1, squeue(job_prefix)
-        subprocess.run(["scancel", peer_1[0]], check=True)
-        out, err = driver.communicate(timeout=200)
-    finally:
-        driver.kill()
-    assert driver.returncode == 0, err
-    assert f"(job {peer_1[0]}) ended CANCELLED: resubmitted as job" in err
+    args = [*FAST, "dataset.limit=150", "run.peers=2", "llm.replicas=1", "llm.time_scale=10", "run.max_in_flight=16",
+            f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
+    peer_1, code, err = signal_mid_run(args, run_dir, job_prefix, "peer", 1, after=15)
+    assert code == 0, err
+    assert f"(job {peer_1}) ended CANCELLED: resubmitted as job" in err
     ids = task_ids(run_dir)
     assert len(ids) == 150 and len(set(ids)) == 150, "every task exactly once"
     states = {jid: state for jid, _, state in sacct(job_prefix)}
-    assert states[peer_1[0]].startswith("CANCELLED")
+    assert states[peer_1].startswith("CANCELLED")
 
 
 def test_a_preempted_agent_task_checkpoints_requeues_and_resumes(slurm_cluster: None, tmp_path: Path,
                                                                    job_prefix: str) -> None:
     """USR2 is what SLURM sends before preemption / the time limit (--signal=USR2@...)."""
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "slurmgen", *FAST, "dataset.limit=150", "run.peers=2", "llm.replicas=1",
-            "llm.time_scale=10", "run.max_in_flight=16", f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
-    driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait(lambda: len(task_ids(run_dir, live=True)) >= 15 if (run_dir / "results").exists() else False, 120,
-              "the first records")
-        peer_1 = [jid for jid, name, _ in squeue(job_prefix) if name.endswith("-peer") and jid.endswith("_1")]
-        subprocess.run(["scancel", "--signal=USR2", peer_1[0]], check=True)
-        out, err = driver.communicate(timeout=200)
-    finally:
-        driver.kill()
-    assert driver.returncode == 0, err
+    args = [*FAST, "dataset.limit=150", "run.peers=2", "llm.replicas=1", "llm.time_scale=10", "run.max_in_flight=16",
+            f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
+    peer_1, code, err = signal_mid_run(args, run_dir, job_prefix, "peer", 1, after=15, scancel=("--signal=USR2",))
+    assert code == 0, err
     ids = task_ids(run_dir)
     assert len(ids) == 150 and len(set(ids)) == 150, "every task exactly once"
-    history = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", peer_1[0]],
+    history = subprocess.run(["sacct", "-D", "-X", "-n", "-P", "-o", "State", "-j", peer_1],
                              capture_output=True, text=True, check=True).stdout.split()
     assert "REQUEUED" in history, history
     assert "resubmitted" not in err, "submitit's requeue handled it, not a resubmission"
@@ -150,20 +152,11 @@ def test_submitit_launcher_multirun_gives_each_sweep_its_own_run_dir(slurm_clust
 def test_a_cancelled_llm_replica_is_resubmitted_while_the_other_serves(slurm_cluster: None, tmp_path: Path,
                                                                         job_prefix: str) -> None:
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "slurmgen", *FAST, "dataset.limit=300", "run.peers=2", "llm.replicas=2",
-            "llm.time_scale=5", "run.max_in_flight=16", f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
-    driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait(lambda: len(task_ids(run_dir, live=True)) >= 30 if (run_dir / "results").exists() else False, 120,
-              "the first records")
-        llm_0 = [jid for jid, name, _ in squeue(job_prefix) if name.endswith("-llm") and jid.endswith("_0")]
-        assert llm_0, squeue(job_prefix)
-        subprocess.run(["scancel", llm_0[0]], check=True)
-        out, err = driver.communicate(timeout=240)
-    finally:
-        driver.kill()
-    assert driver.returncode == 0, err
-    assert f"llm-0 (job {llm_0[0]}) ended CANCELLED: resubmitted as job" in err
+    args = [*FAST, "dataset.limit=300", "run.peers=2", "llm.replicas=2", "llm.time_scale=5", "run.max_in_flight=16",
+            f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}"]
+    llm_0, code, err = signal_mid_run(args, run_dir, job_prefix, "llm", 0, after=30, timeout=240)
+    assert code == 0, err
+    assert f"llm-0 (job {llm_0}) ended CANCELLED: resubmitted as job" in err
     recs = read_records(run_dir)
     assert len(recs) == 300 and len({r.task_id for r in recs}) == 300, "every task exactly once"
     assert {r.status for r in recs} <= {"ok", "rejected"}, [r.reason for r in recs if r.status == "failed"][:3]

