@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import msgspec
 
@@ -75,53 +76,35 @@ async def _hop_peer(name: str, other: str, start_at: float, warm: float, duratio
     counted = 0
     cpu0 = None
 
-    async def loop() -> None:
+    def handle(frames: list[bytes], send: Callable[[bytes], object]) -> None:
+        """One hop: what a peer does with a frame (codec, credit, router), on either send path."""
         nonlocal counted, cpu0
+        if cpu0 is None and time.time() >= t_measure:
+            cpu0, counted = os.times(), 0
+        sender = frames[0].decode(errors="replace")
+        msg = decoder.decode(frames[1])
+        match msg:
+            case Orchestrator():
+                received["orch"] += 1
+                counted += 1
+                send(codec.encode(Credit(n=1)))  # the handler finished: credit the sender
+                msg.step += 1
+                if router.pick(msg.next_role) is not None:
+                    send(codec.encode(msg))
+            case Credit(n=n):
+                received["credit"] += 1
+                router.credit(sender, n)
+
+    async def loop() -> None:
+        """The first design: one pyzmq future per receive and per send."""
         while True:
-            frames = await inbox.recv_multipart()
-            now = time.time()
-            if cpu0 is None and now >= t_measure:
-                cpu0, counted = os.times(), 0
-            sender = frames[0].decode(errors="replace")
-            msg = decoder.decode(frames[1])
-            match msg:
-                case Orchestrator():
-                    received["orch"] += 1
-                    counted += 1
-                    outbox.send(codec.encode(Credit(n=1)))  # the handler finished: credit the sender
-                    msg.step += 1
-                    dest = router.pick(msg.next_role)
-                    if dest is not None:
-                        outbox.send(codec.encode(msg))
-                case Credit(n=n):
-                    received["credit"] += 1
-                    router.credit(sender, n)
+            handle(await inbox.recv_multipart(), outbox.send)
 
     async def loop_batched() -> None:
         """The runtime's own hot path (slurmgen.runtime.outbox): drain the inbox with non-blocking reads
         when its FD signals, send non-blocking on the socket's shadow; same codec, router and messages."""
         out = Outbox(outbox)
-
-        def on_frames(frames: list[bytes]) -> None:
-            nonlocal counted, cpu0
-            now = time.time()
-            if cpu0 is None and now >= t_measure:
-                cpu0, counted = os.times(), 0
-            sender = frames[0].decode(errors="replace")
-            msg = decoder.decode(frames[1])
-            match msg:
-                case Orchestrator():
-                    received["orch"] += 1
-                    counted += 1
-                    out.send(codec.encode(Credit(n=1)))
-                    msg.step += 1
-                    if router.pick(msg.next_role) is not None:
-                        out.send(codec.encode(msg))
-                case Credit(n=n):
-                    received["credit"] += 1
-                    router.credit(sender, n)
-
-        await drain(inbox, on_frames)
+        await drain(inbox, lambda frames: handle(frames, out.send))
 
     task = asyncio.ensure_future(loop_batched() if batched else loop())
     await asyncio.sleep(max(0.0, t_end - time.time()))
