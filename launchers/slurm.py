@@ -21,7 +21,7 @@ import submitit
 from submitit.slurm.slurm import SlurmJob
 
 from slurmgen.config import SlurmgenConf
-from slurmgen.errors import ConfigError, SlurmgenError
+from slurmgen.errors import ConfigError, RunCrashed
 from slurmgen.launchers import slurmcmd
 from slurmgen.launchers.hetjob import check_folder, hetjob_params
 from slurmgen.launchers.jobs import SpecJob
@@ -40,7 +40,7 @@ STOP_POLL_S = 0.5
 RECANCEL_S = 5.0
 
 
-class JobFailed(SlurmgenError):
+class JobFailed(RunCrashed):
     """A SLURM job of the run failed for good; the message names job id, log and config field."""
 
 

@@ -32,6 +32,9 @@ class WorkflowConf:
     metrics: str = MISSING
     # "package.module:Struct" with a row_id() method: the input row schema
     row: str = MISSING
+    # "package.module:Struct" (every field with a default): the task's state, what roles see as
+    # orch.state and the record's output; "" = a dict (a JSON object)
+    state: str = ""
     # "package.module:function": the simulator's content script for this workflow
     sim_script: str = ""
     # more scripts by name: llm.script=<name> picks one (e.g. tau2's "oracle")
@@ -132,6 +135,9 @@ class RunConf:
     # stop the run early when failed / done passes this, once min_tasks_for_rate are done
     max_failure_rate: float = 0.5
     min_tasks_for_rate: int = 50
+    # stop early when each of the first this many tasks that ran (bad input rows aside) failed:
+    # the first reason is printed (a bug in a role, a server that answers nothing); 0 = off
+    fail_fast_tasks: int = 10
     # Prometheus metrics: every process serves /metrics on a free port and writes its scrape
     # target to RUN/state/prometheus/<name>.json (file_sd); see docs/operations.md
     metrics: bool = True

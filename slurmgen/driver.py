@@ -15,9 +15,11 @@ from pathlib import Path
 import msgspec
 
 from slurmgen import curve, dataset, hosts
+from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
-from slurmgen.errors import ConfigError, DatasetError, SlurmgenError, StartupError
+from slurmgen.errors import ConfigError, DatasetError, EarlyStop, RunCrashed, SlurmgenError, StartupError
+from slurmgen.exitcodes import Exit
 from slurmgen.launchers.local import LocalLauncher
 from slurmgen.launchers.plan import make_plan
 from slurmgen.logs import setup_logging
@@ -27,7 +29,7 @@ from slurmgen.report import write_report
 from slurmgen.resume import check_resume
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.spill.paths import spill_root
-from slurmgen.summary import read_records, summarize
+from slurmgen.summary import Summary, read_records, summarize
 from slurmgen.ui import ProgressBar
 from slurmgen.validate import report as validation_report
 from slurmgen.validate import validate
@@ -38,12 +40,9 @@ log = logging.getLogger("slurmgen.driver")
 POLL_S = 0.25
 
 
-class RunFailed(SlurmgenError):
-    """A process of the run died; the message names its log."""
-
-
 def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     """Everything that can fail before a process starts fails here."""
+    check_bounds(conf)
     workflow = load_workflow(conf.workflow)
     if conf.dataset.path:
         conf.dataset.path = str(dataset.check_path(conf.dataset.path))
@@ -58,6 +57,10 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     curve.prepare_keys(run.root, conf.run.curve)
     write_atomic(run.config, text.encode())
     expected = dataset.count_rows(Path(conf.dataset.path), conf.dataset.limit) * conf.run.trials
+    if expected == 0:
+        raise DatasetError(f"dataset.path={conf.dataset.path!r} has no rows: nothing to run. Give a file with "
+                           "one row per line (or a Parquet / Hugging Face dataset), or drop dataset.path for the "
+                           "workflow's built-in data")
     return run, workflow, expected
 
 
@@ -69,7 +72,7 @@ def _clear_stale(run: RunDir, shards: int) -> None:
 
 class Watcher(Protocol):
     def check(self) -> None:
-        """Raise RunFailed (or another SlurmgenError) when the run cannot go on."""
+        """Raise RunCrashed (or another SlurmgenError) when the run cannot go on."""
 
 
 class Supervisor:
@@ -85,7 +88,7 @@ class Supervisor:
             name, code = r.spec.name, r.proc.returncode
             where = f"see {self.launcher.run.log(name + '.out')} and {self.launcher.run.logs}/"
             if self.restarts.get(name, 0) >= self.max_restarts:
-                raise RunFailed(f"{name} exited with code {code} and was restarted {self.max_restarts} times "
+                raise RunCrashed(f"{name} exited with code {code} and was restarted {self.max_restarts} times "
                                 f"already (run.max_restarts); {where}")
             self.restarts[name] = self.restarts.get(name, 0) + 1
             log.warning("%s exited with code %s: restarting it (%d/%d); %s", name, code,
@@ -93,13 +96,28 @@ class Supervisor:
             self.launcher.restart(r)
 
 
-def _check_failure_rate(counts: Counts, conf: SlurmgenConf) -> None:
-    if counts.done < conf.run.min_tasks_for_rate or counts.failed <= conf.run.max_failure_rate * counts.done:
+def _top_reasons(counts: Counts) -> str:
+    return ", ".join(f"{k} ({n})" for k, n in counts.failure_reasons.most_common(3))
+
+
+def check_failure_rate(counts: Counts, conf: SlurmgenConf, remaining: int) -> None:
+    """Stop early when too many tasks fail: over run.max_failure_rate once min_tasks_for_rate (or
+    every task, for a smaller run) are done, or when each of the first run.fail_fast_tasks tasks that
+    ran (bad input rows aside) failed: a bug in a role or a dead server, not bad luck."""
+    if 0 < conf.run.fail_fast_tasks <= counts.ran == counts.ran_failed:
+        raise EarlyStop(f"stopping early: the first {counts.ran} tasks all failed (run.fail_fast_tasks="
+                        f"{conf.run.fail_fast_tasks}); first reason: {counts.first_failure}. Fix the cause (see "
+                        "the records' reason and logs/), then run again with the same run.dir.")
+    enough = min(conf.run.min_tasks_for_rate, remaining)
+    if counts.done < enough or counts.failed <= conf.run.max_failure_rate * counts.done or counts.done >= remaining:
         return
-    top = ", ".join(f"{k} ({n})" for k, n in counts.failure_reasons.most_common(3))
-    raise RunFailed(f"stopping early: {counts.failed} of {counts.done} tasks failed, over "
-                    f"run.max_failure_rate={conf.run.max_failure_rate}; most frequent: {top}. "
+    raise EarlyStop(f"stopping early: {counts.failed} of {counts.done} tasks failed, over "
+                    f"run.max_failure_rate={conf.run.max_failure_rate}; most frequent: {_top_reasons(counts)}. "
                     "Fix the cause (see the records' reason and logs/), then run again with the same run.dir.")
+
+
+def failure_rate_exceeded(summary: Summary, conf: SlurmgenConf) -> bool:
+    return summary.tasks_failed > conf.run.max_failure_rate * max(1, summary.tasks_total)
 
 
 def _all_done(run: RunDir, shards: int) -> bool:
@@ -115,18 +133,20 @@ def _wait_registry(run: RunDir, supervisor: Watcher, timeout_s: float) -> None:
         time.sleep(0.05)
 
 
-def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBar,
+def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBar, expected: int,
            metrics: DriverMetrics | None = None) -> None:
     tail = ResultsTail(run.results)
+    fresh = ResultsTail(run.results, skip_existing=True)  # this invocation's records: its failure rate
+    remaining = expected - tail.poll().done
     while True:
         counts = tail.poll()
         bar.update(counts)
         if metrics is not None:
             metrics.update(counts)
+        check_failure_rate(fresh.poll(), conf, remaining)
         if _all_done(run, conf.run.peers):
             bar.update(tail.poll())
             return
-        _check_failure_rate(counts, conf)
         supervisor.check()
         time.sleep(POLL_S)
 
@@ -145,7 +165,7 @@ def make_launcher(conf: SlurmgenConf, run: RunDir) -> tuple[Any, Any]:
     return local, Supervisor(local, conf.run.max_restarts)
 
 
-def execute(conf: SlurmgenConf) -> Path | None:
+def execute(conf: SlurmgenConf) -> Summary | None:
     if conf.run.validate_only:
         result = validate(conf)
         print(validation_report(result, conf.dataset.path))
@@ -169,7 +189,7 @@ def execute(conf: SlurmgenConf) -> Path | None:
         launcher.start(plan.registry)
         _wait_registry(run, supervisor, conf.run.startup_timeout_s)
         launcher.start_all([*plan.services, *plan.peers])
-        follow(run, supervisor, conf, bar, metrics)
+        follow(run, supervisor, conf, bar, expected, metrics)
     finally:
         bar.close()
         exporter.close()
@@ -189,7 +209,7 @@ def execute(conf: SlurmgenConf) -> Path | None:
     print(f"{summary.tasks_total} records ({summary.tasks_ok} ok, {summary.tasks_rejected} rejected, "
           f"{summary.tasks_failed} failed), {summary.tokens_per_s:.0f} tokens/s; summary: {run.summary}"
           + (f"; report: {report_path}" if report_path else ""))
-    return run.root
+    return summary
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -197,15 +217,20 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def run_or_explain(conf: SlurmgenConf) -> int:
-    """The command-line boundary: a SlurmgenError becomes one clear line and exit code 2."""
+    """The command-line boundary: an error becomes one clear line and its exit code (slurmgen.exitcodes)."""
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     try:
-        execute(conf)
+        summary = execute(conf)
     except SlurmgenError as exc:
         print(f"slurmgen: error: {exc}", file=sys.stderr)
-        return 2
+        return int(exc.exit_code)
     except KeyboardInterrupt:
         print("slurmgen: interrupted; every process of the run was stopped. Run again with the same "
               "run.dir to resume.", file=sys.stderr)
-        return 130
-    return 0
+        return int(Exit.INTERRUPTED)
+    if summary is not None and failure_rate_exceeded(summary, conf):
+        print(f"slurmgen: error: the run finished, but {summary.tasks_failed} of {summary.tasks_total} tasks "
+              f"failed, over run.max_failure_rate={conf.run.max_failure_rate} (reasons in {conf.run.dir}/"
+              "summary.json); the records are written, the run is not usable as it is.", file=sys.stderr)
+        return int(Exit.FAILURE_RATE)
+    return int(Exit.OK)

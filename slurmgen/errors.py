@@ -1,8 +1,13 @@
-"""slurmgen's exceptions. Each message says what to do."""
+"""slurmgen's exceptions. Each message says what to do; each class carries the driver's
+exit code for it (slurmgen.exitcodes)."""
+
+from slurmgen.exitcodes import Exit
 
 
 class SlurmgenError(Exception):
     """Base class."""
+
+    exit_code = Exit.REFUSED
 
 
 class ConfigError(SlurmgenError):
@@ -19,6 +24,20 @@ class ProtocolError(SlurmgenError):
 
 class StartupError(SlurmgenError):
     """A process did not become ready in time."""
+
+    exit_code = Exit.STARTUP
+
+
+class RunCrashed(SlurmgenError):
+    """A process of the run kept dying (run.max_restarts) or its job could not be resubmitted."""
+
+    exit_code = Exit.CRASHED
+
+
+class EarlyStop(SlurmgenError):
+    """Too many tasks failed; the run stopped before its end (run.max_failure_rate)."""
+
+    exit_code = Exit.EARLY_STOP
 
 
 class LLMError(SlurmgenError):

@@ -29,13 +29,21 @@ class Counts:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     failure_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    ran: int = 0  # records of tasks that ran (not refused as bad input)
+    ran_failed: int = 0
+    first_failure: str = ""  # the whole reason of the first failed task that ran
 
     def add(self, rec: _Light) -> None:
         self.done += 1
         if rec.status in ("ok", "rejected", "failed"):
             setattr(self, rec.status, getattr(self, rec.status) + 1)
+        kind = rec.reason.split(":", 1)[0]
         if rec.status == "failed":
-            self.failure_reasons[rec.reason.split(":", 1)[0]] += 1
+            self.failure_reasons[kind] += 1
+        if rec.status == "failed" and kind != "bad_input":
+            self.first_failure = self.first_failure or rec.reason
+            self.ran_failed += 1
+        self.ran += kind != "bad_input"
         for u in rec.usage.values():
             self.prompt_tokens += u.prompt_tokens
             self.completion_tokens += u.completion_tokens
@@ -47,12 +55,20 @@ class Counts:
 
 @dataclass
 class ResultsTail:
-    """Reads only the complete lines appended since the last call."""
+    """Reads only the complete lines appended since the last call (``skip_existing``: and
+    only those written after it was made)."""
 
     directory: Path
+    skip_existing: bool = False
     counts: Counts = field(default_factory=Counts)
     _offsets: dict[Path, int] = field(default_factory=dict)
     _decoder: msgspec.json.Decoder = field(default_factory=lambda: msgspec.json.Decoder(_Light))
+
+    def __post_init__(self) -> None:
+        if self.skip_existing:
+            for path in self.directory.glob("shard-*.jsonl"):
+                data = path.read_bytes()
+                self._offsets[path] = data.rfind(b"\n") + 1
 
     def poll(self) -> Counts:
         for path in sorted(self.directory.glob("shard-*.jsonl")):

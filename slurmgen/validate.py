@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slurmgen import dataset
+from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
 from slurmgen.launchers.plan import make_plan
 from slurmgen.workflow import import_path, load_workflow
@@ -23,6 +24,7 @@ class Validation:
 
 def validate(conf: SlurmgenConf) -> Validation:
     """Raises SlurmgenError for a config problem; returns the bad rows otherwise."""
+    check_bounds(conf)
     workflow = load_workflow(conf.workflow)
     path = (dataset.check_path(conf.dataset.path) if conf.dataset.path
             else Path(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")()))

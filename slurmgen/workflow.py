@@ -13,12 +13,17 @@ resolves them. Nothing in ``slurmgen`` imports a workflow statically.
 - The **metrics** function is ``def metrics(records: list[Record]) -> dict[str, float]``.
 - The **row type** is a msgspec Struct with a ``row_id()`` method; rows are decoded
   and validated against it (a missing field becomes a failed record naming it).
+- The **state type** (optional) is a msgspec Struct whose fields all have defaults: roles
+  and the transition see ``orch.state`` as that Struct (decoded once per hop, encoded
+  once after it); without one, ``orch.state`` is a dict (a JSON object). It becomes the
+  record's ``output``.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
@@ -68,6 +73,7 @@ class Workflow:
     transition: TransitionFn
     metrics: MetricsFn
     row_type: type[msgspec.Struct]
+    state_type: type = dict  # a msgspec Struct, or dict
 
 
 def import_path(path: str, what: str) -> Any:
@@ -94,12 +100,49 @@ def load_workflow(conf: Any) -> Workflow:
         transition=import_path(conf.transition, "workflow.transition"),
         metrics=import_path(conf.metrics, "workflow.metrics"),
         row_type=import_path(conf.row, "workflow.row"),
+        state_type=_state_type(conf.state),
     )
 
 
-def add_turn(orch: Orchestrator, role: str, reply: ChatReply | None, *, data: Any = None, at: float = 0.0) -> Turn:
-    """Append a role's turn (and its LLM usage, if any) to the task."""
-    turn = Turn(role=role, at=at)
+def _state_type(path: str) -> type:
+    if not path:
+        return dict
+    cls = import_path(path, "workflow.state")
+    if not (isinstance(cls, type) and issubclass(cls, msgspec.Struct)):
+        raise ConfigError(f"workflow.state={path!r} must name a msgspec.Struct class, not {cls!r}")
+    try:
+        cls()
+    except TypeError as exc:
+        raise ConfigError(f"workflow.state={path!r}: every field needs a default (a task starts with "
+                          f"{cls.__name__}()): {exc}") from None
+    return cls
+
+
+def open_state(workflow: Workflow, orch: Orchestrator) -> None:
+    """Decode ``orch.state`` into the workflow's state type (a fresh one before the first role)."""
+    if not isinstance(orch.state, msgspec.Raw):
+        return
+    raw = bytes(orch.state)
+    if raw == b"null":
+        orch.state = workflow.state_type()
+        return
+    try:
+        orch.state = msgspec.json.decode(raw, type=workflow.state_type)
+    except msgspec.ValidationError as exc:
+        raise TypeError(f"orch.state does not match the workflow's state type "
+                        f"{workflow.state_type.__name__}: {exc}") from None
+
+
+def close_state(orch: Orchestrator) -> None:
+    """Encode the state back for the wire (a role may also have stored it already encoded)."""
+    if not isinstance(orch.state, msgspec.Raw):
+        orch.state = msgspec.Raw(msgspec.json.encode(orch.state))
+
+
+def add_turn(orch: Orchestrator, role: str, reply: ChatReply | None, *, data: Any = None,
+             at: float | None = None) -> Turn:
+    """Append a role's turn (and its LLM usage, if any) to the task; ``at`` defaults to now."""
+    turn = Turn(role=role, at=time.time() if at is None else at)
     if reply is not None:
         turn.content = reply.content or ""
         turn.prompt_tokens = reply.usage.prompt_tokens

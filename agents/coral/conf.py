@@ -44,6 +44,7 @@ class CoralConf(WorkflowConf):
     transition: str = f"{_PKG}.flow:transition"
     metrics: str = f"{_PKG}.flow:metrics"
     row: str = f"{_PKG}.data:Question"
+    state: str = f"{_PKG}.state:CoralState"
     sim_script: str = f"{_PKG}.script:respond"
     builtin_dataset: str = f"{_PKG}.data:builtin_path"
 

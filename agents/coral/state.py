@@ -26,6 +26,8 @@ class CoralState(msgspec.Struct, kw_only=True):
 
 def load_state(orch: Orchestrator) -> CoralState:
     """The task's Coral state; a fresh one before the first role has run."""
+    if isinstance(orch.state, CoralState):  # decoded for this hop by the runtime (workflow.state)
+        return orch.state
     return msgspec.json.decode(orch.state, type=CoralState | None) or CoralState()
 
 

@@ -28,6 +28,7 @@ class NRConf(WorkflowConf):
     transition: str = f"{_PKG}.flow:transition"
     metrics: str = f"{_PKG}.flow:metrics"
     row: str = f"{_PKG}.data:Document"
+    state: str = f"{_PKG}.state:NRState"
     sim_script: str = f"{_PKG}.script:respond"
     builtin_dataset: str = f"{_PKG}.data:builtin_path"
 

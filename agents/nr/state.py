@@ -21,6 +21,8 @@ class NRState(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 def load_state(orch: Orchestrator) -> NRState:
     """The task's NR state; a fresh one before the first role has run."""
+    if isinstance(orch.state, NRState):  # decoded for this hop by the runtime (workflow.state)
+        return orch.state
     return msgspec.json.decode(orch.state, type=NRState | None) or NRState()
 
 

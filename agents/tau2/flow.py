@@ -39,6 +39,8 @@ class Tau2State(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 def load_state(orch: Orchestrator) -> Tau2State:
+    if isinstance(orch.state, Tau2State):  # decoded for this hop by the runtime (workflow.state)
+        return orch.state
     return msgspec.json.decode(orch.state, type=Tau2State | None) or Tau2State()
 
 

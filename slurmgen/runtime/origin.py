@@ -23,7 +23,7 @@ from slurmgen.dataset import BadRow, GoodRow
 from slurmgen.protocol import Orchestrator
 from slurmgen.records import Record
 from slurmgen.runtime.ledger import Ledger
-from slurmgen.workflow import Workflow
+from slurmgen.workflow import Workflow, close_state, finish, open_state
 
 log = logging.getLogger("slurmgen.origin")
 
@@ -106,7 +106,15 @@ class Origin:
             seed=task_seed(self.policy.run_seed, task_id), origin=self.peer_id, attempt=lease.attempt,
             row=msgspec.Raw(lease.row.raw), created_at=time.time(),
         )
-        first = self.workflow.transition(orch)
+        try:
+            open_state(self.workflow, orch)
+            first = self.workflow.transition(orch)
+        except Exception as exc:  # a transition bug fails its task only
+            log.exception("task=%s the first transition failed", task_id)
+            finish(orch, "failed", f"internal: {type(exc).__name__}: {exc}")
+            first = None
+        finally:
+            close_state(orch)
         if first is None:
             orch.status = orch.status if orch.status != "running" else "ok"
             self.complete(orch)

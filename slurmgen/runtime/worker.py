@@ -6,7 +6,7 @@ import logging
 
 from slurmgen.errors import LLMError, ToolPoolError
 from slurmgen.protocol import Orchestrator
-from slurmgen.workflow import RoleContext, Workflow, finish
+from slurmgen.workflow import RoleContext, Workflow, close_state, finish, open_state
 
 log = logging.getLogger("slurmgen.worker")
 
@@ -22,6 +22,7 @@ async def run_role(workflow: Workflow, ctx: RoleContext, orch: Orchestrator, log
     try:
         if handler is None:
             raise KeyError(f"workflow {workflow.name!r} has no role {role!r}")
+        open_state(workflow, orch)
         await handler(orch, ctx)
     except (LLMError, ToolPoolError) as exc:
         log.warning("task=%s role=%s %s: %s", orch.task_id, role, exc.kind, exc)
@@ -32,7 +33,14 @@ async def run_role(workflow: Workflow, ctx: RoleContext, orch: Orchestrator, log
     if orch.status == "failed":
         orch.log = f"{log_file} task={orch.task_id}"
     orch.step += 1
-    nxt = workflow.transition(orch) if orch.status == "running" else None
+    try:
+        nxt = workflow.transition(orch) if orch.status == "running" else None
+    except Exception as exc:  # a transition bug fails its task only, like a role's
+        log.exception("task=%s transition after role=%s failed", orch.task_id, role)
+        finish(orch, "failed", f"internal: {type(exc).__name__}: {exc}")
+        nxt = None
+    finally:
+        close_state(orch)
     if nxt is None:
         if orch.status == "running":
             finish(orch, "ok", orch.reason or "done")

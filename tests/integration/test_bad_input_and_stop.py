@@ -104,9 +104,9 @@ def test_the_run_stops_early_when_too_many_tasks_fail(tmp_path, log_format):
     # 2,000 tasks, 4 at a time: the driver sees the rate long before they could all fail
     proc = run_slurmgen("workflow=nr", "run.trials=2", f"run.dir={run_dir}", "llm.backend=openai",
                         "llm.urls=[http://127.0.0.1:9]", "llm.max_retries=0", "llm.backoff_s=0.01",
-                        "run.max_attempts=1", "run.min_tasks_for_rate=40", "run.max_in_flight=4",
+                        "run.max_attempts=1", "run.min_tasks_for_rate=40", "run.max_in_flight=4", "run.fail_fast_tasks=0",
                         f"run.log_format={log_format}", check=False)
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 4, proc.stderr  # Exit.EARLY_STOP
     assert "stopping early" in proc.stderr and "run.max_failure_rate" in proc.stderr
     assert "llm_error" in proc.stderr
     assert slurmgen_processes(run_dir) == []

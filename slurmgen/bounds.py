@@ -1,0 +1,96 @@
+"""Ranges of the numeric knobs, checked before anything starts.
+
+A value outside its range is refused with the key, the value and the valid range, so that
+``dataset.limit=-5`` or ``run.trials=0`` never becomes a run that silently writes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from slurmgen.config import SlurmgenConf
+from slurmgen.errors import ConfigError
+
+STARTED_BACKENDS = ("sim", "vllm", "sglang")  # backends whose servers slurmgen starts itself
+
+
+@dataclass(frozen=True)
+class Bound:
+    key: str
+    ok: Callable[[Any], bool]
+    valid: str  # the range, as the message shows it
+    applies: Callable[[SlurmgenConf], bool] = lambda conf: True
+
+
+def at_least(n: float) -> Callable[[Any], bool]:
+    return lambda v: v >= n
+
+
+def above(n: float) -> Callable[[Any], bool]:
+    return lambda v: v > n
+
+
+def fraction(v: float) -> bool:
+    return 0.0 <= v <= 1.0
+
+
+BOUNDS: tuple[Bound, ...] = (
+    Bound("dataset.limit", at_least(0), ">= 0 (0 = every row)"),
+    Bound("run.trials", at_least(1), ">= 1"),
+    Bound("run.peers", at_least(1), ">= 1"),
+    Bound("run.max_in_flight", at_least(1), ">= 1"),
+    Bound("run.peer_capacity", at_least(1), ">= 1"),
+    Bound("run.max_attempts", at_least(1), ">= 1"),
+    Bound("run.max_restarts", at_least(0), ">= 0"),
+    Bound("run.lease_renew_s", above(0), "> 0"),
+    Bound("run.lease_s", above(0), "> 0, and more than run.lease_renew_s"),
+    Bound("run.heartbeat_s", above(0), "> 0"),
+    Bound("run.heartbeat_liveness", at_least(1), ">= 1"),
+    Bound("run.startup_timeout_s", above(0), "> 0"),
+    Bound("run.drain_s", at_least(0), ">= 0"),
+    Bound("run.max_failure_rate", fraction, "between 0 and 1"),
+    Bound("run.min_tasks_for_rate", at_least(1), ">= 1"),
+    Bound("run.fail_fast_tasks", at_least(0), ">= 0 (0 = off)"),
+    Bound("llm.replicas", at_least(1), ">= 1 for the servers slurmgen starts (sim, vllm, sglang)",
+          applies=lambda conf: conf.llm.backend in STARTED_BACKENDS),
+    Bound("llm.time_scale", above(0), "> 0", applies=lambda conf: conf.llm.backend == "sim"),
+    Bound("llm.max_retries", at_least(0), ">= 0"),
+    Bound("llm.backoff_s", at_least(0), ">= 0"),
+    Bound("llm.request_timeout_s", above(0), "> 0"),
+    Bound("llm.max_concurrency_per_endpoint", at_least(0), ">= 0 (0 = unlimited)"),
+    Bound("llm.sticky_load_factor", lambda v: v == 0 or v >= 1, "0 (always sticky) or >= 1"),
+    Bound("llm.max_model_len", at_least(1), ">= 1"),
+    Bound("cluster.local_nodes", at_least(1), ">= 1"),
+    Bound("spill.threshold_bytes", at_least(0), ">= 0"),
+    Bound("spill.max_bytes", at_least(1 << 20), ">= 1048576 (1 MiB)", applies=lambda conf: conf.spill.enabled),
+    Bound("toolpool.size", at_least(-1), ">= 0, or -1 for the workflow's default"),
+    Bound("toolpool.capacity", at_least(1), ">= 1"),
+    Bound("toolpool.call_timeout_s", above(0), "> 0"),
+)
+
+
+def value_of(conf: SlurmgenConf, key: str) -> Any:
+    node: Any = conf
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def check_bounds(conf: SlurmgenConf) -> None:
+    """Raise ConfigError listing every knob outside its range."""
+    bad = []
+    for bound in BOUNDS:
+        if not bound.applies(conf):
+            continue
+        value = value_of(conf, bound.key)
+        if isinstance(value, float) and math.isnan(value) or not bound.ok(value):
+            bad.append(f"{bound.key}={value!r} is out of range: valid is {bound.valid}")
+    if conf.run.lease_s <= conf.run.lease_renew_s:
+        bad.append(f"run.lease_s={conf.run.lease_s!r} must be more than run.lease_renew_s={conf.run.lease_renew_s!r} "
+                   "(holders renew leases every lease_renew_s)")
+    if conf.llm.backend == "openai" and not conf.llm.urls:
+        bad.append("llm.backend=openai needs llm.urls (the servers' base URLs, e.g. 'llm.urls=[http://host:8000]')")
+    if bad:
+        raise ConfigError("invalid settings; nothing was started:\n  " + "\n  ".join(bad))
