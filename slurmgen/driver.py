@@ -104,12 +104,14 @@ def check_failure_rate(counts: Counts, conf: SlurmgenConf, remaining: int) -> No
     """Stop early when too many tasks fail: over run.max_failure_rate once min_tasks_for_rate (or
     every task, for a smaller run) are done, or when each of the first run.fail_fast_tasks tasks that
     ran (bad input rows aside) failed: a bug in a role or a dead server, not bad luck."""
+    if counts.done >= remaining:  # finished: the end of the run judges its failure rate
+        return
     if 0 < conf.run.fail_fast_tasks <= counts.ran == counts.ran_failed:
         raise EarlyStop(f"stopping early: the first {counts.ran} tasks all failed (run.fail_fast_tasks="
                         f"{conf.run.fail_fast_tasks}); first reason: {counts.first_failure}. Fix the cause (see "
                         "the records' reason and logs/), then run again with the same run.dir.")
     enough = min(conf.run.min_tasks_for_rate, remaining)
-    if counts.done < enough or counts.failed <= conf.run.max_failure_rate * counts.done or counts.done >= remaining:
+    if counts.done < enough or counts.failed <= conf.run.max_failure_rate * counts.done:
         return
     raise EarlyStop(f"stopping early: {counts.failed} of {counts.done} tasks failed, over "
                     f"run.max_failure_rate={conf.run.max_failure_rate}; most frequent: {_top_reasons(counts)}. "

@@ -49,6 +49,12 @@ def test_resume_differences_only_report_pinned_keys():
     ("dataset.path=/tmp", "is a directory"),
     ("workflow=zzz", "unknown workflow"),
     ("run.zzz=1", "unknown config key"),
+    ("dataset.limit=-5", "dataset.limit=-5 is out of range: valid is >= 0"),
+    ("run.trials=0", "run.trials=0 is out of range: valid is >= 1"),
+    ("llm.replicas=0", "llm.replicas=0 is out of range: valid is >= 1"),
+    ("run.max_failure_rate=1.5", "run.max_failure_rate=1.5 is out of range: valid is between 0 and 1"),
+    ("run.lease_s=1", "must be more than run.lease_renew_s"),
+    ("llm.backend=openai", "llm.backend=openai needs llm.urls"),
 ])
 def test_cli_errors_before_anything_starts(tmp_path, override, needle):
     run_dir = tmp_path / "run"
