@@ -34,6 +34,10 @@ def test_quick_benchmark_writes_every_key(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     results = json.loads((out / "results.json").read_text())
     assert results["section_errors"] == {}, results["section_errors"]
+    assert results["curve"] is True and results["spill_in_runs"] == "default"  # the run defaults
+    cost = results["curve_cost"]
+    assert is_number(cost["cpu_ms_per_llm_call_curve_on"]) and is_number(cost["cpu_ms_per_llm_call_curve_off"])
+    assert results["cpu"]["curve"] is True
     for key in SCALARS:
         assert is_number(results[key]), (key, results[key])
     saturation = results["saturation"]

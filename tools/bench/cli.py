@@ -118,19 +118,39 @@ class Bench:
     # -- cpu: all slurmgen processes per LLM call, zero-latency replicas -------------------
 
     def cpu(self) -> None:
-        p, r = self.p, self.results
+        """With the run's defaults (CurveZMQ on unless --no-curve), then the same run with it off."""
+        r = self.results
+        r["cpu"] = self._cpu_run("cpu-coral4-zero", self.curve_on)
+        r["cpu_ms_per_llm_call_all"] = r["cpu"]["cpu_ms_per_llm_call_window"]
+        other = self._cpu_run("cpu-coral4-zero-curve-" + ("off" if self.curve_on else "on"), not self.curve_on)
+        on, off = (r["cpu"], other) if self.curve_on else (other, r["cpu"])
+        r["curve_cost"] = {
+            "cpu_ms_per_llm_call_curve_on": on["cpu_ms_per_llm_call_window"],
+            "cpu_ms_per_llm_call_curve_off": off["cpu_ms_per_llm_call_window"],
+            "ratio_on_over_off": round(on["cpu_ms_per_llm_call_window"]
+                                       / max(off["cpu_ms_per_llm_call_window"], 1e-9), 3),
+            "requests_per_s_curve_on": on["requests_per_s"], "requests_per_s_curve_off": off["requests_per_s"],
+            "note": "the cpu section's run twice, CurveZMQ on and off, one after the other",
+        }
+        log(f"curve cost: {r['curve_cost']['ratio_on_over_off']}x CPU per LLM call with CurveZMQ on")
+
+    def _cpu_run(self, name: str, curve_on: bool) -> dict[str, Any]:
+        p = self.p
         with SimFleet(p["replicas"], "coral", profile="zero", time_scale=0) as fleet:
-            res, sampler = run_slurmgen("cpu-coral4-zero", self.out, "coral", fleet, peers=p["peers"],
+            res, sampler = run_slurmgen(name, self.out, "coral", fleet, peers=p["peers"],
                                         max_in_flight=256, trials=1, warm=0, window=0, timebox=False,
-                                        curve_on=self.curve_on, dataset=self._dataset("coral"),
+                                        curve_on=curve_on, dataset=self._dataset("coral"),
                                         extra=[*CORAL_4_ARGS, f"dataset.limit={p['cpu_tasks']}"])
         cpu_win = res["cpu_s_by_kind"]
         slurmgen_cpu = sum(v for k, v in cpu_win.items() if k in ("driver", "registry", "peer"))
         per_call = slurmgen_cpu / max(res["requests"], 1) * 1e3
         total = sampler.total_cpu()
         total_requests = sampler.samples[-1].requests - sampler.samples[0].requests
-        r["cpu"] = {
+        self._server_peak(res["server_max_in_flight"])
+        log(f"cpu (curve {'on' if curve_on else 'off'}): {per_call:.3f} ms per LLM call (window)")
+        return {
             "workflow": "coral", "max_turns": 4, "replicas": fleet.n, "peers": p["peers"], "max_in_flight": 256,
+            "curve": curve_on,
             "llm_calls_window": res["requests"], "cpu_s_window_by_kind": cpu_win,
             "cpu_ms_per_llm_call_window": round(per_call, 3),
             "llm_calls_total": total_requests, "cpu_s_total_by_kind": {k: round(v, 3) for k, v in total.items()},
@@ -140,9 +160,6 @@ class Bench:
             "hops_per_llm_call": _hops_per_call(res["peer_stats"], total_requests),
             "peer_stats": res["peer_stats"],
         }
-        r["cpu_ms_per_llm_call_all"] = round(per_call, 3)
-        self._server_peak(res["server_max_in_flight"])
-        log(f"cpu: {per_call:.3f} ms per LLM call (window), {r['cpu']['cpu_ms_per_llm_call_total']} ms incl. startup")
 
     # -- saturation and baselines ---------------------------------------------------------
 
@@ -409,7 +426,13 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"saturation {wf} (slurmgen / ideal)", fmt(s["ratio"], ".3f"), ">= 0.95"))
     rows.append(("CPU per hop, 4 KiB (µs)", fmt(r.get("cpu_us_per_hop")), "<= 100"))
     rows.append(("CPU per LLM call in the client (µs)", fmt(r.get("cpu_us_per_llm_call")), "<= 300"))
-    rows.append(("CPU per LLM call, all slurmgen processes (ms)", fmt(r.get("cpu_ms_per_llm_call_all")), "<= 1.2"))
+    rows.append(("CPU per LLM call, all slurmgen processes (ms)"
+                 + (" [CurveZMQ on]" if r.get("curve") else " [CurveZMQ off]"),
+                 fmt(r.get("cpu_ms_per_llm_call_all")), "<= 1.2"))
+    cc = r.get("curve_cost")
+    if cc:
+        rows.append(("  the same, CurveZMQ on / off (ms)", f"{fmt(cc['cpu_ms_per_llm_call_curve_on'])} / "
+                     f"{fmt(cc['cpu_ms_per_llm_call_curve_off'])} ({fmt(cc['ratio_on_over_off'], '.2f')}x)", ""))
     rows.append(("requests in flight at the simulator (max)", fmt(r.get("server_max_in_flight"), "d")
                  if r.get("server_max_in_flight") is not None else "n/a", ">= 5000"))
     rows.append(("concurrent tasks in one run (max)", fmt(r.get("max_in_flight")), ">= 12400"))
@@ -464,10 +487,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--quick", action="store_true", help="the CI smoke set (a few minutes)")
     ap.add_argument("--out", default="benchmarks/latest", help="output directory (results.json, *.png, runs/)")
     ap.add_argument("--only", default="", help=f"comma-separated sections of {','.join(SECTIONS)}")
-    ap.add_argument("--curve", action="store_true",
-                    help="CurveZMQ on slurmgen's sockets in the runs (the runtime default; off by default here)")
-    ap.add_argument("--spill", choices=("off", "on", "default"), default="off",
-                    help="spill.enabled in every run but the spill section's (default: off)")
+    ap.add_argument("--no-curve", dest="curve", action="store_false",
+                    help="CurveZMQ off in the runs (default: on, as run.curve's default; the cpu section "
+                         "measures both either way)")
+    ap.add_argument("--spill", choices=("off", "on", "default"), default="default",
+                    help="spill.enabled in every run but the spill section's (default: the run default, on)")
     ap.add_argument("--merge", action="store_true",
                     help="start from DIR/results.json and replace only the sections run (e.g. with --only)")
     ap.add_argument("--keep-runs", action="store_true", help="keep DIR/runs (run directories, logs)")
