@@ -21,7 +21,7 @@ import submitit
 from submitit.slurm.slurm import SlurmJob
 
 from slurmgen.config import SlurmgenConf
-from slurmgen.errors import ConfigError, RunCrashed
+from slurmgen.errors import ConfigError, RunCrashed, StartupError
 from slurmgen.launchers import slurmcmd
 from slurmgen.launchers.hetjob import check_folder, hetjob_params
 from slurmgen.launchers.jobs import SpecJob
@@ -42,6 +42,10 @@ RECANCEL_S = 5.0
 
 class JobFailed(RunCrashed):
     """A SLURM job of the run failed for good; the message names job id, log and config field."""
+
+
+class JobNotReady(StartupError):
+    """A service's SLURM job never became ready (its health check); the message names job, log and field."""
 
 
 @dataclass
@@ -187,7 +191,7 @@ class SlurmLauncher:
         for spec in t.specs:
             marker = self.run.not_ready(spec.name)
             if marker.exists():
-                raise JobFailed(f"{spec.name} (SLURM job {t.job.job_id}) did not become ready: {marker.read_text()}. "
+                raise JobNotReady(f"{spec.name} (SLURM job {t.job.job_id}) did not become ready: {marker.read_text()}. "
                                 f"Job log: {job_log}; server log: {self.run.log(spec.name)}. "
                                 "Config: llm.ready_timeout_s (or the server's llm.extra_args / cluster.llm resources)")
         if t.resubmits >= self.cluster.max_resubmits:

@@ -133,7 +133,7 @@ def test_a_server_that_never_gets_ready_fails_the_run_naming_job_log_and_field(
     run_dir = tmp_path / "run"
     proc = run_slurmgen(*FAST, "dataset.limit=10", "llm.replicas=1", "run.peers=1", "llm.extra_args=[--no-such-flag]",
                         f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}", timeout=120, check=False)
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # Exit.STARTUP
     assert "llm-0 (SLURM job" in proc.stderr and "did not become ready" in proc.stderr
     assert "llm.ready_timeout_s" in proc.stderr and str(run_dir / "slurm") in proc.stderr
     assert squeue(job_prefix) == []
