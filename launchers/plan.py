@@ -13,6 +13,7 @@ from pathlib import Path
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError
 from slurmgen.launchers import commands
+from slurmgen import hosts, ports
 from slurmgen.logs import FORMAT_ENV, check_format
 from slurmgen.toolpool import sandbox
 from slurmgen.toolpool.session import pool_factory, pool_size
@@ -93,22 +94,46 @@ def make_plan(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -
         services += [pool_spec(conf, run_dir, i, python) for i in range(pools)]
     peers = [peer_spec(conf, run_dir, i, python) for i in range(conf.run.peers)]
     plan = Plan(registry_spec(conf, run_dir, python), services, peers)
-    return with_log_format(plan, check_format(conf.run.log_format))
+    env = process_env(conf)
+    plan = Plan(with_env(plan.registry, env), [with_env(s, env) for s in plan.services],
+                [with_env(s, env) for s in plan.peers])
+    return on_nodes(plan, conf)
 
 
-def with_log_format(plan: Plan, fmt: str) -> Plan:
-    """Every process logs in ``fmt`` (passed in the environment; text needs nothing)."""
-    if fmt == "text":
+def process_env(conf: SlurmgenConf) -> dict[str, str]:
+    """What every process of the run gets in its environment (log format, port range)."""
+    env = {}
+    if check_format(conf.run.log_format) != "text":
+        env[FORMAT_ENV] = conf.run.log_format
+    if ports.parse(conf.cluster.port_range):
+        env[ports.ENV] = conf.cluster.port_range
+    return env
+
+
+def with_env(spec: ProcessSpec, env: dict[str, str]) -> ProcessSpec:
+    return dataclasses.replace(spec, env={**spec.env, **env}) if env else spec
+
+
+def on_nodes(plan: Plan, conf: SlurmgenConf) -> Plan:
+    """Local runs over pretend nodes: each service and peer is placed on node ``index % n``
+    (named node-<k>, started under ``cluster.node_exec`` when given); the registry stays here."""
+    n = conf.cluster.local_nodes
+    if conf.cluster.kind != "local" or n <= 1:
         return plan
 
-    def set_env(spec: ProcessSpec) -> ProcessSpec:
-        return dataclasses.replace(spec, env={**spec.env, FORMAT_ENV: fmt})
+    def place(spec: ProcessSpec) -> ProcessSpec:
+        node = spec.index % n
+        prefix = [part.replace("{node}", str(node)) for part in conf.cluster.node_exec]
+        return dataclasses.replace(spec, argv=[*prefix, *spec.argv], env={**spec.env, "SLURMGEN_NODE": f"node-{node}"})
 
-    return Plan(set_env(plan.registry), [set_env(s) for s in plan.services], [set_env(s) for s in plan.peers])
+    return Plan(plan.registry, [place(s) for s in plan.services], [place(s) for s in plan.peers])
 
 
 def _host(conf: SlurmgenConf) -> str:
-    """Bind address: loopback locally; on a cluster the node's own address ("auto")."""
+    """Bind address: the interface's (resolved on each process's node), loopback locally; on a
+    cluster the node's own address ("auto")."""
+    if conf.cluster.interface:
+        return hosts.IFACE + conf.cluster.interface
     if conf.cluster.kind == "local":
         return conf.cluster.host or "127.0.0.1"
     return conf.cluster.host or "auto"

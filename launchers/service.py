@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 import zmq.asyncio
 
-from slurmgen import hosts
+from slurmgen import hosts, ports
 from slurmgen.errors import StartupError
 from slurmgen.lifecycle import until_stopped
 from slurmgen.lifeline import die_with_parent
@@ -38,9 +38,13 @@ log = logging.getLogger("slurmgen.service")
 
 
 def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port free now on ``host`` (in cluster.port_range when set); the server binds it next."""
+    def probe(port: int) -> int:
+        with socket.socket() as s:
+            s.bind((host, port))
+            return int(s.getsockname()[1])
+
+    return ports.bind_in_range(probe)
 
 
 async def wait_healthy(url: str, child: asyncio.subprocess.Process, timeout_s: float, log_path: Path) -> None:
@@ -73,7 +77,7 @@ async def stop_child(child: asyncio.subprocess.Process, grace_s: float = 10.0) -
 
 
 async def register(args: argparse.Namespace, run: RunDir, url: str, ctx: zmq.asyncio.Context) -> RegistryClient:
-    member = Member(peer_id=args.name, kind=args.kind, address=url, node=socket.gethostname(),
+    member = Member(peer_id=args.name, kind=args.kind, address=url, node=hosts.node_name(),
                     capacity=args.capacity, model=args.model, pid=os.getpid())
     client = RegistryClient(ctx, run.registry_address, member, heartbeat_s=args.heartbeat_s, liveness=5)
     await client.start(args.ready_timeout)

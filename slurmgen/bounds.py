@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from slurmgen import ports
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError
 
@@ -90,6 +91,13 @@ def check_bounds(conf: SlurmgenConf) -> None:
     if conf.run.lease_s <= conf.run.lease_renew_s:
         bad.append(f"run.lease_s={conf.run.lease_s!r} must be more than run.lease_renew_s={conf.run.lease_renew_s!r} "
                    "(holders renew leases every lease_renew_s)")
+    try:
+        ports.parse(conf.cluster.port_range)
+    except ConfigError as exc:
+        bad.append(str(exc))
+    if conf.cluster.node_exec and not (conf.cluster.kind == "local" and conf.cluster.local_nodes > 1):
+        bad.append("cluster.node_exec places processes on pretend nodes: it needs cluster=local and "
+                   "cluster.local_nodes > 1")
     if conf.llm.backend == "openai" and not conf.llm.urls:
         bad.append("llm.backend=openai needs llm.urls (the servers' base URLs, e.g. 'llm.urls=[http://host:8000]')")
     if bad:

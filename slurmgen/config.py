@@ -172,9 +172,19 @@ class ClusterConf:
     kind: str = "local"  # local | slurm
     # interface address peers bind to; "" = 127.0.0.1 locally, the node's hostname on SLURM
     host: str = ""
+    # network interface (e.g. ib0, eth0) whose IPv4 address every process binds to and
+    # advertises, resolved on the process's own node; overrides host; "" = use host
+    interface: str = ""
+    # every listening port (ZeroMQ inboxes, registry, LLM servers, tool pools, /metrics) is
+    # taken from this range, e.g. "30000-30999", for firewalls between nodes; "" = any free port
+    port_range: str = ""
     # local runs only: pretend the peers sit on this many nodes (node-<shard % n>), each
     # with its own spill store, to exercise cross-node spill on one machine
     local_nodes: int = 1
+    # local runs with local_nodes > 1: the command prefix that starts a process on pretend
+    # node {node} (0-based; peers by shard, LLM replicas and tool pools by index), e.g.
+    # [ip, netns, exec, sgnode{node}] (tools/netns_cluster.sh); [] = all on this machine
+    node_exec: list[str] = field(default_factory=list)
     # defaults for every component's jobs (each component may override them)
     partition: str = ""
     account: str = ""

@@ -5,6 +5,7 @@ run from its output shards, stop everything it started, write summary.json.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen import curve, dataset, hosts
+from slurmgen import curve, dataset, hosts, ports
 from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
@@ -177,13 +178,15 @@ def execute(conf: SlurmgenConf) -> Summary | None:
         return None
     run, workflow, expected = prepare(conf)
     setup_logging(run.log("driver"), fmt=conf.run.log_format)
+    if conf.cluster.port_range:  # the driver's own /metrics too
+        os.environ[ports.ENV] = conf.cluster.port_range
     started = time.time()
     plan = make_plan(conf, run.root)
     launcher, supervisor = make_launcher(conf, run)
     _clear_stale(run, conf.run.peers)
     initial = ResultsTail(run.results).poll()
     bar = ProgressBar(expected, initial, enabled=conf.run.progress)
-    exporter = Exporter("driver", run.root, hosts.default_host(conf.cluster.kind, conf.cluster.host),
+    exporter = Exporter("driver", run.root, hosts.default_host(conf.cluster.kind, conf.cluster.host, conf.cluster.interface),
                         kind="driver", enabled=conf.run.metrics, sd_extra_dir=conf.run.metrics_sd_dir or None)
     metrics = exporter.driver(expected, initial)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
+import struct
+
+from slurmgen.errors import ConfigError
+
+IFACE = "iface:"  # a --host value resolved on the process's own node: iface:<interface name>
+_SIOCGIFADDR = 0x8915
 
 
 def node_name() -> str:
@@ -11,8 +18,25 @@ def node_name() -> str:
     return os.environ.get("SLURMGEN_NODE") or socket.gethostname()
 
 
-def default_host(cluster_kind: str, configured: str) -> str:
-    """Address to bind: the configured one, loopback locally, the node's IP on a cluster ("auto")."""
+def interface_address(name: str) -> str:
+    """The IPv4 address of network interface ``name`` on this node (e.g. ib0, eth0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            packed = fcntl.ioctl(s.fileno(), _SIOCGIFADDR, struct.pack("256s", name[:15].encode()))
+        except OSError as exc:
+            names = ", ".join(n for _, n in socket.if_nameindex())
+            raise ConfigError(f"cluster.interface={name!r} has no IPv4 address on {socket.gethostname()} "
+                              f"({exc.strerror}); its interfaces: {names}") from None
+    return socket.inet_ntoa(packed[20:24])
+
+
+def default_host(cluster_kind: str, configured: str, interface: str = "") -> str:
+    """Address to bind: the interface's, the configured one, loopback locally, the node's IP on a
+    cluster ("auto")."""
+    if interface:
+        return interface_address(interface)
+    if configured.startswith(IFACE):
+        return interface_address(configured[len(IFACE):])
     if configured and configured != "auto":
         return configured
     if cluster_kind == "local" and configured != "auto":

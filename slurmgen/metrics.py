@@ -39,6 +39,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.process_collector import ProcessCollector
 
+from slurmgen import hosts, ports
 from slurmgen.rundir import RunDir, write_atomic
 
 log = logging.getLogger("slurmgen.metrics")
@@ -97,7 +98,8 @@ class _Quiet(WSGIRequestHandler):
 def serve(registry: CollectorRegistry, host: str) -> WSGIServer:
     """``/metrics`` of ``registry`` on a free port of ``host``, from a daemon thread."""
     server_class = _Server6 if ":" in host else _Server
-    httpd = make_server(host, 0, make_wsgi_app(registry), server_class, handler_class=_Quiet)
+    app = make_wsgi_app(registry)
+    httpd = ports.bind_in_range(lambda port: make_server(host, port, app, server_class, handler_class=_Quiet))
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
                      name="metrics-http").start()
     return httpd
@@ -132,7 +134,7 @@ class Exporter:
         self.port = int(self._server.server_address[1])
         self.address = f"{_target_host(bind)}:{self.port}"
         self.target_files = write_target(self.run_dir, name, self.address,
-                                         {"kind": self.kind, "node": socket.gethostname(), "pid": str(os.getpid())},
+                                         {"kind": self.kind, "node": hosts.node_name(), "pid": str(os.getpid())},
                                          sd_extra_dir)
         log.info("metrics of %s at http://%s/metrics (target %s)", name, self.address, self.target_files[0])
 

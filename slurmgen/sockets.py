@@ -6,6 +6,7 @@ import zmq
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
 
+from slurmgen import ports
 from slurmgen.codec import MAX_FRAME_BYTES
 from slurmgen.curve import CurveKeys
 
@@ -50,13 +51,13 @@ class Sockets:
         sock = self._common(zmq.ROUTER)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)  # a sender of a bigger frame is disconnected
         self._serve(sock)
-        sock.bind(f"tcp://{host}:0")
+        ports.bind_zmq(sock, host)
         return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def bind_pub(self, host: str) -> tuple[zmq.asyncio.Socket, str]:
         sock = self._common(zmq.PUB)
         self._serve(sock)
-        sock.bind(f"tcp://{host}:0")
+        ports.bind_zmq(sock, host)
         return sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def connect_dealer(self, address: str, identity: str) -> zmq.asyncio.Socket:

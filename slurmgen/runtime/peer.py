@@ -56,7 +56,7 @@ class Peer:
         self.workflow = load_workflow(conf.workflow)
         self.ctx = zmq.asyncio.Context()
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
-        host = hosts.default_host(conf.cluster.kind, conf.cluster.host)
+        host = hosts.default_host(conf.cluster.kind, conf.cluster.host, conf.cluster.interface)
         self.inbox, self.address = self.sockets.bind_router(host)
         self.exporter = Exporter(f"peer-{shard}", run.root, host, kind="peer", enabled=conf.run.metrics,
                                  sd_extra_dir=conf.run.metrics_sd_dir or None)

@@ -53,7 +53,7 @@ class PoolServer:
         self.member_id = f"{name}.{uuid.uuid4().hex[:6]}"
         self.ctx = zmq.asyncio.Context()
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
-        bind = hosts.default_host(self.conf.cluster.kind, self.conf.cluster.host)
+        bind = hosts.default_host(self.conf.cluster.kind, self.conf.cluster.host, self.conf.cluster.interface)
         self.router, self.address = self.sockets.bind_router(bind)
         member = Member(peer_id=self.member_id, kind="toolpool", address=self.address, node=hosts.node_name(),
                         capacity=tp.capacity, pid=os.getpid())
