@@ -39,6 +39,7 @@ def fraction(v: float) -> bool:
 
 BOUNDS: tuple[Bound, ...] = (
     Bound("dataset.limit", at_least(0), ">= 0 (0 = every row)"),
+    Bound("dataset.max_row_bytes", lambda v: 1 <= v <= 32 << 20, "between 1 and 33554432 (32 MiB)"),
     Bound("run.trials", at_least(1), ">= 1"),
     Bound("run.peers", at_least(1), ">= 1"),
     Bound("run.max_in_flight", at_least(1), ">= 1"),

@@ -90,6 +90,9 @@ class DatasetConf:
     path: str = ""
     # read at most this many rows (0 = all)
     limit: int = 0
+    # a row longer than this (bytes of JSON) becomes a failed record instead of a task (a task
+    # message must stay under the wire's 64 MiB frame limit as its history grows)
+    max_row_bytes: int = 16 << 20
 
 
 @dataclass

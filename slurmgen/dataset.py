@@ -27,8 +27,9 @@ class GoodRow:
 @dataclass(frozen=True)
 class BadRow:
     lineno: int
-    row_id: str  # "line-<n>"
+    row_id: str  # the row's own id when it could be read, else "line-<n>"
     reason: str
+    raw: bytes | None = None  # the row as JSON when it could be read (invalid UTF-8 replaced)
 
 
 def check_path(path: str) -> Path:
@@ -61,21 +62,42 @@ def count_rows(path: Path, limit: int) -> int:
     return sum(1 for _ in iter_lines(path, limit))
 
 
-def parse_row(lineno: int, line: bytes, row_type: type[msgspec.Struct]) -> GoodRow | BadRow:
+def parse_row(lineno: int, line: bytes, row_type: type[msgspec.Struct], max_bytes: int = 0) -> GoodRow | BadRow:
+    """One row, or why it is bad; never raises (any exception here would stop a shard)."""
+    where = f"bad_input: line {lineno}"
+    if max_bytes and len(line) > max_bytes:
+        return BadRow(lineno, f"line-{lineno}", f"{where}: {len(line)} bytes, over dataset.max_row_bytes={max_bytes}")
+    try:  # the whole line: msgspec skips unknown fields without checking their bytes
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = line.decode("utf-8", errors="replace").encode()
+        return _bad(lineno, f"{where}: not valid UTF-8 at byte {exc.start} ({exc.reason})", text, row_type)
     try:
         row = msgspec.json.decode(line, type=row_type)
     except msgspec.ValidationError as exc:
-        return BadRow(lineno, f"line-{lineno}", f"bad_input: line {lineno}: {exc}")
+        return BadRow(lineno, f"line-{lineno}", f"{where}: {exc}", line)
     except msgspec.DecodeError as exc:
-        return BadRow(lineno, f"line-{lineno}", f"bad_input: line {lineno}: not valid JSON ({exc})")
-    row_id = str(row.row_id())  # type: ignore[attr-defined]
+        return BadRow(lineno, f"line-{lineno}", f"{where}: not valid JSON ({exc})")
+    try:
+        row_id = str(row.row_id())  # type: ignore[attr-defined]
+    except Exception as exc:  # the workflow's row_id() failed on this row
+        return BadRow(lineno, f"line-{lineno}", f"{where}: row_id() failed: {type(exc).__name__}: {exc}", line)
     if not row_id:
-        return BadRow(lineno, f"line-{lineno}", f"bad_input: line {lineno}: empty row id")
+        return BadRow(lineno, f"line-{lineno}", f"{where}: empty row id", line)
     return GoodRow(lineno, row_id, line)
 
 
+def _bad(lineno: int, reason: str, text: bytes, row_type: type[msgspec.Struct]) -> BadRow:
+    """A bad row that keeps its own id when the rest of it can be read."""
+    try:
+        row_id = str(msgspec.json.decode(text, type=row_type).row_id()) or f"line-{lineno}"  # type: ignore[attr-defined]
+    except Exception:
+        return BadRow(lineno, f"line-{lineno}", reason, None)
+    return BadRow(lineno, row_id, reason, text)
+
+
 def iter_shard(path: Path, limit: int, shard: int, shards: int,
-               row_type: type[msgspec.Struct]) -> Iterator[GoodRow | BadRow]:
+               row_type: type[msgspec.Struct], max_bytes: int = 0) -> Iterator[GoodRow | BadRow]:
     for index, lineno, line in iter_lines(path, limit):
         if index % shards == shard:
-            yield parse_row(lineno, line, row_type)
+            yield parse_row(lineno, line, row_type, max_bytes)

@@ -305,7 +305,7 @@ class Peer:
         leases = asyncio.create_task(self._leases())
         await wait_ready(self.registry, self.workflow, self.conf, stop)
         rows = iter_shard(check_path(self.conf.dataset.path), self.conf.dataset.limit, self.shard,
-                          self.shards, self.workflow.row_type)
+                          self.shards, self.workflow.row_type, self.conf.dataset.max_row_bytes)
         source = asyncio.create_task(self.origin.issue_all(rows))
         source.add_done_callback(lambda _: self._maybe_mark_done())
         await stop.wait()

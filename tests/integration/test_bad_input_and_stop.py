@@ -121,3 +121,19 @@ def test_the_run_stops_early_when_too_many_tasks_fail(tmp_path, log_format):
         assert {"ts", "level", "logger", "pid", "msg"} <= set(lines[0])
         mine = [line for line in lines if line.get("task") == failed[0].task_id]
         assert mine and all(line["level"] in ("WARNING", "ERROR", "INFO") for line in mine)
+
+
+def test_invalid_utf8_and_oversize_rows_become_failed_records_and_the_run_ends(tmp_path):
+    lines = [json.dumps(doc(i)).encode() for i in range(20)]
+    lines[4] = lines[4].replace(b"Prove", b"caf\xe9 \xff\xfe Prove", 1)  # web text: bytes that are not UTF-8
+    lines[9] = json.dumps(doc(9) | {"text": "x" * 5000}).encode()
+    data = tmp_path / "docs.jsonl"
+    data.write_bytes(b"\n".join(lines) + b"\n")
+    run_dir = tmp_path / "run"
+    run_slurmgen("workflow=nr", f"dataset.path={data}", f"run.dir={run_dir}", "llm.time_scale=500",
+                 "dataset.max_row_bytes=4000", timeout=120)
+    recs = {r.row_id: r for r in read_records(run_dir)}
+    assert len(recs) == 20
+    failed = {k: r.reason for k, r in recs.items() if r.status == "failed"}
+    assert failed == {"<urn:uuid:doc-4>": "bad_input: line 5: not valid UTF-8 at byte 13 (invalid continuation byte)",
+                      "line-10": f"bad_input: line 10: {len(lines[9])} bytes, over dataset.max_row_bytes=4000"}
