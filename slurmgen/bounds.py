@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from slurmgen import ports
 from slurmgen.config import SlurmgenConf
+from slurmgen.duplicates import MODES
 from slurmgen.errors import ConfigError
 
 STARTED_BACKENDS = ("sim", "vllm", "sglang")  # backends whose servers slurmgen starts itself
@@ -92,6 +93,8 @@ def check_bounds(conf: SlurmgenConf) -> None:
     if conf.run.lease_s <= conf.run.lease_renew_s:
         bad.append(f"run.lease_s={conf.run.lease_s!r} must be more than run.lease_renew_s={conf.run.lease_renew_s!r} "
                    "(holders renew leases every lease_renew_s)")
+    if conf.dataset.on_duplicate not in MODES:
+        bad.append(f"dataset.on_duplicate={conf.dataset.on_duplicate!r} is unknown; valid: {', '.join(MODES)}")
     try:
         ports.parse(conf.cluster.port_range)
     except ConfigError as exc:

@@ -93,6 +93,9 @@ class DatasetConf:
     # a row longer than this (bytes of JSON) becomes a failed record instead of a task (a task
     # message must stay under the wire's 64 MiB frame limit as its history grows)
     max_row_bytes: int = 16 << 20
+    # two rows with one id: refuse (before anything starts, naming them), suffix (the 2nd, 3rd
+    # ... become id#2, id#3 in input order) or skip (keep the first; summary.json counts the rest)
+    on_duplicate: str = "refuse"
 
 
 @dataclass

@@ -7,6 +7,7 @@ a ``BadRow`` (it becomes a failed record naming the line and the field); the run
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Iterator
 
 import msgspec
 
+from slurmgen.duplicates import Duplicates
 from slurmgen.errors import DatasetError
 
 
@@ -96,8 +98,18 @@ def _bad(lineno: int, reason: str, text: bytes, row_type: type[msgspec.Struct]) 
     return BadRow(lineno, row_id, reason, text)
 
 
-def iter_shard(path: Path, limit: int, shard: int, shards: int,
-               row_type: type[msgspec.Struct], max_bytes: int = 0) -> Iterator[GoodRow | BadRow]:
+def iter_ids(path: Path, limit: int, row_type: type[msgspec.Struct], max_bytes: int = 0) -> Iterator[tuple[int, int, str]]:
+    """(row index, line, the id its task will have) for every row, bad ones included."""
     for index, lineno, line in iter_lines(path, limit):
-        if index % shards == shard:
-            yield parse_row(lineno, line, row_type, max_bytes)
+        yield index, lineno, parse_row(lineno, line, row_type, max_bytes).row_id
+
+
+def iter_shard(path: Path, limit: int, shard: int, shards: int, row_type: type[msgspec.Struct],
+               max_bytes: int = 0, dups: Duplicates | None = None) -> Iterator[GoodRow | BadRow]:
+    """Shard ``shard``'s rows, with the run's duplicate ids renamed or skipped."""
+    renamed, skipped = (dups.renamed, set(dups.skipped)) if dups else ({}, set())
+    for index, lineno, line in iter_lines(path, limit):
+        if index % shards != shard or index in skipped:
+            continue
+        row = parse_row(lineno, line, row_type, max_bytes)
+        yield dataclasses.replace(row, row_id=renamed[index]) if index in renamed else row

@@ -10,12 +10,12 @@ import shutil
 import signal
 import sys
 import time
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 from pathlib import Path
 
 import msgspec
 
-from slurmgen import curve, dataset, hosts, ports
+from slurmgen import curve, dataset, duplicates, hosts, ports
 from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
@@ -50,6 +50,7 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     else:
         conf.dataset.path = str(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")())
     make_plan(conf, Path(conf.run.dir))  # validates backends and sizes
+    rows, dups = scan_rows(conf, workflow)
     run = RunDir(Path(conf.run.dir).resolve())
     conf.run.dir = str(run.root)
     text = dump(conf)
@@ -57,12 +58,23 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     run.make()
     curve.prepare_keys(run.root, conf.run.curve)
     write_atomic(run.config, text.encode())
-    expected = dataset.count_rows(Path(conf.dataset.path), conf.dataset.limit) * conf.run.trials
+    write_atomic(duplicates.path(run.state), msgspec.json.encode(dups))
+    expected = (rows - len(dups.skipped)) * conf.run.trials
     if expected == 0:
         raise DatasetError(f"dataset.path={conf.dataset.path!r} has no rows: nothing to run. Give a file with "
                            "one row per line (or a Parquet / Hugging Face dataset), or drop dataset.path for the "
                            "workflow's built-in data")
     return run, workflow, expected
+
+
+def scan_rows(conf: SlurmgenConf, workflow: Workflow) -> tuple[int, duplicates.Duplicates]:
+    """Count the rows and find duplicate ids (refused unless dataset.on_duplicate says otherwise)."""
+    path, d = Path(conf.dataset.path), conf.dataset
+
+    def ids() -> Iterator[tuple[int, int, str]]:
+        return dataset.iter_ids(path, d.limit, workflow.row_type, d.max_row_bytes)
+
+    return duplicates.scan(ids(), ids(), d.on_duplicate, f"dataset.path={d.path!r}")
 
 
 def _clear_stale(run: RunDir, shards: int) -> None:
@@ -205,6 +217,8 @@ def execute(conf: SlurmgenConf) -> Summary | None:
             shutil.rmtree(spill_root(conf.spill, run.root), ignore_errors=True)
     summary = summarize(list(read_records(run.results)), workflow=workflow.name, started_at=started,
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)
+    dups = duplicates.load(run.state)
+    summary.duplicates_skipped, summary.duplicates_renamed = len(dups.skipped), len(dups.renamed)
     write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))
     try:
         report_path: Path | None = write_report(run.root)

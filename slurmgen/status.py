@@ -142,10 +142,12 @@ def render(st: Status, run: RunDir, now: float) -> str:
 def expected_tasks(run: RunDir) -> int:
     from slurmgen.confload import load_run_config
     from slurmgen.dataset import count_rows
+    from slurmgen.duplicates import load
 
     try:
         conf = load_run_config(run.config)
-        return count_rows(Path(conf.dataset.path), conf.dataset.limit) * conf.run.trials
+        rows = count_rows(Path(conf.dataset.path), conf.dataset.limit) - len(load(run.state).skipped)
+        return rows * conf.run.trials
     except (OSError, SlurmgenError):  # a status display must not fail on a half-written run
         return 0
 

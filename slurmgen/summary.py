@@ -27,6 +27,8 @@ class Summary(msgspec.Struct, kw_only=True):
     usage_by_role: dict[str, Usage]
     metrics: dict[str, float]
     expected_tasks: int = 0
+    duplicates_skipped: int = 0  # input rows not run: their id repeats an earlier row's (dataset.on_duplicate=skip)
+    duplicates_renamed: int = 0  # input rows run as id#2, id#3, ... (dataset.on_duplicate=suffix)
 
 
 def read_records(results: Path) -> Iterator[Record]:

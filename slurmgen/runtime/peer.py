@@ -23,7 +23,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, hosts, sockets
+from slurmgen import codec, curve, duplicates, hosts, sockets
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import load_run_config
 from slurmgen.dataset import check_path, iter_shard
@@ -305,7 +305,8 @@ class Peer:
         leases = asyncio.create_task(self._leases())
         await wait_ready(self.registry, self.workflow, self.conf, stop)
         rows = iter_shard(check_path(self.conf.dataset.path), self.conf.dataset.limit, self.shard,
-                          self.shards, self.workflow.row_type, self.conf.dataset.max_row_bytes)
+                          self.shards, self.workflow.row_type, self.conf.dataset.max_row_bytes,
+                          duplicates.load(self.run.state))
         source = asyncio.create_task(self.origin.issue_all(rows))
         source.add_done_callback(lambda _: self._maybe_mark_done())
         await stop.wait()
