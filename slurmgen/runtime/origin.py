@@ -21,7 +21,7 @@ import msgspec
 
 from slurmgen.dataset import BadRow, GoodRow
 from slurmgen.protocol import Orchestrator
-from slurmgen.records import Record
+from slurmgen.records import Record, input_of
 from slurmgen.runtime.ledger import Ledger
 from slurmgen.workflow import Workflow, close_state, finish, open_state
 
@@ -38,11 +38,12 @@ def failure_class(reason: str) -> str:
     return reason.split(":", 1)[0].strip()
 
 
-def to_record(orch: Orchestrator) -> Record:
+def to_record(orch: Orchestrator, row: GoodRow | None = None) -> Record:
     return Record(
         task_id=orch.task_id, row_id=orch.row_id, trial=orch.trial, status=orch.status,
         reason=orch.reason, usage=orch.usage, metrics=orch.metrics, output=orch.state,
-        history=orch.history, seed=orch.seed, attempt=orch.attempt,
+        history=orch.history, input=input_of(row.raw if row else bytes(orch.row)),
+        line=row.lineno if row else 0, seed=orch.seed, attempt=orch.attempt,
         created_at=orch.created_at, finished_at=time.time(), peer=orch.origin, log=orch.log,
     )
 
@@ -124,8 +125,10 @@ class Origin:
 
     def _write_bad(self, row: BadRow, trial: int) -> None:
         now = time.time()
-        record = Record(task_id=f"{row.row_id}:{trial}", row_id=row.row_id, trial=trial, status="failed",
-                        reason=row.reason, peer=self.peer_id, created_at=now, finished_at=now)
+        task_id = f"{row.row_id}:{trial}"
+        record = Record(task_id=task_id, row_id=row.row_id, trial=trial, status="failed", reason=row.reason,
+                        input=input_of(row.raw), line=row.lineno, seed=task_seed(self.policy.run_seed, task_id),
+                        peer=self.peer_id, created_at=now, finished_at=now)
         if self.ledger.write(record):
             self.written += 1
 
@@ -174,7 +177,7 @@ class Origin:
             self._again(orch.task_id, orch.reason)
             return
         del self.leases[orch.task_id]
-        if self.ledger.write(to_record(orch)):
+        if self.ledger.write(to_record(orch, lease.row)):
             self.written += 1
         self._slots.release()
 
