@@ -32,6 +32,10 @@ def _hydra_main(cfg: DictConfig) -> int:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["export"]:
+        from slurmgen.export.cli import main as export_main
+
+        sys.exit(export_main(sys.argv[2:]))
     if sys.argv[1:2] == ["status"]:
         from slurmgen.status import main as status_main
 

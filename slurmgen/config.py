@@ -43,6 +43,9 @@ class WorkflowConf:
     builtin_dataset: str = ""
     # "package.module:function" (spec) -> tool-pool session; "" = the workflow uses no tool pool
     toolpool_factory: str = ""
+    # "package.module:SHAPES": {"chat" | "sft": function(record) -> dict | None} for
+    # `slurmgen export --shape`; "" = the default chat (every turn with content) and no sft
+    export: str = ""
 
 
 @dataclass

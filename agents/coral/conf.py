@@ -45,6 +45,7 @@ class CoralConf(WorkflowConf):
     metrics: str = f"{_PKG}.flow:metrics"
     row: str = f"{_PKG}.data:Question"
     state: str = f"{_PKG}.state:CoralState"
+    export: str = f"{_PKG}.export:SHAPES"
     sim_script: str = f"{_PKG}.script:respond"
     builtin_dataset: str = f"{_PKG}.data:builtin_path"
 

@@ -29,6 +29,7 @@ class NRConf(WorkflowConf):
     metrics: str = f"{_PKG}.flow:metrics"
     row: str = f"{_PKG}.data:Document"
     state: str = f"{_PKG}.state:NRState"
+    export: str = f"{_PKG}.export:SHAPES"
     sim_script: str = f"{_PKG}.script:respond"
     builtin_dataset: str = f"{_PKG}.data:builtin_path"
 

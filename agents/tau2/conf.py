@@ -30,6 +30,7 @@ class Tau2Conf(WorkflowConf):
     metrics: str = f"{_PKG}.flow:metrics"
     row: str = f"{_PKG}.data:Tau2Task"
     state: str = f"{_PKG}.flow:Tau2State"
+    export: str = f"{_PKG}.export:SHAPES"
     sim_script: str = f"{_PKG}.script:respond"
     # llm.script=oracle: replay each task's gold actions and required communications (reward 1)
     sim_scripts: dict[str, str] = field(default_factory=lambda: {"oracle": f"{_PKG}.script:oracle"})

@@ -1,0 +1,1 @@
+"""``slurmgen export``: a training set out of a run directory (see ``slurmgen.export.cli``)."""

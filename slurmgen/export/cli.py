@@ -1,0 +1,93 @@
+"""``slurmgen export RUN --out PATH``: a training-ready dataset from a run's records.
+
+    slurmgen export RUN --out train.parquet --format parquet --shape sft
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from slurmgen.confload import load_run_config, register_all
+from slurmgen.errors import ConfigError, SlurmgenError
+from slurmgen.exitcodes import Exit
+from slurmgen.export import shapes, writers
+from slurmgen.export.card import card, card_path
+from slurmgen.export.read import iter_records
+from slurmgen.rundir import RunDir
+from slurmgen.workflow import import_path
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="slurmgen export", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", help="the run directory (finished or still running)")
+    ap.add_argument("--out", required=True, help="a file (jsonl, parquet) or a directory (hf)")
+    ap.add_argument("--format", choices=writers.FORMATS, default="jsonl")
+    ap.add_argument("--shape", choices=shapes.SHAPES, default="records",
+                    help="records: the records as written; chat: messages per task; sft: prompt/completion pairs")
+    ap.add_argument("--status", default="ok", help="ok (default), any, or a list such as ok,rejected")
+    ap.add_argument("--force", action="store_true", help="replace --out if it exists")
+    return ap.parse_args(argv)
+
+
+def export(args: argparse.Namespace) -> tuple[Path, int, int]:
+    run = RunDir(Path(args.run).resolve())
+    if not run.config.exists():
+        raise ConfigError(f"{run.root} is not a run directory (no config.yaml)")
+    out = Path(args.out).resolve()
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} exists; pass --force to replace it, or choose another --out")
+    statuses = None if args.status == "any" else set(args.status.split(","))
+    register_all()
+    conf = load_run_config(run.config)
+    rules = import_path(conf.workflow.export, "workflow.export") if conf.workflow.export else {}
+    try:
+        shape = shapes.resolve(args.shape, rules, conf.workflow.name)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    seen = [0]
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for rec in iter_records(run.results, statuses):
+            seen[0] += 1
+            row = shape(rec)
+            if row is not None:
+                yield row
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")  # --out appears whole or not at all
+    _remove(partial)
+    try:
+        n = writers.write(rows(), partial, args.format)
+    except BaseException:
+        _remove(partial)
+        raise
+    _remove(out)
+    os.replace(partial, out)
+    card_path(out, args.format).write_text(card(run, out=out, fmt=args.format, shape=args.shape,
+                                                statuses=args.status, rows=n, records=seen[0]))
+    return out, seen[0], n
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    try:
+        out, records, rows = export(args)
+    except SlurmgenError as exc:
+        print(f"slurmgen export: error: {exc}", file=sys.stderr)
+        return int(Exit.REFUSED)
+    print(f"{rows} rows ({args.shape}) from {records} records with status {args.status} -> {out} "
+          f"(card: {card_path(out, args.format)})")
+    return int(Exit.OK)

@@ -1,0 +1,43 @@
+"""What one exported row looks like: the record itself, a chat, or a prompt/completion pair.
+
+A workflow gives its own rules through ``WorkflowConf.export`` ("package.module:SHAPES", a
+dict of shape name -> function(record) -> dict | None; None leaves the record out). Without
+one, ``chat`` maps each turn with content to ``{role, content}`` and there is no ``sft``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import msgspec
+
+from slurmgen.records import Record
+
+ShapeFn = Callable[[Record], "dict[str, Any] | None"]
+SHAPES = ("records", "chat", "sft")
+
+
+def as_record(rec: Record) -> dict[str, Any]:
+    return msgspec.json.decode(msgspec.json.encode(rec))  # Raw fields become the JSON they hold
+
+
+def default_chat(rec: Record) -> dict[str, Any] | None:
+    messages = [{"role": t.role, "content": t.content} for t in rec.history if t.content]
+    return {"task_id": rec.task_id, "messages": messages} if messages else None
+
+
+def state_of(rec: Record) -> dict[str, Any]:
+    return json.loads(bytes(rec.output)) or {}
+
+
+def resolve(shape: str, rules: dict[str, ShapeFn], workflow: str) -> ShapeFn:
+    """The function for ``shape``, or a ValueError that says which shapes this workflow has."""
+    if shape == "records":
+        return as_record
+    if shape in rules:
+        return rules[shape]
+    if shape == "chat":
+        return default_chat
+    have = ", ".join(["records", "chat", *sorted(k for k in rules if k != "chat")])
+    raise ValueError(f"workflow {workflow!r} has no {shape!r} rule (its WorkflowConf.export); shapes it has: {have}")
