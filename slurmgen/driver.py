@@ -17,7 +17,8 @@ import msgspec
 from slurmgen import curve, dataset, hosts
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
-from slurmgen.errors import ConfigError, DatasetError, SlurmgenError, StartupError
+from slurmgen.errors import ConfigError, DatasetError, RunStalled, SlurmgenError, StartupError
+from slurmgen.exitcodes import Exit
 from slurmgen.launchers.local import LocalLauncher
 from slurmgen.launchers.plan import make_plan
 from slurmgen.logs import setup_logging
@@ -31,6 +32,7 @@ from slurmgen.summary import read_records, summarize
 from slurmgen.ui import ProgressBar
 from slurmgen.validate import report as validation_report
 from slurmgen.validate import validate
+from slurmgen.watchdog import Watchdog, check_conf as check_watchdog_conf
 from slurmgen.workflow import Workflow, import_path, load_workflow
 
 log = logging.getLogger("slurmgen.driver")
@@ -42,6 +44,10 @@ class RunFailed(SlurmgenError):
     """A process of the run died; the message names its log."""
 
 
+class Terminated(BaseException):
+    """SIGTERM reached the driver (a BaseException, like KeyboardInterrupt: nothing may swallow it)."""
+
+
 def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     """Everything that can fail before a process starts fails here."""
     workflow = load_workflow(conf.workflow)
@@ -50,6 +56,7 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     else:
         conf.dataset.path = str(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")())
     make_plan(conf, Path(conf.run.dir))  # validates backends and sizes
+    check_watchdog_conf(conf.run)
     run = RunDir(Path(conf.run.dir).resolve())
     conf.run.dir = str(run.root)
     text = dump(conf)
@@ -116,8 +123,9 @@ def _wait_registry(run: RunDir, supervisor: Watcher, timeout_s: float) -> None:
 
 
 def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBar,
-           metrics: DriverMetrics | None = None) -> None:
+           metrics: DriverMetrics | None = None, expected: int = 0) -> None:
     tail = ResultsTail(run.results)
+    watchdog = Watchdog(run, conf.run, expected)
     while True:
         counts = tail.poll()
         bar.update(counts)
@@ -128,6 +136,7 @@ def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBa
             return
         _check_failure_rate(counts, conf)
         supervisor.check()
+        watchdog.check(counts.done)
         time.sleep(POLL_S)
 
 
@@ -164,13 +173,14 @@ def execute(conf: SlurmgenConf) -> Path | None:
     exporter = Exporter("driver", run.root, hosts.default_host(conf.cluster.kind, conf.cluster.host),
                         kind="driver", enabled=conf.run.metrics, sd_extra_dir=conf.run.metrics_sd_dir or None)
     metrics = exporter.driver(expected, initial)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         launcher.start(plan.registry)
         _wait_registry(run, supervisor, conf.run.startup_timeout_s)
         launcher.start_all([*plan.services, *plan.peers])
-        follow(run, supervisor, conf, bar, metrics)
+        follow(run, supervisor, conf, bar, metrics, expected)
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop short
         bar.close()
         exporter.close()
         for component in ("peer", "toolpool", "llm", "registry"):
@@ -192,8 +202,8 @@ def execute(conf: SlurmgenConf) -> Path | None:
     return run.root
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(f"signal {signum}")
 
 
 def run_or_explain(conf: SlurmgenConf) -> int:
@@ -201,11 +211,19 @@ def run_or_explain(conf: SlurmgenConf) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     try:
         execute(conf)
+    except RunStalled as exc:  # state/stall.json says what it waited for
+        print(f"slurmgen: error: {exc}", file=sys.stderr)
+        return Exit.STALLED
     except SlurmgenError as exc:
         print(f"slurmgen: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("slurmgen: interrupted; every process of the run was stopped. Run again with the same "
               "run.dir to resume.", file=sys.stderr)
-        return 130
+        return Exit.INTERRUPTED
+    except Terminated:
+        print(f"slurmgen: terminated (SIGTERM); tasks in flight were drained for up to run.drain_s="
+              f"{conf.run.drain_s:g} s and every process was stopped. Run again with the same run.dir to resume.",
+              file=sys.stderr)
+        return Exit.TERMINATED
     return 0

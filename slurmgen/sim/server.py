@@ -293,6 +293,9 @@ class SimServer:
         try:
             req = self._parse(await request.read())
             live = self._prepare(req)
+            if live is None:  # the script said hang: never answer (until the client leaves)
+                await asyncio.Event().wait()
+                raise AssertionError("unreachable")
             live.stream = req.stream
             self._submit(live)
         except HTTPError as exc:
@@ -317,7 +320,7 @@ class SimServer:
             raise HTTPError(404, f"The model `{req.model}` does not exist.", "NotFoundError")
         return req
 
-    def _prepare(self, req: ChatRequest) -> _Live:
+    def _prepare(self, req: ChatRequest) -> _Live | None:
         messages = [m.plain() for m in req.messages]
         n_prompt = prompt_tokens(messages, req.tools)
         max_tokens = req.max_tokens if req.max_completion_tokens is None else req.max_completion_tokens
@@ -334,6 +337,9 @@ class SimServer:
             )
         budget = max_tokens or limit - n_prompt
         reply = self._reply(req, messages, budget)
+        if reply.hang:
+            log.warning("sim script asked to hang: this request is never answered")
+            return None
         plan = ReplyPlan(reply.content, reply.tool_calls)
         finish = "length" if plan.total > budget else reply.finish_reason
         if finish == "stop" and reply.tool_calls:
