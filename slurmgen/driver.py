@@ -28,7 +28,7 @@ from slurmgen.report import write_report
 from slurmgen.resume import check_resume
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.spill.paths import spill_root
-from slurmgen.summary import read_records, summarize
+from slurmgen.summary import read_records, spill_counts, summarize
 from slurmgen.ui import ProgressBar
 from slurmgen.validate import report as validation_report
 from slurmgen.validate import validate
@@ -190,6 +190,9 @@ def execute(conf: SlurmgenConf) -> Path | None:
             shutil.rmtree(spill_root(conf.spill, run.root), ignore_errors=True)
     summary = summarize(list(read_records(run.results)), workflow=workflow.name, started_at=started,
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)
+    spill = spill_counts(run.state)
+    summary.spill_inline_fallbacks = spill.get("inline_fallbacks", 0)
+    summary.spill_free_failed = spill.get("free_failed", 0)
     write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))
     try:
         report_path: Path | None = write_report(run.root)

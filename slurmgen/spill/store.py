@@ -6,7 +6,7 @@ It never stalls a run when it fills up:
   pages in use would pass ``HIGH_WATER`` of the map (``spill.max_bytes``), so that
   the headroom above stays for the pages deletes need (LMDB copies a page on write:
   in a map that is full even a delete fails with MDB_MAP_FULL);
-- deletes go in small transactions (``FREE_BATCH`` keys); one that fails anyway keeps
+- deletes go in small transactions (``FREE_BATCH`` keys, sorted); one that fails anyway keeps
   its keys and is tried again later — a free never raises;
 - as soon as frees bring the data back under the mark, payloads are spilled again.
 """
@@ -21,7 +21,11 @@ import lmdb
 log = logging.getLogger("slurmgen.spill")
 
 HIGH_WATER = 0.75  # share of the map that data pages may fill; the rest is headroom for deletes
-FREE_BATCH = 64  # keys per delete transaction
+LOW_WATER = 0.5  # once full, "spilling again" is logged when the data falls below this share
+# keys per delete transaction: a delete copies each leaf it touches (copy on write) and
+# pages freed in a transaction are reusable only after it, so a small batch needs a few
+# pages of headroom, not a page per key of a large one
+FREE_BATCH = 8
 MAX_UNFREED = 1 << 16  # keys kept for another delete attempt (beyond: they stay until the run ends)
 
 
@@ -65,8 +69,9 @@ class BlobStore:
                     txn.put(key, value, overwrite=True)
         except lmdb.Error as exc:  # MapFullError (fragmented map) or any other LMDB failure
             return self._refuse(items, f"{type(exc).__name__}: {exc}")
-        if self.full:
-            log.info("spill store %s has room again: spilling resumes", self.path)
+        if self.full and self.used_bytes() < self.max_bytes * LOW_WATER:  # one line per episode, not per put
+            log.info("spill store %s has room again: spilling resumes (%d payload sets went inline so far)",
+                     self.path, self.fallbacks)
             self.full = False
         return True
 
@@ -85,7 +90,7 @@ class BlobStore:
 
     def delete_many(self, keys: list[bytes]) -> None:
         """Delete in bounded transactions; never raises (failed keys are tried again later)."""
-        self._delete(self._take_unfreed() + list(keys))
+        self._delete(sorted(self._take_unfreed() + list(keys)))  # neighbours share leaves
 
     def _take_unfreed(self) -> list[bytes]:
         keys, self._unfreed = self._unfreed, []
