@@ -17,6 +17,7 @@ import msgspec
 from slurmgen import curve, dataset, hosts
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
+from slurmgen.diskspace import check_room
 from slurmgen.errors import ConfigError, DatasetError, RunStalled, SlurmgenError, StartupError
 from slurmgen.exitcodes import Exit
 from slurmgen.launchers.local import LocalLauncher
@@ -89,6 +90,7 @@ class Supervisor:
 
     def check(self) -> None:
         for r in self.launcher.exited():
+            check_room(self.launcher.run.root)  # a full disk: stop now, restarts would fail the same way
             name, code = r.spec.name, r.proc.returncode
             where = f"see {self.launcher.run.log(name + '.out')} and {self.launcher.run.logs}/"
             if self.restarts.get(name, 0) >= self.max_restarts:
