@@ -77,7 +77,8 @@ class Peer:
         self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env))
         self.static_llm = [Endpoint(url=u, model=conf.llm.model) for u in conf.llm.urls]
         self.tools = ToolPools(self.sockets, lambda: self.registry.view.of_kind("toolpool"), self.peer_id,
-                               call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost)
+                               call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost,
+                               tasks=self.tasks)
         self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"),
                                     tools=self.tools)
         self.node = node_of(conf, shard)

@@ -21,6 +21,7 @@ import itertools
 import logging
 import os
 import random
+import signal
 import time
 from typing import Any
 
@@ -259,6 +260,15 @@ class SimServer:
     async def _start(self, app: web.Application) -> None:
         self._wake = asyncio.Event()
         self._loop_task = asyncio.create_task(self._engine_loop(), name="sim-engine")
+        self._loop_task.add_done_callback(self._engine_ended)
+
+    def _engine_ended(self, task: asyncio.Task[None]) -> None:
+        """The engine loop is the server: if it fails, every request would wait forever. Stop the
+        process instead (SIGTERM: aiohttp shuts down), so its supervisor restarts it."""
+        if task.cancelled():
+            return
+        log.critical("sim engine loop ended: %r; stopping this server", task.exception(), exc_info=task.exception())
+        os.kill(os.getpid(), signal.SIGTERM)
 
     async def _stop(self, app: web.Application) -> None:
         if self._loop_task is not None:
