@@ -33,7 +33,7 @@ from slurmgen.summary import read_records, spill_counts, summarize
 from slurmgen.ui import ProgressBar
 from slurmgen.validate import report as validation_report
 from slurmgen.validate import validate
-from slurmgen.watchdog import Watchdog, check_conf as check_watchdog_conf
+from slurmgen.watchdog import Watchdog, check_conf as check_watchdog_conf, last_errors
 from slurmgen.workflow import Workflow, import_path, load_workflow
 
 log = logging.getLogger("slurmgen.driver")
@@ -94,8 +94,9 @@ class Supervisor:
             name, code = r.spec.name, r.proc.returncode
             where = f"see {self.launcher.run.log(name + '.out')} and {self.launcher.run.logs}/"
             if self.restarts.get(name, 0) >= self.max_restarts:
+                last = last_errors(self.launcher.run.log(name), 1) or last_errors(self.launcher.run.log(name + ".out"), 1)
                 raise RunFailed(f"{name} exited with code {code} and was restarted {self.max_restarts} times "
-                                f"already (run.max_restarts); {where}")
+                                f"already (run.max_restarts); {where}" + (f"; its last error: {last[0]}" if last else ""))
             self.restarts[name] = self.restarts.get(name, 0) + 1
             log.warning("%s exited with code %s: restarting it (%d/%d); %s", name, code,
                         self.restarts[name], self.max_restarts, where)

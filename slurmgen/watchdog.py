@@ -143,10 +143,10 @@ class Watchdog:
         idle = now - self._moved
         if idle >= self.conf.stall_s and self.report is None:
             self.report = self._write(records, peers, idle)
-            self.out(self._describe(self.report, "stalled"))
+            self.out("slurmgen: " + self._describe(self.report, "stalled"))
         if self.conf.stall_action == "stop" and idle >= self.conf.stall_stop_s:
             report = self._write(records, peers, idle)
-            raise RunStalled(self._describe(report, "stopped: stalled") + "; run again with the same run.dir to "
+            raise RunStalled(self._describe(report, "stopped, stalled") + "; run again with the same run.dir to "
                              "resume (or set run.stall_action=report / raise run.stall_stop_s)")
 
     def _recovered(self) -> None:
@@ -166,7 +166,7 @@ class Watchdog:
     def _describe(self, r: StallReport, what: str) -> str:
         left = f"{r.expected - r.records} of {r.expected}" if r.expected else "some"
         busy = [f"{url} ({n} outstanding)" for url, n in r.endpoints.items() if n]
-        text = (f"slurmgen: {what}: no task moved for {r.stalled_s:.0f} s (run.stall_s={self.conf.stall_s:g}) "
+        text = (f"{what}: no task moved for {r.stalled_s:.0f} s (run.stall_s={self.conf.stall_s:g}) "
                 f"with {left} tasks left; oldest in flight: {', '.join(r.waiting_tasks[:5]) or 'none'}; "
                 f"endpoints: {', '.join(busy) or 'no request outstanding'}")
         errors = [f"{name}: {lines[-1]}" for name, lines in r.log_errors.items() if lines]
@@ -185,7 +185,8 @@ def build_report(run: RunDir, peers: dict[str, tuple[float, _PeerStats]], *, rec
     for p in latest:
         endpoints.update(p.llm_outstanding)
     waiting = [tid for p in latest for tid in p.oldest_in_flight]
-    logs = sorted(run.logs.glob("*.log")) + sorted(run.logs.glob("*.out"))
+    logs = [p for p in sorted(run.logs.glob("*.log")) + sorted(run.logs.glob("*.out"))
+            if not p.name.startswith("driver")]  # the driver's own lines are these
     errors = {str(path.relative_to(run.root)): lines for path in logs if (lines := last_errors(path))}
     return StallReport(
         since=since, reported_at=time.time(), stalled_s=round(idle, 1), records=records, expected=expected,
