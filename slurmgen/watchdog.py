@@ -7,6 +7,11 @@ changed for ``run.stall_s`` while tasks remain, the watchdog prints what the run
 for and writes it to RUN/state/stall.json (``StallReport``); with
 ``run.stall_action=stop`` it raises ``RunStalled`` once nothing changed for
 ``run.stall_stop_s``. Any progress afterwards removes stall.json.
+
+The watch starts with the first task issued in this invocation (a peer's stats file
+written since the driver started, with ``issued > 0``) or the first record written: SLURM
+jobs waiting in the queue or a server loading its weights are not a stall (those are
+bounded by run.startup_timeout_s and llm.ready_timeout_s).
 """
 
 from __future__ import annotations
@@ -124,7 +129,9 @@ class Watchdog:
         self.path = run.state / "stall.json"
         self._print: tuple[object, ...] = ()
         self._moved = clock()
-        self._moved_wall = time.time()
+        self._moved_wall = self._started_wall = time.time()
+        self._first_records: int | None = None
+        self.armed = False
         self.report: StallReport | None = None
 
     def check(self, records: int) -> None:
@@ -133,6 +140,11 @@ class Watchdog:
             return
         peers = read_peer_stats(self.run)
         now = self.clock()
+        if not self.armed:
+            self.armed = self._started(records, peers)
+            if not self.armed:
+                self._moved, self._moved_wall = now, time.time()
+                return
         fingerprint = _fingerprint(records, peers)
         if fingerprint != self._print:
             self._print, self._moved, self._moved_wall = fingerprint, now, time.time()
@@ -148,6 +160,12 @@ class Watchdog:
             report = self._write(records, peers, idle)
             raise RunStalled(self._describe(report, "stopped, stalled") + "; run again with the same run.dir to "
                              "resume (or set run.stall_action=report / raise run.stall_stop_s)")
+
+    def _started(self, records: int, peers: dict[str, tuple[float, _PeerStats]]) -> bool:
+        if self._first_records is None:
+            self._first_records = records
+        return records > self._first_records or any(
+            mtime >= self._started_wall - 1 and p.issued > 0 for mtime, p in peers.values())
 
     def _recovered(self) -> None:
         if self.report is not None:

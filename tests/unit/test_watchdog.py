@@ -1,6 +1,7 @@
 """The driver's watchdog: report after run.stall_s, stop after run.stall_stop_s, forget a stall on progress."""
 
 import json
+import os
 
 import msgspec
 import pytest
@@ -72,15 +73,35 @@ def test_progress_ends_the_stall_and_removes_stall_json(tmp_path):
 
 def test_report_only_never_stops_and_a_finished_run_is_not_stalled(tmp_path):
     run, dog, clock, said = make(tmp_path, stall_action="report")
+    peer_stats(run, "p0")
     dog.check(4)
     clock.t = 1000
     dog.check(4)
     assert len(said) == 1
     run2, dog2, clock2, said2 = make(tmp_path / "b")
+    peer_stats(run2, "p0")
     dog2.check(5)
     clock2.t = 1000
     dog2.check(5)  # every task written: waiting for the done markers is not a stall
     assert not said2
+
+
+def test_nothing_issued_yet_is_not_a_stall(tmp_path):
+    """Jobs waiting in a SLURM queue, servers loading: the watch starts with the first task issued."""
+    run, dog, clock, said = make(tmp_path)
+    peer_stats(run, "old", issued=7)  # from an earlier invocation of the run
+    os.utime(run.stats("peer-old"), (1, 1))
+    peer_stats(run, "p0", issued=0)  # this invocation's peer, still waiting for its servers
+    for t in (0, 100, 2000):
+        clock.t = t
+        dog.check(3)
+    assert not said and not dog.armed
+    peer_stats(run, "p0", issued=2)  # it started: from now on, no move for stall_s is a stall
+    clock.t = 2001
+    dog.check(3)
+    clock.t = 2012
+    dog.check(3)
+    assert dog.armed and len(said) == 1
 
 
 def test_bad_knobs_are_refused():
