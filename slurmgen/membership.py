@@ -97,8 +97,14 @@ class RegistryClient:
         self._dealer = self.sockets.connect_dealer(address.router, self.member.peer_id)
         self._sub = self.sockets.connect_sub(address.pub)
         await self._dealer.send(codec.encode(Register(member=self.member)))
-        if await self._dealer.poll(timeout_s * 1000) == 0:
-            raise StartupError(f"the registry at {address.router} did not answer within {timeout_s:.0f} s")
+        deadline = time.monotonic() + timeout_s
+        while await self._dealer.poll(250) == 0:
+            if self._address_changed():  # the registry restarted meanwhile: register with the new one
+                log.warning("registry address changed while registering: reconnecting")
+                await self._connect(max(1.0, deadline - time.monotonic()))
+                return
+            if time.monotonic() > deadline:
+                raise StartupError(f"the registry at {address.router} did not answer within {timeout_s:.0f} s")
         self._on_reply(self._decoder.decode(await self._dealer.recv()))
 
     def _on_reply(self, msg: object) -> None:

@@ -36,6 +36,7 @@ from slurmgen.protocol import (
     Welcome,
 )
 from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.runtime.faults import fault
 from slurmgen.runtime.tasks import TaskSet
 
 log = logging.getLogger("slurmgen.registry")
@@ -113,6 +114,7 @@ class Registry:
     async def _tick(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(min(REPUBLISH_S, self.table.heartbeat_s))
+            fault("registry-tick")
             for gone in self.table.expire():
                 log.warning("expired %s: missed %d heartbeats", gone, self.table.liveness)
             await self._publish()

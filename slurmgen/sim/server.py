@@ -21,7 +21,6 @@ import itertools
 import logging
 import os
 import random
-import signal
 import time
 from typing import Any
 
@@ -31,6 +30,7 @@ from aiohttp import web
 from slurmgen.llm.types import ChatMessage, ToolCall
 from slurmgen.sim.content import ReplyPlan, count_tokens, generic_reply, load_script
 from slurmgen.sim.latency import PROFILES, Engine
+from slurmgen.runtime.faults import fault
 from slurmgen.sim.script import ScriptReply, ScriptRequest
 
 log = logging.getLogger("slurmgen.sim")
@@ -263,12 +263,14 @@ class SimServer:
         self._loop_task.add_done_callback(self._engine_ended)
 
     def _engine_ended(self, task: asyncio.Task[None]) -> None:
-        """The engine loop is the server: if it fails, every request would wait forever. Stop the
-        process instead (SIGTERM: aiohttp shuts down), so its supervisor restarts it."""
+        """The engine loop is the server: if it fails, every request would wait forever. End the
+        process at once (a graceful stop would wait for those requests), so that its clients'
+        connections break, they retry elsewhere, and its supervisor restarts it."""
         if task.cancelled():
             return
         log.critical("sim engine loop ended: %r; stopping this server", task.exception(), exc_info=task.exception())
-        os.kill(os.getpid(), signal.SIGTERM)
+        logging.shutdown()
+        os._exit(1)
 
     async def _stop(self, app: web.Application) -> None:
         if self._loop_task is not None:
@@ -452,6 +454,7 @@ class SimServer:
                 self._wake.clear()
                 await self._wake.wait()
                 deadline = time.monotonic()
+            fault("sim-engine")
             result = self.engine.step()
             deadline = await self._pace(result.duration_s, deadline)
             self._deliver(result.emitted, result.finished)

@@ -15,10 +15,12 @@ PEER_PATHS = {  # point -> the exception it raises, where
     "home": 15,  # a task coming home (per task): written all the same (here: issued again)
     "free": 10,  # freeing its spilled payloads after the write (per task): nothing lost
     "receiver": 100,  # the peer's inbox loop (own loop): the peer exits 1, is restarted, resumes
-    "leases": 4,  # the lease loop (own loop)
+    "leases": 2,  # the lease loop (own loop)
     "source": 1,  # the loop issuing tasks from the shard (own loop)
-    "heartbeats-peer": 5,  # a peer's registry client heartbeats (own loop)
-    "heartbeats-llm": 4,  # an LLM service supervisor's registry client: it exits 1, is restarted
+    "heartbeats-peer": 2,  # a peer's registry client heartbeats (own loop)
+    "heartbeats-llm": 2,  # an LLM service supervisor's registry client: it exits 1, is restarted
+    "registry-tick": 3,  # the registry's expiry loop: it exits 1, is restarted, peers re-register
+    "sim-engine": 50,  # a simulator's engine loop: the server stops, its supervisor exits 1, is restarted
 }
 POOL_PATHS = {"pool-work": 6, "pool-loop": 3, "heartbeats-toolpool": 4}
 
@@ -40,15 +42,16 @@ def faulted_run(monkeypatch, tmp_path, plan: dict[str, int], *overrides: str) ->
 
 def test_every_peer_and_supervisor_background_path_fails_once_and_the_run_ends_exactly_once(monkeypatch, tmp_path):
     recs, logs, run_dir = faulted_run(monkeypatch, tmp_path, PEER_PATHS, "workflow=nr", "dataset.limit=300",
-                                      "llm.time_scale=100", "run.max_in_flight=32")
+                                      "llm.time_scale=50", "run.max_in_flight=32")
     ids = [r.task_id for r in recs]
     assert len(ids) == 300 and len(set(ids)) == 300
     assert "failed" not in {r.status for r in recs}  # each faulted task was issued again and finished
     for kind, point in (("hop", "hop"), ("coming home", "home"), ("coming home", "free")):
         lines = [ln for ln in logs.splitlines() if f" {kind} of peer-" in ln and f"fault at {point} " in ln]
         assert len(lines) == 1 and " task=<urn:uuid:" in lines[0], point  # logged once, with the task id
-    for loop in ("receiver", "leases", "source", "heartbeats"):  # own loops: the process stopped
+    for loop in ("receiver", "leases", "source", "heartbeats", "expiry"):  # own loops: the process stopped
         assert f"the {loop} loop of" in logs, loop
+    assert "sim engine loop ended" in logs
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["tasks_total"] == 300
 
