@@ -115,7 +115,8 @@ class RegistryClient:
             case Refused(reason=reason) if reason.startswith("protocol"):
                 raise ProtocolError(reason)
             case Refused():
-                self.tasks.spawn(self._reregister(), kind="re-register")  # if it fails (logged), the next Refused asks again
+                # if it fails (logged), the next heartbeat's Refused asks again
+                self.tasks.spawn(self._reregister(), kind="re-register")
 
     async def _reregister(self) -> None:
         assert self._dealer is not None

@@ -147,7 +147,8 @@ class PoolServer:
         if stop.is_set():
             return
         log.info("%s serving at %s (capacity %d)", self.member_id, self.address, self.host.capacity)
-        tasks = [self.tasks.loop(c, kind=c.__name__.strip("_")) for c in (self._receive(), self._sweep(), self._stats_loop())]
+        loops = (self._receive(), self._sweep(), self._stats_loop())
+        tasks = [self.tasks.loop(c, kind=c.__name__.strip("_")) for c in loops]
         await stop.wait()
         for t in tasks:
             t.cancel()
