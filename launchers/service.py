@@ -33,6 +33,7 @@ from slurmgen.membership import RegistryClient
 from slurmgen.metrics import write_target
 from slurmgen.protocol import Member
 from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.runtime.tasks import TaskSet
 
 log = logging.getLogger("slurmgen.service")
 
@@ -76,10 +77,12 @@ async def stop_child(child: asyncio.subprocess.Process, grace_s: float = 10.0) -
         await child.wait()
 
 
-async def register(args: argparse.Namespace, run: RunDir, url: str, ctx: zmq.asyncio.Context) -> RegistryClient:
+async def register(args: argparse.Namespace, run: RunDir, url: str, ctx: zmq.asyncio.Context,
+                   tasks: TaskSet) -> RegistryClient:
     member = Member(peer_id=args.name, kind=args.kind, address=url, node=hosts.node_name(),
                     capacity=args.capacity, model=args.model, pid=os.getpid())
-    client = RegistryClient(ctx, run.registry_address, member, heartbeat_s=args.heartbeat_s, liveness=5)
+    client = RegistryClient(ctx, run.registry_address, member, heartbeat_s=args.heartbeat_s, liveness=5,
+                            tasks=tasks)
     await client.start(args.ready_timeout)
     return client
 
@@ -98,9 +101,11 @@ async def supervise(args: argparse.Namespace, run: RunDir) -> int:
         child = await asyncio.create_subprocess_exec(*argv, stdout=out, stderr=out, preexec_fn=die_with_parent)
     url = f"http://{args.host}:{port}"
     ctx = zmq.asyncio.Context()
+    # the registry client's loops: if one fails, the supervisor stops its service and exits 1
+    tasks = TaskSet(args.name, on_fatal=lambda exc: stop.set())
     try:
         await until_stopped(stop, wait_healthy(url + args.health_path, child, args.ready_timeout, log_path))
-        client = None if stop.is_set() else await until_stopped(stop, register(args, run, url, ctx))
+        client = None if stop.is_set() else await until_stopped(stop, register(args, run, url, ctx, tasks))
     except StartupError as exc:
         log.error("%s", exc)
         print(f"slurmgen service {args.name}: {exc}", file=sys.stderr)
@@ -112,7 +117,12 @@ async def supervise(args: argparse.Namespace, run: RunDir) -> int:
         await stop_child(child)
         return 0
     log.info("%s healthy at %s and registered", args.name, url)
-    return await serve(args, run, child, client, ctx, stop, port)
+    code = await serve(args, run, child, client, ctx, stop, port)
+    if tasks.fatal is not None:
+        print(f"slurmgen service {args.name}: its registry client failed: {tasks.fatal!r}; see {run.log(args.name + '.supervisor')}",
+              file=sys.stderr)
+        return 1
+    return code
 
 
 async def serve(args: argparse.Namespace, run: RunDir, child: asyncio.subprocess.Process, client: RegistryClient,
@@ -122,6 +132,8 @@ async def serve(args: argparse.Namespace, run: RunDir, child: asyncio.subprocess
     waiter = asyncio.create_task(child.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (waiter, stopper):  # whichever did not end: owned here, ended here
+        t.cancel()
     await client.close()
     for path in targets:
         path.unlink(missing_ok=True)

@@ -141,6 +141,16 @@ class RunConf:
     max_restarts: int = 10
     # on SIGTERM / preemption: stop issuing, let tasks in flight finish for this long
     drain_s: float = 10.0
+    # progress watchdog (driver): no record written and no task moved (peers' counters) for
+    # stall_s while tasks remain = stalled: the driver prints what it waits for and writes
+    # RUN/state/stall.json; 0 = no watchdog
+    stall_s: float = 60.0
+    # what a stall does: report (print and write stall.json, keep waiting) | stop (also stop
+    # the run with exit code 7 once stalled for stall_stop_s; a rerun resumes)
+    stall_action: str = "stop"
+    # the longer limit for stall_action=stop; above llm.request_timeout_s, so that a request
+    # that timed out is retried before the run is called stalled
+    stall_stop_s: float = 900.0
     # stop the run early when failed / done passes this, once min_tasks_for_rate are done
     max_failure_rate: float = 0.5
     min_tasks_for_rate: int = 50

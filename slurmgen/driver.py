@@ -19,6 +19,7 @@ from slurmgen import curve, dataset, duplicates, hosts, ports
 from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
+from slurmgen.diskspace import check_room
 from slurmgen.errors import ConfigError, DatasetError, EarlyStop, RunCrashed, SlurmgenError, StartupError
 from slurmgen.exitcodes import Exit
 from slurmgen.launchers.local import LocalLauncher
@@ -30,15 +31,20 @@ from slurmgen.report import write_report
 from slurmgen.resume import check_resume
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.spill.paths import spill_root
-from slurmgen.summary import Summary, read_records, summarize
+from slurmgen.summary import Summary, read_records, spill_counts, summarize
 from slurmgen.ui import ProgressBar
 from slurmgen.validate import report as validation_report
 from slurmgen.validate import validate
+from slurmgen.watchdog import Watchdog, check_conf as check_watchdog_conf, last_errors
 from slurmgen.workflow import Workflow, import_path, load_workflow
 
 log = logging.getLogger("slurmgen.driver")
 
 POLL_S = 0.25
+
+
+class Terminated(BaseException):
+    """SIGTERM reached the driver (a BaseException, like KeyboardInterrupt: nothing may swallow it)."""
 
 
 def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
@@ -51,6 +57,7 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
         conf.dataset.path = str(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")())
     make_plan(conf, Path(conf.run.dir))  # validates backends and sizes
     rows, dups = scan_rows(conf, workflow)
+    check_watchdog_conf(conf.run)
     run = RunDir(Path(conf.run.dir).resolve())
     conf.run.dir = str(run.root)
     text = dump(conf)
@@ -98,11 +105,13 @@ class Supervisor:
 
     def check(self) -> None:
         for r in self.launcher.exited():
+            check_room(self.launcher.run.root)  # a full disk: stop now, restarts would fail the same way
             name, code = r.spec.name, r.proc.returncode
             where = f"see {self.launcher.run.log(name + '.out')} and {self.launcher.run.logs}/"
             if self.restarts.get(name, 0) >= self.max_restarts:
+                last = last_errors(self.launcher.run.log(name), 1) or last_errors(self.launcher.run.log(name + ".out"), 1)
                 raise RunCrashed(f"{name} exited with code {code} and was restarted {self.max_restarts} times "
-                                f"already (run.max_restarts); {where}")
+                                 f"already (run.max_restarts); {where}" + (f"; its last error: {last[0]}" if last else ""))
             self.restarts[name] = self.restarts.get(name, 0) + 1
             log.warning("%s exited with code %s: restarting it (%d/%d); %s", name, code,
                         self.restarts[name], self.max_restarts, where)
@@ -153,6 +162,7 @@ def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBa
     tail = ResultsTail(run.results)
     fresh = ResultsTail(run.results, skip_existing=True)  # this invocation's records: its failure rate
     remaining = expected - tail.poll().done
+    watchdog = Watchdog(run, conf.run, expected)
     while True:
         counts = tail.poll()
         bar.update(counts)
@@ -163,6 +173,7 @@ def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBa
             bar.update(tail.poll())
             return
         supervisor.check()
+        watchdog.check(counts.done)
         time.sleep(POLL_S)
 
 
@@ -201,13 +212,14 @@ def execute(conf: SlurmgenConf) -> Summary | None:
     exporter = Exporter("driver", run.root, hosts.default_host(conf.cluster.kind, conf.cluster.host, conf.cluster.interface),
                         kind="driver", enabled=conf.run.metrics, sd_extra_dir=conf.run.metrics_sd_dir or None)
     metrics = exporter.driver(expected, initial)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         launcher.start(plan.registry)
         _wait_registry(run, supervisor, conf.run.startup_timeout_s)
         launcher.start_all([*plan.services, *plan.peers])
         follow(run, supervisor, conf, bar, expected, metrics)
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop short
         bar.close()
         exporter.close()
         for component in ("peer", "toolpool", "llm", "registry"):
@@ -219,6 +231,9 @@ def execute(conf: SlurmgenConf) -> Summary | None:
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)
     dups = duplicates.load(run.state)
     summary.duplicates_skipped, summary.duplicates_renamed = len(dups.skipped), len(dups.renamed)
+    spill = spill_counts(run.state)
+    summary.spill_inline_fallbacks = spill.get("inline_fallbacks", 0)
+    summary.spill_free_failed = spill.get("free_failed", 0)
     write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))
     try:
         report_path: Path | None = write_report(run.root)
@@ -231,8 +246,8 @@ def execute(conf: SlurmgenConf) -> Summary | None:
     return summary
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(f"signal {signum}")
 
 
 def run_or_explain(conf: SlurmgenConf) -> int:
@@ -247,6 +262,11 @@ def run_or_explain(conf: SlurmgenConf) -> int:
         print("slurmgen: interrupted; every process of the run was stopped. Run again with the same "
               "run.dir to resume.", file=sys.stderr)
         return int(Exit.INTERRUPTED)
+    except Terminated:
+        print(f"slurmgen: terminated (SIGTERM); tasks in flight were drained for up to run.drain_s="
+              f"{conf.run.drain_s:g} s and every process was stopped. Run again with the same run.dir to resume.",
+              file=sys.stderr)
+        return int(Exit.TERMINATED)
     if summary is not None and failure_rate_exceeded(summary, conf):
         print(f"slurmgen: error: the run finished, but {summary.tasks_failed} of {summary.tasks_total} tasks "
               f"failed, over run.max_failure_rate={conf.run.max_failure_rate} (reasons in {conf.run.dir}/"

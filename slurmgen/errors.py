@@ -63,3 +63,16 @@ class ToolPoolError(SlurmgenError):
     def __init__(self, message: str, *, kind: str = "tool_error") -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class RunStalled(SlurmgenError):
+    """No task moved for run.stall_s (then run.stall_stop_s) while tasks remained; RUN/state/stall.json says
+    what the run was waiting for."""
+
+    exit_code = Exit.STALLED
+
+
+class DiskFull(SlurmgenError):
+    """The run directory's filesystem is full: the process stops (nothing is torn), a rerun resumes."""
+
+    exit_code = Exit.CRASHED

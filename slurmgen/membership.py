@@ -22,6 +22,8 @@ from slurmgen import codec, curve, sockets
 from slurmgen.errors import ProtocolError, StartupError
 from slurmgen.protocol import Heartbeat, Member, Refused, Register, Table, Unregister, Welcome
 from slurmgen.registry import RegistryAddress
+from slurmgen.runtime.faults import fault
+from slurmgen.runtime.tasks import TaskSet
 
 log = logging.getLogger("slurmgen.membership")
 
@@ -66,7 +68,8 @@ async def wait_for_address(path: Path, timeout_s: float) -> RegistryAddress:
 
 class RegistryClient:
     def __init__(self, ctx: zmq.asyncio.Context, address_file: Path, member: Member, *,
-                 heartbeat_s: float, liveness: int, on_change: Callable[[], None] = lambda: None) -> None:
+                 heartbeat_s: float, liveness: int, on_change: Callable[[], None] = lambda: None,
+                 tasks: TaskSet | None = None) -> None:
         self.sockets = sockets.Sockets(ctx, curve.load_if_present(address_file.parent))
         self.address_file = address_file
         self.member = member
@@ -77,12 +80,15 @@ class RegistryClient:
         self._dealer: zmq.asyncio.Socket | None = None
         self._sub: zmq.asyncio.Socket | None = None
         self._mtime = 0.0
-        self._tasks: list[asyncio.Task[None]] = []
+        # the process's task owner: a failed heartbeat / reply / update loop ends the process
+        self.tasks = tasks if tasks is not None else TaskSet(member.peer_id)
+        self._tasks: list[asyncio.Future[None]] = []
         self._decoder = codec.registry_reply_decoder()
 
     async def start(self, timeout_s: float) -> None:
         await self._connect(timeout_s)
-        self._tasks = [asyncio.create_task(f()) for f in (self._heartbeats, self._replies, self._updates)]
+        self._tasks = [self.tasks.loop(f(), kind=f.__name__.strip("_"))
+                       for f in (self._heartbeats, self._replies, self._updates)]
 
     async def _connect(self, timeout_s: float) -> None:
         address = await wait_for_address(self.address_file, timeout_s)
@@ -91,8 +97,14 @@ class RegistryClient:
         self._dealer = self.sockets.connect_dealer(address.router, self.member.peer_id)
         self._sub = self.sockets.connect_sub(address.pub)
         await self._dealer.send(codec.encode(Register(member=self.member)))
-        if await self._dealer.poll(timeout_s * 1000) == 0:
-            raise StartupError(f"the registry at {address.router} did not answer within {timeout_s:.0f} s")
+        deadline = time.monotonic() + timeout_s
+        while await self._dealer.poll(250) == 0:
+            if self._address_changed():  # the registry restarted meanwhile: register with the new one
+                log.warning("registry address changed while registering: reconnecting")
+                await self._connect(max(1.0, deadline - time.monotonic()))
+                return
+            if time.monotonic() > deadline:
+                raise StartupError(f"the registry at {address.router} did not answer within {timeout_s:.0f} s")
         self._on_reply(self._decoder.decode(await self._dealer.recv()))
 
     def _on_reply(self, msg: object) -> None:
@@ -103,7 +115,8 @@ class RegistryClient:
             case Refused(reason=reason) if reason.startswith("protocol"):
                 raise ProtocolError(reason)
             case Refused():
-                asyncio.get_running_loop().create_task(self._reregister())
+                # if it fails (logged), the next heartbeat's Refused asks again
+                self.tasks.spawn(self._reregister(), kind="re-register")
 
     async def _reregister(self) -> None:
         assert self._dealer is not None
@@ -112,6 +125,7 @@ class RegistryClient:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_s)
+            fault(f"heartbeats-{self.member.kind}")
             if self._address_changed():
                 log.warning("registry address changed: reconnecting")
                 await self._reconnect()
@@ -123,7 +137,7 @@ class RegistryClient:
         for t in self._tasks[1:]:
             t.cancel()
         await self._connect(self.heartbeat_s * 30)
-        self._tasks[1:] = [asyncio.create_task(f()) for f in (self._replies, self._updates)]
+        self._tasks[1:] = [self.tasks.loop(f(), kind=f.__name__.strip("_")) for f in (self._replies, self._updates)]
 
     def _address_changed(self) -> bool:
         try:

@@ -239,6 +239,12 @@ class PeerMetrics:
                                              ["endpoint"], registry=r))
         self.llm_outstanding = _Labelled(Gauge("slurmgen_llm_outstanding", "LLM requests outstanding",
                                                ["endpoint"], registry=r))
+        self.spill_inline = Counter("slurmgen_spill_inline_fallbacks", "Times the spill store was full (or "
+                                    "failed) and a task's payloads travelled inline", registry=r)
+        self.spill_free_failed = Counter("slurmgen_spill_free_failed", "Spill delete transactions that failed "
+                                         "(their keys are deleted later)", registry=r)
+        self.spill_used = Gauge("slurmgen_spill_used_bytes", "Bytes of data pages in this node's spill store",
+                                registry=r)
         self._delta = _Delta()
 
     # -- hot path ---------------------------------------------------------------------
@@ -278,6 +284,11 @@ class PeerMetrics:
             for key, labelled in (("requests", self.llm_requests), ("ok", self.llm_ok),
                                   ("errors", self.llm_errors), ("retries", self.llm_retries)):
                 d.add((key, url), labelled[url], float(s.get(key, 0)))
+        spill = dict(stats.get("spill", {}))
+        if spill:
+            d.add("spill_inline", self.spill_inline, float(spill.get("inline_fallbacks", 0)))
+            d.add("spill_free_failed", self.spill_free_failed, float(spill.get("free_failed", 0)))
+            self.spill_used.set(float(spill.get("used_bytes", 0)))
         outstanding = dict(stats.get("llm_outstanding", {}))
         for url in set(self.llm_outstanding.children) | set(outstanding):
             self.llm_outstanding[url].set(float(outstanding.get(url, 0)))

@@ -36,6 +36,8 @@ from slurmgen.protocol import (
     Welcome,
 )
 from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.runtime.faults import fault
+from slurmgen.runtime.tasks import TaskSet
 
 log = logging.getLogger("slurmgen.registry")
 
@@ -60,12 +62,14 @@ class Registry:
         self.table = PeerTable(heartbeat_s=heartbeat_s, liveness=liveness)
         self.decoder = codec.registry_request_decoder()
         self.received: collections.Counter[str] = collections.Counter()
+        self.tasks = TaskSet("registry")  # the expiry ticker: if it fails, the registry exits 1 (restarted)
 
     def publish_address(self) -> None:
         write_atomic(self.run.registry_address, msgspec.json.encode(self.address))
 
     async def serve(self, stop: asyncio.Event) -> None:
-        ticker = asyncio.create_task(self._tick(stop))
+        self.tasks.on_fatal = lambda exc: stop.set()
+        ticker = self.tasks.loop(self._tick(stop), kind="expiry", may_return=True)
         try:
             while not stop.is_set():
                 if await self.router.poll(200) == 0:
@@ -110,6 +114,7 @@ class Registry:
     async def _tick(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(min(REPUBLISH_S, self.table.heartbeat_s))
+            fault("registry-tick")
             for gone in self.table.expire():
                 log.warning("expired %s: missed %d heartbeats", gone, self.table.liveness)
             await self._publish()
@@ -136,6 +141,8 @@ async def amain(args: argparse.Namespace) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await registry.serve(stop)
+    if registry.tasks.fatal is not None:
+        raise SystemExit(f"registry stopped: {registry.tasks.fatal!r} (see its log)")
 
 
 def main(argv: list[str] | None = None) -> None:

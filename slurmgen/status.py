@@ -18,6 +18,7 @@ import msgspec
 from slurmgen.errors import SlurmgenError
 from slurmgen.protocol import Turn, Usage
 from slurmgen.rundir import RunDir
+from slurmgen.watchdog import StallReport
 
 WINDOW_S = 30.0
 S = TypeVar("S", bound=msgspec.Struct)
@@ -41,6 +42,7 @@ class _PeerStats(msgspec.Struct):
     issued: int = 0
     reissued: int = 0
     duplicates: int = 0
+    spill: dict[str, int] = {}
 
 
 class _PoolStats(msgspec.Struct):
@@ -65,6 +67,7 @@ class Status:
     peers: list[_PeerStats] = field(default_factory=list)
     pools: list[_PoolStats] = field(default_factory=list)
     expected: int = 0
+    stall: StallReport | None = None  # state/stall.json, when the run has not moved since
 
 
 def collect(run: RunDir, now: float) -> Status:
@@ -77,7 +80,17 @@ def collect(run: RunDir, now: float) -> Status:
                 _add(st, decoder.decode(line), now)
     st.peers = _read_stats(run, "peer", _PeerStats)
     st.pools = _read_stats(run, "toolpool", _PoolStats)
+    st.stall = _stall(run, st)
     return st
+
+
+def _stall(run: RunDir, st: Status) -> StallReport | None:
+    """The watchdog's report, unless a record was written after the stall began."""
+    try:
+        report = msgspec.json.decode((run.state / "stall.json").read_bytes(), type=StallReport)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return report if st.last <= report.since + 1e-3 else None
 
 
 def _read_stats(run: RunDir, component: str, kind: type[S]) -> list[S]:
@@ -114,9 +127,13 @@ def render(st: Status, run: RunDir, now: float) -> str:
     live = [p for p in st.peers]
     in_flight = sum(p.in_flight for p in live)
     span = max(1e-6, st.last - st.first)
-    lines = [f"run {run.root}",
-             f"tasks: {st.done} done ({', '.join(f'{k} {v}' for k, v in sorted(st.by_status.items()))}), "
-             f"{in_flight} in flight" + (f", {st.expected} expected" if st.expected else "")]
+    lines = [f"run {run.root}"] + ([_stall_line(st.stall, run, now)] if st.stall is not None else [])
+    lines.append(f"tasks: {st.done} done ({', '.join(f'{k} {v}' for k, v in sorted(st.by_status.items()))}), "
+                 f"{in_flight} in flight" + (f", {st.expected} expected" if st.expected else ""))
+    fallbacks = sum(p.spill.get("inline_fallbacks", 0) for p in live)
+    if fallbacks:
+        lines.append(f"spill: {fallbacks} times payloads went inline (store full; raise spill.max_bytes), "
+                     f"{sum(p.spill.get('free_failed', 0) for p in live)} frees failed and were tried again")
     if st.failed_reasons:
         lines.append("failed by reason: " + ", ".join(f"{k} {v}" for k, v in st.failed_reasons.most_common()))
     rate_now = st.recent_tokens / WINDOW_S
@@ -137,6 +154,14 @@ def render(st: Status, run: RunDir, now: float) -> str:
     if run.summary.exists():
         lines.append(f"finished: {run.summary}")
     return "\n".join(lines)
+
+
+def _stall_line(r: StallReport, run: RunDir, now: float) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.since))
+    busy = ", ".join(f"{u} ({n})" for u, n in r.endpoints.items() if n) or "none"
+    return (f"STALLED since {when} ({now - r.since:.0f} s without progress): oldest tasks in flight "
+            f"{', '.join(r.waiting_tasks[:5]) or 'none'}; outstanding LLM requests {busy}; "
+            f"see {run.state / 'stall.json'}")
 
 
 def expected_tasks(run: RunDir) -> int:

@@ -29,6 +29,24 @@ class Summary(msgspec.Struct, kw_only=True):
     expected_tasks: int = 0
     duplicates_skipped: int = 0  # input rows not run: their id repeats an earlier row's (dataset.on_duplicate=skip)
     duplicates_renamed: int = 0  # input rows run as id#2, id#3, ... (dataset.on_duplicate=suffix)
+    # the peers' spill counters (state/stats-peer-*.json, every incarnation of the run)
+    spill_inline_fallbacks: int = 0  # times a full store sent a task's payloads inline
+    spill_free_failed: int = 0  # delete transactions that failed and were tried again
+
+
+class _SpillStats(msgspec.Struct):
+    spill: dict[str, int] = {}
+
+
+def spill_counts(state: Path) -> dict[str, int]:
+    """Sum of the peers' spill counters over their stats files."""
+    total: collections.Counter[str] = collections.Counter()
+    for path in state.glob("stats-peer-*.json"):
+        try:
+            total.update(msgspec.json.decode(path.read_bytes(), type=_SpillStats).spill)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            continue
+    return dict(total)
 
 
 def read_records(results: Path) -> Iterator[Record]:

@@ -16,7 +16,7 @@ import msgspec
 
 from slurmgen.config import SpillConf
 from slurmgen.membership import MemberView
-from slurmgen.protocol import Blobs, FetchBlobs, FreeBlobs, Orchestrator
+from slurmgen.protocol import Blobs, FetchBlobs, FreeBlobs
 from slurmgen.spill.paths import store_path
 from slurmgen.spill.policy import Spiller, SpillLost
 from slurmgen.spill.store import BlobStore
@@ -69,9 +69,9 @@ class BlobService:
     def on_free(self, msg: FreeBlobs) -> None:
         self.spiller.free_local(msg.keys)
 
-    def free(self, orch: Orchestrator) -> None:
-        """The task is written: drop its payloads wherever they are."""
-        for node, keys in self.spiller.refs_by_node(orch).items():
+    def free(self, refs: dict[str, list[str]]) -> None:
+        """The task is written: drop its payloads (``Spiller.refs_by_node``) wherever they are."""
+        for node, keys in refs.items():
             if node == self.node:
                 self.spiller.free_local(keys)
             elif (peer := self._peer_on(node)) is not None:

@@ -3,6 +3,8 @@
 A task is done when its record is in the file. Opening the ledger reads the ids
 already there (resume) and cuts a torn last line left by a crash. Records are
 appended once per task id, flushed at once and fsynced at most every ``sync_s``.
+A write that fails (disk full) is cut back to the last full line and raises
+(``DiskFull`` names the path and the free space): the file is never torn.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import msgspec
 
+from slurmgen.diskspace import disk_full, is_full
 from slurmgen.records import Record
 
 log = logging.getLogger("slurmgen.ledger")
@@ -42,7 +45,8 @@ class Ledger:
     def __init__(self, path: Path, sync_s: float = 1.0) -> None:
         self.path = path
         self.done = repair_and_read(path)
-        self._file = open(path, "ab")
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._size = os.fstat(self._fd).st_size  # end of the last full line
         self._encoder = msgspec.json.Encoder()
         self._sync_s = sync_s
         self._synced_at = time.monotonic()
@@ -51,18 +55,32 @@ class Ledger:
         """Append the record unless its task is already there; True if written."""
         if record.task_id in self.done:
             return False
-        self._file.write(self._encoder.encode(record) + b"\n")
-        self._file.flush()
+        self._append(self._encoder.encode(record) + b"\n")
         self.done.add(record.task_id)
         if time.monotonic() - self._synced_at > self._sync_s:
             self.sync()
         return True
 
+    def _append(self, line: bytes) -> None:
+        view = memoryview(line)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            os.ftruncate(self._fd, self._size)  # nothing of this record stays
+            if is_full(exc):
+                raise disk_full(self.path, exc) from exc
+            raise
+        self._size += len(line)
+
     def sync(self) -> None:
-        os.fsync(self._file.fileno())
+        os.fsync(self._fd)
         self._synced_at = time.monotonic()
 
     def close(self) -> None:
-        if not self._file.closed:
-            self.sync()
-            self._file.close()
+        if self._fd >= 0:
+            try:
+                self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = -1

@@ -176,8 +176,9 @@ class Origin:
             self.retried += 1
             self._again(orch.task_id, orch.reason)
             return
+        written = self.ledger.write(to_record(orch, lease.row))  # DiskFull raises here: the task stays leased
         del self.leases[orch.task_id]
-        if self.ledger.write(to_record(orch, lease.row)):
+        if written:
             self.written += 1
         self._slots.release()
 

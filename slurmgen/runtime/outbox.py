@@ -14,22 +14,25 @@ from typing import Callable
 import zmq
 import zmq.asyncio
 
+from slurmgen.runtime.tasks import TaskSet
+
 DRAIN_BATCH = 256  # frames handled before yielding to other coroutines
 
 
 class Outbox:
-    def __init__(self, sock: zmq.asyncio.Socket) -> None:
+    """``tasks`` owns the sends that wait for room; one that fails is logged (the frame is
+    lost like any message on the wire: the lease of its task re-issues it)."""
+
+    def __init__(self, sock: zmq.asyncio.Socket, tasks: TaskSet | None = None) -> None:
         self.sock = sock
         self._sync = zmq.Socket.shadow(sock.underlying)
-        self._pending: set[asyncio.Future[object]] = set()
+        self.tasks = tasks if tasks is not None else TaskSet("outbox")
 
     def send(self, frame: bytes) -> None:
         try:
             self._sync.send(frame, zmq.NOBLOCK)
         except zmq.Again:  # queue full: wait for room without blocking the loop
-            fut = asyncio.ensure_future(self.sock.send(frame))
-            self._pending.add(fut)
-            fut.add_done_callback(self._pending.discard)
+            self.tasks.spawn(self.sock.send(frame), kind="queued send")
 
     def close(self) -> None:
         self.sock.close()

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import itertools
 import logging
 import os
 import resource
 import time
 import uuid
 from collections import deque
+from typing import Iterable
 from pathlib import Path
 
 import msgspec
@@ -26,7 +28,9 @@ import zmq.asyncio
 from slurmgen import codec, curve, duplicates, hosts, sockets
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import load_run_config
-from slurmgen.dataset import check_path, iter_shard
+from slurmgen.dataset import BadRow, GoodRow, check_path, iter_shard
+from slurmgen.diskspace import guarded_write
+from slurmgen.errors import DiskFull
 from slurmgen.lifecycle import serve_until_signalled, until_stopped
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint
@@ -36,11 +40,13 @@ from slurmgen.metrics import Exporter
 from slurmgen.protocol import Blobs, Credit, FetchBlobs, FreeBlobs, Hold, Member, Orchestrator
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.runtime.blobs import BlobService
+from slurmgen.runtime.faults import fault
 from slurmgen.runtime.ledger import Ledger
 from slurmgen.runtime.outbox import Outbox, drain
 from slurmgen.runtime.origin import Origin, OriginPolicy
 from slurmgen.runtime.readiness import wait_ready
 from slurmgen.runtime.router import CreditRouter
+from slurmgen.runtime.tasks import TaskSet
 from slurmgen.runtime.worker import run_role
 from slurmgen.spill.policy import Spiller, SpillLost
 from slurmgen.toolpool.client import ToolPools
@@ -53,6 +59,8 @@ class Peer:
     def __init__(self, conf: SlurmgenConf, run: RunDir, shard: int, shards: int) -> None:
         self.conf, self.run, self.shard, self.shards = conf, run, shard, shards
         self.peer_id = f"peer-{shard}.{uuid.uuid4().hex[:6]}"
+        # owns every background coroutine: hops, tasks coming home, queued sends, own loops
+        self.tasks = TaskSet(self.peer_id)
         self.workflow = load_workflow(conf.workflow)
         self.ctx = zmq.asyncio.Context()
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
@@ -69,7 +77,8 @@ class Peer:
         self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env))
         self.static_llm = [Endpoint(url=u, model=conf.llm.model) for u in conf.llm.urls]
         self.tools = ToolPools(self.sockets, lambda: self.registry.view.of_kind("toolpool"), self.peer_id,
-                               call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost)
+                               call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost,
+                               tasks=self.tasks)
         self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"),
                                     tools=self.tools)
         self.node = node_of(conf, shard)
@@ -77,13 +86,13 @@ class Peer:
         member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=self.node,
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=conf.run.heartbeat_s,
-                                       liveness=conf.run.heartbeat_liveness, on_change=self._on_membership)
+                                       liveness=conf.run.heartbeat_liveness, on_change=self._on_membership,
+                                       tasks=self.tasks)
         self.ledger = Ledger(run.shard(shard))
         self.origin = Origin(self.peer_id, self.ledger, self.workflow, origin_policy(conf, shards), send=self.send)
         self.held: dict[str, Orchestrator] = {}  # tasks this peer is responsible for right now
         self.blobs = (BlobService(conf.spill, run.root, self.node, self.registry.view, self._send_to)
                       if conf.spill.enabled else None)
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- membership -------------------------------------------------------------------
     def _on_membership(self) -> None:
@@ -106,7 +115,8 @@ class Peer:
             member = self.registry.view.members.get(peer_id)
             if member is None:
                 return None
-            box = self.outboxes[peer_id] = Outbox(self.sockets.connect_dealer(member.address, self.peer_id))
+            box = self.outboxes[peer_id] = Outbox(self.sockets.connect_dealer(member.address, self.peer_id),
+                                                  self.tasks)
         return box
 
     # -- sending ----------------------------------------------------------------------
@@ -130,7 +140,7 @@ class Peer:
     def _deliver(self, dest: str, orch: Orchestrator) -> None:
         if dest == self.peer_id:
             self.received["orch_local"] += 1
-            self._spawn(self._work(orch, sender=self.peer_id))
+            self._start_hop(orch, sender=self.peer_id)
             return
         sock = self._outbox(dest)
         if sock is None:  # gone since picked: try again elsewhere
@@ -159,7 +169,7 @@ class Peer:
     def _send_home(self, orch: Orchestrator) -> None:
         self.held.pop(orch.task_id, None)
         if orch.origin == self.peer_id:
-            self._spawn(self._come_home(orch))
+            self._start_home(orch)
             return
         sock = self._outbox(orch.origin)
         if sock is None:
@@ -168,16 +178,31 @@ class Peer:
         self._send_orch(sock, orch)
 
     async def _come_home(self, orch: Orchestrator) -> None:
-        """At the origin: bring spilled parts back for the record, write it, free them."""
+        """At the origin: bring spilled parts back for the record, write it, then free them."""
+        refs: dict[str, list[str]] = {}
         if self.blobs is not None:
             try:
                 await self.blobs.spiller.fill(orch)
             except SpillLost as exc:
                 finish(orch, "failed", f"lost: {exc}")
-            self.blobs.free(orch)
+            refs = self.blobs.spiller.refs_by_node(orch)
             Spiller.clear_refs(orch)
+        fault("home")
         self.tools.release(orch)  # written, issued again or a late duplicate: its sessions are done
         self.origin.complete(orch)
+        if self.blobs is not None and refs:  # after the write: a failed free can leak payloads, never a task
+            fault("free")
+            self.blobs.free(refs)
+        self._maybe_mark_done()
+
+    def _home_failed(self, orch: Orchestrator, exc: BaseException) -> None:
+        """_come_home raised: a task not written yet is written (or re-issued) all the same."""
+        if isinstance(exc, DiskFull):
+            raise exc  # the process stops; the resume writes it
+        if orch.task_id in self.origin.leases:
+            Spiller.clear_refs(orch)
+            finish(orch, "failed", f"lost: coming home on {self.peer_id} failed: {type(exc).__name__}: {exc}")
+            self.origin.complete(orch)  # "lost" is retried from its row while run.max_attempts allow
         self._maybe_mark_done()
 
     def _give_credit(self, sender: str) -> None:
@@ -194,15 +219,30 @@ class Peer:
             self._pump(role)
 
     # -- receiving and working --------------------------------------------------------
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _start_hop(self, orch: Orchestrator, sender: str) -> None:
+        self.tasks.spawn(self._work(orch, sender), kind="hop", task_id=orch.task_id,
+                         on_error=lambda exc: self._hop_failed(orch, exc))
+
+    def _start_home(self, orch: Orchestrator) -> None:
+        self.tasks.spawn(self._come_home(orch), kind="coming home", task_id=orch.task_id,
+                         on_error=lambda exc: self._home_failed(orch, exc))
+
+    def _hop_failed(self, orch: Orchestrator, exc: BaseException) -> None:
+        """The runtime (not the role: run_role catches those) failed on a hop: the task goes home
+        failed as ``lost``, which its origin issues again from the row."""
+        if isinstance(exc, DiskFull):
+            raise exc
+        if self.held.get(orch.task_id) is not orch or orch in self.pending.get(orch.next_role, ()):
+            return  # it was passed on before the failure: not this hop's to fail
+        finish(orch, "failed", f"lost: hop on {self.peer_id} failed: {type(exc).__name__}: {exc}")
+        orch.next_role = ""
+        self.send(orch)
 
     async def _work(self, orch: Orchestrator, sender: str) -> None:
         self.registry.load += 1
         mark = self.metrics.role_start(orch)
         try:
+            fault("hop")
             if self.blobs is None:
                 await run_role(self.workflow, self.role_ctx, orch, self.log_file)
             else:
@@ -227,6 +267,7 @@ class Peer:
         await drain(self.inbox, self._on_frames)
 
     def _on_frames(self, frames: list[bytes]) -> None:
+        fault("receiver")
         if len(frames) != 2:
             self.received["malformed"] += 1
             return
@@ -235,11 +276,11 @@ class Peer:
         match msg:
             case Orchestrator() if not msg.next_role:
                 self.received["orch_home"] += 1
-                self._spawn(self._come_home(msg))
+                self._start_home(msg)
             case Orchestrator():
                 self.received["orch"] += 1
                 self.held[msg.task_id] = msg
-                self._spawn(self._work(msg, sender))
+                self._start_hop(msg, sender)
             case Hold(task_ids=task_ids):
                 self.received["hold"] += 1
                 self.origin.renew(task_ids)
@@ -260,10 +301,19 @@ class Peer:
                 self.received["malformed"] += 1
 
     def _maybe_mark_done(self) -> None:
-        if self.origin.finished and not self.run.shard_done(self.shard).exists():
+        done = self.run.shard_done(self.shard)
+        if self.origin.finished and not done.exists():
             self.ledger.sync()
-            write_atomic(self.run.shard_done(self.shard), msgspec.json.encode(self._stats()))
+            guarded_write(done, lambda: write_atomic(done, msgspec.json.encode(self._stats())))
             log.info("shard %d done: %d written", self.shard, self.origin.written)
+
+    def _source_ended(self, source: asyncio.Future[None]) -> None:
+        if source.cancelled() or source.exception() is not None:
+            return  # the source loop's owner has it
+        try:
+            self._maybe_mark_done()
+        except Exception as exc:
+            self.tasks.fail("marking the shard done", exc)
 
     def _stats(self) -> dict[str, object]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -272,13 +322,17 @@ class Peer:
                 "in_flight": len(self.origin.leases), "held": len(self.held),
                 "llm_outstanding": self.llm.outstanding(), "issued": self.origin.issued, "reissued": self.origin.reissued, "retried": self.origin.retried,
                 "written": self.origin.written, "duplicates": self.origin.duplicates,
-                "refused_frames": self.decoder.refused, "tools": dict(self.tools.counts)}
+                "refused_frames": self.decoder.refused, "tools": dict(self.tools.counts),
+                "oldest_in_flight": list(itertools.islice(self.origin.leases, 8)),  # issue order
+                "held_ids": list(itertools.islice(self.held, 8)), "task_failures": self.tasks.failures,
+                "spill": self.blobs.store.stats() if self.blobs is not None else {}}
 
     # -- leases -----------------------------------------------------------------------
     async def _leases(self) -> None:
         """Renew the leases of the tasks held here; re-issue own tasks whose lease ran out."""
         while True:
             await asyncio.sleep(self.conf.run.lease_renew_s)
+            fault("leases")
             by_origin: dict[str, list[str]] = collections.defaultdict(list)
             for orch in self.held.values():
                 by_origin[orch.origin].append(orch.task_id)
@@ -293,7 +347,8 @@ class Peer:
     def _write_stats(self) -> None:
         """Per incarnation, so a killed peer's last counts survive its restart."""
         stats = self._stats()
-        write_atomic(self.run.stats(f"peer-{self.peer_id}"), msgspec.json.encode(stats))
+        path = self.run.stats(f"peer-{self.peer_id}")
+        guarded_write(path, lambda: write_atomic(path, msgspec.json.encode(stats)))
         self.metrics.sync(stats)
 
     # -- lifecycle --------------------------------------------------------------------
@@ -301,19 +356,24 @@ class Peer:
         await until_stopped(stop, self.registry.start(self.conf.run.startup_timeout_s))
         if stop.is_set():
             return
-        receiver = asyncio.create_task(self._receive())
-        leases = asyncio.create_task(self._leases())
+        receiver = self.tasks.loop(self._receive(), kind="receiver")
+        leases = self.tasks.loop(self._leases(), kind="leases")
         await wait_ready(self.registry, self.workflow, self.conf, stop)
         rows = iter_shard(check_path(self.conf.dataset.path), self.conf.dataset.limit, self.shard,
                           self.shards, self.workflow.row_type, self.conf.dataset.max_row_bytes,
                           duplicates.load(self.run.state))
-        source = asyncio.create_task(self.origin.issue_all(rows))
-        source.add_done_callback(lambda _: self._maybe_mark_done())
+        source = self.tasks.loop(self._issue(rows), kind="source", may_return=True)
+        source.add_done_callback(self._source_ended)
         await stop.wait()
         self.origin.stop_issuing()
-        await self._drain()
+        if self.tasks.fatal is None:  # a failed loop of this process: nothing to drain with
+            await self._drain()
         for task in (source, receiver, leases):
             task.cancel()
+
+    async def _issue(self, rows: Iterable[GoodRow | BadRow]) -> None:
+        fault("source")
+        await self.origin.issue_all(rows)
 
     async def _drain(self) -> None:
         """Let tasks in flight finish for up to run.drain_s; unfinished ones resume next time."""
@@ -324,11 +384,12 @@ class Peer:
                  "both), %d held for others", len(self.origin.leases), self.origin.left, len(self.held))
 
     async def close(self) -> None:
-        for task in list(self._tasks):  # nothing may use a socket once they are closed
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.cancel_all()  # nothing may use a socket once they are closed
         self.ledger.close()
-        self._write_stats()
+        try:
+            self._write_stats()
+        except DiskFull as exc:
+            log.error("%s", exc)
         self.exporter.close()
         await self.registry.close()
         await self.llm.close()
@@ -357,7 +418,7 @@ def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:
 async def amain(args: argparse.Namespace) -> None:
     run = RunDir(Path(args.run_dir))
     peer = Peer(load_run_config(run.config), run, args.shard, args.shards)
-    await serve_until_signalled(peer.serve, peer.close)
+    await serve_until_signalled(peer.serve, peer.close, peer.tasks)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,6 +33,9 @@ class ScriptReply(msgspec.Struct, kw_only=True):
     content: str | None = None
     tool_calls: list[ToolCall] | None = None
     finish_reason: str = "stop"
+    # never answer this request (a replica stuck on one request): for tests of the driver's
+    # stall watchdog; the connection stays open until the client gives up
+    hang: bool = False
 
 
 Script = Callable[[ScriptRequest, random.Random], Optional[ScriptReply]]

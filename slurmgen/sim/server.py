@@ -30,6 +30,7 @@ from aiohttp import web
 from slurmgen.llm.types import ChatMessage, ToolCall
 from slurmgen.sim.content import ReplyPlan, count_tokens, generic_reply, load_script
 from slurmgen.sim.latency import PROFILES, Engine
+from slurmgen.runtime.faults import fault
 from slurmgen.sim.script import ScriptReply, ScriptRequest
 
 log = logging.getLogger("slurmgen.sim")
@@ -259,6 +260,17 @@ class SimServer:
     async def _start(self, app: web.Application) -> None:
         self._wake = asyncio.Event()
         self._loop_task = asyncio.create_task(self._engine_loop(), name="sim-engine")
+        self._loop_task.add_done_callback(self._engine_ended)
+
+    def _engine_ended(self, task: asyncio.Task[None]) -> None:
+        """The engine loop is the server: if it fails, every request would wait forever. End the
+        process at once (a graceful stop would wait for those requests), so that its clients'
+        connections break, they retry elsewhere, and its supervisor restarts it."""
+        if task.cancelled():
+            return
+        log.critical("sim engine loop ended: %r; stopping this server", task.exception(), exc_info=task.exception())
+        logging.shutdown()
+        os._exit(1)
 
     async def _stop(self, app: web.Application) -> None:
         if self._loop_task is not None:
@@ -293,6 +305,9 @@ class SimServer:
         try:
             req = self._parse(await request.read())
             live = self._prepare(req)
+            if live is None:  # the script said hang: never answer (until the client leaves)
+                await asyncio.Event().wait()
+                raise AssertionError("unreachable")
             live.stream = req.stream
             self._submit(live)
         except HTTPError as exc:
@@ -317,7 +332,7 @@ class SimServer:
             raise HTTPError(404, f"The model `{req.model}` does not exist.", "NotFoundError")
         return req
 
-    def _prepare(self, req: ChatRequest) -> _Live:
+    def _prepare(self, req: ChatRequest) -> _Live | None:
         messages = [m.plain() for m in req.messages]
         n_prompt = prompt_tokens(messages, req.tools)
         max_tokens = req.max_tokens if req.max_completion_tokens is None else req.max_completion_tokens
@@ -334,6 +349,9 @@ class SimServer:
             )
         budget = max_tokens or limit - n_prompt
         reply = self._reply(req, messages, budget)
+        if reply.hang:
+            log.warning("sim script asked to hang: this request is never answered")
+            return None
         plan = ReplyPlan(reply.content, reply.tool_calls)
         finish = "length" if plan.total > budget else reply.finish_reason
         if finish == "stop" and reply.tool_calls:
@@ -436,6 +454,7 @@ class SimServer:
                 self._wake.clear()
                 await self._wake.wait()
                 deadline = time.monotonic()
+            fault("sim-engine")
             result = self.engine.step()
             deadline = await self._pace(result.duration_s, deadline)
             self._deliver(result.emitted, result.finished)

@@ -26,6 +26,7 @@ import zmq.asyncio
 from slurmgen import codec
 from slurmgen.errors import ToolPoolError
 from slurmgen.protocol import Member, Orchestrator, SessionCall, SessionClose, SessionHandle, SessionOpen, SessionReply
+from slurmgen.runtime.tasks import TaskSet
 from slurmgen.toolpool.session import Factory, PoolFull, SessionHost, UnknownSession, session_id
 
 log = logging.getLogger("slurmgen.toolpool.client")
@@ -52,7 +53,7 @@ def _raw(value: Any) -> msgspec.Raw:
 class _Link:
     """A DEALER to one member and its receiver task."""
 
-    def __init__(self, sock: zmq.asyncio.Socket, task: asyncio.Task[None]) -> None:
+    def __init__(self, sock: zmq.asyncio.Socket, task: asyncio.Future[None]) -> None:
         self.sock = sock
         self.task = task
         self.pending: dict[int, asyncio.Future[SessionReply]] = {}
@@ -60,7 +61,7 @@ class _Link:
 
 class ToolPools:
     def __init__(self, sockets: Any, members: Callable[[], list[Member]], identity: str, *,
-                 call_timeout_s: float = 300.0, on_lost: str = "restart") -> None:
+                 call_timeout_s: float = 300.0, on_lost: str = "restart", tasks: TaskSet | None = None) -> None:
         self.sockets = sockets
         self.members = members  # the current "toolpool" members of the registry view
         self.identity = identity
@@ -70,6 +71,7 @@ class ToolPools:
         self._ids = itertools.count(1)
         self._decoder = codec.tool_reply_decoder()
         self.counts = {"open": 0, "call": 0, "close": 0, "lost": 0}
+        self.tasks = tasks if tasks is not None else TaskSet(f"{identity}.tools")  # the receivers
 
     # -- membership ---------------------------------------------------------------------
     def on_membership(self) -> None:
@@ -97,7 +99,9 @@ class ToolPools:
             self.counts["lost"] += 1
             raise ToolPoolError(f"tool-pool member {member_id} is gone (died or stopped)", kind=self.kind)
         sock = self.sockets.connect_dealer(member.address, f"{self.identity}.tools")
-        link = _Link(sock, asyncio.ensure_future(self._receive(member_id, sock)))
+        receiver = self.tasks.spawn(self._receive(member_id, sock), kind=f"tool-pool receiver for {member_id}",
+                                    on_error=lambda exc: self._drop(member_id, f"its receiver failed: {exc!r}"))
+        link = _Link(sock, receiver)
         self._links[member_id] = link
         return link
 

@@ -33,6 +33,8 @@ from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
 from slurmgen.protocol import Member, SessionCall, SessionClose, SessionOpen, SessionReply
 from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.runtime.faults import fault
+from slurmgen.runtime.tasks import TaskSet
 from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, load_factory, pool_factory
 
 log = logging.getLogger("slurmgen.toolpool")
@@ -51,6 +53,7 @@ class PoolServer:
         tp = self.conf.toolpool
         self.host = SessionHost(load_factory(factory_path), tp.capacity, tp.idle_s)
         self.member_id = f"{name}.{uuid.uuid4().hex[:6]}"
+        self.tasks = TaskSet(self.member_id)  # requests, session closes, own loops, registry client
         self.ctx = zmq.asyncio.Context()
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
         bind = hosts.default_host(self.conf.cluster.kind, self.conf.cluster.host, self.conf.cluster.interface)
@@ -58,14 +61,14 @@ class PoolServer:
         member = Member(peer_id=self.member_id, kind="toolpool", address=self.address, node=hosts.node_name(),
                         capacity=tp.capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=self.conf.run.heartbeat_s,
-                                       liveness=self.conf.run.heartbeat_liveness)
+                                       liveness=self.conf.run.heartbeat_liveness, tasks=self.tasks)
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="session")
         self.decoder = codec.tool_request_decoder()
         self.received: collections.Counter[str] = collections.Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def _work(self, identity: bytes, msg: SessionOpen | SessionCall) -> None:
         loop = asyncio.get_running_loop()
+        fault("pool-work")
         try:
             if isinstance(msg, SessionOpen):
                 spec = msgspec.json.decode(msg.spec)
@@ -95,15 +98,21 @@ class PoolServer:
             match msg:
                 case SessionOpen() | SessionCall():
                     self.received[type(msg).__name__] += 1
-                    task = asyncio.ensure_future(self._work(frames[0], msg))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._start_work(frames[0], msg)
                 case SessionClose(session=sid):
                     self.received["SessionClose"] += 1
                     # behind any call still queued on the worker, so it never races one
-                    asyncio.get_running_loop().run_in_executor(self.worker, self.host.close, sid)
+                    self.tasks.spawn(asyncio.get_running_loop().run_in_executor(self.worker, self.host.close, sid),
+                                     kind=f"closing session {sid}")
                 case None:
                     self.received["malformed"] += 1
+
+    def _start_work(self, identity: bytes, msg: SessionOpen | SessionCall) -> None:
+        def failed(exc: BaseException) -> None:  # answer anyway: the caller must not wait call_timeout_s
+            reply = SessionReply(request_id=msg.request_id, error=f"{type(exc).__name__}: {exc}", kind="error")
+            self.tasks.spawn(self.router.send_multipart([identity, codec.encode(reply)]), kind="error reply")
+
+        self.tasks.spawn(self._work(identity, msg), kind=f"session {msg.session} request", on_error=failed)
 
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
@@ -119,6 +128,7 @@ class PoolServer:
         last: dict[str, Any] = {}
         while True:
             await asyncio.sleep(STATS_S)
+            fault("pool-loop")
             now = self.stats()
             if now != last:
                 self._write_stats(now)
@@ -137,12 +147,14 @@ class PoolServer:
         if stop.is_set():
             return
         log.info("%s serving at %s (capacity %d)", self.member_id, self.address, self.host.capacity)
-        tasks = [asyncio.create_task(c) for c in (self._receive(), self._sweep(), self._stats_loop())]
+        loops = (self._receive(), self._sweep(), self._stats_loop())
+        tasks = [self.tasks.loop(c, kind=c.__name__.strip("_")) for c in loops]
         await stop.wait()
         for t in tasks:
             t.cancel()
 
     async def close(self) -> None:
+        await self.tasks.cancel_all()
         self._write_stats()
         await self.registry.close()
         self.worker.submit(self.host.close_all).result()
@@ -154,7 +166,7 @@ class PoolServer:
 
 async def amain(args: argparse.Namespace) -> None:
     server = PoolServer(RunDir(Path(args.run_dir)), args.name)
-    await serve_until_signalled(server.serve, server.close)
+    await serve_until_signalled(server.serve, server.close, server.tasks)
 
 
 def main(argv: list[str] | None = None) -> None:
