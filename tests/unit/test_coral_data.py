@@ -141,8 +141,8 @@ def test_parquet_without_pyarrow_names_the_package(tmp_path, monkeypatch):
         convert.to_jsonl(str(src), tmp_path / "o.jsonl")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("datasets") is not None, reason="datasets is installed")
-def test_hugging_face_without_datasets_names_the_package(tmp_path):
+def test_hugging_face_without_datasets_names_the_package(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if not installed: importing it fails
     with pytest.raises(DatasetError, match="needs the datasets package"):
         convert.to_jsonl("hf:TIGER-Lab/MMLU-Pro:test", tmp_path / "o.jsonl")
 
