@@ -99,6 +99,11 @@ class DatasetConf:
     # two rows with one id: refuse (before anything starts, naming them), suffix (the 2nd, 3rd
     # ... become id#2, id#3 in input order) or skip (keep the first; summary.json counts the rest)
     on_duplicate: str = "refuse"
+    # written by the driver into config.yaml, not set by hand: the input's format (jsonl,
+    # jsonl.gz, jsonl.zst, parquet, hf) and a fingerprint of its content; a resume whose input
+    # changed is refused (see run.allow_config_change)
+    format: str = ""
+    fingerprint: str = ""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import Iterator
 import msgspec
 
 from slurmgen.duplicates import Duplicates
+from slurmgen import inputs
 from slurmgen.errors import DatasetError
 
 
@@ -29,87 +30,86 @@ class GoodRow:
 @dataclass(frozen=True)
 class BadRow:
     lineno: int
-    row_id: str  # the row's own id when it could be read, else "line-<n>"
+    row_id: str  # the row's own id when it could be read, else "line-<n>" (JSONL) or "row-<n>"
     reason: str
     raw: bytes | None = None  # the row as JSON when it could be read (invalid UTF-8 replaced)
 
 
 def check_path(path: str) -> Path:
-    """Fail before anything starts if the dataset cannot be read as a file."""
+    """Fail before anything starts if the dataset cannot be read (missing, unreadable, a format
+    slurmgen does not read)."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise DatasetError(f"dataset.path={path!r} does not exist; give a JSONL file (one JSON object per line)")
-    if p.is_dir():
-        raise DatasetError(f"dataset.path={path!r} is a directory; give a JSONL file inside it")
+        raise DatasetError(f"dataset.path={path!r} does not exist; give one of: {inputs.ACCEPTED}")
     if not os.access(p, os.R_OK):
         raise DatasetError(f"dataset.path={path!r} is not readable by this user")
+    inputs.detect(p)
     return p.resolve()
 
 
 def iter_lines(path: Path, limit: int) -> Iterator[tuple[int, int, bytes]]:
-    """(row index, 1-based line number, line) for non-empty lines, up to ``limit`` rows."""
-    index = 0
-    with open(path, "rb") as f:
-        for lineno, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            if limit and index >= limit:
-                return
-            yield index, lineno, line
-            index += 1
+    """(row index, 1-based line or row number, the row as JSON) for every row, up to ``limit``."""
+    return inputs.read(path, inputs.detect(path), limit)
+
+
+def unit(path: Path) -> str:
+    """What a position counts in this input's messages: lines of JSONL, rows of the others."""
+    return "line" if inputs.detect(path).startswith("jsonl") else "row"
 
 
 def count_rows(path: Path, limit: int) -> int:
     return sum(1 for _ in iter_lines(path, limit))
 
 
-def parse_row(lineno: int, line: bytes, row_type: type[msgspec.Struct], max_bytes: int = 0) -> GoodRow | BadRow:
+def parse_row(lineno: int, line: bytes, row_type: type[msgspec.Struct], max_bytes: int = 0,
+              unit: str = "line") -> GoodRow | BadRow:
     """One row, or why it is bad; never raises (any exception here would stop a shard)."""
-    where = f"bad_input: line {lineno}"
+    where = f"bad_input: {unit} {lineno}"
     if max_bytes and len(line) > max_bytes:
-        return BadRow(lineno, f"line-{lineno}", f"{where}: {len(line)} bytes, over dataset.max_row_bytes={max_bytes}")
+        return BadRow(lineno, f"{unit}-{lineno}", f"{where}: {len(line)} bytes, over dataset.max_row_bytes={max_bytes}")
     try:  # the whole line: msgspec skips unknown fields without checking their bytes
         line.decode("utf-8")
     except UnicodeDecodeError as exc:
         text = line.decode("utf-8", errors="replace").encode()
-        return _bad(lineno, f"{where}: not valid UTF-8 at byte {exc.start} ({exc.reason})", text, row_type)
+        return _bad(f"{unit}-{lineno}", lineno, f"{where}: not valid UTF-8 at byte {exc.start} ({exc.reason})", text, row_type)
     try:
         row = msgspec.json.decode(line, type=row_type)
     except msgspec.ValidationError as exc:
-        return BadRow(lineno, f"line-{lineno}", f"{where}: {exc}", line)
+        return BadRow(lineno, f"{unit}-{lineno}", f"{where}: {exc}", line)
     except msgspec.DecodeError as exc:
-        return BadRow(lineno, f"line-{lineno}", f"{where}: not valid JSON ({exc})")
+        return BadRow(lineno, f"{unit}-{lineno}", f"{where}: not valid JSON ({exc})")
     try:
         row_id = str(row.row_id())  # type: ignore[attr-defined]
     except Exception as exc:  # the workflow's row_id() failed on this row
-        return BadRow(lineno, f"line-{lineno}", f"{where}: row_id() failed: {type(exc).__name__}: {exc}", line)
+        return BadRow(lineno, f"{unit}-{lineno}", f"{where}: row_id() failed: {type(exc).__name__}: {exc}", line)
     if not row_id:
-        return BadRow(lineno, f"line-{lineno}", f"{where}: empty row id", line)
+        return BadRow(lineno, f"{unit}-{lineno}", f"{where}: empty row id", line)
     return GoodRow(lineno, row_id, line)
 
 
-def _bad(lineno: int, reason: str, text: bytes, row_type: type[msgspec.Struct]) -> BadRow:
+def _bad(fallback_id: str, lineno: int, reason: str, text: bytes, row_type: type[msgspec.Struct]) -> BadRow:
     """A bad row that keeps its own id when the rest of it can be read."""
     try:
-        row_id = str(msgspec.json.decode(text, type=row_type).row_id()) or f"line-{lineno}"  # type: ignore[attr-defined]
+        row_id = str(msgspec.json.decode(text, type=row_type).row_id()) or fallback_id  # type: ignore[attr-defined]
     except Exception:
-        return BadRow(lineno, f"line-{lineno}", reason, None)
+        return BadRow(lineno, fallback_id, reason, None)
     return BadRow(lineno, row_id, reason, text)
 
 
 def iter_ids(path: Path, limit: int, row_type: type[msgspec.Struct], max_bytes: int = 0) -> Iterator[tuple[int, int, str]]:
     """(row index, line, the id its task will have) for every row, bad ones included."""
+    label = unit(path)
     for index, lineno, line in iter_lines(path, limit):
-        yield index, lineno, parse_row(lineno, line, row_type, max_bytes).row_id
+        yield index, lineno, parse_row(lineno, line, row_type, max_bytes, label).row_id
 
 
 def iter_shard(path: Path, limit: int, shard: int, shards: int, row_type: type[msgspec.Struct],
                max_bytes: int = 0, dups: Duplicates | None = None) -> Iterator[GoodRow | BadRow]:
     """Shard ``shard``'s rows, with the run's duplicate ids renamed or skipped."""
     renamed, skipped = (dups.renamed, set(dups.skipped)) if dups else ({}, set())
+    label = unit(path)
     for index, lineno, line in iter_lines(path, limit):
         if index % shards != shard or index in skipped:
             continue
-        row = parse_row(lineno, line, row_type, max_bytes)
+        row = parse_row(lineno, line, row_type, max_bytes, label)
         yield dataclasses.replace(row, row_id=renamed[index]) if index in renamed else row

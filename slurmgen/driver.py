@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen import curve, dataset, duplicates, hosts, ports
+from slurmgen import curve, dataset, duplicates, hosts, inputs, ports
 from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
@@ -56,8 +56,16 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     else:
         conf.dataset.path = str(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")())
     make_plan(conf, Path(conf.run.dir))  # validates backends and sizes
-    rows, dups = scan_rows(conf, workflow)
     check_watchdog_conf(conf.run)
+    source = Path(conf.dataset.path)
+    conf.dataset.format = inputs.detect(source)
+    conf.dataset.fingerprint = inputs.fingerprint(source, conf.dataset.format)
+    rows, dups = scan_rows(conf, workflow)
+    expected = (rows - len(dups.skipped)) * conf.run.trials
+    if expected == 0:
+        raise DatasetError(f"dataset.path={conf.dataset.path!r} has no rows: nothing to run. Give a file with "
+                           "one row per line (or a Parquet / Hugging Face dataset), or drop dataset.path for the "
+                           "workflow's built-in data")
     run = RunDir(Path(conf.run.dir).resolve())
     conf.run.dir = str(run.root)
     text = dump(conf)
@@ -66,11 +74,6 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     curve.prepare_keys(run.root, conf.run.curve)
     write_atomic(run.config, text.encode())
     write_atomic(duplicates.path(run.state), msgspec.json.encode(dups))
-    expected = (rows - len(dups.skipped)) * conf.run.trials
-    if expected == 0:
-        raise DatasetError(f"dataset.path={conf.dataset.path!r} has no rows: nothing to run. Give a file with "
-                           "one row per line (or a Parquet / Hugging Face dataset), or drop dataset.path for the "
-                           "workflow's built-in data")
     return run, workflow, expected
 
 

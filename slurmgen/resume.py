@@ -12,7 +12,7 @@ from slurmgen.rundir import RunDir
 
 # Keys whose change would make old and new records disagree. Anything else (run size,
 # concurrency, LLM replicas, time scale, more trials, a larger limit) may change.
-PINNED = ("workflow", "dataset.path", "run.seed", "llm.backend", "llm.model", "llm.script")
+PINNED = ("workflow", "dataset.path", "dataset.fingerprint", "run.seed", "llm.backend", "llm.model", "llm.script")
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -27,7 +27,9 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     a, b = _flatten(old), _flatten(new)
     keys = [k for k in sorted(set(a) | set(b)) if any(k == p or k.startswith(p + ".") for p in PINNED)]
-    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys if a.get(k) != b.get(k)]
+    # a key the old config lacks was added to slurmgen since: nothing to compare it with
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" + (" (the input's content changed)" if k == "dataset.fingerprint" else "")
+            for k in keys if k in a and a.get(k) != b.get(k)]
 
 
 def check_resume(run: RunDir, conf: SlurmgenConf) -> None:

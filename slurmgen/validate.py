@@ -34,7 +34,7 @@ def validate(conf: SlurmgenConf) -> Validation:
     result = Validation()
     for _, lineno, line in dataset.iter_lines(path, conf.dataset.limit):
         result.rows += 1
-        row = dataset.parse_row(lineno, line, workflow.row_type, conf.dataset.max_row_bytes)
+        row = dataset.parse_row(lineno, line, workflow.row_type, conf.dataset.max_row_bytes, dataset.unit(path))
         if isinstance(row, dataset.BadRow):
             result.bad.append(row.reason)
     return result

@@ -50,5 +50,5 @@ def test_shards_partition_rows_and_bad_lines_name_line_and_field(tmp_path):
 def test_dataset_path_errors_are_clear(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         check_path(str(tmp_path / "nope.jsonl"))
-    with pytest.raises(DatasetError, match="is a directory"):
+    with pytest.raises(DatasetError, match="is a directory but not a Hugging Face save_to_disk one"):
         check_path(str(tmp_path))

@@ -1,0 +1,142 @@
+"""Input formats: each reader streams (row index, position, row as JSON bytes).
+
+The format is chosen by the path: ``.jsonl`` / ``.ndjson`` / ``.json`` (one object per
+line; also ``.gz`` and ``.zst`` compressed; a UTF-8 BOM is fine), ``.parquet`` (read by
+row group, never whole), or a directory written by Hugging Face ``save_to_disk`` (its
+arrow files, streamed). Position is the 1-based line of a JSONL file and the 1-based row
+of the others. Anything else is refused before anything starts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from pathlib import Path
+from typing import IO, Iterator
+
+import msgspec
+
+from slurmgen.errors import DatasetError
+
+ACCEPTED = "JSONL (.jsonl, .ndjson, .json; .gz or .zst compressed), Parquet (.parquet), or a Hugging Face dataset " \
+           "directory written by save_to_disk"
+JSONL = (".jsonl", ".ndjson", ".json")
+BOM = b"\xef\xbb\xbf"
+Row = tuple[int, int, bytes]  # (row index, position, JSON)
+
+
+def detect(path: Path) -> str:
+    """jsonl | jsonl.gz | jsonl.zst | parquet | hf, or a DatasetError naming what is accepted."""
+    if path.is_dir():
+        if (path / "state.json").exists() and (path / "dataset_info.json").exists():
+            return "hf"
+        raise DatasetError(f"dataset.path={str(path)!r} is a directory but not a Hugging Face save_to_disk one "
+                           f"(no state.json / dataset_info.json); give a file inside it, or one of: {ACCEPTED}")
+    name = path.name.lower()
+    for ext, kind in ((".gz", "jsonl.gz"), (".zst", "jsonl.zst")):
+        if name.endswith(ext) and name[: -len(ext)].endswith(JSONL):
+            return kind
+    if name.endswith(JSONL):
+        return "jsonl"
+    if name.endswith(".parquet"):
+        return "parquet"
+    hint = " (convert it: e.g. pandas.read_csv(...).to_json(out, orient='records', lines=True))" \
+        if name.endswith((".csv", ".tsv")) else ""
+    raise DatasetError(f"dataset.path={str(path)!r}: unknown format{hint}; accepted: {ACCEPTED}")
+
+
+def read(path: Path, kind: str, limit: int) -> Iterator[Row]:
+    rows = {"jsonl": _jsonl, "jsonl.gz": _jsonl, "jsonl.zst": _jsonl, "parquet": _parquet, "hf": _hf}[kind](path, kind)
+    for index, (position, data) in enumerate(rows):
+        if limit and index >= limit:
+            return
+        yield index, position, data
+
+
+def _open(path: Path, kind: str) -> IO[bytes]:
+    if kind == "jsonl.gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if kind == "jsonl.zst":
+        zstandard = _need("zstandard", "zstandard")
+        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
+    return open(path, "rb")
+
+
+def _jsonl(path: Path, kind: str) -> Iterator[tuple[int, bytes]]:
+    with _open(path, kind) as raw:
+        f = raw if kind == "jsonl" else _lines(raw)
+        for lineno, line in enumerate(f, start=1):
+            if lineno == 1 and line.startswith(BOM):
+                line = line[len(BOM):]
+            line = line.strip()
+            if line:
+                yield lineno, line
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """Lines of a decompressing stream (zstandard's reader has no line iteration)."""
+    tail = b""
+    while block := stream.read(1 << 20):
+        parts = (tail + block).split(b"\n")
+        tail = parts.pop()
+        yield from parts
+    if tail:
+        yield tail
+
+
+def _encode_rows(batches: Iterator[object]) -> Iterator[tuple[int, bytes]]:
+    encoder = msgspec.json.Encoder()
+    position = 0
+    for batch in batches:
+        for row in batch.to_pylist():  # type: ignore[attr-defined]
+            position += 1
+            yield position, encoder.encode(row)
+
+
+def _parquet(path: Path, kind: str) -> Iterator[tuple[int, bytes]]:
+    pq = _need("pyarrow.parquet", "pyarrow")
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow's own errors: a truncated or foreign file
+        raise DatasetError(f"dataset.path={str(path)!r} cannot be read as Parquet: {exc}") from None
+    yield from _encode_rows(parquet.iter_batches(batch_size=1024))
+
+
+def _hf(path: Path, kind: str) -> Iterator[tuple[int, bytes]]:
+    ipc = _need("pyarrow.ipc", "pyarrow")
+    state = json.loads((path / "state.json").read_text())
+    files = [path / f["filename"] for f in state.get("_data_files", [])]
+    if not files:
+        raise DatasetError(f"dataset.path={str(path)!r}: its state.json lists no data files")
+
+    def batches() -> Iterator[object]:
+        for file in files:
+            with open(file, "rb") as f:
+                yield from ipc.open_stream(f)
+
+    yield from _encode_rows(batches())
+
+
+def fingerprint(path: Path, kind: str) -> str:
+    """Size and a hash of the first and last MiB of every data file: cheap, and changed by an edit."""
+    files = sorted(p for p in path.iterdir() if p.suffix == ".arrow") if kind == "hf" else [path]
+    h = hashlib.blake2b(digest_size=12)
+    size = 0
+    for file in files:
+        n = file.stat().st_size
+        size += n
+        with open(file, "rb") as f:
+            h.update(f.read(1 << 20))
+            f.seek(max(0, n - (1 << 20)))
+            h.update(f.read(1 << 20))
+    return f"{kind}:{size}:{h.hexdigest()}"
+
+
+def _need(module: str, pip: str) -> object:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DatasetError(f"reading this dataset needs the {pip} package: pip install {pip}") from None
