@@ -93,6 +93,8 @@ def check_bounds(conf: SlurmgenConf) -> None:
     if conf.run.lease_s <= conf.run.lease_renew_s:
         bad.append(f"run.lease_s={conf.run.lease_s!r} must be more than run.lease_renew_s={conf.run.lease_renew_s!r} "
                    "(holders renew leases every lease_renew_s)")
+    if conf.dataset.hf and conf.dataset.path:
+        bad.append(f"dataset.hf={conf.dataset.hf!r} and dataset.path={conf.dataset.path!r}: give one of them")
     if conf.dataset.on_duplicate not in MODES:
         bad.append(f"dataset.on_duplicate={conf.dataset.on_duplicate!r} is unknown; valid: {', '.join(MODES)}")
     try:

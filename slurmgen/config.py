@@ -93,6 +93,10 @@ class DatasetConf:
     path: str = ""
     # read at most this many rows (0 = all)
     limit: int = 0
+    # a Hugging Face dataset by name (or a local directory of data files), read from this
+    # machine only (its cache; never downloaded), instead of dataset.path; with its split
+    hf: str = ""
+    split: str = "train"
     # a row longer than this (bytes of JSON) becomes a failed record instead of a task (a task
     # message must stay under the wire's 64 MiB frame limit as its history grows)
     max_row_bytes: int = 16 << 20

@@ -38,6 +38,9 @@ class BadRow:
 def check_path(path: str) -> Path:
     """Fail before anything starts if the dataset cannot be read (missing, unreadable, a format
     slurmgen does not read)."""
+    if path.startswith(inputs.HUB):
+        inputs.load_hub(path)
+        return Path(path)
     p = Path(path).expanduser()
     if not p.exists():
         raise DatasetError(f"dataset.path={path!r} does not exist; give one of: {inputs.ACCEPTED}")

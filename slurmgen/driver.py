@@ -51,7 +51,9 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     """Everything that can fail before a process starts fails here."""
     check_bounds(conf)
     workflow = load_workflow(conf.workflow)
-    if conf.dataset.path:
+    if conf.dataset.hf:
+        conf.dataset.path = str(dataset.check_path(f"{inputs.HUB}{conf.dataset.hf}:{conf.dataset.split}"))
+    elif conf.dataset.path:
         conf.dataset.path = str(dataset.check_path(conf.dataset.path))
     else:
         conf.dataset.path = str(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")())

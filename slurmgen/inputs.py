@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -26,8 +27,13 @@ BOM = b"\xef\xbb\xbf"
 Row = tuple[int, int, bytes]  # (row index, position, JSON)
 
 
+HUB = "hf:"  # dataset.path of a dataset.hf run: "hf:<name>:<split>"
+
+
 def detect(path: Path) -> str:
-    """jsonl | jsonl.gz | jsonl.zst | parquet | hf, or a DatasetError naming what is accepted."""
+    """jsonl | jsonl.gz | jsonl.zst | parquet | hf | hub, or a DatasetError naming what is accepted."""
+    if str(path).startswith(HUB):
+        return "hub"
     if path.is_dir():
         if (path / "state.json").exists() and (path / "dataset_info.json").exists():
             return "hf"
@@ -47,7 +53,8 @@ def detect(path: Path) -> str:
 
 
 def read(path: Path, kind: str, limit: int) -> Iterator[Row]:
-    rows = {"jsonl": _jsonl, "jsonl.gz": _jsonl, "jsonl.zst": _jsonl, "parquet": _parquet, "hf": _hf}[kind](path, kind)
+    readers = {"jsonl": _jsonl, "jsonl.gz": _jsonl, "jsonl.zst": _jsonl, "parquet": _parquet, "hf": _hf, "hub": _hub}
+    rows = readers[kind](path, kind)
     for index, (position, data) in enumerate(rows):
         if limit and index >= limit:
             return
@@ -118,8 +125,31 @@ def _hf(path: Path, kind: str) -> Iterator[tuple[int, bytes]]:
     yield from _encode_rows(batches())
 
 
+def load_hub(spec: str) -> object:
+    """``hf:<name>:<split>`` from this machine only: the local Hugging Face cache, or a local
+    directory of data files; never the network (the run's nodes have no hub access)."""
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+    datasets = _need("datasets", "datasets")
+    name, _, split = spec[len(HUB):].rpartition(":")
+    try:
+        return datasets.load_dataset(name, split=split)  # type: ignore[attr-defined]
+    except Exception as exc:  # datasets raises many types for "not here"
+        raise DatasetError(
+            f"dataset.hf={name!r} dataset.split={split!r} is not on this machine ({type(exc).__name__}: {exc}). "
+            "Runs never download: on a machine with hub access, run datasets.load_dataset(name, split=split)"
+            ".save_to_disk(DIR), copy DIR here and pass dataset.path=DIR (or fill this machine's "
+            "HF_DATASETS_CACHE the same way)") from None
+
+
+def _hub(path: Path, kind: str) -> Iterator[tuple[int, bytes]]:
+    ds = load_hub(str(path))
+    yield from _encode_rows(ds.with_format("arrow").iter(batch_size=1024))  # type: ignore[attr-defined]
+
+
 def fingerprint(path: Path, kind: str) -> str:
     """Size and a hash of the first and last MiB of every data file: cheap, and changed by an edit."""
+    if kind == "hub":
+        return f"hub:{load_hub(str(path))._fingerprint}"  # type: ignore[attr-defined]
     files = sorted(p for p in path.iterdir() if p.suffix == ".arrow") if kind == "hf" else [path]
     h = hashlib.blake2b(digest_size=12)
     size = 0

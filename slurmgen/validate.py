@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slurmgen import dataset, duplicates
+from slurmgen import dataset, duplicates, inputs
 from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
 from slurmgen.launchers.plan import make_plan
@@ -26,7 +26,8 @@ def validate(conf: SlurmgenConf) -> Validation:
     """Raises SlurmgenError for a config problem; returns the bad rows otherwise."""
     check_bounds(conf)
     workflow = load_workflow(conf.workflow)
-    path = (dataset.check_path(conf.dataset.path) if conf.dataset.path
+    hub = f"{inputs.HUB}{conf.dataset.hf}:{conf.dataset.split}" if conf.dataset.hf else ""
+    path = (dataset.check_path(hub or conf.dataset.path) if hub or conf.dataset.path
             else Path(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")()))
     make_plan(conf, Path(conf.run.dir))
     ids = lambda: dataset.iter_ids(path, conf.dataset.limit, workflow.row_type, conf.dataset.max_row_bytes)  # noqa: E731

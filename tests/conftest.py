@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,19 @@ def run_slurmgen(*overrides: str, timeout: float = 240, check: bool = True) -> s
     if check and proc.returncode != 0:
         raise AssertionError(f"slurmgen failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def run_own_workflow(tmp_path: Path, spec: str, source: str, rows: list[dict], *overrides: str,
+                     timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """A user's own workflow, as the README says to run one: ``spec`` is "name=module:ConfClass",
+    ``source`` the module's text, ``rows`` its JSONL dataset; the run goes to tmp_path/run."""
+    name, _, path = spec.partition("=")
+    (tmp_path / f"{path.partition(':')[0]}.py").write_text(source)
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = {**os.environ, "SLURMGEN_WORKFLOWS": spec, "PYTHONPATH": str(tmp_path)}
+    return subprocess.run([sys.executable, "-m", "slurmgen", f"workflow={name}", "dataset.path=rows.jsonl",
+                           f"run.dir={tmp_path / 'run'}", *overrides], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def read_records(run_dir: Path, *, live: bool = False) -> list[Record]:

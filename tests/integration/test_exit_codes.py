@@ -1,13 +1,12 @@
 """The driver's exit code tells a pipeline whether the run is usable (slurmgen.exitcodes)."""
 
 import json
-import os
 import re
 import subprocess
 import sys
 
 from slurmgen.exitcodes import Exit
-from tests.conftest import read_records, slurmgen_processes
+from tests.conftest import read_records, run_own_workflow, slurmgen_processes
 
 # A workflow with a bug in its role: every task fails with the same exception.
 BROKEN = """
@@ -54,13 +53,8 @@ def metrics(records):
 
 
 def run_broken(tmp_path, rows: int, *overrides: str) -> subprocess.CompletedProcess[str]:
-    (tmp_path / "broken.py").write_text(BROKEN)
-    data = tmp_path / "rows.jsonl"
-    data.write_text("".join(json.dumps({"id": f"r{i:03d}"}) + "\n" for i in range(rows)))
-    env = {**os.environ, "SLURMGEN_WORKFLOWS": "broken=broken:BrokenConf", "PYTHONPATH": str(tmp_path)}
-    return subprocess.run([sys.executable, "-m", "slurmgen", "workflow=broken", f"dataset.path={data}",
-                           f"run.dir={tmp_path / 'run'}", "llm.replicas=1", "run.max_in_flight=4", *overrides],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    return run_own_workflow(tmp_path, "broken=broken:BrokenConf", BROKEN, [{"id": f"r{i:03d}"} for i in range(rows)],
+                            "llm.replicas=1", "run.max_in_flight=4", *overrides)
 
 
 def test_a_role_bug_stops_the_run_early_with_its_message(tmp_path):

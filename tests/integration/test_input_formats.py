@@ -21,7 +21,8 @@ def docs(n: int) -> list[dict]:
 
 def run(tmp_path, path, *extra):
     run_dir = tmp_path / "run"
-    proc = run_slurmgen("workflow=nr", f"dataset.path={path}", f"run.dir={run_dir}", "llm.time_scale=500", *extra,
+    source = (f"dataset.path={path}",) if path else ()
+    proc = run_slurmgen("workflow=nr", *source, f"run.dir={run_dir}", "llm.time_scale=500", *extra,
                         check=False, timeout=180)
     return proc, run_dir
 
@@ -90,3 +91,17 @@ def test_a_resume_after_the_input_changed_is_refused(tmp_path):
     assert proc.returncode == Exit.REFUSED and "the input's content changed" in proc.stderr
     proc, _ = run(tmp_path, path, "run.allow_config_change=true")
     assert proc.returncode == Exit.OK and len(read_records(run_dir)) == 12
+
+
+def test_a_local_data_files_dataset_by_name_runs_and_a_missing_hub_name_says_how_to_prepare_it(tmp_path):
+    pytest.importorskip("datasets")
+    repo = tmp_path / "my_docs"  # laid out like a dataset repository: data/<split>-*.parquet
+    (repo / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(docs(18)), repo / "data" / "train-00000-of-00001.parquet")
+    proc, run_dir = run(tmp_path, "", f"dataset.hf={repo}", "dataset.split=train")
+    assert proc.returncode == Exit.OK, proc.stderr
+    assert len(read_records(run_dir)) == 18
+    assert "format: hub" in (run_dir / "config.yaml").read_text()
+    proc, _ = run(tmp_path / "x", "", "dataset.hf=nobody/not-cached-here")
+    assert proc.returncode == Exit.REFUSED
+    assert "is not on this machine" in proc.stderr and "save_to_disk" in proc.stderr

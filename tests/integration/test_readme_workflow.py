@@ -1,12 +1,9 @@
 """The README's custom-workflow example runs as written."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 
-from tests.conftest import read_records, REPO
+from tests.conftest import read_records, REPO, run_own_workflow
 
 
 def readme_example() -> str:
@@ -17,14 +14,10 @@ def readme_example() -> str:
 
 
 def test_readme_custom_workflow_runs(tmp_path):
-    (tmp_path / "myflow.py").write_text(readme_example())
-    (tmp_path / "topics.jsonl").write_text("".join(json.dumps({"id": str(i), "topic": f"topic {i}"}) + "\n"
-                                                   for i in range(30)))
-    env = {**os.environ, "SLURMGEN_WORKFLOWS": "slogan=myflow:SloganConf", "PYTHONPATH": str(tmp_path)}
+    proc = run_own_workflow(tmp_path, "slogan=myflow:SloganConf", readme_example(),
+                            [{"id": str(i), "topic": f"topic {i}"} for i in range(30)],
+                            "llm.time_scale=300", "workflow.max_words=10")
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "slurmgen", "workflow=slogan", "dataset.path=topics.jsonl",
-                           f"run.dir={run_dir}", "llm.time_scale=300", "workflow.max_words=10"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     recs = read_records(run_dir)
     assert len(recs) == 30
@@ -111,14 +104,10 @@ def script(request, rng):
 
 
 def test_a_three_role_workflow_written_from_the_readme_runs(tmp_path):
-    (tmp_path / "revise.py").write_text(THREE_ROLES)
-    (tmp_path / "claims.jsonl").write_text("".join(json.dumps({"id": f"c{i}", "claim": f"claim {i}"}) + "\n"
-                                                   for i in range(24)))
-    env = {**os.environ, "SLURMGEN_WORKFLOWS": "revise=revise:ReviseConf", "PYTHONPATH": str(tmp_path)}
+    proc = run_own_workflow(tmp_path, "revise=revise:ReviseConf", THREE_ROLES,
+                            [{"id": f"c{i}", "claim": f"claim {i}"} for i in range(24)], "llm.time_scale=300",
+                            "run.trials=2")
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "slurmgen", "workflow=revise", "dataset.path=claims.jsonl",
-                           f"run.dir={run_dir}", "llm.time_scale=300", "run.trials=2"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     recs = read_records(run_dir)
     assert len({r.task_id for r in recs}) == len(recs) == 48

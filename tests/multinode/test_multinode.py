@@ -29,6 +29,12 @@ def peer_stats(run_dir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in (run_dir / "state").glob("stats-peer-*.json")]
 
 
+def wait_for_records(run_dir: Path, n: int, timeout_s: float = 120) -> None:
+    deadline = time.time() + timeout_s
+    while count_records(run_dir) < n and time.time() < deadline:
+        time.sleep(0.2)
+
+
 def exactly_once(run_dir: Path, n: int) -> None:
     recs = read_records(run_dir)
     assert len(recs) == n and len({r.task_id for r in recs}) == n
@@ -56,9 +62,7 @@ def test_peers_and_servers_bind_their_nodes_addresses_and_fetch_spill_across_nod
 def test_losing_every_process_of_a_node_loses_no_task(netns_nodes, tmp_path):
     run_dir = tmp_path / "run"
     proc = driver(run_dir, "dataset.limit=600", "llm.time_scale=30", "run.lease_s=4", "run.lease_renew_s=1")
-    deadline = time.time() + 120
-    while count_records(run_dir) < 100 and time.time() < deadline:
-        time.sleep(0.2)
+    wait_for_records(run_dir, 100)
     pids = subprocess.run(["ip", "netns", "pids", "sgnode1"], capture_output=True, text=True).stdout.split()
     assert pids, "node 1 ran nothing"
     at, before = time.monotonic(), count_records(run_dir)
@@ -76,9 +80,7 @@ def test_losing_every_process_of_a_node_loses_no_task(netns_nodes, tmp_path):
 def test_a_partitioned_node_heals_and_no_task_is_lost(netns_nodes, tmp_path):
     run_dir = tmp_path / "run"
     proc = driver(run_dir, "dataset.limit=600", "llm.time_scale=30", "run.lease_s=4", "run.lease_renew_s=1")
-    deadline = time.time() + 120
-    while count_records(run_dir) < 100 and time.time() < deadline:
-        time.sleep(0.2)
+    wait_for_records(run_dir, 100)
     link = ["ip", "-n", "sgnode2", "link", "set", "sg0"]
     subprocess.run([*link, "down"], check=True)
     try:
