@@ -23,26 +23,28 @@ def sim_command(llm: LLMConf, run_dir: Path, name: str, script: str, python: str
             "--max-model-len", str(llm.max_model_len), *llm.extra_args]
 
 
-def vllm_command(llm: LLMConf, python: str = sys.executable) -> list[str]:
-    _need_model_path(llm)
+def vllm_command(llm: LLMConf, python: str = sys.executable, key: str = "llm") -> list[str]:
+    _need_model_path(llm, key)
     return [llm.server_python or python, *llm.vllm_entry, "--model", llm.model_path,
             "--served-model-name", llm.model, "--host", "{host}", "--port", "{port}", *llm.extra_args]
 
 
-def sglang_command(llm: LLMConf, python: str = sys.executable) -> list[str]:
-    _need_model_path(llm)
+def sglang_command(llm: LLMConf, python: str = sys.executable, key: str = "llm") -> list[str]:
+    _need_model_path(llm, key)
     return [llm.server_python or python, *llm.sglang_entry, "--model-path", llm.model_path,
             "--served-model-name", llm.model, "--host", "{host}", "--port", "{port}", *llm.extra_args]
 
 
-def server_command(llm: LLMConf, run_dir: Path, name: str, script: str, python: str = sys.executable) -> list[str]:
+def server_command(llm: LLMConf, run_dir: Path, name: str, script: str, python: str = sys.executable,
+                   key: str = "llm") -> list[str]:
+    """``key`` is the pool's config prefix (llm, llms.<name>), for messages."""
     if llm.backend == "sim":
         return sim_command(llm, run_dir, name, script, python)
     if llm.backend == "vllm":
-        return vllm_command(llm, python)
+        return vllm_command(llm, python, key)
     if llm.backend == "sglang":
-        return sglang_command(llm, python)
-    raise ConfigError(f"llm.backend={llm.backend!r} starts no server; valid backends: {', '.join(BACKENDS)}")
+        return sglang_command(llm, python, key)
+    raise ConfigError(f"{key}.backend={llm.backend!r} starts no server; valid backends: {', '.join(BACKENDS)}")
 
 
 def health_path(llm: LLMConf) -> str:
@@ -50,16 +52,16 @@ def health_path(llm: LLMConf) -> str:
 
 
 def supervised(run_dir: Path, name: str, llm: LLMConf, inner: list[str], python: str = sys.executable,
-               host: str = "127.0.0.1") -> list[str]:
+               host: str = "127.0.0.1", pool: str = "default") -> list[str]:
     """Wrap a server command in the supervisor that health-checks and registers it.
 
     ``host`` is the address the server binds ("auto" = this node's address, on a cluster).
     """
     return [python, "-m", "slurmgen.launchers.service", "--run-dir", str(run_dir), "--name", name,
-            "--host", host, "--kind", "llm", "--model", llm.model, "--capacity", str(llm.max_concurrency_per_endpoint),
+            "--host", host, "--kind", "llm", "--model", llm.model, "--pool", pool, "--capacity", str(llm.max_concurrency_per_endpoint),
             "--health-path", health_path(llm), "--ready-timeout", str(llm.ready_timeout_s), "--", *inner]
 
 
-def _need_model_path(llm: LLMConf) -> None:
+def _need_model_path(llm: LLMConf, key: str) -> None:
     if not llm.model_path:
-        raise ConfigError(f"llm.backend={llm.backend} needs llm.model_path (a weights directory or model id)")
+        raise ConfigError(f"{key}.backend={llm.backend} needs {key}.model_path (a weights directory or model id)")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from slurmgen.config import ClusterConf
+from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError
 from slurmgen.launchers.resources import directives, job_conf, job_name, submitit_params
 
@@ -30,20 +30,20 @@ def check_folder(folder: Path | str) -> None:
                           "srun would write the second component's output into a missing directory")
 
 
-def hetjob_params(cluster: ClusterConf, components: list[str]) -> dict[str, Any]:
+def hetjob_params(conf: SlurmgenConf, components: list[str]) -> dict[str, Any]:
     """submitit parameters for one job packing one task of each component (the first leads)."""
     if not components:
         raise ConfigError("a heterogeneous job needs at least one component")
-    params = submitit_params(cluster, components[0])
+    params = submitit_params(conf, components[0])
     if len(components) == 1:
         return params
-    lead = job_conf(cluster, components[0])
+    lead = job_conf(conf, components[0])
     header = [f"#SBATCH {d}" for d in lead.extra_directives]
     shell = list(lead.setup)
     for component in components[1:]:
-        header += ["#SBATCH hetjob", "#SBATCH --ntasks=1"] + [f"#SBATCH {d}" for d in directives(cluster, component)]
-        shell += job_conf(cluster, component).setup
+        header += ["#SBATCH hetjob", "#SBATCH --ntasks=1"] + [f"#SBATCH {d}" for d in directives(conf, component)]
+        shell += job_conf(conf, component).setup
     params["setup"] = header + shell
     params["srun_args"] = [f"--het-group={','.join(str(i) for i in range(len(components)))}"]
-    params["job_name"] = job_name(cluster, "het")
+    params["job_name"] = job_name(conf, "het")
     return params

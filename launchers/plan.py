@@ -10,10 +10,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slurmgen.config import SlurmgenConf
+from slurmgen.config import LLMConf, SlurmgenConf
 from slurmgen.errors import ConfigError
 from slurmgen.launchers import commands
-from slurmgen import hosts, ports
+from slurmgen import hosts, pools, ports
 from slurmgen.logs import FORMAT_ENV, check_format
 from slurmgen.toolpool import sandbox
 from slurmgen.toolpool.session import pool_factory, pool_size
@@ -21,11 +21,17 @@ from slurmgen.toolpool.session import pool_factory, pool_size
 
 @dataclass(frozen=True)
 class ProcessSpec:
-    name: str  # unique in the run: registry, llm-0, peer-3
+    name: str  # unique in the run: registry, llm-0, llm-teacher-0, peer-3
     component: str  # registry | llm | toolpool | peer
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     index: int = 0  # replica or shard number (-1 in templates, where it is a shell variable)
+    pool: str = ""  # llm: the LLM pool it serves (slurmgen.pools)
+
+    @property
+    def job_component(self) -> str:
+        """Whose SLURM resources and job name it takes: its component, or its pool's (llm-<name>)."""
+        return pools.component(self.pool or pools.DEFAULT) if self.component == "llm" else self.component
 
 
 @dataclass(frozen=True)
@@ -38,19 +44,23 @@ class Plan:
         return [self.registry, *self.services, *self.peers]
 
 
-def sim_script(conf: SlurmgenConf) -> str:
-    """The simulator's script: the workflow's default, one it names, or a path."""
-    if conf.llm.script == "auto":
+def sim_script(conf: SlurmgenConf, llm: LLMConf | None = None) -> str:
+    """A pool's simulator script: the workflow's default, one it names, or a path."""
+    script = (llm or conf.llm).script
+    if script == "auto":
         return conf.workflow.sim_script
-    return dict(conf.workflow.sim_scripts).get(conf.llm.script, conf.llm.script)
+    return dict(conf.workflow.sim_scripts).get(script, script)
 
 
-def llm_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = sys.executable) -> ProcessSpec:
-    """LLM replica ``index`` (an int, or a shell variable such as ``${SLURM_ARRAY_TASK_ID}`` in templates)."""
-    name = f"llm-{index}"
-    inner = commands.server_command(conf.llm, run_dir, name, sim_script(conf), python)
-    argv = commands.supervised(run_dir, name, conf.llm, inner, python, host=_host(conf))
-    return ProcessSpec(name, "llm", argv, env=dict(conf.llm.server_env), index=index if isinstance(index, int) else -1)
+def llm_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = sys.executable,
+             pool: str = pools.DEFAULT) -> ProcessSpec:
+    """Replica ``index`` of an LLM pool (an int, or a shell variable such as
+    ``${SLURM_ARRAY_TASK_ID}`` in templates)."""
+    name, llm = pools.server_name(pool, index), pools.declared(conf)[pool]
+    inner = commands.server_command(llm, run_dir, name, sim_script(conf, llm), python, key=pools.key(pool))
+    argv = commands.supervised(run_dir, name, llm, inner, python, host=_host(conf), pool=pool)
+    return ProcessSpec(name, "llm", argv, env=dict(llm.server_env), index=index if isinstance(index, int) else -1,
+                       pool=pool)
 
 
 def peer_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = sys.executable) -> ProcessSpec:
@@ -76,22 +86,23 @@ def registry_spec(conf: SlurmgenConf, run_dir: Path, python: str = sys.executabl
 def make_plan(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> Plan:
     if conf.run.peers < 1:
         raise ConfigError(f"run.peers={conf.run.peers}: need at least 1 agent peer")
-    if conf.llm.backend not in commands.BACKENDS:
-        raise ConfigError(f"llm.backend={conf.llm.backend!r} is unknown; valid: {', '.join(commands.BACKENDS)}")
-    services = []
-    if conf.llm.backend != "openai":
-        services = [llm_spec(conf, run_dir, i, python) for i in range(conf.llm.replicas)]
-    pools = pool_size(conf)
-    if pools == 0 and conf.workflow.toolpool_factory:
+    for name, llm in pools.used(conf).items():
+        if llm.backend not in commands.BACKENDS:
+            raise ConfigError(f"{pools.key(name)}.backend={llm.backend!r} is unknown; valid: "
+                              f"{', '.join(commands.BACKENDS)}")
+    services = [llm_spec(conf, run_dir, i, python, pool=name)
+                for name, llm in pools.started(conf).items() for i in range(llm.replicas)]
+    members = pool_size(conf)
+    if members == 0 and conf.workflow.toolpool_factory:
         raise ConfigError(f"workflow {conf.workflow.name!r} runs its tools in tool pools; toolpool.size=0 starts "
                           "none: use toolpool.size>=1 (or -1, the workflow's default)")
-    if pools > 0:
+    if members > 0:
         if not pool_factory(conf):
-            raise ConfigError(f"toolpool.size={pools} but no session factory: set toolpool.factory "
+            raise ConfigError(f"toolpool.size={members} but no session factory: set toolpool.factory "
                               "or use a workflow with a toolpool_factory")
         if conf.toolpool.sandbox == "bwrap" and conf.cluster.kind == "local":
             sandbox.check_bwrap()
-        services += [pool_spec(conf, run_dir, i, python) for i in range(pools)]
+        services += [pool_spec(conf, run_dir, i, python) for i in range(members)]
     peers = [peer_spec(conf, run_dir, i, python) for i in range(conf.run.peers)]
     plan = Plan(registry_spec(conf, run_dir, python), services, peers)
     env = process_env(conf)

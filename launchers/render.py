@@ -3,7 +3,7 @@
     python -m slurmgen.launchers.render workflow=nr cluster=slurm run.dir=DIR [key=value ...]
 
 writes ``DIR/config.yaml`` (what the jobs read) and ``DIR/sbatch/{registry,llm,peers,
-hetjob}.sbatch`` + ``submit.sh``; ``bash DIR/sbatch/submit.sh`` submits them by hand.
+hetjob}.sbatch`` (plus ``llm-<name>.sbatch`` per further LLM pool) + ``submit.sh``; ``bash DIR/sbatch/submit.sh`` submits them by hand.
 Placeholders are ``{{name}}``; the text is a pure function of the config
 (``render_all``), pinned by golden files in ``tests/golden/sbatch/``.
 """
@@ -16,6 +16,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from slurmgen import pools
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError
 from slurmgen.launchers.plan import llm_spec, peer_spec, pool_spec, registry_spec
@@ -51,65 +52,84 @@ def shell_join(argv: list[str]) -> str:
 
 
 def _sbatch_lines(conf: SlurmgenConf, component: str) -> str:
-    return "\n".join(f"#SBATCH {d}" for d in directives(conf.cluster, component))
+    return "\n".join(f"#SBATCH {d}" for d in directives(conf, component))
+
+
+def _llm_components(conf: SlurmgenConf) -> dict[str, str]:
+    """SLURM component (llm, llm-<name>) -> pool name, for every pool whose servers slurmgen starts."""
+    return {pools.component(name): name for name in pools.started(conf)}
 
 
 def _setup(conf: SlurmgenConf, *components: str) -> str:
-    lines = [line for c in components for line in job_conf(conf.cluster, c).setup]
-    if "llm" in components:
-        lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(conf.llm.server_env.items())]
-    names = " / ".join(f"cluster.{c}.setup" for c in components)
+    lines = [line for c in components for line in job_conf(conf, c).setup]
+    llm = _llm_components(conf)
+    for c in components:
+        if c in llm:
+            env = pools.declared(conf)[llm[c]].server_env
+            lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
+    names = " / ".join(f"{pools.key(llm[c])}.slurm.setup" if c in llm else f"cluster.{c}.setup" for c in components)
     return "\n".join(lines) if lines else f"# setup lines go here ({names})"
 
 
 def _values(conf: SlurmgenConf, run_dir: Path, python: str) -> dict[str, str]:
     if re.search(r"\s", str(run_dir)):
         raise ConfigError(f"run.dir={run_dir!s} contains whitespace; sbatch --output cannot take it")
-    return {"run_dir": str(run_dir), "shards": str(conf.run.peers), "replicas": str(conf.llm.replicas),
-            "backend": conf.llm.backend, "pools": str(pool_size(conf))}
+    return {"run_dir": str(run_dir), "shards": str(conf.run.peers), "pools": str(pool_size(conf))}
 
 
 def render_component(conf: SlurmgenConf, run_dir: Path, component: str, python: str) -> str:
+    """One job array's sbatch text: registry, peer, toolpool or an LLM pool's (llm, llm-<name>)."""
     values = _values(conf, run_dir, python)
+    llm = _llm_components(conf)
     if component == "registry":
         spec, last = registry_spec(conf, run_dir, python), 0
-    elif component == "llm":
-        spec, last = llm_spec(conf, run_dir, ARRAY_INDEX, python), conf.llm.replicas - 1
+    elif component in llm:
+        pool = pools.declared(conf)[llm[component]]
+        spec, last = llm_spec(conf, run_dir, ARRAY_INDEX, python, pool=llm[component]), pool.replicas - 1
+        values.update(replicas=str(pool.replicas), backend=pool.backend, model=pool.model)
     elif component == "toolpool":
         spec, last = pool_spec(conf, run_dir, ARRAY_INDEX, python), pool_size(conf) - 1
     else:
         spec, last = peer_spec(conf, run_dir, ARRAY_INDEX, python), conf.run.peers - 1
-    values.update(job_name=job_name(conf.cluster, component), directives=_sbatch_lines(conf, component),
+    values.update(job_name=job_name(conf, component), directives=_sbatch_lines(conf, component),
                   setup=_setup(conf, component), command=shell_join(spec.argv), last_index=str(last))
-    file = {"peer": "peers.sbatch"}.get(component, f"{component}.sbatch")
-    return fill(template_text(file), values, file)
+    template = "llm.sbatch" if component in llm else {"peer": "peers.sbatch"}.get(component, f"{component}.sbatch")
+    return fill(template_text(template), values, template)
 
 
 def render_hetjob(conf: SlurmgenConf, run_dir: Path, python: str) -> str:
+    """Unit UNIT packs replica UNIT of every started LLM pool (components 0..n-1) and peer UNIT (n)."""
     values = _values(conf, run_dir, python)
-    values.update(job_name=job_name(conf.cluster, "het"), last_index=str(conf.run.peers - 1),
-                  llm_directives=_sbatch_lines(conf, "llm"), peer_directives=_sbatch_lines(conf, "peer"),
-                  setup=_setup(conf, "llm", "peer"),
-                  llm_command=shell_join(llm_spec(conf, run_dir, HET_UNIT, python).argv),
-                  peer_command=shell_join(peer_spec(conf, run_dir, HET_UNIT, python).argv))
+    llm = _llm_components(conf)
+    components = [*llm, "peer"]
+    blocks = [_sbatch_lines(conf, c) for c in components]
+    commands = [shell_join(llm_spec(conf, run_dir, HET_UNIT, python, pool=llm[c]).argv) for c in llm]
+    commands.append(shell_join(peer_spec(conf, run_dir, HET_UNIT, python).argv))
+    sruns = [f"srun --het-group={k} {cmd} &\nchildren+=($!)" for k, cmd in enumerate(commands)]
+    values.update(job_name=job_name(conf, "het"), last_index=str(conf.run.peers - 1),
+                  components=", ".join(f"{k}: {c}" for k, c in enumerate(components)),
+                  het_directives="\n#SBATCH hetjob\n#SBATCH --ntasks=1\n".join(blocks),
+                  setup=_setup(conf, *components), het_sruns="\n".join(sruns))
     return fill(template_text("hetjob.sbatch"), values, "hetjob.sbatch")
 
 
 def _submit_lines(conf: SlurmgenConf) -> str:
-    has_llm = conf.llm.backend != "openai"
-    if conf.cluster.hetjob and has_llm:
+    llm = _llm_components(conf)
+    if conf.cluster.hetjob and llm:
         return (f"for i in $(seq 0 {conf.run.peers - 1}); do sbatch --export=ALL,UNIT=$i hetjob.sbatch; done"
                 "  # cluster.hetjob=true")
-    pools = "sbatch toolpool.sbatch\n" if pool_size(conf) > 0 else ""
-    return ("sbatch llm.sbatch\n" if has_llm else "") + pools + "sbatch peers.sbatch"
+    pools_line = "sbatch toolpool.sbatch\n" if pool_size(conf) > 0 else ""
+    return "".join(f"sbatch {c}.sbatch\n" for c in llm) + pools_line + "sbatch peers.sbatch"
 
 
 def render_all(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> dict[str, str]:
     """File name -> text, for every template that applies to this config."""
     out = {"registry.sbatch": render_component(conf, run_dir, "registry", python),
            "peers.sbatch": render_component(conf, run_dir, "peer", python)}
-    if conf.llm.backend != "openai":
-        out["llm.sbatch"] = render_component(conf, run_dir, "llm", python)
+    llm = _llm_components(conf)
+    for component in llm:
+        out[f"{component}.sbatch"] = render_component(conf, run_dir, component, python)
+    if llm:
         out["hetjob.sbatch"] = render_hetjob(conf, run_dir, python)
     if pool_size(conf) > 0:
         out["toolpool.sbatch"] = render_component(conf, run_dir, "toolpool", python)

@@ -1,5 +1,9 @@
 """A component's SLURM resources, from config, as sbatch directives and as submitit
 parameters. Pure functions: the sbatch templates and the submitit launcher agree.
+
+Components: ``registry``, ``peer``, ``toolpool`` (their resources in ``cluster.<component>``)
+and one per LLM pool, ``llm`` (the default pool: ``llm.slurm``) or ``llm-<name>``
+(``llms.<name>.slurm``), as ``slurmgen.pools.component`` names them.
 """
 
 from __future__ import annotations
@@ -7,28 +11,35 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from slurmgen.config import ClusterConf, SlurmJobConf
+from slurmgen import pools
+from slurmgen.config import SlurmgenConf, SlurmJobConf
 from slurmgen.errors import ConfigError
 
-COMPONENTS = ("registry", "llm", "peer", "toolpool")
+COMPONENTS = ("registry", "peer", "toolpool")  # besides one per LLM pool
 
 
-def job_conf(cluster: ClusterConf, component: str) -> SlurmJobConf:
+def job_conf(conf: SlurmgenConf, component: str) -> SlurmJobConf:
     """The component's job config with partition / account / qos defaulted from the cluster."""
-    if component not in COMPONENTS:
-        raise ConfigError(f"no SLURM job config for component {component!r}; known: {', '.join(COMPONENTS)}")
-    job: SlurmJobConf = getattr(cluster, component)
+    cluster = conf.cluster
+    llm = {pools.component(name): pool for name, pool in pools.declared(conf).items()}
+    if component in llm:
+        job = llm[component].slurm
+    elif component in COMPONENTS:
+        job = getattr(cluster, component)
+    else:
+        raise ConfigError(f"no SLURM job config for component {component!r}; known: "
+                          f"{', '.join([*COMPONENTS, *llm])}")
     shared = {k: getattr(job, k) or getattr(cluster, k) for k in ("partition", "account", "qos")}
     return dataclasses.replace(job, **shared)
 
 
-def job_name(cluster: ClusterConf, component: str) -> str:
-    return f"{cluster.job_prefix}-{component}"
+def job_name(conf: SlurmgenConf, component: str) -> str:
+    return f"{conf.cluster.job_prefix}-{component}"
 
 
-def directives(cluster: ClusterConf, component: str) -> list[str]:
+def directives(conf: SlurmgenConf, component: str) -> list[str]:
     """Resource directives (what follows ``#SBATCH ``), site defaults left out."""
-    job = job_conf(cluster, component)
+    job = job_conf(conf, component)
     out = [f"--{flag}={value}" for flag, value in
            (("partition", job.partition), ("account", job.account), ("qos", job.qos)) if value]
     out += [f"--time={job.time_min}", f"--cpus-per-task={job.cpus_per_task}"]
@@ -39,16 +50,16 @@ def directives(cluster: ClusterConf, component: str) -> list[str]:
     return out + list(job.extra_directives)
 
 
-def submitit_params(cluster: ClusterConf, component: str) -> dict[str, Any]:
+def submitit_params(conf: SlurmgenConf, component: str) -> dict[str, Any]:
     """Parameters for ``submitit.SlurmExecutor.update_parameters`` (one component's jobs).
 
     Extra directives become ``#SBATCH`` lines at the top of ``setup`` (sbatch reads
     directives until the first command), then the component's shell setup lines.
     """
-    job = job_conf(cluster, component)
+    job = job_conf(conf, component)
     params: dict[str, Any] = {
-        "job_name": job_name(cluster, component), "time": job.time_min, "cpus_per_task": job.cpus_per_task,
-        "signal_delay_s": cluster.signal_delay_s, "stderr_to_stdout": True,
+        "job_name": job_name(conf, component), "time": job.time_min, "cpus_per_task": job.cpus_per_task,
+        "signal_delay_s": conf.cluster.signal_delay_s, "stderr_to_stdout": True,
         "setup": [f"#SBATCH {d}" for d in job.extra_directives] + list(job.setup),
     }
     for key in ("partition", "account", "qos", "mem"):

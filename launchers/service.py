@@ -80,7 +80,7 @@ async def stop_child(child: asyncio.subprocess.Process, grace_s: float = 10.0) -
 async def register(args: argparse.Namespace, run: RunDir, url: str, ctx: zmq.asyncio.Context,
                    tasks: TaskSet) -> RegistryClient:
     member = Member(peer_id=args.name, kind=args.kind, address=url, node=hosts.node_name(),
-                    capacity=args.capacity, model=args.model, pid=os.getpid())
+                    capacity=args.capacity, model=args.model, pool=args.pool, pid=os.getpid())
     client = RegistryClient(ctx, run.registry_address, member, heartbeat_s=args.heartbeat_s, liveness=5,
                             tasks=tasks)
     await client.start(args.ready_timeout)
@@ -128,7 +128,8 @@ async def supervise(args: argparse.Namespace, run: RunDir) -> int:
 async def serve(args: argparse.Namespace, run: RunDir, child: asyncio.subprocess.Process, client: RegistryClient,
                 ctx: zmq.asyncio.Context, stop: asyncio.Event, port: int) -> int:
     """Keep the healthy service registered until it exits or the supervisor is stopped."""
-    targets = write_target(run.root, args.name, f"{args.host}:{port}", {"kind": args.kind})  # its /metrics
+    labels = {"kind": args.kind, **({"pool": args.pool} if args.pool else {})}
+    targets = write_target(run.root, args.name, f"{args.host}:{port}", labels)  # its /metrics
     waiter = asyncio.create_task(child.wait())
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -153,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", required=True)
     parser.add_argument("--kind", default="llm")
     parser.add_argument("--model", default="")
+    parser.add_argument("--pool", default="", help="the LLM pool it serves (llm services)")
     parser.add_argument("--host", default="127.0.0.1", help='bind address; "auto" = this node\'s address')
     parser.add_argument("--capacity", type=int, default=0)
     parser.add_argument("--health-path", default="/health")

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import submitit
 from submitit.slurm.slurm import SlurmJob
 
+from slurmgen import pools
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError, RunCrashed, StartupError
 from slurmgen.launchers import slurmcmd
@@ -68,11 +69,16 @@ def job_state(job: Any) -> str:
 
 
 def pack_units(conf: SlurmgenConf, services: list[ProcessSpec], peers: list[ProcessSpec]) -> list[list[ProcessSpec]]:
-    """cluster.hetjob: heterogeneous job i = [llm-i (if any), peer-i]."""
-    if len(services) > len(peers):
-        raise ConfigError(f"cluster.hetjob packs one LLM replica with one agent peer: llm.replicas="
-                          f"{len(services)} must be <= run.peers={len(peers)}")
-    return [[*services[i:i + 1], peer] for i, peer in enumerate(peers)]
+    """cluster.hetjob: heterogeneous job i = [replica i of each LLM pool (if it has one), peer-i]."""
+    by_pool: dict[str, list[ProcessSpec]] = {}
+    for spec in services:
+        by_pool.setdefault(spec.pool, []).append(spec)
+    for pool, replicas in by_pool.items():
+        if len(replicas) > len(peers):
+            raise ConfigError(f"cluster.hetjob packs replica i of each LLM pool with agent peer i: "
+                              f"{pools.key(pool or pools.DEFAULT)}.replicas={len(replicas)} must be <= "
+                              f"run.peers={len(peers)}")
+    return [[*(r[i] for r in by_pool.values() if i < len(r)), peer] for i, peer in enumerate(peers)]
 
 
 class SlurmLauncher:
@@ -102,7 +108,7 @@ class SlurmLauncher:
             specs = [s for s in specs if s.component not in ("llm", "peer")]
         groups: dict[str, list[ProcessSpec]] = {}
         for spec in specs:
-            groups.setdefault(spec.component, []).append(spec)
+            groups.setdefault(spec.job_component, []).append(spec)
         for component, group in groups.items():
             self._submit_array(component, group)
         self._announce()
@@ -117,7 +123,7 @@ class SlurmLauncher:
         return executor
 
     def _submit_array(self, component: str, specs: list[ProcessSpec]) -> None:
-        executor = self._executor(submitit_params(self.cluster, component), self.run.root / "slurm" / "%j")
+        executor = self._executor(submitit_params(self.conf, component), self.run.root / "slurm" / "%j")
         jobs = _sbatch(lambda: executor.map_array(self._job(), specs), component)
         self.tracked += [Tracked([spec], job) for spec, job in zip(specs, jobs)]
 
@@ -125,11 +131,11 @@ class SlurmLauncher:
         """Submit one process alone (a resubmission), or one heterogeneous job."""
         if len(specs) == 1 and not self.cluster.hetjob:
             folder = self.run.root / "slurm" / "%j"
-            executor = self._executor(submitit_params(self.cluster, specs[0].component), folder)
+            executor = self._executor(submitit_params(self.conf, specs[0].job_component), folder)
             return _sbatch(lambda: executor.submit(self._job(), specs[0]), specs[0].name)
         folder = self.run.root / "slurm" / "het"
         check_folder(folder)
-        executor = self._executor(hetjob_params(self.cluster, [s.component for s in specs]), folder)
+        executor = self._executor(hetjob_params(self.conf, [s.job_component for s in specs]), folder)
         arg = specs if len(specs) > 1 else specs[0]
         return _sbatch(lambda: executor.submit(self._job(), arg), "+".join(s.name for s in specs))
 
@@ -193,7 +199,7 @@ class SlurmLauncher:
             if marker.exists():
                 raise JobNotReady(f"{spec.name} (SLURM job {t.job.job_id}) did not become ready: {marker.read_text()}. "
                                 f"Job log: {job_log}; server log: {self.run.log(spec.name)}. "
-                                "Config: llm.ready_timeout_s (or the server's llm.extra_args / cluster.llm resources)")
+                                "Config: llm.ready_timeout_s (or the server's llm.extra_args / llm.slurm resources)")
         if t.resubmits >= self.cluster.max_resubmits:
             raise JobFailed(f"{t.key} (SLURM job {t.job.job_id}) ended {state} and was already resubmitted "
                             f"{t.resubmits} times (cluster.max_resubmits). Job log: {job_log}\n{_tail(job_log)}")
@@ -246,7 +252,7 @@ def _sbatch(submit: Callable[[], Any], what: str) -> Any:
         return submit()
     except submitit.core.utils.FailedJobError as exc:
         raise JobFailed(f"sbatch refused the {what} job(s): {exc}. Check cluster.partition / account / qos "
-                        "and the component's resources (cluster.llm, cluster.peer, ...)") from exc
+                        "and the component's resources (llm.slurm, llms.<pool>.slurm, cluster.peer, ...)") from exc
 
 
 def _tail(path: Path, lines: int = 8) -> str:

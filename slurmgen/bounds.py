@@ -10,20 +10,17 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from slurmgen import ports
+from slurmgen import pools, ports
 from slurmgen.config import SlurmgenConf
 from slurmgen.duplicates import MODES
 from slurmgen.errors import ConfigError
-
-STARTED_BACKENDS = ("sim", "vllm", "sglang")  # backends whose servers slurmgen starts itself
-
 
 @dataclass(frozen=True)
 class Bound:
     key: str
     ok: Callable[[Any], bool]
     valid: str  # the range, as the message shows it
-    applies: Callable[[SlurmgenConf], bool] = lambda conf: True
+    applies: Callable[[Any], bool] = lambda node: True  # given the config (or the pool)
 
 
 def at_least(n: float) -> Callable[[Any], bool]:
@@ -56,15 +53,6 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("run.max_failure_rate", fraction, "between 0 and 1"),
     Bound("run.min_tasks_for_rate", at_least(1), ">= 1"),
     Bound("run.fail_fast_tasks", at_least(0), ">= 0 (0 = off)"),
-    Bound("llm.replicas", at_least(1), ">= 1 for the servers slurmgen starts (sim, vllm, sglang)",
-          applies=lambda conf: conf.llm.backend in STARTED_BACKENDS),
-    Bound("llm.time_scale", above(0), "> 0", applies=lambda conf: conf.llm.backend == "sim"),
-    Bound("llm.max_retries", at_least(0), ">= 0"),
-    Bound("llm.backoff_s", at_least(0), ">= 0"),
-    Bound("llm.request_timeout_s", above(0), "> 0"),
-    Bound("llm.max_concurrency_per_endpoint", at_least(0), ">= 0 (0 = unlimited)"),
-    Bound("llm.sticky_load_factor", lambda v: v == 0 or v >= 1, "0 (always sticky) or >= 1"),
-    Bound("llm.max_model_len", at_least(1), ">= 1"),
     Bound("cluster.local_nodes", at_least(1), ">= 1"),
     Bound("spill.threshold_bytes", at_least(0), ">= 0"),
     Bound("spill.max_bytes", at_least(1 << 20), ">= 1048576 (1 MiB)", applies=lambda conf: conf.spill.enabled),
@@ -74,8 +62,21 @@ BOUNDS: tuple[Bound, ...] = (
 )
 
 
-def value_of(conf: SlurmgenConf, key: str) -> Any:
-    node: Any = conf
+# Every LLM pool's knobs (llm.* for the default pool, llms.<name>.* for the others).
+POOL_BOUNDS: tuple[Bound, ...] = (
+    Bound("replicas", at_least(1), ">= 1 for the servers slurmgen starts (sim, vllm, sglang)",
+          applies=lambda pool: pool.backend in pools.STARTED_BACKENDS),
+    Bound("time_scale", above(0), "> 0", applies=lambda pool: pool.backend == "sim"),
+    Bound("max_retries", at_least(0), ">= 0"),
+    Bound("backoff_s", at_least(0), ">= 0"),
+    Bound("request_timeout_s", above(0), "> 0"),
+    Bound("max_concurrency_per_endpoint", at_least(0), ">= 0 (0 = unlimited)"),
+    Bound("sticky_load_factor", lambda v: v == 0 or v >= 1, "0 (always sticky) or >= 1"),
+    Bound("max_model_len", at_least(1), ">= 1"),
+)
+
+
+def value_of(node: Any, key: str) -> Any:
     for part in key.split("."):
         node = getattr(node, part)
     return node
@@ -83,13 +84,9 @@ def value_of(conf: SlurmgenConf, key: str) -> Any:
 
 def check_bounds(conf: SlurmgenConf) -> None:
     """Raise ConfigError listing every knob outside its range."""
-    bad = []
-    for bound in BOUNDS:
-        if not bound.applies(conf):
-            continue
-        value = value_of(conf, bound.key)
-        if isinstance(value, float) and math.isnan(value) or not bound.ok(value):
-            bad.append(f"{bound.key}={value!r} is out of range: valid is {bound.valid}")
+    bad = _outside(conf, BOUNDS, "")
+    for name, pool in pools.used(conf).items():
+        bad += _outside(pool, POOL_BOUNDS, pools.key(name) + ".")
     if conf.run.lease_s <= conf.run.lease_renew_s:
         bad.append(f"run.lease_s={conf.run.lease_s!r} must be more than run.lease_renew_s={conf.run.lease_renew_s!r} "
                    "(holders renew leases every lease_renew_s)")
@@ -104,7 +101,18 @@ def check_bounds(conf: SlurmgenConf) -> None:
     if conf.cluster.node_exec and not (conf.cluster.kind == "local" and conf.cluster.local_nodes > 1):
         bad.append("cluster.node_exec places processes on pretend nodes: it needs cluster=local and "
                    "cluster.local_nodes > 1")
-    if conf.llm.backend == "openai" and not conf.llm.urls:
-        bad.append("llm.backend=openai needs llm.urls (the servers' base URLs, e.g. 'llm.urls=[http://host:8000]')")
+    bad += pools.problems(conf)
     if bad:
         raise ConfigError("invalid settings; nothing was started:\n  " + "\n  ".join(bad))
+
+
+def _outside(node: Any, bounds: tuple[Bound, ...], prefix: str) -> list[str]:
+    """One line per knob of ``node`` outside its range."""
+    bad = []
+    for bound in bounds:
+        if not bound.applies(node):
+            continue
+        value = value_of(node, bound.key)
+        if isinstance(value, float) and math.isnan(value) or not bound.ok(value):
+            bad.append(f"{prefix}{bound.key}={value!r} is out of range: valid is {bound.valid}")
+    return bad

@@ -46,10 +46,36 @@ class WorkflowConf:
     # "package.module:SHAPES": {"chat" | "sft": function(record) -> dict | None} for
     # `slurmgen export --shape`; "" = the default chat (every turn with content) and no sft
     export: str = ""
+    # role -> LLM pool (a name of `llms`, or "default" = `llm`): which model a role talks to;
+    # a role not named here uses "default"
+    role_llm: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SlurmJobConf:
+    """Resources of one component's SLURM jobs ("" / 0 = the site's default)."""
+
+    # override cluster.partition / account / qos for this component
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    # wall-clock limit (sbatch --time) in minutes
+    time_min: int = 60
+    cpus_per_task: int = 1
+    # sbatch --mem, e.g. "8G"; "" = the partition's default
+    mem: str = ""
+    # sbatch --gpus-per-node (vLLM / SGLang: tensor parallel size goes in llm.extra_args)
+    gpus_per_node: int = 0
+    # more sbatch directives, as written after "#SBATCH ", e.g. ["--constraint=a100", "--exclusive"]
+    extra_directives: list[str] = field(default_factory=list)
+    # shell lines run before the command, e.g. ["module load cuda/12.1", "source ~/venv/bin/activate"]
+    setup: list[str] = field(default_factory=list)
 
 
 @dataclass
 class LLMConf:
+    """One LLM pool: a model served by `replicas` servers (or hosted at `urls`)."""
+
     backend: str = "sim"  # sim | vllm | sglang | openai
     model: str = "sim-llama-3.1-8b"  # served model name
     # vllm / sglang: model weights directory or hub id (as the server accepts it)
@@ -85,6 +111,8 @@ class LLMConf:
     server_env: dict[str, str] = field(default_factory=dict)
     # sim: refuse prompts longer than this many tokens (as vLLM's --max-model-len)
     max_model_len: int = 131072
+    # cluster=slurm: the SLURM resources of this pool's servers (one array task per replica)
+    slurm: SlurmJobConf = field(default_factory=lambda: SlurmJobConf(cpus_per_task=2))
 
 
 @dataclass
@@ -175,27 +203,6 @@ class RunConf:
 
 
 @dataclass
-class SlurmJobConf:
-    """Resources of one component's SLURM jobs ("" / 0 = the site's default)."""
-
-    # override cluster.partition / account / qos for this component
-    partition: str = ""
-    account: str = ""
-    qos: str = ""
-    # wall-clock limit (sbatch --time) in minutes
-    time_min: int = 60
-    cpus_per_task: int = 1
-    # sbatch --mem, e.g. "8G"; "" = the partition's default
-    mem: str = ""
-    # sbatch --gpus-per-node (vLLM / SGLang: tensor parallel size goes in llm.extra_args)
-    gpus_per_node: int = 0
-    # more sbatch directives, as written after "#SBATCH ", e.g. ["--constraint=a100", "--exclusive"]
-    extra_directives: list[str] = field(default_factory=list)
-    # shell lines run before the command, e.g. ["module load cuda/12.1", "source ~/venv/bin/activate"]
-    setup: list[str] = field(default_factory=list)
-
-
-@dataclass
 class ClusterConf:
     kind: str = "local"  # local | slurm
     # interface address peers bind to; "" = 127.0.0.1 locally, the node's hostname on SLURM
@@ -217,15 +224,15 @@ class ClusterConf:
     partition: str = ""
     account: str = ""
     qos: str = ""
-    # per component: LLM servers (one array task per replica), agent peers (one array
-    # task per input shard), tool pools; registry is used by the sbatch templates only
-    # (with cluster=slurm the driver runs the registry beside itself)
-    llm: SlurmJobConf = field(default_factory=lambda: SlurmJobConf(cpus_per_task=2))
+    # per component: agent peers (one array task per input shard), tool pools; registry is
+    # used by the sbatch templates only (with cluster=slurm the driver runs the registry beside
+    # itself); each LLM pool's servers have their own: llm.slurm, llms.<name>.slurm
     peer: SlurmJobConf = field(default_factory=lambda: SlurmJobConf(cpus_per_task=1, mem="2G"))
     toolpool: SlurmJobConf = field(default_factory=SlurmJobConf)
     registry: SlurmJobConf = field(default_factory=lambda: SlurmJobConf(mem="1G"))
-    # pack one LLM replica and one agent peer into each heterogeneous job (#SBATCH hetjob)
-    # instead of one job array per component; needs llm.replicas <= run.peers
+    # pack agent peer i with replica i of every LLM pool into one heterogeneous job (#SBATCH
+    # hetjob, one component each) instead of one job array per component; needs every
+    # pool's replicas <= run.peers
     hetjob: bool = False
     # an agent array task or LLM replica that fails, is cancelled, times out or is
     # preempted for good is resubmitted alone at most this many times
@@ -287,7 +294,11 @@ class ToolPoolConf:
 @dataclass
 class SlurmgenConf:
     workflow: Any = MISSING
-    llm: LLMConf = field(default_factory=LLMConf)
+    llm: LLMConf = field(default_factory=LLMConf)  # the LLM pool named "default"
+    # more LLM pools by name, each an LLMConf (e.g. +llms.judge.model=NAME on the command
+    # line: unset fields keep LLMConf's defaults); roles pick theirs with workflow.role_llm;
+    # presets in configs/llms/ (llms=teacher_student). Typed by slurmgen.confload.typed.
+    llms: dict[str, Any] = field(default_factory=dict)
     dataset: DatasetConf = field(default_factory=DatasetConf)
     run: RunConf = field(default_factory=RunConf)
     cluster: ClusterConf = field(default_factory=ClusterConf)

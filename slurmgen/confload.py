@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from slurmgen.config import SlurmgenConf, WorkflowConf, register_configs
+from slurmgen.config import LLMConf, SlurmgenConf, WorkflowConf, register_configs
 from slurmgen.errors import ConfigError
 from slurmgen.workflow import import_path
 
@@ -49,9 +49,26 @@ def typed(cfg: Any) -> SlurmgenConf:
     schema = OmegaConf.structured(SlurmgenConf(workflow=cls()))
     try:
         merged = OmegaConf.merge(schema, cfg)
-        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+        conf: SlurmgenConf = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
+    conf.llms = {name: _pool(name, spec) for name, spec in conf.llms.items()}
+    return conf
+
+
+def _pool(name: str, spec: Any) -> LLMConf:
+    """One ``llms.<name>`` entry as an LLMConf (fields not given keep their defaults).
+
+    ``llms`` is an untyped dict in the schema so that ``+llms.<name>.<key>=value`` can add a
+    pool from the command line (OmegaConf cannot add to a dict of structured values)."""
+    if isinstance(spec, LLMConf):
+        return spec
+    if not isinstance(spec, dict):
+        raise ConfigError(f"llms.{name} must be a mapping of LLM pool settings (see LLMConf), not {spec!r}")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LLMConf), spec))  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"invalid config: llms.{name}: {exc}") from exc
 
 
 def load_run_config(path: Path) -> SlurmgenConf:

@@ -21,6 +21,8 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0
+    model: str = ""  # the served model that answered the role (its last request)
+    pool: str = ""  # the LLM pool it belongs to
 
 
 class SpillRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -42,6 +44,8 @@ class Turn(msgspec.Struct, kw_only=True, omit_defaults=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     at: float = 0.0
+    model: str = ""  # the served model that produced the content ("" = no LLM call)
+    pool: str = ""  # the LLM pool it belongs to
     content_ref: SpillRef | None = None  # set when content was spilled (content is then "" on the wire)
 
 
@@ -55,6 +59,7 @@ class Member(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     roles: tuple[str, ...] = ()  # roles hosted (peers)
     capacity: int = 0  # concurrent handlers (peers) / requests (services)
     model: str = ""  # served model name (llm services)
+    pool: str = ""  # the LLM pool it belongs to (llm services; slurmgen.pools)
     pid: int = 0
 
 

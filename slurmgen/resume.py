@@ -11,8 +11,16 @@ from slurmgen.errors import ConfigError
 from slurmgen.rundir import RunDir
 
 # Keys whose change would make old and new records disagree. Anything else (run size,
-# concurrency, LLM replicas, time scale, more trials, a larger limit) may change.
+# concurrency, LLM replicas, time scale, more trials, a larger limit) may change. Every
+# pool's keys are pinned as the default pool's are (llms.<name>.model as llm.model).
 PINNED = ("workflow", "dataset.path", "dataset.fingerprint", "run.seed", "llm.backend", "llm.model", "llm.script")
+
+
+def _pinned(key: str) -> bool:
+    parts = key.split(".")
+    if parts[0] == "llms" and len(parts) > 2:
+        key = ".".join(["llm", *parts[2:]])
+    return any(key == p or key.startswith(p + ".") for p in PINNED)
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -26,7 +34,7 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     a, b = _flatten(old), _flatten(new)
-    keys = [k for k in sorted(set(a) | set(b)) if any(k == p or k.startswith(p + ".") for p in PINNED)]
+    keys = [k for k in sorted(set(a) | set(b)) if _pinned(k)]
     # a key the old config lacks was added to slurmgen since: nothing to compare it with
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" + (" (the input's content changed)" if k == "dataset.fingerprint" else "")
             for k in keys if k in a and a.get(k) != b.get(k)]

@@ -55,6 +55,9 @@ class EndpointStats(msgspec.Struct, kw_only=True):
     ok: int = 0  # attempts answered with a completion
     errors: int = 0  # attempts that failed
     retries: int = 0  # failed attempts that were then retried
+    latency_s: float = 0.0  # summed over the attempts answered with a completion
+    pool: str = ""  # the LLM pool of the client that sent them
+    model: str = ""  # the replica's served model name
 
 
 class _Message(msgspec.Struct, kw_only=True):
@@ -132,7 +135,9 @@ class LLMClient:
         api_key: str | None = None,
         endpoint_wait_s: float = 120.0,
         sticky_load_factor: float = 1.25,
+        pool: str = "default",
     ) -> None:
+        self.pool = pool  # the LLM pool this client speaks to (replies and stats name it)
         self.request_timeout_s = request_timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -152,9 +157,10 @@ class LLMClient:
         self._decoder = msgspec.json.Decoder(_Completion)
 
     @classmethod
-    def from_conf(cls, conf: Any, api_key: str | None = None) -> LLMClient:
+    def from_conf(cls, conf: Any, api_key: str | None = None, pool: str = "default") -> LLMClient:
         """Build from an ``LLMConf`` (or anything with its client fields)."""
         return cls(
+            pool=pool,
             request_timeout_s=conf.request_timeout_s,
             max_retries=conf.max_retries,
             backoff_s=conf.backoff_s,
@@ -172,7 +178,8 @@ class LLMClient:
         for ep in endpoints:
             current = self._replicas.get(ep.url)
             if current is None or current.endpoint != ep:
-                current = _Replica(ep, self._cap(ep), self._stats.setdefault(ep.url, EndpointStats()))
+                stats = self._stats.setdefault(ep.url, EndpointStats(pool=self.pool, model=ep.model))
+                current = _Replica(ep, self._cap(ep), stats)
             replicas[ep.url] = current
         self._replicas = replicas
         self._changed.set()
@@ -302,11 +309,14 @@ class LLMClient:
         ep, stats = replica.endpoint, replica.stats
         data = b'{"model":%s,%s' % (msgspec.json.encode(ep.model), body[1:])
         stats.requests += 1
+        sent = time.monotonic()
         try:
             url = ep.url.rstrip("/") + "/v1/chat/completions"
             async with self._http().post(url, data=data, headers=self._headers) as resp:
                 raw = await resp.read()
                 status, retry_after = resp.status, resp.headers.get("Retry-After")
+            if status == 200:
+                stats.latency_s += time.monotonic() - sent
         except asyncio.TimeoutError:
             stats.errors += 1
             raise _AttemptFailed(f"no reply within {self.request_timeout_s:g} s", kind="timeout") from None
@@ -335,6 +345,8 @@ class LLMClient:
                 finish_reason=choice.finish_reason or "stop",
                 usage=completion.usage or CompletionUsage(),
                 endpoint=url,
+                model=replica.endpoint.model,
+                pool=self.pool,
             )
         stats.errors += 1
         message = _error_message(raw)

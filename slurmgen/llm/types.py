@@ -44,6 +44,8 @@ class ChatReply(msgspec.Struct, kw_only=True):
     finish_reason: str = "stop"
     usage: CompletionUsage = msgspec.field(default_factory=CompletionUsage)
     endpoint: str = ""  # base URL that answered
+    model: str = ""  # the served model name that answered
+    pool: str = ""  # the LLM pool it belongs to
 
 
 class Endpoint(msgspec.Struct, frozen=True, kw_only=True):

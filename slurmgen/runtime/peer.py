@@ -32,8 +32,7 @@ from slurmgen.dataset import BadRow, GoodRow, check_path, iter_shard
 from slurmgen.diskspace import guarded_write
 from slurmgen.errors import DiskFull
 from slurmgen.lifecycle import serve_until_signalled, until_stopped
-from slurmgen.llm.client import LLMClient
-from slurmgen.llm.types import Endpoint
+from slurmgen.llm.poolset import PoolClients
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
 from slurmgen.metrics import Exporter
@@ -74,13 +73,13 @@ class Peer:
         self.outboxes: dict[str, Outbox] = {}
         self.decoder = codec.peer_decoder()
         self.received: collections.Counter[str] = collections.Counter()
-        self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env))
-        self.static_llm = [Endpoint(url=u, model=conf.llm.model) for u in conf.llm.urls]
+        self.llm = PoolClients(conf)
         self.tools = ToolPools(self.sockets, lambda: self.registry.view.of_kind("toolpool"), self.peer_id,
                                call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost,
                                tasks=self.tasks)
-        self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"),
-                                    tools=self.tools)
+        role_log = logging.getLogger("slurmgen.role")
+        self.role_ctx = {role: RoleContext(llm=self.llm.for_role(role), conf=conf.workflow, log=role_log,
+                                           tools=self.tools) for role in self.workflow.roles}
         self.node = node_of(conf, shard)
         self.log_file = str(run.log(f"peer-{shard}").relative_to(run.root))
         member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=self.node,
@@ -103,8 +102,7 @@ class Peer:
         for pid in [p for p in self.outboxes if p not in live]:
             self.outboxes.pop(pid).close()
             self.router.forget(pid)
-        self.llm.set_endpoints(self.static_llm + [Endpoint(url=m.address, model=m.model, capacity=m.capacity)
-                                                  for m in view.of_kind("llm")])
+        self.llm.set_members(view.of_kind("llm"))
         self.tools.on_membership()
         for role in list(self.pending):
             self._pump(role)
@@ -244,7 +242,7 @@ class Peer:
         try:
             fault("hop")
             if self.blobs is None:
-                await run_role(self.workflow, self.role_ctx, orch, self.log_file)
+                await run_role(self.workflow, self._ctx(orch), orch, self.log_file)
             else:
                 await self._work_spilled(orch, self.blobs)
         finally:
@@ -253,6 +251,10 @@ class Peer:
         self.metrics.role_end(mark, orch)
         self.send(orch)
 
+    def _ctx(self, orch: Orchestrator) -> RoleContext | None:
+        """The role's context (its LLM pool); None for a role the workflow lacks (run_role fails the task)."""
+        return self.role_ctx.get(orch.next_role)
+
     async def _work_spilled(self, orch: Orchestrator, blobs: BlobService) -> None:
         try:
             await blobs.spiller.fill(orch)
@@ -260,7 +262,7 @@ class Peer:
             finish(orch, "failed", f"lost: {exc}")
             orch.next_role = ""
             return
-        await run_role(self.workflow, self.role_ctx, orch, self.log_file)
+        await run_role(self.workflow, self._ctx(orch), orch, self.log_file)
         blobs.spiller.spill(orch)
 
     async def _receive(self) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Iterable
 
+from slurmgen import pools
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import StartupError
 from slurmgen.membership import RegistryClient
@@ -13,17 +15,18 @@ from slurmgen.toolpool.session import pool_size
 from slurmgen.workflow import Workflow
 
 
-def missing(registry: RegistryClient, workflow: Workflow, expected_peers: int, need_llm: bool,
+def missing(registry: RegistryClient, workflow: Workflow, expected_peers: int, llm_pools: Iterable[str],
             expected_pools: int = 0) -> list[str]:
+    """What is not up yet; ``llm_pools`` = the LLM pools slurmgen starts (each needs a replica)."""
     view = registry.view
     peers = view.of_kind("peer")
     hosted = {role for m in peers for role in m.roles}
     gaps = [f"role {r!r} has no peer" for r in workflow.roles if r not in hosted]
-    if need_llm and not view.of_kind("llm"):
-        gaps.append("no LLM replica is registered")
-    pools = len(view.of_kind("toolpool"))
-    if pools < expected_pools:
-        gaps.append(f"{pools} of {expected_pools} tool-pool members registered")
+    serving = {m.pool or pools.DEFAULT for m in view.of_kind("llm")}
+    gaps += [f"no replica of LLM pool {p!r} is registered" for p in llm_pools if p not in serving]
+    members = len(view.of_kind("toolpool"))
+    if members < expected_pools:
+        gaps.append(f"{members} of {expected_pools} tool-pool members registered")
     if len(peers) < expected_peers:
         gaps.append(f"{len(peers)} of {expected_peers} agent peers registered")
     return gaps
@@ -33,7 +36,7 @@ async def wait_ready(registry: RegistryClient, workflow: Workflow, conf: Slurmge
                      stop: asyncio.Event) -> None:
     deadline = time.monotonic() + conf.run.startup_timeout_s
     while not stop.is_set():
-        gaps = missing(registry, workflow, conf.run.peers, need_llm=conf.llm.backend != "openai",
+        gaps = missing(registry, workflow, conf.run.peers, llm_pools=pools.started(conf),
                        expected_pools=pool_size(conf))
         if not gaps:
             return

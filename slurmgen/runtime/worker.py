@@ -11,7 +11,7 @@ from slurmgen.workflow import RoleContext, Workflow, close_state, finish, open_s
 log = logging.getLogger("slurmgen.worker")
 
 
-async def run_role(workflow: Workflow, ctx: RoleContext, orch: Orchestrator, log_file: str = "") -> None:
+async def run_role(workflow: Workflow, ctx: RoleContext | None, orch: Orchestrator, log_file: str = "") -> None:
     """Run ``orch.next_role`` and set ``orch.next_role`` to the following one ("" = done).
 
     Failures never escape: an LLM or tool-pool error or a bug in a role becomes a failed task with

@@ -21,7 +21,7 @@ from tests.conftest import REPO, read_records, run_slurmgen
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(240)]
 
 FAST = ["workflow=nr", "llm.time_scale=200", "cluster=slurm", "cluster.poll_s=1", "cluster.peer.mem=500M",
-        "cluster.llm.mem=500M"]
+        "llm.slurm.mem=500M"]
 
 
 def task_ids(run_dir: Path, *, live: bool = False) -> list[str]:

@@ -18,7 +18,7 @@ pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: p
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 
-SLURM = ["cluster=slurm", "cluster.poll_s=1", "cluster.peer.mem=500M", "cluster.llm.mem=500M"]
+SLURM = ["cluster=slurm", "cluster.poll_s=1", "cluster.peer.mem=500M", "llm.slurm.mem=500M"]
 SANDBOX = "bwrap" if shutil.which("bwrap") else "none"
 
 

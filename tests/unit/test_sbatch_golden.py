@@ -43,12 +43,12 @@ def demo_conf() -> SlurmgenConf:
     c = SlurmgenConf(workflow=NRConf())
     c.cluster.kind = "slurm"
     c.cluster.account = "synth"
-    c.cluster.llm.partition = "gpu"
-    c.cluster.llm.gpus_per_node = 1
-    c.cluster.llm.mem = "64G"
-    c.cluster.llm.time_min = 240
-    c.cluster.llm.extra_directives = ["--constraint=a100"]
-    c.cluster.llm.setup = ["module load cuda/12.1"]
+    c.llm.slurm.partition = "gpu"
+    c.llm.slurm.gpus_per_node = 1
+    c.llm.slurm.mem = "64G"
+    c.llm.slurm.time_min = 240
+    c.llm.slurm.extra_directives = ["--constraint=a100"]
+    c.llm.slurm.setup = ["module load cuda/12.1"]
     c.cluster.peer.partition = "cpu"
     c.cluster.peer.setup = ["source /opt/venv/bin/activate"]
     c.llm.replicas = 2
@@ -80,7 +80,7 @@ def test_a_missing_placeholder_is_an_error_naming_it() -> None:
 
 
 def _hetjob_sbatch() -> str:
-    params = hetjob_params(demo_conf().cluster, ["llm", "peer"])
+    params = hetjob_params(demo_conf(), ["llm", "peer"])
     return _make_sbatch_string(command=f"{PYTHON} -u -m submitit.core._submit {RUN}/slurm/het",
                                folder=f"{RUN}/slurm/het", **params)
 
@@ -105,5 +105,5 @@ def test_hetjob_adapter_refuses_a_folder_with_job_id() -> None:
 
 
 def test_a_single_component_is_an_ordinary_job() -> None:
-    params = hetjob_params(demo_conf().cluster, ["peer"])
+    params = hetjob_params(demo_conf(), ["peer"])
     assert "srun_args" not in params and not any("hetjob" in l for l in params["setup"])

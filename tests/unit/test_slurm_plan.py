@@ -51,21 +51,21 @@ def test_a_spec_can_carry_a_shell_variable_as_its_index() -> None:
 
 def test_component_resources_default_to_the_cluster_wide_partition_account_qos() -> None:
     c = conf(partition="cpu", account="proj", qos="high")
-    c.cluster.llm.partition = "gpu"
-    c.cluster.llm.gpus_per_node = 2
-    c.cluster.llm.extra_directives = ["--constraint=a100"]
-    assert job_conf(c.cluster, "llm").partition == "gpu"
-    assert job_conf(c.cluster, "peer").partition == "cpu"
-    assert directives(c.cluster, "llm") == ["--partition=gpu", "--account=proj", "--qos=high", "--time=60",
+    c.llm.slurm.partition = "gpu"
+    c.llm.slurm.gpus_per_node = 2
+    c.llm.slurm.extra_directives = ["--constraint=a100"]
+    assert job_conf(c, "llm").partition == "gpu"
+    assert job_conf(c, "peer").partition == "cpu"
+    assert directives(c, "llm") == ["--partition=gpu", "--account=proj", "--qos=high", "--time=60",
                                              "--cpus-per-task=2", "--gpus-per-node=2", "--constraint=a100"]
-    params = submitit_params(c.cluster, "llm")
+    params = submitit_params(c, "llm")
     assert params["partition"] == "gpu" and params["gpus_per_node"] == 2 and params["job_name"] == "slurmgen-llm"
     assert params["setup"][0] == "#SBATCH --constraint=a100"
 
 
 def test_unknown_component_names_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="known: registry, llm, peer, toolpool"):
-        job_conf(conf().cluster, "gpu")
+    with pytest.raises(ConfigError, match="known: registry, peer, toolpool, llm"):
+        job_conf(conf(), "gpu")
 
 
 def test_hetjob_units_pair_a_replica_with_a_peer() -> None:
