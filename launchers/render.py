@@ -156,12 +156,12 @@ def compose(overrides: list[str]) -> SlurmgenConf:
     import hydra
 
     from slurmgen.confload import register_all, typed
-    from slurmgen.overrides import check_overrides
+    from slurmgen.overrides import check_overrides, open_keys
 
     check_overrides(overrides)
     register_all()
     with hydra.initialize_config_module("slurmgen.configs", version_base="1.3"):
-        conf = typed(hydra.compose("config", overrides=overrides))
+        conf = typed(hydra.compose("config", overrides=open_keys(overrides)))
     conf.cluster.kind = "slurm"
     return conf
 

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from slurmgen.confload import register_all, typed
 from slurmgen.errors import SlurmgenError
-from slurmgen.overrides import check_overrides
+from slurmgen.overrides import check_overrides, open_keys
 from slurmgen.sweep import job_run_dir
 
 register_all()
@@ -45,4 +45,5 @@ def main() -> None:
     except SlurmgenError as exc:
         print(f"slurmgen: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    sys.argv[1:] = open_keys(sys.argv[1:])
     _hydra_main()

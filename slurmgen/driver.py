@@ -31,7 +31,7 @@ from slurmgen.report import write_report
 from slurmgen.resume import check_resume
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.spill.paths import spill_root
-from slurmgen.summary import Summary, read_records, spill_counts, summarize
+from slurmgen.summary import endpoint_stats, pool_usage, Summary, read_records, spill_counts, summarize
 from slurmgen.ui import ProgressBar
 from slurmgen.validate import report as validation_report
 from slurmgen.validate import validate
@@ -232,8 +232,10 @@ def execute(conf: SlurmgenConf) -> Summary | None:
         signal.signal(signal.SIGTERM, previous)
         if conf.cluster.kind == "local":  # every spill store of the run is on this machine
             shutil.rmtree(spill_root(conf.spill, run.root), ignore_errors=True)
-    summary = summarize(list(read_records(run.results)), workflow=workflow.name, started_at=started,
+    records = list(read_records(run.results))
+    summary = summarize(records, workflow=workflow.name, started_at=started,
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)
+    summary.usage_by_pool = pool_usage((r.usage for r in records), endpoint_stats(run.state))
     dups = duplicates.load(run.state)
     summary.duplicates_skipped, summary.duplicates_renamed = len(dups.skipped), len(dups.renamed)
     spill = spill_counts(run.state)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from slurmgen.config import SlurmgenConf
+from slurmgen.config import LLMConf, SlurmgenConf
 from slurmgen.confload import workflow_classes
 from slurmgen.errors import ConfigError
 
@@ -46,6 +46,17 @@ def check_overrides(argv: list[str]) -> None:
         _check_key(key, workflow_cls)
 
 
+# Dicts whose keys the user names (a new LLM pool, a role's pool): Hydra's struct mode would
+# ask for "+" before each new key; `open_keys` adds "++" (add or override) for them.
+OPEN_DICTS = ("llms.", "workflow.role_llm.")
+
+
+def open_keys(argv: list[str]) -> list[str]:
+    """``llms.judge.model=x`` -> ``++llms.judge.model=x`` (likewise workflow.role_llm.<role>)."""
+    return [f"++{a}" if not a.startswith(("+", "~", "-")) and "=" in a and a.startswith(OPEN_DICTS) else a
+            for a in argv]
+
+
 def _check_key(key: str, workflow_cls: type | None) -> None:
     group, _, rest = key.partition(".")
     groups = _fields(SlurmgenConf)
@@ -53,8 +64,12 @@ def _check_key(key: str, workflow_cls: type | None) -> None:
         raise ConfigError(f"unknown config key {key!r}; top-level groups: {', '.join(groups)}")
     if not rest:
         return
-    schema = _schema_of(group, workflow_cls) if workflow_cls else None
-    if schema is None or not dataclasses.is_dataclass(schema):
+    if group == "llms":  # llms.<pool>.<an LLMConf field>
+        pool, _, rest = rest.partition(".")
+        group, schema = f"llms.{pool}", LLMConf
+    else:
+        schema = _schema_of(group, workflow_cls) if workflow_cls else None
+    if not rest or schema is None or not dataclasses.is_dataclass(schema):
         return
     name = rest.split(".")[0]
     valid = _fields(schema)

@@ -16,8 +16,10 @@ from typing import TypeVar
 import msgspec
 
 from slurmgen.errors import SlurmgenError
+from slurmgen.llm.types import EndpointStats
 from slurmgen.protocol import Turn, Usage
 from slurmgen.rundir import RunDir
+from slurmgen.summary import pool_usage
 from slurmgen.watchdog import StallReport
 
 WINDOW_S = 30.0
@@ -38,6 +40,7 @@ class _PeerStats(msgspec.Struct):
     shard: int
     in_flight: int = 0
     held: int = 0
+    llm: dict[str, EndpointStats] = {}
     llm_outstanding: dict[str, int] = {}
     issued: int = 0
     reissued: int = 0
@@ -64,6 +67,7 @@ class Status:
     first: float = 0.0
     last: float = 0.0
     role_latency: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
+    usages: list[dict[str, Usage]] = field(default_factory=list)  # per record, for the per-pool lines
     peers: list[_PeerStats] = field(default_factory=list)
     pools: list[_PoolStats] = field(default_factory=list)
     expected: int = 0
@@ -110,6 +114,7 @@ def _add(st: Status, rec: _Rec, now: float) -> None:
         st.failed_reasons[rec.reason.split(":", 1)[0]] += 1
     tokens = sum(u.prompt_tokens + u.completion_tokens for u in rec.usage.values())
     st.tokens += tokens
+    st.usages.append(rec.usage)
     if rec.finished_at:
         st.first = min(st.first or rec.finished_at, rec.created_at or rec.finished_at)
         st.last = max(st.last, rec.finished_at)
@@ -140,6 +145,7 @@ def render(st: Status, run: RunDir, now: float) -> str:
     lines.append(f"tokens/s: {rate_now:.0f} now (last {WINDOW_S:.0f} s), {st.tokens / span:.0f} overall")
     for role, lat in sorted(st.role_latency.items()):
         lines.append(f"  {role:<12} latency p50 {statistics.median(lat):.3f} s  max {max(lat):.3f} s  ({len(lat)} turns)")
+    lines += _pool_lines(st)
     load: collections.Counter[str] = collections.Counter()
     for p in live:
         load.update(p.llm_outstanding)
@@ -154,6 +160,14 @@ def render(st: Status, run: RunDir, now: float) -> str:
     if run.summary.exists():
         lines.append(f"finished: {run.summary}")
     return "\n".join(lines)
+
+
+def _pool_lines(st: Status) -> list[str]:
+    """One line per LLM pool: its model, tokens, requests, errors and mean latency."""
+    pools = pool_usage(st.usages, (s for p in st.peers for s in p.llm.values()))
+    return [f"  LLM pool {name} ({u.model}): {u.prompt_tokens + u.completion_tokens} tokens, {u.attempts} requests, "
+            f"{u.errors} errors, {u.retries} retried, mean latency {u.mean_latency_s:.3f} s"
+            for name, u in pools.items()]
 
 
 def _stall_line(r: StallReport, run: RunDir, now: float) -> str:

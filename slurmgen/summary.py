@@ -4,12 +4,43 @@ from __future__ import annotations
 
 import collections
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import msgspec
 
+from slurmgen.llm.types import EndpointStats
 from slurmgen.protocol import Usage
 from slurmgen.records import Record
+
+
+class PoolUsage(msgspec.Struct, kw_only=True):
+    """One LLM pool's share of the run: tokens from the records, attempts from the peers' clients."""
+
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    requests: int = 0  # requests the records count (answered, in tasks that were written)
+    attempts: int = 0  # every attempt the peers' clients sent (retries and unwritten tasks too)
+    answered: int = 0  # attempts answered with a completion
+    errors: int = 0  # attempts that failed
+    retries: int = 0  # failed attempts then retried
+    latency_s: float = 0.0  # summed over answered attempts, request sent to reply read
+    mean_latency_s: float = 0.0
+
+    def add_usage(self, u: Usage) -> None:
+        self.model = u.model or self.model
+        self.prompt_tokens += u.prompt_tokens
+        self.completion_tokens += u.completion_tokens
+        self.requests += u.requests
+
+    def add_endpoint(self, s: EndpointStats) -> None:
+        self.model = self.model or s.model
+        self.attempts += s.requests
+        self.answered += s.ok
+        self.errors += s.errors
+        self.retries += s.retries
+        self.latency_s = round(self.latency_s + s.latency_s, 6)
+        self.mean_latency_s = round(self.latency_s / self.answered, 4) if self.answered else 0.0
 
 
 class Summary(msgspec.Struct, kw_only=True):
@@ -26,6 +57,7 @@ class Summary(msgspec.Struct, kw_only=True):
     reasons: dict[str, int]
     usage_by_role: dict[str, Usage]
     metrics: dict[str, float]
+    usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.pools)
     expected_tasks: int = 0
     duplicates_skipped: int = 0  # input rows not run: their id repeats an earlier row's (dataset.on_duplicate=skip)
     duplicates_renamed: int = 0  # input rows run as id#2, id#3, ... (dataset.on_duplicate=suffix)
@@ -47,6 +79,34 @@ def spill_counts(state: Path) -> dict[str, int]:
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             continue
     return dict(total)
+
+
+class _LLMStats(msgspec.Struct):
+    llm: dict[str, EndpointStats] = {}
+
+
+def endpoint_stats(state: Path) -> list[EndpointStats]:
+    """The peers' per-endpoint LLM counters (state/stats-peer-*.json, every incarnation)."""
+    out: list[EndpointStats] = []
+    for path in state.glob("stats-peer-*.json"):
+        try:
+            out += msgspec.json.decode(path.read_bytes(), type=_LLMStats).llm.values()
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            continue  # rewritten as we read, or from another version
+    return out
+
+
+def pool_usage(usages: Iterable[dict[str, Usage]], endpoints: Iterable[EndpointStats]) -> dict[str, PoolUsage]:
+    """Per LLM pool: tokens from the records' usage (one dict per record), attempts, errors and
+    latency from the clients' endpoint counters."""
+    pools: dict[str, PoolUsage] = collections.defaultdict(PoolUsage)
+    for usage in usages:
+        for u in usage.values():
+            if u.requests:
+                pools[u.pool or "default"].add_usage(u)
+    for s in endpoints:
+        pools[s.pool or "default"].add_endpoint(s)
+    return dict(sorted(pools.items()))
 
 
 def read_records(results: Path) -> Iterator[Record]:

@@ -35,7 +35,7 @@ import aiohttp
 import msgspec
 
 from slurmgen.errors import LLMError
-from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, Sampling, ToolCall
+from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall
 
 _RETRY_STATUS = frozenset({408, 425, 429})  # plus every 5xx
 _CONTEXT_MARKERS = (
@@ -46,18 +46,6 @@ _CONTEXT_MARKERS = (
     "prompt is too long",
 )
 _MAX_RETRY_AFTER_S = 60.0
-
-
-class EndpointStats(msgspec.Struct, kw_only=True):
-    """Counters for one replica URL (kept after the replica is removed)."""
-
-    requests: int = 0  # attempts sent
-    ok: int = 0  # attempts answered with a completion
-    errors: int = 0  # attempts that failed
-    retries: int = 0  # failed attempts that were then retried
-    latency_s: float = 0.0  # summed over the attempts answered with a completion
-    pool: str = ""  # the LLM pool of the client that sent them
-    model: str = ""  # the replica's served model name
 
 
 class _Message(msgspec.Struct, kw_only=True):

@@ -12,8 +12,8 @@ from typing import Iterable
 
 from slurmgen import pools
 from slurmgen.config import SlurmgenConf
-from slurmgen.llm.client import EndpointStats, LLMClient
-from slurmgen.llm.types import Endpoint
+from slurmgen.llm.client import LLMClient
+from slurmgen.llm.types import Endpoint, EndpointStats
 from slurmgen.protocol import Member
 
 

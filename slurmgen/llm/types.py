@@ -54,3 +54,15 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
     url: str
     model: str
     capacity: int = 0  # max concurrent requests to send it; 0 = unlimited
+
+
+class EndpointStats(msgspec.Struct, kw_only=True):
+    """Counters for one replica URL (kept after the replica is removed)."""
+
+    requests: int = 0  # attempts sent
+    ok: int = 0  # attempts answered with a completion
+    errors: int = 0  # attempts that failed
+    retries: int = 0  # failed attempts that were then retried
+    latency_s: float = 0.0  # summed over the attempts answered with a completion
+    pool: str = ""  # the LLM pool of the client that sent them
+    model: str = ""  # the replica's served model name
