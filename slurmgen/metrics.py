@@ -36,6 +36,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.process_collector import ProcessCollector
 
@@ -184,10 +185,12 @@ class _Labelled:
         for value in preset:
             self[value]
 
-    def __getitem__(self, value: str) -> Any:
+    def __getitem__(self, value: Any) -> Any:
+        """``value``: the label's value, or a tuple of values of several labels."""
         child = self.children.get(value)
         if child is None:
-            child = self.children[value] = self.metric.labels(value)
+            values = value if isinstance(value, tuple) else (value,)
+            child = self.children[value] = self.metric.labels(*values)
         return child
 
 
@@ -229,14 +232,16 @@ class PeerMetrics:
                                                "on this peer", ["role"], registry=r), roles)
         self.completion_tokens = _Labelled(Counter("slurmgen_completion_tokens", "Completion tokens spent by role "
                                                    "handlers on this peer", ["role"], registry=r), roles)
-        self.llm_requests = _Labelled(Counter("slurmgen_llm_requests", "LLM request attempts", ["endpoint"],
-                                              registry=r))
-        self.llm_ok = _Labelled(Counter("slurmgen_llm_ok", "LLM attempts answered with a completion", ["endpoint"],
+        llm = ["endpoint", "pool"]  # the replica's URL and its LLM pool (slurmgen.pools)
+        self.llm_requests = _Labelled(Counter("slurmgen_llm_requests", "LLM request attempts", llm, registry=r))
+        self.llm_ok = _Labelled(Counter("slurmgen_llm_ok", "LLM attempts answered with a completion", llm,
                                         registry=r))
-        self.llm_errors = _Labelled(Counter("slurmgen_llm_errors", "LLM attempts that failed", ["endpoint"],
-                                            registry=r))
-        self.llm_retries = _Labelled(Counter("slurmgen_llm_retries", "Failed LLM attempts then retried",
-                                             ["endpoint"], registry=r))
+        self.llm_errors = _Labelled(Counter("slurmgen_llm_errors", "LLM attempts that failed", llm, registry=r))
+        self.llm_retries = _Labelled(Counter("slurmgen_llm_retries", "Failed LLM attempts then retried", llm,
+                                             registry=r))
+        self.llm_latency = _Labelled(Counter("slurmgen_llm_latency_seconds", "Seconds from sending to reading "
+                                             "the answered LLM attempts (rate / rate of _ok = mean latency)", llm,
+                                             registry=r))
         self.llm_outstanding = _Labelled(Gauge("slurmgen_llm_outstanding", "LLM requests outstanding",
                                                ["endpoint"], registry=r))
         self.spill_inline = Counter("slurmgen_spill_inline_fallbacks", "Times the spill store was full (or "
@@ -280,10 +285,11 @@ class PeerMetrics:
             else:
                 d.add(("hop", kind), self.hops[kind], float(n))
         for url, s in dict(stats.get("llm", {})).items():
-            s = s if isinstance(s, Mapping) else {k: getattr(s, k) for k in ("requests", "ok", "errors", "retries")}
-            for key, labelled in (("requests", self.llm_requests), ("ok", self.llm_ok),
-                                  ("errors", self.llm_errors), ("retries", self.llm_retries)):
-                d.add((key, url), labelled[url], float(s.get(key, 0)))
+            s = s if isinstance(s, Mapping) else msgspec.structs.asdict(s)
+            labels = (url, str(s.get("pool") or "default"))
+            for key, labelled in (("requests", self.llm_requests), ("ok", self.llm_ok), ("errors", self.llm_errors),
+                                  ("retries", self.llm_retries), ("latency_s", self.llm_latency)):
+                d.add((key, url), labelled[labels], float(s.get(key, 0)))
         spill = dict(stats.get("spill", {}))
         if spill:
             d.add("spill_inline", self.spill_inline, float(spill.get("inline_fallbacks", 0)))

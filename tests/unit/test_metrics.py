@@ -63,7 +63,8 @@ def test_peer_counters_move(exporter: Exporter) -> None:
 
     stats = {"issued": 5, "written": 3, "reissued": 1, "retried": 0, "duplicates": 2, "in_flight": 2, "held": 4,
              "received": {"orch": 7, "credit": 6, "bytes_orch_sent": 900},
-             "llm": {"http://a:1": {"requests": 9, "ok": 8, "errors": 1, "retries": 1}},
+             "llm": {"http://a:1": {"requests": 9, "ok": 8, "errors": 1, "retries": 1, "latency_s": 2.5,
+                                    "pool": "teacher", "model": "m70"}},
              "llm_outstanding": {"http://a:1": 3}, "refused_frames": 0}
     m.sync(stats)
     m.sync({**stats, "issued": 6, "received": {"orch": 9, "credit": 6, "bytes_orch_sent": 900}})
@@ -76,9 +77,10 @@ def test_peer_counters_move(exporter: Exporter) -> None:
     assert value(after, "slurmgen_hops_received_total", type="orch") == 9
     assert value(after, "slurmgen_hops_received_total", type="credit") == 6
     assert value(after, "slurmgen_wire_bytes_total", kind="bytes_orch_sent") == 900
-    assert value(after, "slurmgen_llm_requests_total", endpoint="http://a:1") == 9
-    assert value(after, "slurmgen_llm_errors_total", endpoint="http://a:1") == 1
-    assert value(after, "slurmgen_llm_retries_total", endpoint="http://a:1") == 1
+    assert value(after, "slurmgen_llm_requests_total", endpoint="http://a:1", pool="teacher") == 9
+    assert value(after, "slurmgen_llm_errors_total", endpoint="http://a:1", pool="teacher") == 1
+    assert value(after, "slurmgen_llm_retries_total", endpoint="http://a:1", pool="teacher") == 1
+    assert value(after, "slurmgen_llm_latency_seconds_total", endpoint="http://a:1", pool="teacher") == 2.5
     assert value(after, "slurmgen_llm_outstanding", endpoint="http://a:1") == 3
     assert value(after, "slurmgen_role_latency_seconds_count", role="score") == 2
     assert value(after, "slurmgen_prompt_tokens_total", role="score") == 200
