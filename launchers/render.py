@@ -86,7 +86,7 @@ def render_component(conf: SlurmgenConf, run_dir: Path, component: str, python: 
     elif component in llm:
         pool = pools.declared(conf)[llm[component]]
         spec, last = llm_spec(conf, run_dir, ARRAY_INDEX, python, pool=llm[component]), pool.replicas - 1
-        values.update(replicas=str(pool.replicas), backend=pool.backend, model=pool.model)
+        values.update(replicas=str(pool.replicas), backend=pool.backend, model=pool.model, file=f"{component}.sbatch")
     elif component == "toolpool":
         spec, last = pool_spec(conf, run_dir, ARRAY_INDEX, python), pool_size(conf) - 1
     else:

@@ -88,6 +88,13 @@ def _summary_tables(summary: dict[str, Any] | None) -> str:
         rows = [[role, u.get("requests", 0), u.get("prompt_tokens", 0), u.get("completion_tokens", 0)]
                 for role, u in usage.items()]
         parts += ["<h3>Usage by role</h3>", _table(["role", "requests", "prompt tokens", "completion tokens"], rows)]
+    pools = summary.get("usage_by_pool") or {}
+    if pools:
+        rows = [[name, u.get("model", ""), u.get("attempts", 0), u.get("prompt_tokens", 0),
+                 u.get("completion_tokens", 0), u.get("errors", 0), f"{u.get('mean_latency_s', 0.0):.3f} s"]
+                for name, u in pools.items()]
+        parts += ["<h3>LLM pools</h3>", _table(["pool", "model", "requests", "prompt tokens", "completion tokens",
+                                                "errors", "mean latency"], rows)]
     return "\n".join(parts)
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from submitit.slurm.slurm import _make_sbatch_string
 
+from slurmgen.agents.coral.conf import CoralConf
 from slurmgen.agents.nr.conf import NRConf
-from slurmgen.config import SlurmgenConf
+from slurmgen.config import LLMConf, SlurmgenConf, SlurmJobConf
 from slurmgen.launchers.hetjob import check_folder, hetjob_params
 from slurmgen.launchers.render import fill, render_all
 from slurmgen.errors import ConfigError
@@ -59,6 +60,32 @@ def demo_conf() -> SlurmgenConf:
 @pytest.mark.parametrize("name", ["registry.sbatch", "llm.sbatch", "peers.sbatch", "hetjob.sbatch", "submit.sh"])
 def test_rendered_templates_match_golden(name: str) -> None:
     assert_golden(f"sbatch/{name}", render_all(demo_conf(), RUN, PYTHON)[name])
+
+
+def two_pool_conf() -> SlurmgenConf:
+    """The demo with a second LLM pool: a 70B teacher on 4 GPUs for coral's teacher role."""
+    c = demo_conf()
+    c.workflow = CoralConf()
+    c.llms["teacher"] = LLMConf(backend="vllm", model="llama-3.1-70b", model_path="/models/llama-3.1-70b",
+                                replicas=1, extra_args=["--tensor-parallel-size", "4"],
+                                server_env={"VLLM_WORKER_MULTIPROC_METHOD": "spawn"},
+                                slurm=SlurmJobConf(partition="gpu", gpus_per_node=4, mem="320G", time_min=240))
+    c.workflow.role_llm = {"teacher": "teacher"}
+    return c
+
+
+@pytest.mark.parametrize("name", ["llm.sbatch", "llm-teacher.sbatch", "hetjob.sbatch", "submit.sh"])
+def test_a_two_pool_run_renders_an_array_per_pool(name: str) -> None:
+    assert_golden(f"sbatch-two-pools/{name}", render_all(two_pool_conf(), RUN, PYTHON)[name])
+
+
+def test_a_two_pool_hetjob_has_a_component_per_pool() -> None:
+    c = two_pool_conf()
+    c.cluster.hetjob = True
+    out = render_all(c, RUN, PYTHON)
+    assert "UNIT=$i hetjob.sbatch" in out["submit.sh"] and "llm-teacher.sbatch" not in out["submit.sh"]
+    assert out["hetjob.sbatch"].count("#SBATCH hetjob") == 2
+    assert "--het-group=1 " in out["hetjob.sbatch"] and '--name "llm-teacher-${UNIT}"' in out["hetjob.sbatch"]
 
 
 def test_hetjob_submit_script_renders_the_het_loop() -> None:
