@@ -112,6 +112,17 @@ def tiny_model(vllm_python: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
     return out
 
 
+@pytest.fixture(scope="session")
+def second_tiny_model(vllm_python: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another tiny model (3 layers, other seed): a second pool's model in two-pool runs."""
+    out = tmp_path_factory.mktemp("tiny-model-b")
+    proc = subprocess.run([vllm_python, str(REPO / "tools" / "tiny_model.py"), str(out), "--layers", "3",
+                           "--seed", "1"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **SERVER_ENV})
+    assert proc.returncode == 0, f"tools/tiny_model.py failed:\n{proc.stdout}\n{proc.stderr}"
+    return out
+
+
 def tiny_llm_conf(model_path: Path, server_python: str, **over: Any) -> LLMConf:
     return LLMConf(backend="vllm", model="tiny", model_path=str(model_path), server_python=server_python,
                    replicas=1, extra_args=list(EXTRA_ARGS), ready_timeout_s=READY_TIMEOUT_S, **over)
