@@ -63,6 +63,9 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("llm.backoff_s", at_least(0), ">= 0"),
     Bound("llm.request_timeout_s", above(0), "> 0"),
     Bound("llm.max_concurrency_per_endpoint", at_least(0), ">= 0 (0 = unlimited)"),
+    Bound("llm.rpm", at_least(0), ">= 0 (0 = unlimited)"),
+    Bound("llm.tpm", at_least(0), ">= 0 (0 = unlimited)"),
+    Bound("llm.max_concurrency", at_least(0), ">= 0 (0 = unlimited)"),
     Bound("llm.sticky_load_factor", lambda v: v == 0 or v >= 1, "0 (always sticky) or >= 1"),
     Bound("llm.max_model_len", at_least(1), ">= 1"),
     Bound("cluster.local_nodes", at_least(1), ">= 1"),
@@ -104,6 +107,9 @@ def check_bounds(conf: SlurmgenConf) -> None:
     if conf.cluster.node_exec and not (conf.cluster.kind == "local" and conf.cluster.local_nodes > 1):
         bad.append("cluster.node_exec places processes on pretend nodes: it needs cluster=local and "
                    "cluster.local_nodes > 1")
+    if 0 < conf.llm.max_concurrency < conf.run.peers:
+        bad.append(f"llm.max_concurrency={conf.llm.max_concurrency} is shared by run.peers={conf.run.peers} "
+                   "processes (one request each at least): raise it to run.peers or more, or lower run.peers")
     if conf.llm.backend == "openai" and not conf.llm.urls:
         bad.append("llm.backend=openai needs llm.urls (the servers' base URLs, e.g. 'llm.urls=[http://host:8000]')")
     if bad:

@@ -70,6 +70,15 @@ class LLMConf:
     max_retries: int = 4
     backoff_s: float = 0.5
     max_concurrency_per_endpoint: int = 0  # 0 = unlimited
+    # the pool's limits over the whole run, as a hosted API's quota counts them; each of the
+    # run.peers processes keeps to an even share (slurmgen.llm.ratelimit); 0 = unlimited.
+    # Requests (attempts, retries included) per minute:
+    rpm: int = 0
+    # tokens per minute, prompt + completion: an attempt is charged prompt bytes / 4 + max_tokens
+    # before it is sent, corrected with the reply's usage
+    tpm: int = 0
+    # requests in flight over every replica of the pool (0, or at least run.peers: one each)
+    max_concurrency: int = 0
     # sticky requests (a conversation's turns) keep their replica unless it holds more than
     # this times the mean outstanding requests (bounded-load hashing); 0 = always sticky
     sticky_load_factor: float = 1.25

@@ -74,7 +74,8 @@ class Peer:
         self.outboxes: dict[str, Outbox] = {}
         self.decoder = codec.peer_decoder()
         self.received: collections.Counter[str] = collections.Counter()
-        self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env))
+        # peers=shards: llm.rpm / tpm / max_concurrency are per run, this process keeps to its share
+        self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env), peers=shards)
         self.static_llm = [Endpoint(url=u, model=conf.llm.model) for u in conf.llm.urls]
         self.tools = ToolPools(self.sockets, lambda: self.registry.view.of_kind("toolpool"), self.peer_id,
                                call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost,
@@ -319,6 +320,7 @@ class Peer:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"peer_id": self.peer_id, "shard": self.shard, "received": dict(self.received),
                 "cpu_s": usage.ru_utime + usage.ru_stime, "llm": {u: msgspec.to_builtins(s) for u, s in self.llm.stats().items()},
+                "llm_limiter": msgspec.to_builtins(self.llm.limiter_stats()),
                 "in_flight": len(self.origin.leases), "held": len(self.held),
                 "llm_outstanding": self.llm.outstanding(), "issued": self.origin.issued, "reissued": self.origin.reissued, "retried": self.origin.retried,
                 "written": self.origin.written, "duplicates": self.origin.duplicates,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import time
 
 import pytest
 
+from slurmgen.config import LLMConf
+from slurmgen.llm.client import LLMClient, _retry_after
 from slurmgen.llm.ratelimit import Limiter, TokenBucket, estimate_tokens, share
 
 
@@ -163,3 +167,22 @@ def test_a_cancelled_waiter_gives_its_slot_back() -> None:
 
     asyncio.run(main())
 
+
+def test_from_conf_gives_each_peer_an_even_share_of_the_pool() -> None:
+    client = LLMClient.from_conf(LLMConf(rpm=600, tpm=120_000, max_concurrency=9), peers=4)
+    limiter = client.limiter
+    assert limiter.requests is not None and limiter.requests.rate * 60 == pytest.approx(150)
+    assert limiter.tokens is not None and limiter.tokens.rate * 60 == pytest.approx(30_000)
+    assert limiter.max_concurrency == 2  # rounded down: the run never holds more than 9
+    unlimited = LLMClient.from_conf(LLMConf(), peers=4).limiter
+    assert unlimited.requests is None and unlimited.tokens is None and unlimited.max_concurrency == 0
+
+
+def test_retry_after_in_seconds_milliseconds_or_as_a_date() -> None:
+    assert _retry_after({"Retry-After": "2"}) == 2.0
+    assert _retry_after({"retry-after-ms": "250", "Retry-After": "1"}) == 0.25  # the finer one wins
+    soon = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 < _retry_after({"Retry-After": soon}) <= 30
+    assert _retry_after({"Retry-After": "3600"}) == 60.0  # capped
+    assert _retry_after({"Retry-After": "soon"}) == 0.0 and _retry_after({}) == 0.0
+    assert _retry_after({"Retry-After": "-5"}) == 0.0 and _retry_after({"Retry-After": "nan"}) == 0.0
