@@ -152,9 +152,11 @@ class RunConf:
     # lease_s (its holder died, its message was lost) is issued again from its row
     lease_renew_s: float = 2.0
     lease_s: float = 10.0
-    # attempts per task; a failure whose class is in retry_on is tried again
+    # attempts per task; a failure whose class is in retry_on is tried again (from its row), and
+    # only its last attempt's record counts toward max_failure_rate / fail_fast_tasks
     max_attempts: int = 3
-    retry_on: list[str] = field(default_factory=lambda: ["llm_error", "timeout", "tool_error", "lost"])
+    retry_on: list[str] = field(default_factory=lambda: ["llm_error", "timeout", "rate_limited", "tool_error",
+                                                         "lost"])
     # the driver restarts a crashed process (peer, service, registry) this many times
     max_restarts: int = 10
     # on SIGTERM / preemption: stop issuing, let tasks in flight finish for this long
