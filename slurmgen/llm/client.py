@@ -20,7 +20,7 @@ Failures: 429, 5xx, connection errors, unreadable replies and timeouts are retri
 to ``max_retries`` times, preferring a replica not tried yet, after an exponential
 backoff with jitter (a refused connection with another replica available is retried at
 once). A 429's ``Retry-After`` (or ``retry-after-ms``) pauses the whole pool — every
-attempt of this client waits until it has passed — and a request whose retries all got
+attempt of this client waits until it has passed — and a request whose last attempt got
 429 raises ``LLMError(kind="rate_limited")``; another status's ``Retry-After`` delays
 that request only. A replica that refuses connections is avoided for ``down_s``. A 400
 saying the context is too long raises ``LLMError(kind="context_too_long")`` at once;
