@@ -71,6 +71,9 @@ POOL_BOUNDS: tuple[Bound, ...] = (
     Bound("backoff_s", at_least(0), ">= 0"),
     Bound("request_timeout_s", above(0), "> 0"),
     Bound("max_concurrency_per_endpoint", at_least(0), ">= 0 (0 = unlimited)"),
+    Bound("rpm", at_least(0), ">= 0 (0 = unlimited)"),
+    Bound("tpm", at_least(0), ">= 0 (0 = unlimited)"),
+    Bound("max_concurrency", at_least(0), ">= 0 (0 = unlimited)"),
     Bound("sticky_load_factor", lambda v: v == 0 or v >= 1, "0 (always sticky) or >= 1"),
     Bound("max_model_len", at_least(1), ">= 1"),
 )
@@ -87,6 +90,10 @@ def check_bounds(conf: SlurmgenConf) -> None:
     bad = _outside(conf, BOUNDS, "")
     for name, pool in pools.used(conf).items():
         bad += _outside(pool, POOL_BOUNDS, pools.key(name) + ".")
+        if 0 < pool.max_concurrency < conf.run.peers:
+            bad.append(f"{pools.key(name)}.max_concurrency={pool.max_concurrency} is shared by run.peers="
+                       f"{conf.run.peers} processes (one request each at least): raise it to run.peers or more, "
+                       "or lower run.peers")
     if conf.run.lease_s <= conf.run.lease_renew_s:
         bad.append(f"run.lease_s={conf.run.lease_s!r} must be more than run.lease_renew_s={conf.run.lease_renew_s!r} "
                    "(holders renew leases every lease_renew_s)")

@@ -96,6 +96,15 @@ class LLMConf:
     max_retries: int = 4
     backoff_s: float = 0.5
     max_concurrency_per_endpoint: int = 0  # 0 = unlimited
+    # the pool's limits over the whole run, as a hosted API's quota counts them; each of the
+    # run.peers processes keeps to an even share (slurmgen.llm.ratelimit); 0 = unlimited.
+    # Requests (attempts, retries included) per minute:
+    rpm: int = 0
+    # tokens per minute, prompt + completion: an attempt is charged prompt bytes / 4 + max_tokens
+    # before it is sent, corrected with the reply's usage
+    tpm: int = 0
+    # requests in flight over every replica of the pool (0, or at least run.peers: one each)
+    max_concurrency: int = 0
     # sticky requests (a conversation's turns) keep their replica unless it holds more than
     # this times the mean outstanding requests (bounded-load hashing); 0 = always sticky
     sticky_load_factor: float = 1.25
@@ -171,9 +180,11 @@ class RunConf:
     # lease_s (its holder died, its message was lost) is issued again from its row
     lease_renew_s: float = 2.0
     lease_s: float = 10.0
-    # attempts per task; a failure whose class is in retry_on is tried again
+    # attempts per task; a failure whose class is in retry_on is tried again (from its row), and
+    # only its last attempt's record counts toward max_failure_rate / fail_fast_tasks
     max_attempts: int = 3
-    retry_on: list[str] = field(default_factory=lambda: ["llm_error", "timeout", "tool_error", "lost"])
+    retry_on: list[str] = field(default_factory=lambda: ["llm_error", "timeout", "rate_limited", "tool_error",
+                                                         "lost"])
     # the driver restarts a crashed process (peer, service, registry) this many times
     max_restarts: int = 10
     # on SIGTERM / preemption: stop issuing, let tasks in flight finish for this long

@@ -45,7 +45,7 @@ class LLMError(SlurmgenError):
 
     def __init__(self, message: str, *, kind: str = "llm_error") -> None:
         super().__init__(message)
-        self.kind = kind  # llm_error | context_too_long | timeout
+        self.kind = kind  # llm_error | context_too_long | timeout | rate_limited (429 on every attempt)
 
 
 class RowError(SlurmgenError):

@@ -166,7 +166,8 @@ def _pool_lines(st: Status) -> list[str]:
     """One line per LLM pool: its model, tokens, requests, errors and mean latency."""
     pools = pool_usage(st.usages, (s for p in st.peers for s in p.llm.values()))
     return [f"  LLM pool {name} ({u.model}): {u.prompt_tokens + u.completion_tokens} tokens, {u.attempts} requests, "
-            f"{u.errors} errors, {u.retries} retried, mean latency {u.mean_latency_s:.3f} s"
+            f"{u.errors} errors ({u.rate_limited} rate-limited), {u.retries} retried, "
+            f"mean latency {u.mean_latency_s:.3f} s"
             for name, u in pools.items()]
 
 

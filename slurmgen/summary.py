@@ -24,6 +24,7 @@ class PoolUsage(msgspec.Struct, kw_only=True):
     answered: int = 0  # attempts answered with a completion
     errors: int = 0  # attempts that failed
     retries: int = 0  # failed attempts then retried
+    rate_limited: int = 0  # attempts answered 429 (in errors too)
     latency_s: float = 0.0  # summed over answered attempts, request sent to reply read
     mean_latency_s: float = 0.0
 
@@ -39,6 +40,7 @@ class PoolUsage(msgspec.Struct, kw_only=True):
         self.answered += s.ok
         self.errors += s.errors
         self.retries += s.retries
+        self.rate_limited += s.rate_limited
         self.latency_s = round(self.latency_s + s.latency_s, 6)
         self.mean_latency_s = round(self.latency_s / self.answered, 4) if self.answered else 0.0
 

@@ -13,31 +13,40 @@ replica while the others idle. Otherwise the healthy replica with
 the fewest outstanding requests, ties taken in turn. Each replica has a concurrency cap
 (the smaller non-zero of ``Endpoint.capacity`` and ``max_concurrency_per_endpoint``).
 
+Limits: every attempt passes the pool's ``Limiter`` first (slurmgen.llm.ratelimit:
+requests and tokens per minute, requests in flight over the pool; unlimited by default).
+
 Failures: 429, 5xx, connection errors, unreadable replies and timeouts are retried up
 to ``max_retries`` times, preferring a replica not tried yet, after an exponential
-backoff with jitter (a ``Retry-After`` header is honoured; a refused connection with
-another replica available is retried at once). A replica that refuses connections is
-avoided for ``down_s``. A 400 saying the context is too long raises
-``LLMError(kind="context_too_long")`` at once; other 4xx raise ``LLMError`` at once.
+backoff with jitter (a refused connection with another replica available is retried at
+once). A 429's ``Retry-After`` (or ``retry-after-ms``) pauses the whole pool — every
+attempt of this client waits until it has passed — and a request whose last attempt got
+429 raises ``LLMError(kind="rate_limited")``; another status's ``Retry-After`` delays
+that request only. A replica that refuses connections is avoided for ``down_s``. A 400
+saying the context is too long raises ``LLMError(kind="context_too_long")`` at once;
+other 4xx raise ``LLMError`` at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import hashlib
 import math
 import random
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import msgspec
 
 from slurmgen.errors import LLMError
+from slurmgen.llm.ratelimit import Limiter, LimiterStats, estimate_tokens, share
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall
 
-_RETRY_STATUS = frozenset({408, 425, 429})  # plus every 5xx
+_RETRY_STATUS = frozenset({408, 425})  # plus every 5xx, and 429 (as rate_limited)
 _CONTEXT_MARKERS = (
     "context length",  # vLLM, OpenAI
     "context_length_exceeded",  # OpenAI error code
@@ -103,11 +112,22 @@ def _error_message(raw: bytes) -> str:
     return raw[:300].decode(errors="replace")
 
 
-def _retry_after(value: str | None) -> float:
+def _retry_after(headers: Mapping[str, str]) -> float:
+    """Seconds a reply asks to wait: ``retry-after-ms`` (OpenAI), else ``Retry-After`` in seconds or
+    as an HTTP date; 0 = none (or unreadable: our own backoff applies); at most 60 s."""
+    value, scale = headers.get("retry-after-ms"), 0.001
+    if value is None:
+        value, scale = headers.get("Retry-After"), 1.0
+    if not value:
+        return 0.0
     try:
-        return min(max(float(value), 0.0), _MAX_RETRY_AFTER_S) if value else 0.0
+        seconds = float(value) * scale
     except ValueError:
-        return 0.0  # an HTTP date: fall back to our own backoff
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return 0.0
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_S) if math.isfinite(seconds) else 0.0
 
 
 class LLMClient:
@@ -124,6 +144,7 @@ class LLMClient:
         endpoint_wait_s: float = 120.0,
         sticky_load_factor: float = 1.25,
         pool: str = "default",
+        limiter: Limiter | None = None,
     ) -> None:
         self.pool = pool  # the LLM pool this client speaks to (replies and stats name it)
         self.request_timeout_s = request_timeout_s
@@ -133,6 +154,7 @@ class LLMClient:
         self.endpoint_wait_s = endpoint_wait_s  # how long chat() waits for a first replica
         self.down_s = 2.0  # a replica refusing connections is avoided this long
         self.sticky_load_factor = sticky_load_factor
+        self.limiter = limiter or Limiter()  # the pool's rpm / tpm / in-flight limits and 429 pauses
         self._headers = {"Content-Type": "application/json"}
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
@@ -145,8 +167,13 @@ class LLMClient:
         self._decoder = msgspec.json.Decoder(_Completion)
 
     @classmethod
-    def from_conf(cls, conf: Any, api_key: str | None = None, pool: str = "default") -> LLMClient:
-        """Build from an ``LLMConf`` (or anything with its client fields)."""
+    def from_conf(cls, conf: Any, api_key: str | None = None, pool: str = "default", peers: int = 1) -> LLMClient:
+        """Build from an ``LLMConf`` (or anything with its client fields).
+
+        ``conf.rpm``, ``conf.tpm`` and ``conf.max_concurrency`` are the pool's limits over the
+        whole run: this process, one of ``peers`` using the pool, gets an even share of each.
+        """
+        limiter = Limiter(share(conf.rpm, peers), share(conf.tpm, peers), int(share(conf.max_concurrency, peers)))
         return cls(
             pool=pool,
             request_timeout_s=conf.request_timeout_s,
@@ -156,6 +183,7 @@ class LLMClient:
             api_key=api_key,
             endpoint_wait_s=conf.ready_timeout_s,
             sticky_load_factor=conf.sticky_load_factor,
+            limiter=limiter,
         )
 
     # -- replicas ------------------------------------------------------------
@@ -180,6 +208,10 @@ class LLMClient:
         """Counters per replica URL, including replicas removed since."""
         return dict(self._stats)
 
+    def limiter_stats(self) -> LimiterStats:
+        """What the pool's limiter did: attempts that waited, seconds waited, 429 pauses."""
+        return self.limiter.stats
+
     def outstanding(self) -> dict[str, int]:
         return {url: r.outstanding for url, r in self._replicas.items()}
 
@@ -203,19 +235,28 @@ class LLMClient:
     ) -> ChatReply:
         """One chat completion, retried across replicas; raises ``LLMError``."""
         body = self._body(messages, sampling, seed, tools, tool_choice, response_format)
+        estimate = estimate_tokens(body, sampling.max_tokens)
         failures: list[str] = []
         tried: set[str] = set()
         for attempt in range(self.max_retries + 1):
-            replica = await self._pick(model, sticky_key, tried)
+            permit = await self.limiter.acquire(estimate)
             try:
-                return await self._send(replica, body)
+                replica = await self._pick(model, sticky_key, tried)
+                reply = await self._send(replica, body)
+                permit.done(reply.usage.prompt_tokens + reply.usage.completion_tokens)
+                return reply
             except _AttemptFailed as exc:
-                failures.append(f"{replica.endpoint.url}: {exc}")
-                tried.add(replica.endpoint.url)
-                if attempt == self.max_retries:
-                    raise LLMError(self._give_up(failures), kind=exc.kind) from None
-                replica.stats.retries += 1
-                await asyncio.sleep(self._delay(attempt, exc, model, tried))
+                failed = exc
+                if exc.kind == "rate_limited":
+                    self.limiter.pause(exc.retry_after)  # the whole pool waits, not only this request
+            finally:
+                permit.done()
+            failures.append(f"{replica.endpoint.url}: {failed}")
+            tried.add(replica.endpoint.url)
+            if attempt == self.max_retries:
+                raise LLMError(self._give_up(failures), kind=failed.kind) from None
+            replica.stats.retries += 1
+            await asyncio.sleep(self._delay(attempt, failed, model, tried))
         raise AssertionError("unreachable")
 
     def _give_up(self, failures: list[str]) -> str:
@@ -281,6 +322,8 @@ class LLMClient:
                 if r.endpoint.url not in tried and r.down_until <= now and model in (None, r.endpoint.model):
                     return 0.0
         delay = self.backoff_s * 2.0**attempt * (0.5 + self._rng.random())
+        if exc.kind == "rate_limited":
+            return delay  # its Retry-After paused the pool: the limiter holds the next attempt back
         return max(delay, exc.retry_after)
 
     async def _send(self, replica: _Replica, body: bytes) -> ChatReply:
@@ -302,7 +345,7 @@ class LLMClient:
             url = ep.url.rstrip("/") + "/v1/chat/completions"
             async with self._http().post(url, data=data, headers=self._headers) as resp:
                 raw = await resp.read()
-                status, retry_after = resp.status, resp.headers.get("Retry-After")
+                status, retry_after = resp.status, _retry_after(resp.headers)
             if status == 200:
                 stats.latency_s += time.monotonic() - sent
         except asyncio.TimeoutError:
@@ -317,7 +360,7 @@ class LLMClient:
             raise _AttemptFailed(f"{type(exc).__name__}: {exc}") from None
         return self._reply(replica, status, raw, retry_after)
 
-    def _reply(self, replica: _Replica, status: int, raw: bytes, retry_after: str | None) -> ChatReply:
+    def _reply(self, replica: _Replica, status: int, raw: bytes, retry_after: float) -> ChatReply:
         url, stats = replica.endpoint.url, replica.stats
         if status == 200:
             try:
@@ -340,8 +383,11 @@ class LLMClient:
         message = _error_message(raw)
         if status in (400, 413, 422) and any(m in message.lower() for m in _CONTEXT_MARKERS):
             raise LLMError(f"{url}: HTTP {status}: {message}", kind="context_too_long")
+        if status == 429:
+            stats.rate_limited += 1
+            raise _AttemptFailed(f"HTTP 429: {message}", kind="rate_limited", retry_after=retry_after)
         if status in _RETRY_STATUS or status >= 500:
-            raise _AttemptFailed(f"HTTP {status}: {message}", retry_after=_retry_after(retry_after))
+            raise _AttemptFailed(f"HTTP {status}: {message}", retry_after=retry_after)
         raise LLMError(f"{url} rejected the request: HTTP {status}: {message}")
 
     def _http(self) -> aiohttp.ClientSession:

@@ -13,15 +13,17 @@ from typing import Iterable
 from slurmgen import pools
 from slurmgen.config import SlurmgenConf
 from slurmgen.llm.client import LLMClient
+from slurmgen.llm.ratelimit import LimiterStats
 from slurmgen.llm.types import Endpoint, EndpointStats
 from slurmgen.protocol import Member
 
 
 class PoolClients:
-    def __init__(self, conf: SlurmgenConf) -> None:
+    def __init__(self, conf: SlurmgenConf, peers: int = 1) -> None:
+        """``peers``: the processes sharing each pool's run-wide rate limits (run.peers)."""
         used = pools.used(conf)
-        self.clients = {name: LLMClient.from_conf(llm, api_key=os.environ.get(llm.api_key_env), pool=name)
-                        for name, llm in used.items()}
+        self.clients = {name: LLMClient.from_conf(llm, api_key=os.environ.get(llm.api_key_env), pool=name,
+                                                  peers=peers) for name, llm in used.items()}
         self.hosted = {name: [Endpoint(url=u, model=llm.model) for u in llm.urls] for name, llm in used.items()}
         self.role_pool = {role: pools.role_pool(conf, role) for role in conf.workflow.roles}
 
@@ -41,6 +43,10 @@ class PoolClients:
     def stats(self) -> dict[str, EndpointStats]:
         """Counters per replica URL over every pool (each names its pool and model)."""
         return {url: s for client in self.clients.values() for url, s in client.stats().items()}
+
+    def limiter_stats(self) -> dict[str, LimiterStats]:
+        """Each pool's rate limiter: attempts that waited, seconds waited, 429 pauses."""
+        return {name: client.limiter_stats() for name, client in self.clients.items()}
 
     def outstanding(self) -> dict[str, int]:
         return {url: n for client in self.clients.values() for url, n in client.outstanding().items()}

@@ -63,6 +63,7 @@ class EndpointStats(msgspec.Struct, kw_only=True):
     ok: int = 0  # attempts answered with a completion
     errors: int = 0  # attempts that failed
     retries: int = 0  # failed attempts that were then retried
+    rate_limited: int = 0  # attempts answered 429 (also counted in errors)
     latency_s: float = 0.0  # summed over the attempts answered with a completion
     pool: str = ""  # the LLM pool of the client that sent them
     model: str = ""  # the replica's served model name

@@ -73,7 +73,8 @@ class Peer:
         self.outboxes: dict[str, Outbox] = {}
         self.decoder = codec.peer_decoder()
         self.received: collections.Counter[str] = collections.Counter()
-        self.llm = PoolClients(conf)
+        # peers=shards: each pool's rpm / tpm / max_concurrency are per run, this process keeps to its share
+        self.llm = PoolClients(conf, peers=shards)
         self.tools = ToolPools(self.sockets, lambda: self.registry.view.of_kind("toolpool"), self.peer_id,
                                call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost,
                                tasks=self.tasks)
@@ -321,6 +322,7 @@ class Peer:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"peer_id": self.peer_id, "shard": self.shard, "received": dict(self.received),
                 "cpu_s": usage.ru_utime + usage.ru_stime, "llm": {u: msgspec.to_builtins(s) for u, s in self.llm.stats().items()},
+                "llm_limiter": msgspec.to_builtins(self.llm.limiter_stats()),
                 "in_flight": len(self.origin.leases), "held": len(self.held),
                 "llm_outstanding": self.llm.outstanding(), "issued": self.origin.issued, "reissued": self.origin.reissued, "retried": self.origin.retried,
                 "written": self.origin.written, "duplicates": self.origin.duplicates,

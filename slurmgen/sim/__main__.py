@@ -35,6 +35,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--time-scale", type=float, default=defaults.time_scale, help="speed-up; 0 = never sleep")
     p.add_argument("--max-model-len", type=int, default=defaults.max_model_len)
     p.add_argument("--seed", type=int, default=0, help="seed of the step-time jitter")
+    p.add_argument("--rate-limit", type=float, default=0.0, metavar="RPM",
+                   help="answer chat requests over RPM per minute with 429 and Retry-After; 0 = no limit")
+    p.add_argument("--rate-burst", type=int, default=0, metavar="N",
+                   help="requests the rate limit lets through at once; 0 = one second's worth")
+    p.add_argument("--api-key", default="", help="require 'Authorization: Bearer KEY' (as vLLM's --api-key)")
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -76,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         max_model_len=args.max_model_len,
         script=args.script,
         seed=args.seed,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+        api_key=args.api_key,
     )
     try:
         _run(serve(options, args.host, args.port))

@@ -3,6 +3,11 @@
 Routes: ``POST /v1/chat/completions`` (plain and ``stream: true`` SSE), ``GET /health``,
 ``GET /v1/models``, ``GET /metrics`` (Prometheus text, ``vllm:*`` names).
 
+As a hosted API would, it can require a key (``api_key``: ``Authorization: Bearer KEY``,
+else 401) and limit requests per minute (``rate_limit``, a token bucket holding
+``rate_burst`` requests): a chat request over the limit is answered 429 with an
+OpenAI-style error body and ``Retry-After`` (whole seconds until a request is allowed).
+
 A request's reply is decided up front: the workflow's script (or the generic content)
 writes the text or tool calls, its token count (bounded by ``max_tokens``) becomes the
 request's length in the Engine, and one engine-loop task steps the Engine, sleeping
@@ -17,8 +22,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import hashlib
+import hmac
 import itertools
 import logging
+import math
 import os
 import random
 import time
@@ -27,6 +34,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from slurmgen.llm.ratelimit import TokenBucket
 from slurmgen.llm.types import ChatMessage, ToolCall
 from slurmgen.sim.content import ReplyPlan, count_tokens, generic_reply, load_script
 from slurmgen.sim.latency import PROFILES, Engine
@@ -47,6 +55,9 @@ class SimOptions(msgspec.Struct, kw_only=True, frozen=True):
     max_model_len: int = 131_072
     script: str = ""  # "package.module:function"; "" or "generic" = generic content
     seed: int = 0  # seeds the step-time jitter
+    rate_limit: float = 0.0  # chat requests per minute; more are answered 429; 0 = no limit
+    rate_burst: int = 0  # requests the limit lets through at once; 0 = one second's worth (at least 1)
+    api_key: str = ""  # required as "Authorization: Bearer KEY" on /v1/*; "" = none
 
 
 class _Part(msgspec.Struct, kw_only=True):
@@ -89,15 +100,26 @@ class ChatRequest(msgspec.Struct, kw_only=True):
 
 
 class HTTPError(Exception):
-    def __init__(self, status: int, message: str, kind: str = "BadRequestError") -> None:
+    def __init__(self, status: int, message: str, kind: str = "BadRequestError",
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.kind = kind
+        self.headers = headers
 
 
 def error_response(exc: HTTPError) -> web.Response:
     body = {"error": {"message": str(exc), "type": exc.kind, "param": None, "code": exc.status}}
-    return web.Response(status=exc.status, body=msgspec.json.encode(body), content_type="application/json")
+    return web.Response(status=exc.status, body=msgspec.json.encode(body), content_type="application/json",
+                        headers=exc.headers)
+
+
+def rate_bucket(options: SimOptions) -> TokenBucket | None:
+    if options.rate_limit <= 0:
+        return None
+    if options.rate_burst > 0:
+        return TokenBucket(options.rate_limit / 60.0, float(options.rate_burst))
+    return TokenBucket.per_minute(options.rate_limit)
 
 
 # vLLM's bucket boundaries, seconds.
@@ -147,6 +169,7 @@ class SimMetrics:
         self.ttft = Histogram("vllm:time_to_first_token_seconds", _TTFT_BUCKETS)
         self.e2e = Histogram("vllm:e2e_request_latency_seconds", _E2E_BUCKETS)
         self.success: dict[str, int] = {}  # finished_reason -> requests
+        self.rate_limited = 0  # chat requests answered 429
 
     def finish(self, reason: str, e2e_s: float) -> None:
         self.success[reason] = self.success.get(reason, 0) + 1
@@ -171,6 +194,7 @@ class SimMetrics:
             *_sample("slurmgen_sim:time_scale", "gauge", lab, self.time_scale),
             *_sample("slurmgen_sim:engine_busy_seconds_total", "counter", lab, c.busy_s),
             *_sample("slurmgen_sim:engine_steps_total", "counter", lab, c.steps),
+            *_sample("slurmgen_sim:rate_limited_total", "counter", lab, self.rate_limited),
         ]
         return "\n".join(lines) + "\n"
 
@@ -246,6 +270,7 @@ class SimServer:
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._decode = msgspec.json.Decoder(ChatRequest)
+        self._bucket = rate_bucket(options)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -303,6 +328,7 @@ class SimServer:
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         try:
+            self._admit(request)
             req = self._parse(await request.read())
             live = self._prepare(req)
             if live is None:  # the script said hang: never answer (until the client leaves)
@@ -320,6 +346,22 @@ class SimServer:
             return web.Response(body=self._completion(live), content_type="application/json")
         finally:
             self._release(live)
+
+    def _admit(self, request: web.Request) -> None:
+        """The key first (a refused request costs no quota), then the rate limit."""
+        if self.options.api_key:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), self.options.api_key.encode()):
+                raise HTTPError(401, "Incorrect API key provided", "AuthenticationError")
+        if self._bucket is None:
+            return
+        wait = self._bucket.delay(1)
+        if wait > 0:
+            self.metrics.rate_limited += 1
+            raise HTTPError(429, f"Rate limit reached: {self.options.rate_limit:g} requests per minute; "
+                            f"try again in {wait:.3f}s", "RateLimitError",
+                            {"Retry-After": str(max(1, math.ceil(wait)))})  # as HTTP says: whole seconds
+        self._bucket.take(1)
 
     def _parse(self, body: bytes) -> ChatRequest:
         try:

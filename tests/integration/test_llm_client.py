@@ -137,7 +137,8 @@ def test_server_errors_are_retried_with_backoff() -> None:
     reply, stats = asyncio.run(go())
     assert reply.content == "third time lucky" and reply.usage.total_tokens == 4
     assert len(hits) == 3 and (stats.requests, stats.errors, stats.retries, stats.ok) == (3, 2, 2, 1)
-    assert hits[2] - hits[1] >= 0.29  # Retry-After honoured
+    assert stats.rate_limited == 1
+    assert hits[2] - hits[1] >= 0.29  # Retry-After honoured (by pausing the pool)
 
 
 def test_persistent_errors_raise_llm_error_naming_endpoint_and_status() -> None:

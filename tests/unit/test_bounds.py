@@ -45,3 +45,12 @@ def test_all_problems_are_listed_at_once():
     with pytest.raises(ConfigError) as err:
         check_bounds(c)
     assert "run.trials=0" in str(err.value) and "dataset.limit=-1" in str(err.value)
+
+
+def test_max_concurrency_must_give_each_peer_a_request():
+    c = conf()
+    c.run.peers, c.llm.max_concurrency = 4, 3
+    with pytest.raises(ConfigError, match=r"llm.max_concurrency=3 is shared by run.peers=4"):
+        check_bounds(c)
+    c.llm.max_concurrency = 4
+    check_bounds(c)

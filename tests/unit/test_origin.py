@@ -4,11 +4,14 @@ resume when they happen while the peer stops (servers going away are no reason t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import msgspec
 
+from slurmgen.config import RunConf
 from slurmgen.dataset import GoodRow
+from slurmgen.progress import ResultsTail
 from slurmgen.protocol import Orchestrator
 from slurmgen.runtime.ledger import Ledger, repair_and_read
 from slurmgen.runtime.origin import Origin, OriginPolicy
@@ -18,11 +21,12 @@ POLICY = OriginPolicy(trials=1, max_in_flight=8, run_seed=0, lease_s=60, max_att
                       retry_on=("llm_error", "timeout"))
 
 
-def origin(tmp_path: Path) -> tuple[Origin, list[Orchestrator]]:
+def origin(tmp_path: Path, policy: OriginPolicy = POLICY,
+           shard: str = "shard.jsonl") -> tuple[Origin, list[Orchestrator]]:
     sent: list[Orchestrator] = []
     wf = Workflow(name="t", roles={}, transition=lambda o: "solve" if o.step == 0 else None,
                   metrics=lambda recs: {}, row_type=msgspec.Struct)
-    return Origin("peer-0", Ledger(tmp_path / "shard.jsonl"), wf, POLICY, sent.append), sent
+    return Origin("peer-0", Ledger(tmp_path / shard), wf, policy, sent.append), sent
 
 
 def issue(o: Origin, n: int) -> None:
@@ -54,6 +58,23 @@ def test_a_retryable_failure_is_issued_again_until_attempts_run_out(tmp_path: Pa
         assert sent[-1].attempt == attempt
         o.complete(fail(sent[-1], "llm_error: connection refused"))
     assert o.retried == 2 and o.written == 1 and not o.leases
+
+
+def test_rate_limited_attempts_reach_the_driver_only_once_the_tasks_attempts_are_out(tmp_path: Path) -> None:
+    """rate_limited is retried by default; the driver's early stop counts records, and an attempt
+    issued again writes none: only the task's last attempt counts toward max_failure_rate / fail_fast."""
+    policy = dataclasses.replace(POLICY, retry_on=tuple(RunConf().retry_on))
+    o, sent = origin(tmp_path, policy, shard="shard-0.jsonl")
+    tail = ResultsTail(tmp_path)
+    issue(o, 1)
+    reason = "rate_limited: LLM request failed after 5 attempts (http://api: HTTP 429: Rate limit reached)"
+    for _ in range(policy.max_attempts - 1):
+        o.complete(fail(sent[-1], reason))
+        assert tail.poll().done == 0 and o.leases
+    o.complete(fail(sent[-1], reason))
+    counts = tail.poll()
+    assert (counts.done, counts.failed, counts.ran_failed) == (1, 1, 1)
+    assert counts.failure_reasons == {"rate_limited": 1} and o.retried == policy.max_attempts - 1
 
 
 def test_while_stopping_a_retryable_failure_is_left_for_the_resume_not_written(tmp_path: Path) -> None:
