@@ -58,6 +58,24 @@ def test_nr_run_with_servers_and_peers_as_job_arrays(slurm_cluster: None, tmp_pa
     assert squeue(job_prefix) == [], "the driver cancels every job of the run at the end"
 
 
+def test_two_llm_pools_run_as_two_job_arrays(slurm_cluster: None, tmp_path: Path, job_prefix: str) -> None:
+    """coral with llms=teacher_student on SLURM: the teacher's pool is its own array."""
+    run_dir = tmp_path / "run"
+    run_slurmgen(*FAST[1:], "workflow=coral", "llms=teacher_student", "llms.teacher.time_scale=200",
+                 "llms.teacher.slurm.mem=500M", "llms.teacher.replicas=1", "dataset.limit=12", "run.peers=2",
+                 "llm.replicas=1", f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}", timeout=200)
+    recs = read_records(run_dir)
+    assert len({r.task_id for r in recs}) == len(recs) == 12
+    assert {t.model for r in recs for t in r.history if t.role == "teacher"} == {"sim-llama-3.1-70b"}
+    assert {t.model for r in recs for t in r.history if t.role == "student" and t.model} == {"sim-llama-3.1-8b"}
+    jobs = sacct(job_prefix)
+    names = sorted(name for _, name, _ in jobs)
+    assert names == [f"{job_prefix}-llm", f"{job_prefix}-llm-teacher", f"{job_prefix}-peer",
+                     f"{job_prefix}-peer"], jobs
+    assert len({jid.split("_")[0] for jid, name, _ in jobs if "-llm" in name}) == 2, "one array per pool"
+    assert squeue(job_prefix) == []
+
+
 def _wait(pred, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not pred():
