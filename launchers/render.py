@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
 
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError
+from slurmgen.launchers import fit
 from slurmgen.launchers.plan import llm_spec, peer_spec, pool_spec, registry_spec
 from slurmgen.launchers.resources import directives, job_conf, job_name
 from slurmgen.toolpool.session import pool_size
@@ -104,14 +106,19 @@ def _submit_lines(conf: SlurmgenConf) -> str:
     return ("sbatch llm.sbatch\n" if has_llm else "") + pools + "sbatch peers.sbatch"
 
 
+def components(conf: SlurmgenConf) -> list[str]:
+    """The components whose jobs the templates hold."""
+    return ["registry", "peer"] + ["llm"] * (conf.llm.backend != "openai") + ["toolpool"] * (pool_size(conf) > 0)
+
+
 def render_all(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> dict[str, str]:
     """File name -> text, for every template that applies to this config."""
     out = {"registry.sbatch": render_component(conf, run_dir, "registry", python),
            "peers.sbatch": render_component(conf, run_dir, "peer", python)}
-    if conf.llm.backend != "openai":
+    if "llm" in components(conf):
         out["llm.sbatch"] = render_component(conf, run_dir, "llm", python)
         out["hetjob.sbatch"] = render_hetjob(conf, run_dir, python)
-    if pool_size(conf) > 0:
+    if "toolpool" in components(conf):
         out["toolpool.sbatch"] = render_component(conf, run_dir, "toolpool", python)
     values = {**_values(conf, run_dir, python), "submit_lines": _submit_lines(conf)}
     out["submit.sh"] = fill(template_text("submit.sh"), values, "submit.sh")
@@ -158,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         args = [f"run.dir={args[1]}", *args[2:]]
     try:
         conf = compose(args)
+        if shutil.which("sinfo"):  # on a cluster: resources checked, auto sized (launchers/fit.py)
+            conf.cluster = fit.fit_cluster(conf.cluster, components(conf), fit.read_nodes())
         run, _, _ = prepare(conf)
         written = write_all(conf, run.root)
     except SlurmgenError as exc:

@@ -11,6 +11,7 @@ from slurmgen.config import ClusterConf, SlurmJobConf
 from slurmgen.errors import ConfigError
 
 COMPONENTS = ("registry", "llm", "peer", "toolpool")
+AUTO = "auto"  # cpus_per_task / mem sized from the partition's nodes (launchers/fit.py)
 
 
 def job_conf(cluster: ClusterConf, component: str) -> SlurmJobConf:
@@ -26,9 +27,18 @@ def job_name(cluster: ClusterConf, component: str) -> str:
     return f"{cluster.job_prefix}-{component}"
 
 
+def sized_conf(cluster: ClusterConf, component: str) -> SlurmJobConf:
+    """``job_conf`` whose sizes are numbers: an ``auto`` must have been resolved (fit.fit_cluster)."""
+    job = job_conf(cluster, component)
+    if AUTO in (str(job.cpus_per_task).strip().lower(), job.mem.strip().lower()):
+        raise ConfigError(f"cluster.{component}: cpus_per_task / mem = auto is sized from the partition's nodes "
+                          "(sinfo) when slurmgen submits; here it needs numbers, e.g. cpus_per_task=4 mem=8G")
+    return job
+
+
 def directives(cluster: ClusterConf, component: str) -> list[str]:
     """Resource directives (what follows ``#SBATCH ``), site defaults left out."""
-    job = job_conf(cluster, component)
+    job = sized_conf(cluster, component)
     out = [f"--{flag}={value}" for flag, value in
            (("partition", job.partition), ("account", job.account), ("qos", job.qos)) if value]
     out += [f"--time={job.time_min}", f"--cpus-per-task={job.cpus_per_task}"]
@@ -45,7 +55,7 @@ def submitit_params(cluster: ClusterConf, component: str) -> dict[str, Any]:
     Extra directives become ``#SBATCH`` lines at the top of ``setup`` (sbatch reads
     directives until the first command), then the component's shell setup lines.
     """
-    job = job_conf(cluster, component)
+    job = sized_conf(cluster, component)
     params: dict[str, Any] = {
         "job_name": job_name(cluster, component), "time": job.time_min, "cpus_per_task": job.cpus_per_task,
         "signal_delay_s": cluster.signal_delay_s, "stderr_to_stdout": True,
