@@ -45,4 +45,7 @@ def main() -> None:
     except SlurmgenError as exc:
         print(f"slurmgen: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    from hydra_plugins.slurmgen_launcher import register
+
+    register()  # hydra/launcher=submitit: found even from an editable install
     _hydra_main()

@@ -1,5 +1,6 @@
 """Resources that fit the cluster: sinfo rows parsed, requests no node can hold refused
-naming job, key, value and the largest node, ``auto`` sizes resolved (launchers/fit.py)."""
+naming job, key, value and the largest node, ``auto`` sizes resolved (launchers/fit.py),
+for slurmgen's job arrays and for the driver job of ``hydra/launcher=submitit``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hydra_plugins.slurmgen_launcher import driver_ask, fit_driver
 from slurmgen.agents.nr.conf import NRConf
 from slurmgen.config import SlurmgenConf, SlurmJobConf
 from slurmgen.errors import ConfigError
@@ -192,3 +194,34 @@ def test_the_slurm_launcher_refuses_before_its_first_sbatch(monkeypatch: pytest.
     assert sorted(submitted) == ["llm", "peer"]
     assert launcher.cluster.peer.mem == "1807M" and conf.cluster.peer.mem == "auto"
 
+
+# -- the driver job (hydra/launcher=submitit) ----------------------------------------------
+DRIVER = {"name": "slurmgen-driver", "timeout_min": 240, "cpus_per_task": 4, "mem_gb": "auto", "nodes": 1,
+          "tasks_per_node": 1, "partition": None, "submitit_folder": "x/%j"}
+
+
+def test_the_driver_default_fits_the_project_cluster_with_its_share_of_a_node() -> None:
+    params = fit_driver(DRIVER, LOCAL)
+    assert (params["cpus_per_task"], params["mem_gb"], params["mem"]) == (4, None, "7231M")
+    assert fit_driver(DRIVER, SITE)["mem"] == "16000M"  # 4 of 32 CPUs of a 128000 MB node
+
+
+def test_the_old_driver_default_is_refused_naming_the_launcher_key() -> None:
+    with pytest.raises(DoesNotFit) as err:
+        fit_driver({**DRIVER, "mem_gb": 8}, LOCAL)
+    assert ("the slurmgen-driver jobs ask hydra.launcher.mem_gb=8 but the largest node of partition debug has "
+            "7231 MB") in str(err.value)
+    with pytest.raises(DoesNotFit, match="hydra.launcher.timeout_min=240 .minutes. but partition debug allows"):
+        fit_driver({**DRIVER, "partition": "debug"}, SITE)
+
+
+def test_driver_sizes_given_as_numbers_or_null_pass_through() -> None:
+    params = fit_driver({**DRIVER, "mem_gb": 1, "cpus_per_task": None}, LOCAL)
+    assert (params["mem_gb"], params["cpus_per_task"], "mem" in params) == (1, None, False)
+    assert driver_ask({**DRIVER, "mem_gb": None}).res.mem == ""
+    assert fit_driver({**DRIVER, "cpus_per_task": "auto"}, SITE)["cpus_per_task"] == 32
+
+
+def test_a_driver_memory_that_is_not_a_number_of_gb_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"hydra.launcher.mem_gb=8G: a number of GB, auto, or null"):
+        fit_driver({**DRIVER, "mem_gb": "8G"}, LOCAL)
