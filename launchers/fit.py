@@ -123,11 +123,11 @@ def mem_mb(text: str) -> int:
 
 def _cpus(ask: Ask) -> int | None:
     """CPUs asked; None = auto."""
-    value = ask.res.cpus_per_task
-    if isinstance(value, str) and value.strip().lower() == AUTO:
+    text = str(ask.res.cpus_per_task).strip().lower()
+    if text == AUTO:
         return None
-    if isinstance(value, int) and value >= 1 or isinstance(value, str) and value.strip().isdigit() and int(value) >= 1:
-        return int(value)
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
     raise DoesNotFit(f"the {ask.job} jobs ask {ask.said('cpus_per_task')}: not a CPU count; write a number >= 1 or auto")
 
 

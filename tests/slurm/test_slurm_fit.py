@@ -63,3 +63,18 @@ def test_a_component_asking_more_memory_than_any_node_is_refused_before_sbatch(s
     assert re.search(f"the {job_prefix}-llm jobs ask cluster.llm.mem=4096G {TOO_BIG}", proc.stderr), proc.stderr
     assert "nothing was submitted" in proc.stderr
     assert sacct(job_prefix) == [], "neither the LLM array nor the peers' array was submitted"
+
+
+def test_auto_sizes_come_from_the_nodes(slurm_cluster: None, tmp_path: Path, job_prefix: str) -> None:
+    run = tmp_path / "run"
+    proc = slurmgen_in(tmp_path, "workflow=nr", "cluster=slurm", f"cluster.job_prefix={job_prefix}", "cluster.poll_s=1",
+                       "dataset.limit=20", "llm.time_scale=200", "cluster.llm.cpus_per_task=auto",
+                       "cluster.llm.mem=auto", "cluster.peer.mem=auto", f"run.dir={run}", timeout=200)
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    scripts = {p.read_text() for p in run.glob("slurm/*/*_submission.sh")}
+    llm = next(s for s in scripts if f"--job-name={job_prefix}-llm" in s)
+    peer = next(s for s in scripts if f"--job-name={job_prefix}-peer" in s)
+    node_cpus, node_mb = (int(v) for v in re.search(r"--cpus-per-task=(\d+)\n.*--mem=(\d+)M", llm, re.S).groups())
+    assert f"--mem={node_mb // node_cpus}M" in peer, "a 1-CPU peer gets its CPU's share of the node's memory"
+    assert "=auto" not in llm + peer
+    assert {name for _, name, _ in sacct(job_prefix)} == {f"{job_prefix}-llm", f"{job_prefix}-peer"}
