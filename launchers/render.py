@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from slurmgen import pools
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError
+from slurmgen.launchers import fit
 from slurmgen.launchers.plan import llm_spec, peer_spec, pool_spec, registry_spec
 from slurmgen.launchers.resources import directives, job_conf, job_name
 from slurmgen.toolpool.session import pool_size
@@ -122,6 +124,11 @@ def _submit_lines(conf: SlurmgenConf) -> str:
     return "".join(f"sbatch {c}.sbatch\n" for c in llm) + pools_line + "sbatch peers.sbatch"
 
 
+def components(conf: SlurmgenConf) -> list[str]:
+    """The components whose jobs the templates hold."""
+    return ["registry", "peer", *_llm_components(conf)] + ["toolpool"] * (pool_size(conf) > 0)
+
+
 def render_all(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> dict[str, str]:
     """File name -> text, for every template that applies to this config."""
     out = {"registry.sbatch": render_component(conf, run_dir, "registry", python),
@@ -131,7 +138,7 @@ def render_all(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) 
         out[f"{component}.sbatch"] = render_component(conf, run_dir, component, python)
     if llm:
         out["hetjob.sbatch"] = render_hetjob(conf, run_dir, python)
-    if pool_size(conf) > 0:
+    if "toolpool" in components(conf):
         out["toolpool.sbatch"] = render_component(conf, run_dir, "toolpool", python)
     values = {**_values(conf, run_dir, python), "submit_lines": _submit_lines(conf)}
     out["submit.sh"] = fill(template_text("submit.sh"), values, "submit.sh")
@@ -178,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         args = [f"run.dir={args[1]}", *args[2:]]
     try:
         conf = compose(args)
+        if shutil.which("sinfo"):  # on a cluster: resources checked, auto sized (launchers/fit.py)
+            conf = fit.fit_conf(conf, components(conf), fit.read_nodes())
         run, _, _ = prepare(conf)
         written = write_all(conf, run.root)
     except SlurmgenError as exc:

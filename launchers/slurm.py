@@ -23,7 +23,7 @@ from submitit.slurm.slurm import SlurmJob
 from slurmgen import pools
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError, RunCrashed, StartupError
-from slurmgen.launchers import slurmcmd
+from slurmgen.launchers import fit, slurmcmd
 from slurmgen.launchers.hetjob import check_folder, hetjob_params
 from slurmgen.launchers.jobs import SpecJob
 from slurmgen.launchers.local import LocalLauncher, Running
@@ -89,6 +89,7 @@ class SlurmLauncher:
         self.registry_restarts = 0
         self._last_poll = 0.0
         self.beat = Beat(run.driver_alive)
+        self.fitted: set[str] = set()  # components checked against the partition's nodes
 
     # -- starting ---------------------------------------------------------------------
     def start(self, spec: ProcessSpec) -> Running | None:
@@ -100,6 +101,7 @@ class SlurmLauncher:
     def start_all(self, specs: list[ProcessSpec]) -> None:
         """Submit every non-registry process: one array per component, or heterogeneous jobs."""
         self.beat.touch()
+        self._fit({s.job_component for s in specs})
         if self.cluster.hetjob:  # LLM replica i + agent peer i per job; tool pools keep their own array
             llms = [s for s in specs if s.component == "llm"]
             peers = [s for s in specs if s.component == "peer"]
@@ -112,6 +114,15 @@ class SlurmLauncher:
         for component, group in groups.items():
             self._submit_array(component, group)
         self._announce()
+
+    def _fit(self, components: set[str]) -> None:
+        """Before a component's first sbatch: refuse resources no node of its partition has and
+        size its ``auto`` ones (launchers/fit.py); its resubmissions reuse the sizes."""
+        todo = sorted(components - self.fitted)
+        if todo:
+            self.conf = fit.fit_conf(self.conf, todo, fit.read_nodes())
+            self.cluster = self.conf.cluster
+            self.fitted.update(todo)
 
     def _executor(self, params: dict[str, Any], folder: Path) -> submitit.SlurmExecutor:
         try:

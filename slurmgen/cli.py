@@ -45,5 +45,8 @@ def main() -> None:
     except SlurmgenError as exc:
         print(f"slurmgen: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    from hydra_plugins.slurmgen_launcher import register
+
+    register()  # hydra/launcher=submitit: found even from an editable install
     sys.argv[1:] = open_keys(sys.argv[1:])
     _hydra_main()

@@ -53,7 +53,10 @@ class WorkflowConf:
 
 @dataclass
 class SlurmJobConf:
-    """Resources of one component's SLURM jobs ("" / 0 = the site's default)."""
+    """Resources of one component's SLURM jobs ("" / 0 = the site's default).
+
+    Checked against the nodes of the partition before the first sbatch: a request no node
+    can satisfy is refused naming the key (launchers/fit.py)."""
 
     # override cluster.partition / account / qos for this component
     partition: str = ""
@@ -61,8 +64,12 @@ class SlurmJobConf:
     qos: str = ""
     # wall-clock limit (sbatch --time) in minutes
     time_min: int = 60
-    cpus_per_task: int = 1
-    # sbatch --mem, e.g. "8G"; "" = the partition's default
+    # CPUs per job; "auto" = every CPU of the smallest node of the partition that can take
+    # the job (resolved from sinfo before the first sbatch; launchers/fit.py)
+    cpus_per_task: int | str = 1
+    # sbatch --mem, e.g. "8G" (K/M/G/T, no suffix = MB); "" = the partition's default;
+    # "auto" = the job's share of a node's memory (its share of the node's CPUs, or of its
+    # GPUs if larger), on the node where that is least
     mem: str = ""
     # sbatch --gpus-per-node (vLLM / SGLang: tensor parallel size goes in llm.extra_args)
     gpus_per_node: int = 0

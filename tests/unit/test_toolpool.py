@@ -159,6 +159,7 @@ def test_slurm_hetjob_packs_llm_and_peer_and_leaves_pools_in_their_own_array(mon
     monkeypatch.setattr(launcher, "_submit", lambda unit: units.append([s.name for s in unit]))
     monkeypatch.setattr(launcher, "_submit_array", lambda c, group: arrays.append((c, [s.name for s in group])))
     monkeypatch.setattr(launcher, "_announce", lambda: None)
+    monkeypatch.setattr(slurm.fit, "read_nodes", lambda: slurm.fit.parse_sinfo("node1|debug*|4|7231|(null)|infinite"))
     launcher.start_all([*plan.services, *plan.peers])
     assert units == [["llm-0", "peer-0"], ["llm-1", "peer-1"]]
     assert arrays == [("toolpool", ["pool-0", "pool-1"])]
