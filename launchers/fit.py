@@ -59,7 +59,7 @@ class Ask:
     """One job's (or job array's) request."""
 
     job: str  # the job name squeue shows, e.g. slurmgen-llm
-    where: str  # where its resources are configured, e.g. cluster.llm
+    where: str  # where its resources are configured, e.g. llm.slurm
     res: SlurmJobConf
     # resource field -> the config key that sets it, when named otherwise (mem -> mem_gb)
     keys: Mapping[str, str] = field(default_factory=dict)
@@ -67,7 +67,7 @@ class Ask:
     shown: Mapping[str, str] = field(default_factory=dict)
 
     def said(self, name: str) -> str:
-        """``key=value`` as the user wrote it, e.g. ``cluster.llm.mem=16G``."""
+        """``key=value`` as the user wrote it, e.g. ``llm.slurm.mem=16G``."""
         value = self.shown.get(name, str(getattr(self.res, name)))
         return f"{self.where}.{self.keys.get(name, name)}={value}"
 
