@@ -52,6 +52,20 @@ def test_default_script_on_mock_with_trials(run_dir: Path) -> None:
     assert len(shown) == 2 and sum(int(o) for _, o, _ in shown) == sum(s["opened"] for s in stats), status
 
 
+def test_the_user_simulator_on_its_own_pool(run_dir: Path) -> None:
+    """The user simulator talks to a second (bigger) model, the assistant to the default one."""
+    run_slurmgen("workflow=tau2", "workflow.domain=airline", "llm.script=oracle", "dataset.limit=6",
+                 "llms.user_sim.model=sim-llama-3.1-70b", "llms.user_sim.script=oracle", "llms.user_sim.replicas=1",
+                 "llms.user_sim.time_scale=200", "workflow.role_llm.user=user_sim", f"run.dir={run_dir}", *FAST)
+    recs = read_records(run_dir)
+    assert [r.metrics["reward"] for r in recs] == [1.0] * 6
+    turns = [t for r in recs for t in r.history if t.model]
+    assert {(t.pool, t.model) for t in turns if t.role == "user"} == {("user_sim", "sim-llama-3.1-70b")}
+    assert {(t.pool, t.model) for t in turns if t.role == "assistant"} == {("default", "sim-llama-3.1-8b")}
+    pools = json.loads((run_dir / "summary.json").read_text())["usage_by_pool"]
+    assert pools["user_sim"]["requests"] == sum(t.role == "user" for t in turns) > 0
+
+
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed (apt-get install bubblewrap)")
 def test_pool_members_under_bubblewrap(run_dir: Path) -> None:
     run_slurmgen("workflow=tau2", "workflow.domain=telecom", "llm.script=oracle", "dataset.limit=8",
