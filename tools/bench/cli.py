@@ -317,7 +317,8 @@ class Bench:
         total = {k: sum(x["tokens_per_s"] for x in v) / len(v) for k, v in reps.items()}
         r["pools"] = {
             "workflow": "coral", "max_turns": 4, "role_llm": POOL_ROLES, "concurrency": m, "peers": p["peers"],
-            "time_scale": p["scale"], "recorded": recorded, "by_pool": by_pool,
+            "time_scale": p["scale"], "curve": self.curve_on, "spill_in_runs": _spill_in_runs(),
+            "recorded": recorded, "by_pool": by_pool,
             "ratio_min": min(e["ratio"] for e in by_pool.values()),
             "ratio_all_pools": round(total["slurmgen"] / max(total["ideal"], 1e-9), 4),
             "runs": {k: _slim(v[-1]) for k, v in reps.items()},
@@ -474,6 +475,13 @@ def _pool_entry(pool: str, reps: dict[str, list[dict[str, Any]]], replicas: int)
         "in_flight_mean": {k: _round(mean(k, "in_flight_mean"), 1) for k in reps},
         "repeats": {k: [round(x["by_pool"][pool]["tokens_per_s"], 1) for x in v] for k, v in reps.items()},
     }
+
+
+def _spill_in_runs() -> str:
+    """--spill as this section's runs had it (a --merge keeps the file's top-level value, from its first run)."""
+    from . import harness
+
+    return {False: "off", True: "on", None: "default"}[harness.SPILL_DEFAULT]
 
 
 def _round(v: float | None, digits: int) -> float | None:
