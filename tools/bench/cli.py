@@ -599,7 +599,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--spill", choices=("off", "on", "default"), default="default",
                     help="spill.enabled in every run but the spill section's (default: the run default, on)")
     ap.add_argument("--merge", action="store_true",
-                    help="start from DIR/results.json and replace only the sections run (e.g. with --only)")
+                    help="start from DIR/results.json and replace only the sections run (e.g. with --only); "
+                         "the file's machine stays, this run's is merged_machine")
     ap.add_argument("--keep-runs", action="store_true", help="keep DIR/runs (run directories, logs)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a parameter of the mode (e.g. --set window=60; lists as JSON)")
@@ -621,7 +622,8 @@ def main(argv: list[str]) -> int:
     previous = out / "results.json"
     if args.merge and previous.exists():
         old = json.loads(previous.read_text())
-        fresh = {k: v for k, v in bench.results.items() if k in ("machine", "params", "mode")}
+        fresh = {k: v for k, v in bench.results.items() if k in ("params", "mode", "targets")}
+        fresh["merged_machine"] = bench.results["machine"]  # the other sections ran on the file's machine
         bench.results.update({k: v for k, v in old.items() if k not in ("section_errors",)})
         bench.results.update(fresh)
         bench.results.setdefault("section_errors", {})
