@@ -95,10 +95,25 @@ def parse_row(lineno: int, line: bytes, row_type: type[msgspec.Struct], max_byte
 def _lenient(row_type: type[msgspec.Struct]) -> type[msgspec.Struct]:
     """``row_type``'s fields, each optional and any JSON value (a nested Struct: its own lenient
     type): what a row that fails validation still holds, under the same attribute names."""
-    fields = [(f.name, (_lenient(f.type) | None) if _is_struct(f.type) else Any, None)
+    fields = [(f.name, (_lenient(f.type) | None) if _is_struct(f.type) else Any, _ABSENT)
               for f in msgspec.structs.fields(row_type)]
     rename = {f.name: f.encode_name for f in msgspec.structs.fields(row_type)}
     return msgspec.defstruct(f"Lenient{row_type.__name__}", fields, kw_only=True, rename=rename)
+
+
+class _Absent:
+    """A field the row does not have: any use of it in row_id() raises (no id is made of it)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)
+
+    def __str__(self) -> str:
+        raise ValueError("absent field")
+
+    __repr__ = __format__ = __str__  # type: ignore[assignment]
+
+
+_ABSENT = _Absent()
 
 
 def _is_struct(t: object) -> bool:
@@ -112,7 +127,9 @@ def _lenient_id(line: bytes, row_type: type[msgspec.Struct]) -> str:
         row_id = row_type.row_id(row)  # type: ignore[attr-defined]
     except Exception:  # row_id() needs a field this row lacks or has of another type
         return ""
-    return str(row_id) if isinstance(row_id, (str, int)) and not isinstance(row_id, bool) else ""
+    if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or str(row_id) == "None":
+        return ""  # "None": made of a field the row gives as null
+    return str(row_id)
 
 
 def _bad(fallback_id: str, lineno: int, reason: str, text: bytes, row_type: type[msgspec.Struct]) -> BadRow:
