@@ -341,7 +341,8 @@ class Bench:
             "sim_cpu_ms_per_llm_call": round(res["sim_cpu_s"] / calls * 1e3, 3),
             "llm_calls_window": res["requests"], "tokens_per_s": round(res["tokens_per_s"], 1),
             "cores_busy": res["cores_busy"], "ran_out": res["ran_out"], "stale_scrapes": res["stale_scrapes"],
-            "fd_peak_by_kind": fds.peak, "fd_limit": fds.limit, "peers_expired": fds.expired(),
+            "fd_peak_by_kind": fds.peak, "fd_limit": fds.limit,
+            "peers_expired": fds.expired(until=time.time() - (time.monotonic() - until)),
             "load_avg": loadavg(),
         }
         pt["limit"] = _scale_limit(pt, m)
@@ -469,11 +470,23 @@ class _FdWatch:
             for kind, n in counts.items():
                 self.peak[kind] = max(self.peak.get(kind, 0), n)
 
-    def expired(self) -> int:
+    def expired(self, until: float) -> int:
+        """Peers the registry expired before ``until`` (wall clock; the stop's own expiries excluded)."""
+        import datetime
+
         try:
-            return (self.run_dir / "logs" / "registry.log").read_text(errors="replace").count(" expired peer-")
+            lines = (self.run_dir / "logs" / "registry.log").read_text(errors="replace").splitlines()
         except OSError:
             return 0
+        n = 0
+        for line in lines:
+            if " expired peer-" in line:
+                try:
+                    at = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                except ValueError:
+                    continue
+                n += at <= until
+        return n
 
 
 def _nofile_limit(pid: int) -> int:
