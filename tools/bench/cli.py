@@ -42,6 +42,7 @@ QUICK: dict[str, Any] = dict(
     scale=20.0, replicas=2, peers=2, per_replica=256, warm=3.0, window=6.0, record_tasks=1000, repeats=1, micro_repeats=1, sat_workflows=["nr", "coral"],
     nr_replicas=2, nr_scale=20.0, equal_concurrency=False, batch_at_max_scaling=False,
     thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_tasks=300, scale_tasks=[2000], scale_small=200, scale_workflows=["coral", "nr"], scale_rows=5000,
+    scale_ramp_s=0.0012,
     nr_rows=5000, coral_rows=5000,
     scale_time_scale=5.0, scale_hold=10.0, scaling_ks=[1, 2], scaling_scale=5.0,
 )
@@ -50,7 +51,7 @@ FULL: dict[str, Any] = dict(
     batch_at_max_scaling=True,
     nr_replicas=4, nr_scale=10.0, equal_concurrency=True,
     thread_sweep=[3, 16, 64, 256], hop_s=5.0, client_s=6.0, cpu_tasks=2400, scale_tasks=[12400, 25000, 50000], scale_small=400,
-    scale_workflows=["coral", "nr"], scale_rows=60000,
+    scale_workflows=["coral", "nr"], scale_rows=60000, scale_ramp_s=0.0012,
     nr_rows=20000, coral_rows=15000,
     scale_time_scale=5.0, scale_hold=30.0, scaling_ks=[1, 2, 4, 8], scaling_scale=5.0,
 )
@@ -303,8 +304,9 @@ class Bench:
             for m in (p["scale_small"], *p["scale_tasks"]):
                 name = f"scale-{workflow}-{m}"
                 with _FdWatch(self.out / "runs" / name, fleet) as fds:
+                    warm = p["scale_hold"] + m * p["scale_ramp_s"]  # issuing 50,000 tasks takes a while
                     res, sampler = run_slurmgen(name, self.out, workflow, fleet, peers=p["peers"], max_in_flight=m,
-                                                trials=1, warm=p["scale_hold"], window=5.0, dataset=dataset,
+                                                trials=1, warm=warm, window=5.0, dataset=dataset,
                                                 curve_on=self.curve_on, watch_stats=True,
                                                 extra=[*args, f"run.peer_capacity={max(512, m)}"])
                 points[m] = self._scale_point(res, sampler, fds, m)
