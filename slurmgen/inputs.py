@@ -96,7 +96,8 @@ def _encode_rows(batches: Iterator[object]) -> Iterator[tuple[int, bytes]]:
     encoder = msgspec.json.Encoder()
     position = 0
     for batch in batches:
-        for row in batch.to_pylist():  # type: ignore[attr-defined]
+        # a map column becomes a JSON object, as the workflow's row type expects (not [key, value] pairs)
+        for row in batch.to_pylist(maps_as_pydicts="lossy"):  # type: ignore[attr-defined]
             position += 1
             yield position, encoder.encode(row)
 
