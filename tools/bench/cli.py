@@ -398,8 +398,8 @@ class Bench:
     def peers_matrix(self) -> None:
         from .peer_matrix import section
 
-        self.results.setdefault("peers", {})["matrix"] = section(
-            self.p, self.out, self._dataset("coral"), peers=self.p["peers"], curve_on=self.curve_on)
+        self.results.setdefault("peers", {})["matrix"] = section(self.p, self.out, peers=self.p["peers"],
+                                                                 curve_on=self.curve_on)
 
 
 def _wire_bytes(peer_stats: list[dict[str, Any]]) -> dict[str, Any]:

@@ -38,13 +38,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .common import REPO, SimFleet, _die_with_parent, cmdline, descendants, loadavg, log
+from .common import REPO, SimFleet, _die_with_parent, bench_dataset, classify, cmdline, descendants, loadavg, log
 from .harness import measure, run_slurmgen, stop_process, wait_idle
 
 ENV_SCRIPT = REPO / "tools" / "matrix_env.sh"
@@ -53,10 +54,10 @@ CORAL_PROMPTS = REPO / "agents" / "coral" / "prompts"
 
 # bench parameters of this section (merged into QUICK / FULL by cli.py; --set overrides)
 PARAMS: dict[str, dict[str, Any]] = {
-    "quick": dict(matrix_concurrency=128, matrix_replicas=2, matrix_scale=20.0, matrix_warm=5.0, matrix_window=15.0,
-                  matrix_system_cpus=[0], matrix_sim_cpus=[1]),
-    "full": dict(matrix_concurrency=256, matrix_replicas=2, matrix_scale=20.0, matrix_warm=10.0, matrix_window=40.0,
-                 matrix_system_cpus=[0], matrix_sim_cpus=[1]),
+    "quick": dict(matrix_concurrency=128, matrix_replicas=2, matrix_scale=20.0, matrix_warm=30.0, matrix_window=45.0,
+                  matrix_system_cpus=[0], matrix_sim_cpus=[1], matrix_rows=15000),
+    "full": dict(matrix_concurrency=256, matrix_replicas=2, matrix_scale=20.0, matrix_warm=40.0, matrix_window=90.0,
+                 matrix_system_cpus=[0], matrix_sim_cpus=[1], matrix_rows=30000),
 }
 TARGET_CPU_RATIO = 50.0  # slurmgen's CPU per LLM call ≤ 1/50 of Matrix's (printed, never asserted)
 
@@ -159,6 +160,37 @@ def pinned(cpus: list[int]) -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, before)
+
+
+class AffinityWatch:
+    """Records, every second, the CPU affinity of each process below this one (the replicas aside)."""
+
+    def __init__(self, exclude: list[int], classify: Any) -> None:
+        self.exclude, self.classify = set(exclude), classify
+        self.seen: dict[str, list[int]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "AffinityWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(1.0):
+            for pid in descendants(me):
+                if pid == me or pid in self.exclude:
+                    continue
+                try:
+                    cpus = sorted(os.sched_getaffinity(pid))
+                except OSError:
+                    continue
+                kind = self.classify(cmdline(pid))
+                self.seen[kind] = sorted(set(self.seen.get(kind, [])) | set(cpus))
 
 
 def _set_affinity(pid: int, cpus: list[int]) -> None:
@@ -265,8 +297,9 @@ def run_matrix(name: str, out: Path, fleet: SimFleet, *, dataset: str, rows: int
             done_series.append((time.monotonic(), _count_lines(output)))
 
         try:
-            result, sampler = measure(proc, fleet, warm=warm, window=window, timebox=True, on_tick=tick,
-                                      stop_sig=signal.SIGTERM, start_timeout=480.0)
+            with AffinityWatch(fleet.pids(), classify_matrix) as watch:
+                result, sampler = measure(proc, fleet, warm=warm, window=window, timebox=True, on_tick=tick,
+                                          stop_sig=signal.SIGTERM, start_timeout=480.0)
         except BaseException:
             _reap(proc, seen)
             log(f"{name}: Matrix's logs: {run_dir} (driver.log, ray-head.log), Ray's: {ray_tmp}/session_latest/logs")
@@ -281,7 +314,7 @@ def run_matrix(name: str, out: Path, fleet: SimFleet, *, dataset: str, rows: int
     result["tasks_finished"] = done_series[-1][1] if done_series else 0
     result["tasks_finished_in_window"] = _in_window(done_series, t0, t1)
     result["system"] = "matrix"
-    result["affinity"] = _affinity(cmds, sampler)
+    result["affinity"] = watch.seen  # union over the run, so Ray's start before pinning shows
     result["processes"] = _process_census(kinds)
     result["driver_log_tail"] = _tail(run_dir / "driver.log")
     log(f"{name}: {result['tokens_per_s']:.0f} tokens/s, {result['requests_per_s']:.1f} calls/s, "
@@ -319,25 +352,22 @@ def _common_figures(result: dict[str, Any], sampler: Any, t1: float, kinds: tupl
     calls = max(float(result["requests"]), 1.0)
     peak = max((sum(r for pid, r in s.rss.items() if kinds is None or s.kind.get(pid) in kinds)
                 for s in sampler.samples if s.t <= t1), default=0)
+    t_first = sampler.samples[0].t + float(result["startup_s"])
+    active = sampler.window(t_first, t1)  # from the first request on, warm-up included
+    active_cpu = sum(active["cpu_s_by_kind"].values())  # type: ignore[union-attr]
     return {"cpu_s": round(cpu_s, 3), "cpu_ms_per_llm_call": round(1000 * cpu_s / calls, 3),
             "cores_busy_system": round(cpu_s / max(float(result["window_s"]), 1e-9), 3),
-            "peak_rss_mb": round(peak / 2**20, 1), "llm_calls_per_s": round(float(result["requests_per_s"]), 2)}
+            "peak_rss_mb": round(peak / 2**20, 1), "llm_calls_per_s": round(float(result["requests_per_s"]), 2),
+            "active": {"s": active["window_s"], "llm_calls": active["requests"], "cpu_s": round(active_cpu, 3),
+                       "cpu_ms_per_llm_call": round(1000 * active_cpu / max(active["requests"], 1.0), 3),
+                       "tokens_per_s": round(active["tokens_per_s"], 1),
+                       "llm_calls_per_s": round(active["requests_per_s"], 2)}}
 
 
 def _in_window(series: list[tuple[float, int]], t0: float, t1: float) -> int:
     def at(t: float) -> int:
         return next((n for ts, n in series if ts >= t), series[-1][1] if series else 0)
     return at(t1) - at(t0)
-
-
-def _affinity(cmds: dict[int, str], sampler: Any) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
-    for pid in list(sampler.samples[-1].cpu)[:200] if sampler.samples else []:
-        try:
-            out.setdefault(classify_matrix(cmds.get(pid, "")), sorted(os.sched_getaffinity(pid)))
-        except OSError:
-            pass
-    return out
 
 
 def _process_census(kinds: dict[int, str]) -> dict[str, int]:
@@ -359,21 +389,14 @@ def _tail(path: Path, n: int = 2000) -> str:
 
 def run_slurmgen_side(name: str, out: Path, fleet: SimFleet, *, dataset: str, concurrency: int, peers: int,
                       warm: float, window: float, cpus: list[int], curve_on: bool) -> dict[str, Any]:
-    with pinned(cpus):
+    with pinned(cpus), AffinityWatch(fleet.pids(), classify) as watch:
         result, sampler = run_slurmgen(name, out, "coral", fleet, peers=peers, max_in_flight=concurrency, trials=1,
                                        warm=warm, window=window, curve_on=curve_on, dataset=dataset,
                                        extra=["workflow.max_turns=4"])
     t1 = float(result["t_window_end"])
     result.update(_common_figures(result, sampler, t1, kinds=None))
     result["tasks_finished"] = sum(int(s.get("written", 0)) for s in result.get("peer_stats", []))
-    pids = list(sampler.samples[-1].cpu) if sampler.samples else []
-    aff: dict[str, list[int]] = {}
-    for pid in pids:
-        try:
-            aff.setdefault(sampler.samples[-1].kind.get(pid, "other"), sorted(os.sched_getaffinity(pid)))
-        except OSError:
-            pass
-    result["affinity"] = aff
+    result["affinity"] = watch.seen
     result.pop("peer_stats", None)
     return result
 
@@ -381,8 +404,13 @@ def run_slurmgen_side(name: str, out: Path, fleet: SimFleet, *, dataset: str, co
 # -- the section ----------------------------------------------------------------------------
 
 
-def section(p: dict[str, Any], out: Path, dataset: str, *, peers: int, curve_on: bool) -> dict[str, Any]:
-    """Matrix, then slurmgen, on one fleet; the figures of both and their ratios."""
+def section(p: dict[str, Any], out: Path, *, peers: int, curve_on: bool) -> dict[str, Any]:
+    """Matrix, then slurmgen, on one fleet; the figures of both and their ratios.
+
+    ``matrix_rows`` rows, so that slurmgen does not run out before its window ends (a
+    process that has exited leaves no CPU figure).
+    """
+    dataset = str(bench_dataset("coral", int(p["matrix_rows"])))
     conc = int(p["matrix_concurrency"])
     sys_cpus, sim_cpus = list(p["matrix_system_cpus"]), list(p["matrix_sim_cpus"])
     res: dict[str, Any] = {"concurrency": conc, "replicas": p["matrix_replicas"], "time_scale": p["matrix_scale"],
@@ -403,6 +431,10 @@ def section(p: dict[str, Any], out: Path, dataset: str, *, peers: int, curve_on:
                                             window=float(p["matrix_window"]), cpus=sys_cpus, curve_on=curve_on)
     res["load_avg"]["end"] = loadavg()
     m, s = res["matrix"], res["slurmgen"]
+    for side in (m, s):
+        if side["ran_out"] or not side["cpu_s"]:
+            log(f"peers_matrix: warning: {side['system']} ran out of rows or left no CPU figure in its window "
+                f"(ran_out={side['ran_out']}, cpu_s={side['cpu_s']}): raise matrix_rows")
     ratio = m["cpu_ms_per_llm_call"] / max(s["cpu_ms_per_llm_call"], 1e-9)
     res["ratios"] = {"cpu_per_call_matrix_over_slurmgen": round(ratio, 2),
                      "tokens_per_s_slurmgen_over_matrix": round(s["tokens_per_s"] / max(m["tokens_per_s"], 1e-9), 3),
