@@ -57,7 +57,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "quick": dict(matrix_concurrency=128, matrix_replicas=2, matrix_scale=20.0, matrix_warm=30.0, matrix_window=45.0,
                   matrix_system_cpus=[0], matrix_sim_cpus=[1], matrix_rows=15000),
     "full": dict(matrix_concurrency=256, matrix_replicas=2, matrix_scale=20.0, matrix_warm=40.0, matrix_window=90.0,
-                 matrix_system_cpus=[0], matrix_sim_cpus=[1], matrix_rows=30000),
+                 matrix_system_cpus=[0], matrix_sim_cpus=[1], matrix_rows=60000),
 }
 TARGET_CPU_RATIO = 50.0  # slurmgen's CPU per LLM call ≤ 1/50 of Matrix's (printed, never asserted)
 
