@@ -49,3 +49,13 @@ def test_process_kinds() -> None:
 def test_peers_matrix_section_and_params() -> None:
     assert "peers_matrix" in cli.SECTIONS
     assert "matrix_concurrency" in cli.QUICK and "matrix_concurrency" in cli.FULL  # --set can override them
+
+
+def test_compare_prints_the_target_without_judging() -> None:
+    from tools.bench.peer_matrix import compare
+
+    side = {"ran_out": False, "cpu_s": 1.0, "tokens_per_s": 10.0}
+    got = compare({**side, "system": "matrix", "cpu_ms_per_llm_call": 40.0},
+                  {**side, "system": "slurmgen", "cpu_ms_per_llm_call": 0.5, "tokens_per_s": 100.0})
+    assert got["cpu_per_call_matrix_over_slurmgen"] == 80.0 and got["target_met"] is True
+    assert got["tokens_per_s_slurmgen_over_matrix"] == 10.0 and got["target_cpu_ratio"] == 50.0

@@ -2,10 +2,10 @@
 
 Matrix is installed in its own venv (``tools/matrix_env.sh``, built on first use) and
 driven through its documented entry points only: a local Ray head (``ray start --head``,
-as Matrix's ``ray_head_job`` does, here in one process tree and without the dashboard
-(Matrix starts it; off here, so Matrix's CPU figures leave out the dashboard's ten
-processes, in its favour, and Ray starts within its Ray Client server's 30 s on a busy
-machine);
+as Matrix's ``ray_head_job`` does, here in one process tree, with ``--include-dashboard=false``:
+Ray then runs ``dashboard.py`` alone, without the ten head-module processes that Matrix's
+head starts, which leaves their CPU out of Matrix's figures, in its favour, and lets Ray
+start within its Ray Client server's 30 s on a busy machine);
 the driver connects through ``RAY_ADDRESS``, Matrix's ``ray job submit`` path) and its Hydra agent runner
 ``python -m matrix.agents.p2p_agents`` with its own ``coral_mmlu_pro`` experiment
 (``coral_sequential``: teacher, extractor, matcher, student, extractor, matcher). The
@@ -21,13 +21,15 @@ experiment config the bench writes only overrides values:
   simulator script Coral replies, so both systems see the same kind of conversation;
 - ``orchestrator.max_turns``, ``max_concurrent_tasks``, ``output.path``.
 
-Both systems then run one after the other against one ``SimFleet``: each system on CPU 0
-(the bench's main thread pinned there while it starts the system, so every process of
-the system inherits it), the replicas on CPU 1. Figures come from the replicas'
-counters in the measured window (tokens/s, LLM calls/s, requests in flight) and from
-/proc over every process of each system's tree (CPU, RSS): for Matrix that is bash, the
-Ray head (``ray start``, GCS, raylet, dashboard and its agents, log monitor), Ray's
-workers (the actors) and the driver.
+Both systems then run one after the other against one ``SimFleet``: each system on CPU 0,
+the replicas on CPU 1. slurmgen inherits CPU 0 from the bench thread that starts it;
+Ray starts on every CPU (on one shared core its Ray Client server's fixed 30 s wait for
+the raylet ran out) and its whole tree is pinned to CPU 0 once the head is up, before
+the window. Figures come from the replicas' counters in the measured window (tokens/s,
+LLM calls/s, requests in flight) and from /proc over every process of each system's
+tree (CPU, RSS): for Matrix that is bash, the Ray head (``ray start``, GCS, raylet,
+``dashboard.py``, the dashboard agent, runtime-env agent, log and autoscaler monitors, Ray Client server),
+Ray's workers (the actors) and the driver.
 """
 
 from __future__ import annotations
@@ -232,12 +234,12 @@ def classify_matrix(cmd: str) -> str:
     return "other"
 
 
-def _kinds_cpu(sampler: Any, t0: float, t1: float) -> tuple[dict[str, float], dict[int, str]]:
+def _kinds_cpu(sampler: Any, cmds: dict[int, str], t0: float, t1: float) -> tuple[dict[str, float], dict[int, str]]:
     a, b = sampler.at(t0), sampler.at(t1)
     kinds: dict[int, str] = {}
     cpu: dict[str, float] = {}
     for pid, c in b.cpu.items():
-        kind = kinds.setdefault(pid, classify_matrix(sampler.cmds.get(pid, "")))
+        kind = kinds.setdefault(pid, classify_matrix(cmds.get(pid, "")))
         cpu[kind] = cpu.get(kind, 0.0) + c - a.cpu.get(pid, 0.0)
     return {k: round(v, 4) for k, v in sorted(cpu.items())}, kinds
 
@@ -248,6 +250,48 @@ def _count_lines(path: Path) -> int:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     except OSError:
         return 0
+
+
+class TreeTick:
+    """Called by ``measure`` every period: names each process of Matrix's tree, pins it once Ray is up,
+    and counts the output rows (tasks finished)."""
+
+    def __init__(self, proc: subprocess.Popen, run_dir: Path, output: Path, cpus: list[int]) -> None:
+        self.proc, self.run_dir, self.output, self.cpus = proc, run_dir, output, cpus
+        self.cmds: dict[int, str] = {}
+        self.pinned: set[int] = set()
+        self.done: list[tuple[float, int]] = []
+
+    def __call__(self) -> None:
+        ready = (self.run_dir / "ray-ready").exists()
+        for pid in descendants(self.proc.pid):
+            self.cmds[pid] = cmdline(pid) or self.cmds.get(pid, "")  # Ray retitles a worker holding an actor
+            if ready and pid not in self.pinned:
+                # Ray's start on one shared core can outlast its Ray Client server's fixed 30 s wait
+                # for the raylet (`ray start --block` then stops everything): pinned once it is up
+                _set_affinity(pid, self.cpus)
+                self.pinned.add(pid)
+        self.done.append((time.monotonic(), _count_lines(self.output)))
+
+
+def _matrix_env(venv: Path, run_dir: Path, conf_name: str, ray_tmp: Path) -> dict[str, str]:
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}", "PYTHONPATH": str(SIDE),
+           "VIRTUAL_ENV": str(venv), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
+           "RAY_PORT": str(free_port()), "CLIENT_PORT": str(free_port()), "RAY_CPUS": "16", "RAY_TMP": str(ray_tmp),
+           "CONF_DIR": str(run_dir / "conf"), "CONF_NAME": conf_name, "PYTHONUNBUFFERED": "1"}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _launch(run_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+    every = os.sched_getaffinity(os.getpid())  # the process's, not the calling (pinned) thread's
+
+    def unpinned() -> None:  # Ray starts on every CPU, then TreeTick pins its tree
+        _die_with_parent()
+        os.sched_setaffinity(0, every)
+
+    return subprocess.Popen(["bash", "-c", LAUNCHER], cwd=run_dir, env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(run_dir / "launcher.err", "wb"), preexec_fn=unpinned, start_new_session=True)
 
 
 def run_matrix(name: str, out: Path, fleet: SimFleet, *, dataset: str, rows: int, concurrency: int,
@@ -261,65 +305,36 @@ def run_matrix(name: str, out: Path, fleet: SimFleet, *, dataset: str, rows: int
                                   concurrency=concurrency, max_turns=max_turns, output=output,
                                   model=served_model(fleet.urls[0]))
     ray_tmp = Path(f"/tmp/sgray-{os.getpid()}-{int(time.time())}")  # Ray's socket paths must stay short
-    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}", "PYTHONPATH": str(SIDE),
-           "VIRTUAL_ENV": str(venv), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
-           "RAY_PORT": str(free_port()), "CLIENT_PORT": str(free_port()), "RAY_CPUS": "16", "RAY_TMP": str(ray_tmp),
-           "CONF_DIR": str(run_dir / "conf"), "CONF_NAME": conf_name, "PYTHONUNBUFFERED": "1"}
-    env.pop("RAY_ADDRESS", None)
     log(f"{name}: Matrix coral concurrency={concurrency} max_turns={max_turns} replicas={fleet.n} cpus={cpus}")
     wait_idle(fleet)
-    done_series: list[tuple[float, int]] = []
-    cmds: dict[int, str] = {}
-    seen: set[int] = set()
     with pinned(cpus):
-        every = os.sched_getaffinity(os.getpid())  # the process's, not this pinned thread's
-
-        def unpinned() -> None:  # Ray starts on every CPU (see tick), then its tree is pinned
-            _die_with_parent()
-            os.sched_setaffinity(0, every)
-
-        proc = subprocess.Popen(["bash", "-c", LAUNCHER], cwd=run_dir, env=env, stdout=subprocess.DEVNULL,
-                                stderr=open(run_dir / "launcher.err", "wb"), preexec_fn=unpinned,
-                                start_new_session=True)
-
-        pinned_pids: set[int] = set()
-
-        def tick() -> None:
-            ready = (run_dir / "ray-ready").exists()
-            for pid in descendants(proc.pid):
-                cmds[pid] = cmdline(pid) or cmds.get(pid, "")  # Ray retitles a worker once it holds an actor
-                seen.add(pid)
-                if ready and pid not in pinned_pids:
-                    # Ray's start on one shared core can outlast its Ray Client server's fixed 30 s wait
-                    # for the raylet (`ray start --block` then stops everything): pin once it is up
-                    _set_affinity(pid, cpus)
-                    pinned_pids.add(pid)
-            done_series.append((time.monotonic(), _count_lines(output)))
-
+        proc = _launch(run_dir, _matrix_env(venv, run_dir, conf_name, ray_tmp))
+        tick = TreeTick(proc, run_dir, output, cpus)
         try:
             with AffinityWatch(fleet.pids(), classify_matrix) as watch:
                 result, sampler = measure(proc, fleet, warm=warm, window=window, timebox=True, on_tick=tick,
                                           stop_sig=signal.SIGTERM, start_timeout=480.0)
         except BaseException:
-            _reap(proc, seen)
+            _reap(proc, set(tick.cmds))
             log(f"{name}: Matrix's logs: {run_dir} (driver.log, ray-head.log), Ray's: {ray_tmp}/session_latest/logs")
             raise
-        _reap(proc, seen)
+        _reap(proc, set(tick.cmds))
         shutil.rmtree(ray_tmp, ignore_errors=True)
-    sampler.cmds = cmds
-    t0, t1 = float(result["t_window_end"]) - float(result["window_s"]), float(result["t_window_end"])
-    by_kind, kinds = _kinds_cpu(sampler, t0, t1)
-    result["cpu_s_by_kind"] = by_kind
-    result.update(_common_figures(result, sampler, t1, kinds=None))
-    result["tasks_finished"] = done_series[-1][1] if done_series else 0
-    result["tasks_finished_in_window"] = _in_window(done_series, t0, t1)
-    result["system"] = "matrix"
-    result["affinity"] = watch.seen  # union over the run, so Ray's start before pinning shows
-    result["processes"] = _process_census(kinds)
-    result["driver_log_tail"] = _tail(run_dir / "driver.log")
+    result.update(_matrix_figures(result, sampler, tick, run_dir))
+    result["affinity"] = watch.seen  # CPUs seen per kind over the run (Ray's start before pinning included)
     log(f"{name}: {result['tokens_per_s']:.0f} tokens/s, {result['requests_per_s']:.1f} calls/s, "
         f"{result['cpu_ms_per_llm_call']:.2f} CPU ms per call, {result['tasks_finished']} tasks finished")
     return result
+
+
+def _matrix_figures(result: dict[str, Any], sampler: Any, tick: TreeTick, run_dir: Path) -> dict[str, Any]:
+    t0, t1 = float(result["t_window_end"]) - float(result["window_s"]), float(result["t_window_end"])
+    by_kind, kinds = _kinds_cpu(sampler, tick.cmds, t0, t1)
+    result["cpu_s_by_kind"] = by_kind
+    return {"cpu_s_by_kind": by_kind, **_common_figures(result, sampler, t1, kinds=None),
+            "tasks_finished": tick.done[-1][1] if tick.done else 0,
+            "tasks_finished_in_window": _in_window(tick.done, t0, t1), "system": "matrix",
+            "processes": _process_census(kinds), "driver_log_tail": _tail(run_dir / "driver.log")}
 
 
 def _reap(proc: subprocess.Popen, seen: set[int]) -> None:
@@ -419,9 +434,11 @@ def section(p: dict[str, Any], out: Path, *, peers: int, curve_on: bool) -> dict
     ensure_venv()
     with SimFleet(int(p["matrix_replicas"]), "coral", time_scale=float(p["matrix_scale"])) as fleet:
         res["pinning"] = {"system_cpus": sys_cpus, "sim_cpus": sim_cpus, "sim_affinity": pin_fleet(fleet, sim_cpus),
-                          "how": "the system under test started from a thread pinned to system_cpus (its whole "
-                                 "process tree inherits it, Ray's GCS/raylet/workers included); the simulator "
-                                 "replicas set to sim_cpus; the bench's sampler thread shares system_cpus"}
+                          "how": "slurmgen: started from a thread pinned to system_cpus (its tree inherits it); "
+                                 "Matrix: Ray started on every CPU, then each process of its tree set to "
+                                 "system_cpus once the head is up (before the window); the replicas set to "
+                                 "sim_cpus; the bench's sampler thread shares system_cpus; see each system's "
+                                 "'affinity' (CPUs seen per process kind over the run)"}
         res["matrix"] = run_matrix("peers-matrix", out, fleet, dataset=dataset, rows=_rows(dataset),
                                    concurrency=conc, max_turns=4, warm=float(p["matrix_warm"]),
                                    window=float(p["matrix_window"]), cpus=sys_cpus)
@@ -430,19 +447,23 @@ def section(p: dict[str, Any], out: Path, *, peers: int, curve_on: bool) -> dict
                                             peers=peers, warm=float(p["matrix_warm"]),
                                             window=float(p["matrix_window"]), cpus=sys_cpus, curve_on=curve_on)
     res["load_avg"]["end"] = loadavg()
-    m, s = res["matrix"], res["slurmgen"]
+    res["ratios"] = compare(res["matrix"], res["slurmgen"])
+    return res
+
+
+def compare(m: dict[str, Any], s: dict[str, Any]) -> dict[str, Any]:
+    """Matrix's figures over slurmgen's, logged; the 1/50 CPU target is printed, never asserted."""
     for side in (m, s):
         if side["ran_out"] or not side["cpu_s"]:
             log(f"peers_matrix: warning: {side['system']} ran out of rows or left no CPU figure in its window "
                 f"(ran_out={side['ran_out']}, cpu_s={side['cpu_s']}): raise matrix_rows")
     ratio = m["cpu_ms_per_llm_call"] / max(s["cpu_ms_per_llm_call"], 1e-9)
-    res["ratios"] = {"cpu_per_call_matrix_over_slurmgen": round(ratio, 2),
-                     "tokens_per_s_slurmgen_over_matrix": round(s["tokens_per_s"] / max(m["tokens_per_s"], 1e-9), 3),
-                     "target_cpu_ratio": TARGET_CPU_RATIO, "target_met": ratio >= TARGET_CPU_RATIO}
     log(f"peers_matrix: CPU per LLM call Matrix {m['cpu_ms_per_llm_call']:.2f} ms, slurmgen "
         f"{s['cpu_ms_per_llm_call']:.3f} ms: {ratio:.1f}x (target >= {TARGET_CPU_RATIO:.0f}x); tokens/s Matrix "
         f"{m['tokens_per_s']:.0f}, slurmgen {s['tokens_per_s']:.0f}; load {loadavg()}")
-    return res
+    return {"cpu_per_call_matrix_over_slurmgen": round(ratio, 2),
+            "tokens_per_s_slurmgen_over_matrix": round(s["tokens_per_s"] / max(m["tokens_per_s"], 1e-9), 3),
+            "target_cpu_ratio": TARGET_CPU_RATIO, "target_met": ratio >= TARGET_CPU_RATIO}
 
 
 def _rows(dataset: str) -> int:
