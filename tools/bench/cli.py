@@ -18,7 +18,9 @@ Sections (each writes its part of DIR/results.json as soon as it is done):
   Coral): in flight at the peers and at the simulator, RSS per in-flight task, CPU per LLM call, open
   files per process, and the first limit met;
 - ``scaling``: tokens/s as agent peers and replicas grow 1 -> 2 -> 4 -> 8;
-- ``spill``: bytes on the wire with and without spill (pending until peers count bytes).
+- ``spill``: bytes on the wire with and without spill (pending until peers count bytes);
+- ``peers_matrix`` (only with ``--only``): Matrix itself (its own venv, its Coral flow, a
+  local Ray head) and slurmgen on the same replicas, same concurrency (``peer_matrix.py``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from typing import Any
 from .common import (DEFAULT_POOL, Fleet, SimFleet, SimFleets, bench_dataset, classify, cmdline, dump_json, loadavg,
                      log, machine)
 from .harness import BENCH_PY, run_slurmgen, run_worker
+from .peer_matrix import PARAMS as MATRIX_PARAMS
 
-SECTIONS = ("micro", "cpu", "saturation", "pools", "scale", "scaling", "spill")
+SECTIONS = ("micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "peers_matrix")
+OPT_IN = ("peers_",)  # sections run only when named in --only (their own venvs, minutes each)
 
 CORAL_4 = {"max_turns": 4}  # the 4-turn Coral conversation of the issue
 CORAL_4_ARGS = ["workflow.max_turns=4"]
@@ -67,6 +71,9 @@ FULL: dict[str, Any] = dict(
     scale_time_scale=5.0, scale_hold=30.0, scaling_ks=[1, 2, 4, 8], scaling_scale=5.0,
     pool_replicas={"teacher": 1, DEFAULT_POOL: 1},
 )
+
+QUICK.update(MATRIX_PARAMS["quick"])
+FULL.update(MATRIX_PARAMS["full"])
 
 TARGETS = {
     "saturation": 0.95, "pool_saturation": 0.95, "cpu_us_per_hop": 100.0, "cpu_us_per_llm_call": 300.0,
@@ -497,6 +504,14 @@ class Bench:
         log(f"spill: {self.results['spill']['ratio']} of the bytes per LLM call, "
             f"{self.results['spill']['tokens_per_s_ratio']} of the tokens/s")
 
+    # -- peers: Matrix itself, same replicas ---------------------------------------------------
+
+    def peers_matrix(self) -> None:
+        from .peer_matrix import section
+
+        self.results.setdefault("peers", {})["matrix"] = section(self.p, self.out, peers=self.p["peers"],
+                                                                 curve_on=self.curve_on)
+
 
 class _FdWatch:
     """Peak open files per kind of process (driver, registry, peer: found by their run directory; sim: the
@@ -742,7 +757,7 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    only = [s for s in args.only.split(",") if s] or list(SECTIONS)
+    only = [s for s in args.only.split(",") if s] or [s for s in SECTIONS if not s.startswith(OPT_IN)]
     unknown = set(only) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}; valid: {', '.join(SECTIONS)}")
