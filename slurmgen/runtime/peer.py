@@ -42,7 +42,7 @@ from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.runtime.blobs import BlobService
 from slurmgen.runtime.faults import fault
 from slurmgen.runtime.ledger import Ledger
-from slurmgen.runtime.outbox import Outbox, drain
+from slurmgen.runtime.outbox import Meter, Outbox, drain
 from slurmgen.runtime.origin import Origin, OriginPolicy
 from slurmgen.runtime.readiness import wait_ready
 from slurmgen.runtime.router import CreditRouter
@@ -72,16 +72,17 @@ class Peer:
         self.router = CreditRouter()
         self.pending: dict[str, deque[Orchestrator]] = collections.defaultdict(deque)
         self.outboxes: dict[str, Outbox] = {}
+        self.cross_node = Meter()  # every frame sent to a peer on another node
         self.decoder = codec.peer_decoder()
         self.received: collections.Counter[str] = collections.Counter()
         self.llm = LLMClient.from_conf(conf.llm, api_key=os.environ.get(conf.llm.api_key_env))
         self.static_llm = [Endpoint(url=u, model=conf.llm.model) for u in conf.llm.urls]
+        self.node = node_of(conf, shard)
         self.tools = ToolPools(self.sockets, lambda: self.registry.view.of_kind("toolpool"), self.peer_id,
                                call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost,
-                               tasks=self.tasks)
+                               tasks=self.tasks, node=self.node)
         self.role_ctx = RoleContext(llm=self.llm, conf=conf.workflow, log=logging.getLogger("slurmgen.role"),
                                     tools=self.tools)
-        self.node = node_of(conf, shard)
         self.log_file = str(run.log(f"peer-{shard}").relative_to(run.root))
         member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=self.node,
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
@@ -116,7 +117,7 @@ class Peer:
             if member is None:
                 return None
             box = self.outboxes[peer_id] = Outbox(self.sockets.connect_dealer(member.address, self.peer_id),
-                                                  self.tasks)
+                                                  self.tasks, self.cross_node if member.node != self.node else None)
         return box
 
     # -- sending ----------------------------------------------------------------------
@@ -325,7 +326,16 @@ class Peer:
                 "refused_frames": self.decoder.refused, "tools": dict(self.tools.counts),
                 "oldest_in_flight": list(itertools.islice(self.origin.leases, 8)),  # issue order
                 "held_ids": list(itertools.islice(self.held, 8)), "task_failures": self.tasks.failures,
-                "spill": self.blobs.store.stats() if self.blobs is not None else {}}
+                "spill": self.blobs.store.stats() if self.blobs is not None else {},
+                "cross_node": self._cross_node()}
+
+    def _cross_node(self) -> dict[str, int]:
+        """What this peer moved over the network to or from other nodes (slurmgen.summary.CrossNode)."""
+        spiller = self.blobs.spiller if self.blobs is not None else None
+        return {"bytes_sent": self.cross_node.bytes, "frames_sent": self.cross_node.frames,
+                "spill_bytes_fetched": spiller.fetched_bytes if spiller is not None else 0,
+                "spill_fetches": spiller.fetches if spiller is not None else 0,
+                "tool_bytes": self.tools.remote_bytes}
 
     # -- leases -----------------------------------------------------------------------
     async def _leases(self) -> None:
