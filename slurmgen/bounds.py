@@ -14,6 +14,7 @@ from slurmgen import ports
 from slurmgen.config import SlurmgenConf
 from slurmgen.duplicates import MODES
 from slurmgen.errors import ConfigError
+from slurmgen.hosts import PLACED
 
 STARTED_BACKENDS = ("sim", "vllm", "sglang")  # backends whose servers slurmgen starts itself
 
@@ -104,7 +105,21 @@ def check_bounds(conf: SlurmgenConf) -> None:
     if conf.cluster.node_exec and not (conf.cluster.kind == "local" and conf.cluster.local_nodes > 1):
         bad.append("cluster.node_exec places processes on pretend nodes: it needs cluster=local and "
                    "cluster.local_nodes > 1")
+    bad += _placement_errors(conf)
     if conf.llm.backend == "openai" and not conf.llm.urls:
         bad.append("llm.backend=openai needs llm.urls (the servers' base URLs, e.g. 'llm.urls=[http://host:8000]')")
     if bad:
         raise ConfigError("invalid settings; nothing was started:\n  " + "\n  ".join(bad))
+
+
+def _placement_errors(conf: SlurmgenConf) -> list[str]:
+    placement, n = conf.cluster.placement, conf.cluster.local_nodes
+    if not placement:
+        return []
+    if not (conf.cluster.kind == "local" and n > 1):
+        return ["cluster.placement places processes on pretend nodes: it needs cluster=local and "
+                "cluster.local_nodes > 1"]
+    bad = [f"cluster.placement.{c} is not a component; valid: {', '.join(PLACED)}" for c in placement if c not in PLACED]
+    bad += [f"cluster.placement.{c}={nodes}: nodes are 0..{n - 1} (cluster.local_nodes={n}), at least one"
+            for c, nodes in placement.items() if not nodes or any(not 0 <= k < n for k in nodes)]
+    return bad

@@ -414,9 +414,8 @@ class Peer:
 
 
 def node_of(conf: SlurmgenConf, shard: int) -> str:
-    if conf.cluster.kind == "local" and conf.cluster.local_nodes > 1:
-        return f"node-{shard % conf.cluster.local_nodes}"
-    return hosts.node_name()
+    node = hosts.pretend_node(conf.cluster, "peer", shard)
+    return hosts.node_name() if node is None else f"node-{node}"
 
 
 def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:
