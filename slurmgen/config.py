@@ -214,9 +214,10 @@ class ClusterConf:
     # [ip, netns, exec, sgnode{node}] (tools/netns_cluster.sh); [] = all on this machine
     node_exec: list[str] = field(default_factory=list)
     # local runs with local_nodes > 1: the pretend nodes each component (peer, llm, toolpool,
-    # registry) cycles over by index, e.g. {toolpool: [2], registry: [1, 0]}; a component not
-    # named goes on node index % local_nodes, the registry beside the driver. The registry keeps
-    # no state (peers re-register), so each restart moves it to the next node of its list
+    # registry) cycles over by index, e.g. '+cluster.placement={toolpool:[2],registry:[1,0]}';
+    # a component not named goes on node index % local_nodes, the registry beside the driver.
+    # The registry keeps no state (peers re-register), so each restart moves it to the next
+    # node of its list
     placement: dict[str, list[int]] = field(default_factory=dict)
     # defaults for every component's jobs (each component may override them)
     partition: str = ""
