@@ -67,6 +67,9 @@ class LLMConf:
     api_key_env: str = "OPENAI_API_KEY"
     # client side
     request_timeout_s: float = 600.0
+    # a replica whose connection stays silent this long (no answer to TCP keepalive probes,
+    # data unacknowledged, or no connection) is unreachable: the request is retried elsewhere
+    unreachable_s: float = 10.0
     max_retries: int = 4
     backoff_s: float = 0.5
     max_concurrency_per_endpoint: int = 0  # 0 = unlimited
