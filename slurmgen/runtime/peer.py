@@ -88,7 +88,7 @@ class Peer:
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=conf.run.heartbeat_s,
                                        liveness=conf.run.heartbeat_liveness, on_change=self._on_membership,
-                                       tasks=self.tasks)
+                                       on_unknown=self._on_unknown, tasks=self.tasks)
         self.ledger = Ledger(run.shard(shard))
         self.origin = Origin(self.peer_id, self.ledger, self.workflow, origin_policy(conf, shards), send=self.send)
         self.held: dict[str, Orchestrator] = {}  # tasks this peer is responsible for right now
@@ -109,6 +109,14 @@ class Peer:
         self.tools.on_membership()
         for role in list(self.pending):
             self._pump(role)
+
+    def _on_unknown(self) -> None:
+        """The registry did not know this peer: it was cut off long enough to be expired (or the
+        registry restarted). The others forgot it, with the credits they owed it: start over."""
+        log.warning("the registry did not know %s (cut off, or the registry restarted): its credits with "
+                    "every peer start over", self.peer_id)
+        self.router.reset()
+        self._pump_all()
 
     def _outbox(self, peer_id: str) -> Outbox | None:
         box = self.outboxes.get(peer_id)
