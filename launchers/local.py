@@ -41,9 +41,9 @@ class LocalLauncher:
         return item
 
     def restart(self, item: Running) -> Running:
-        """Start a crashed process again, with the same command."""
+        """Start a crashed process again: the same command, or its next placement (``ProcessSpec.moved``)."""
         self.running.remove(item)
-        return self.start(item.spec)
+        return self.start(item.spec.moved())
 
     def start_all(self, specs: list[ProcessSpec]) -> list[Running]:
         return [self.start(spec) for spec in specs]

@@ -32,6 +32,14 @@ class ProcessSpec:
     def job_component(self) -> str:
         """Whose SLURM resources and job name it takes: its component, or its pool's (llm-<name>)."""
         return pools.component(self.pool or pools.DEFAULT) if self.component == "llm" else self.component
+    # where a restart starts it instead, in turn (the registry over cluster.placement.registry)
+    moves: tuple[ProcessSpec, ...] = ()
+
+    def moved(self) -> ProcessSpec:
+        """What a restart starts: the next placement of a process that moves, else the same."""
+        if not self.moves:
+            return self
+        return dataclasses.replace(self.moves[0], moves=(*self.moves[1:], dataclasses.replace(self, moves=())))
 
 
 @dataclass(frozen=True)
@@ -126,18 +134,22 @@ def with_env(spec: ProcessSpec, env: dict[str, str]) -> ProcessSpec:
 
 
 def on_nodes(plan: Plan, conf: SlurmgenConf) -> Plan:
-    """Local runs over pretend nodes: each service and peer is placed on node ``index % n``
-    (named node-<k>, started under ``cluster.node_exec`` when given); the registry stays here."""
-    n = conf.cluster.local_nodes
-    if conf.cluster.kind != "local" or n <= 1:
+    """Local runs over pretend nodes: each service and peer is placed on its node
+    (``hosts.pretend_node``: ``index % n`` or ``cluster.placement``; named node-<k>, started under
+    ``cluster.node_exec`` when given); the registry stays here unless placed, and moves on restart."""
+    if hosts.pretend_node(conf.cluster, "peer", 0) is None:
         return plan
 
-    def place(spec: ProcessSpec) -> ProcessSpec:
-        node = spec.index % n
+    def place(spec: ProcessSpec, index: int) -> ProcessSpec:
+        node = hosts.pretend_node(conf.cluster, spec.component, index)
+        if node is None:
+            return spec
         prefix = [part.replace("{node}", str(node)) for part in conf.cluster.node_exec]
         return dataclasses.replace(spec, argv=[*prefix, *spec.argv], env={**spec.env, "SLURMGEN_NODE": f"node-{node}"})
 
-    return Plan(plan.registry, [place(s) for s in plan.services], [place(s) for s in plan.peers])
+    registries = [place(plan.registry, k) for k in range(len(conf.cluster.placement.get("registry", ())) or 1)]
+    registry = dataclasses.replace(registries[0], moves=tuple(registries[1:]))
+    return Plan(registry, [place(s, s.index) for s in plan.services], [place(s, s.index) for s in plan.peers])
 
 
 def _host(conf: SlurmgenConf) -> str:

@@ -5,8 +5,9 @@ for its health check, then register it and keep it registered while it lives.
         --model M -- python -m slurmgen.sim --port {port} ...
 
 ``{host}`` and ``{port}`` in the command are replaced. The service is registered only
-after ``--health-path`` answers 200; if that does not happen within
-``--ready-timeout`` the supervisor exits 1 with a message naming the log.
+after ``--health-path`` answers 200 and (with ``--model``) ``/v1/models`` lists the model;
+if that does not happen within ``--ready-timeout`` the supervisor exits 1 with a message
+naming the log.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import msgspec
 import zmq.asyncio
 
 from slurmgen import hosts, ports
@@ -48,20 +50,38 @@ def free_port(host: str) -> int:
     return ports.bind_in_range(probe)
 
 
-async def wait_healthy(url: str, child: asyncio.subprocess.Process, timeout_s: float, log_path: Path) -> None:
+async def _answers(http: aiohttp.ClientSession, url: str, health_path: str, model: str) -> bool:
+    """The service at ``url`` is healthy and is this one: it serves ``model``. (Another process
+    can take the port between ``free_port`` and the server's bind, and answer the health check:
+    a /metrics exporter answers any path; the server then fails to bind and exits.)"""
+    async with http.get(url + health_path) as resp:
+        if resp.status != 200:
+            return False
+    if not model:
+        return True
+    async with http.get(url + "/v1/models") as resp:
+        raw = await resp.read() if resp.status == 200 else b""
+    try:
+        listed = msgspec.json.decode(raw).get("data") or []
+    except (msgspec.DecodeError, AttributeError):
+        return False
+    return any(isinstance(m, dict) and m.get("id") == model for m in listed)
+
+
+async def wait_healthy(url: str, health_path: str, model: str, child: asyncio.subprocess.Process, timeout_s: float,
+                       log_path: Path) -> None:
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
         while True:
             if child.returncode is not None:
                 raise StartupError(f"the service exited with code {child.returncode} before it was healthy; see {log_path}")
             try:
-                async with http.get(url) as resp:
-                    if resp.status == 200:
-                        return
+                if await _answers(http, url, health_path, model):
+                    return
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                raise StartupError(f"{url} not healthy after {timeout_s:.0f} s; see {log_path} "
+                raise StartupError(f"{url}{health_path} not healthy after {timeout_s:.0f} s; see {log_path} "
                                    "(raise llm.ready_timeout_s if the server is just slow to load)")
             await asyncio.sleep(0.2)
 
@@ -104,7 +124,7 @@ async def supervise(args: argparse.Namespace, run: RunDir) -> int:
     # the registry client's loops: if one fails, the supervisor stops its service and exits 1
     tasks = TaskSet(args.name, on_fatal=lambda exc: stop.set())
     try:
-        await until_stopped(stop, wait_healthy(url + args.health_path, child, args.ready_timeout, log_path))
+        await until_stopped(stop, wait_healthy(url, args.health_path, args.model, child, args.ready_timeout, log_path))
         client = None if stop.is_set() else await until_stopped(stop, register(args, run, url, ctx, tasks))
     except StartupError as exc:
         log.error("%s", exc)

@@ -14,6 +14,7 @@ from slurmgen import pools, ports
 from slurmgen.config import SlurmgenConf
 from slurmgen.duplicates import MODES
 from slurmgen.errors import ConfigError
+from slurmgen.hosts import PLACED
 
 @dataclass(frozen=True)
 class Bound:
@@ -110,6 +111,7 @@ def check_bounds(conf: SlurmgenConf) -> None:
         bad.append("cluster.node_exec places processes on pretend nodes: it needs cluster=local and "
                    "cluster.local_nodes > 1")
     bad += pools.problems(conf)
+    bad += _placement_errors(conf)
     if bad:
         raise ConfigError("invalid settings; nothing was started:\n  " + "\n  ".join(bad))
 
@@ -123,4 +125,17 @@ def _outside(node: Any, bounds: tuple[Bound, ...], prefix: str) -> list[str]:
         value = value_of(node, bound.key)
         if isinstance(value, float) and math.isnan(value) or not bound.ok(value):
             bad.append(f"{prefix}{bound.key}={value!r} is out of range: valid is {bound.valid}")
+    return bad
+
+
+def _placement_errors(conf: SlurmgenConf) -> list[str]:
+    placement, n = conf.cluster.placement, conf.cluster.local_nodes
+    if not placement:
+        return []
+    if not (conf.cluster.kind == "local" and n > 1):
+        return ["cluster.placement places processes on pretend nodes: it needs cluster=local and "
+                "cluster.local_nodes > 1"]
+    bad = [f"cluster.placement.{c} is not a component; valid: {', '.join(PLACED)}" for c in placement if c not in PLACED]
+    bad += [f"cluster.placement.{c}={nodes}: nodes are 0..{n - 1} (cluster.local_nodes={n}), at least one"
+            for c, nodes in placement.items() if not nodes or any(not 0 <= k < n for k in nodes)]
     return bad

@@ -100,6 +100,9 @@ class LLMConf:
     api_key_env: str = "OPENAI_API_KEY"
     # client side
     request_timeout_s: float = 600.0
+    # a replica whose connection stays silent this long (no answer to TCP keepalive probes,
+    # data unacknowledged, or no connection) is unreachable: the request is retried elsewhere
+    unreachable_s: float = 10.0
     max_retries: int = 4
     backoff_s: float = 0.5
     max_concurrency_per_endpoint: int = 0  # 0 = unlimited
@@ -245,6 +248,12 @@ class ClusterConf:
     # node {node} (0-based; peers by shard, LLM replicas and tool pools by index), e.g.
     # [ip, netns, exec, sgnode{node}] (tools/netns_cluster.sh); [] = all on this machine
     node_exec: list[str] = field(default_factory=list)
+    # local runs with local_nodes > 1: the pretend nodes each component (peer, llm, toolpool,
+    # registry) cycles over by index, e.g. '+cluster.placement={toolpool:[2],registry:[1,0]}';
+    # a component not named goes on node index % local_nodes, the registry beside the driver.
+    # The registry keeps no state (peers re-register), so each restart moves it to the next
+    # node of its list
+    placement: dict[str, list[int]] = field(default_factory=dict)
     # defaults for every component's jobs (each component may override them)
     partition: str = ""
     account: str = ""

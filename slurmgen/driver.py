@@ -31,7 +31,7 @@ from slurmgen.report import write_report
 from slurmgen.resume import check_resume
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.spill.paths import spill_root
-from slurmgen.summary import endpoint_stats, pool_usage, Summary, read_records, spill_counts, summarize
+from slurmgen.summary import Summary, cross_node, endpoint_stats, pool_usage, read_records, spill_counts, summarize
 from slurmgen.ui import ProgressBar
 from slurmgen.validate import report as validation_report
 from slurmgen.validate import validate
@@ -242,6 +242,7 @@ def execute(conf: SlurmgenConf) -> Summary | None:
     spill = spill_counts(run.state)
     summary.spill_inline_fallbacks = spill.get("inline_fallbacks", 0)
     summary.spill_free_failed = spill.get("free_failed", 0)
+    summary.cross_node = cross_node(run.state)
     write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))
     try:
         report_path: Path | None = write_report(run.root)

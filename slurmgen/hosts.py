@@ -7,6 +7,7 @@ import os
 import socket
 import struct
 
+from slurmgen.config import ClusterConf
 from slurmgen.errors import ConfigError
 
 IFACE = "iface:"  # a --host value resolved on the process's own node: iface:<interface name>
@@ -16,6 +17,20 @@ _SIOCGIFADDR = 0x8915
 def node_name() -> str:
     """This node's name for spill and placement (SLURMGEN_NODE overrides, for tests)."""
     return os.environ.get("SLURMGEN_NODE") or socket.gethostname()
+
+
+PLACED = ("peer", "llm", "toolpool", "registry")  # the components cluster.placement may name
+
+
+def pretend_node(cluster: ClusterConf, component: str, index: int) -> int | None:
+    """The pretend node (0-based) of process ``index`` of ``component`` in a local run over
+    ``cluster.local_nodes``; None when it is on no pretend node (one node; the registry by default)."""
+    if cluster.kind != "local" or cluster.local_nodes <= 1:
+        return None
+    nodes = cluster.placement.get(component)
+    if nodes:
+        return nodes[index % len(nodes)]
+    return None if component == "registry" else index % cluster.local_nodes
 
 
 def interface_address(name: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Callable
@@ -69,17 +70,19 @@ async def wait_for_address(path: Path, timeout_s: float) -> RegistryAddress:
 class RegistryClient:
     def __init__(self, ctx: zmq.asyncio.Context, address_file: Path, member: Member, *,
                  heartbeat_s: float, liveness: int, on_change: Callable[[], None] = lambda: None,
-                 tasks: TaskSet | None = None) -> None:
+                 on_unknown: Callable[[], None] = lambda: None, tasks: TaskSet | None = None) -> None:
         self.sockets = sockets.Sockets(ctx, curve.load_if_present(address_file.parent))
         self.address_file = address_file
         self.member = member
         self.heartbeat_s = heartbeat_s
         self.view = MemberView(grace_s=heartbeat_s * liveness)
         self.on_change = on_change
+        self.on_unknown = on_unknown  # the registry did not know this process (it expired it, or restarted)
         self.load = 0
         self._dealer: zmq.asyncio.Socket | None = None
         self._sub: zmq.asyncio.Socket | None = None
         self._mtime = 0.0
+        self._reregistered_at = -math.inf  # one re-register per heartbeat period, however many Refused
         # the process's task owner: a failed heartbeat / reply / update loop ends the process
         self.tasks = tasks if tasks is not None else TaskSet(member.peer_id)
         self._tasks: list[asyncio.Future[None]] = []
@@ -114,8 +117,11 @@ class RegistryClient:
                     self.on_change()
             case Refused(reason=reason) if reason.startswith("protocol"):
                 raise ProtocolError(reason)
-            case Refused():
+            case Refused() if time.monotonic() - self._reregistered_at >= self.heartbeat_s:
+                # (heartbeats queued while cut off come back as as many Refused: one re-register);
                 # if it fails (logged), the next heartbeat's Refused asks again
+                self._reregistered_at = time.monotonic()
+                self.on_unknown()
                 self.tasks.spawn(self._reregister(), kind="re-register")
 
     async def _reregister(self) -> None:

@@ -250,6 +250,9 @@ class PeerMetrics:
                                          "(their keys are deleted later)", registry=r)
         self.spill_used = Gauge("slurmgen_spill_used_bytes", "Bytes of data pages in this node's spill store",
                                 registry=r)
+        self.cross_node = _Labelled(Counter("slurmgen_cross_node", "What this peer moved to or from other nodes, "
+                                            "by kind (bytes_sent, frames_sent, spill_bytes_fetched, spill_fetches, "
+                                            "tool_bytes)", ["kind"], registry=r))
         self._delta = _Delta()
 
     # -- hot path ---------------------------------------------------------------------
@@ -295,6 +298,8 @@ class PeerMetrics:
             d.add("spill_inline", self.spill_inline, float(spill.get("inline_fallbacks", 0)))
             d.add("spill_free_failed", self.spill_free_failed, float(spill.get("free_failed", 0)))
             self.spill_used.set(float(spill.get("used_bytes", 0)))
+        for kind, n in dict(stats.get("cross_node", {})).items():
+            d.add(("cross_node", kind), self.cross_node[kind], float(n))
         outstanding = dict(stats.get("llm_outstanding", {}))
         for url in set(self.llm_outstanding.children) | set(outstanding):
             self.llm_outstanding[url].set(float(outstanding.get(url, 0)))

@@ -90,7 +90,8 @@ class Registry:
                 await self._reply(ident, Refused(reason=why))
             case Register(member=member):
                 self.table.register(member)
-                log.info("registered %s (%s) at %s", member.peer_id, member.kind, member.address)
+                log.info("registered %s (%s) at %s on %s", member.peer_id, member.kind, member.address,
+                         member.node or "?")
                 await self._reply(ident, Welcome(heartbeat_s=self.table.heartbeat_s, table=self.table.table()))
                 await self._publish()
             case Heartbeat(peer_id=peer_id):

@@ -11,6 +11,13 @@ from slurmgen.codec import MAX_FRAME_BYTES
 from slurmgen.curve import CurveKeys
 
 HWM = 100_000
+# ZMTP heartbeats: a connection that hears nothing for HEARTBEAT_TIMEOUT_MS (its node died or
+# was cut off) is closed and connected again, instead of waiting out TCP's retransmission
+# backoff (minutes after a long cut); a connect attempt gives up after CONNECT_TIMEOUT_MS and
+# is tried again, so that a link that comes back is used within seconds
+HEARTBEAT_IVL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 5000
+CONNECT_TIMEOUT_MS = 2000
 
 
 class Sockets:
@@ -26,6 +33,9 @@ class Sockets:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, HWM)
         sock.setsockopt(zmq.RCVHWM, HWM)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        sock.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
         return sock
 
     def _serve(self, sock: zmq.asyncio.Socket) -> None:

@@ -46,6 +46,7 @@ class _PeerStats(msgspec.Struct):
     reissued: int = 0
     duplicates: int = 0
     spill: dict[str, int] = {}
+    cross_node: dict[str, int] = {}
 
 
 class _PoolStats(msgspec.Struct):
@@ -139,6 +140,9 @@ def render(st: Status, run: RunDir, now: float) -> str:
     if fallbacks:
         lines.append(f"spill: {fallbacks} times payloads went inline (store full; raise spill.max_bytes), "
                      f"{sum(p.spill.get('free_failed', 0) for p in live)} frees failed and were tried again")
+    cross = _cross_node_line(live)
+    if cross:
+        lines.append(cross)
     if st.failed_reasons:
         lines.append("failed by reason: " + ", ".join(f"{k} {v}" for k, v in st.failed_reasons.most_common()))
     rate_now = st.recent_tokens / WINDOW_S
@@ -169,6 +173,19 @@ def _pool_lines(st: Status) -> list[str]:
             f"{u.errors} errors ({u.rate_limited} rate-limited), {u.retries} retried, "
             f"mean latency {u.mean_latency_s:.3f} s"
             for name, u in pools.items()]
+
+
+def _cross_node_line(peers: list[_PeerStats]) -> str:
+    """What crossed the network between nodes (slurmgen.summary.CrossNode); "" on one node."""
+    total: collections.Counter[str] = collections.Counter()
+    for p in peers:
+        total.update(p.cross_node)
+    if not any(total.values()):
+        return ""
+    sent = total["bytes_sent"]
+    return (f"between nodes: {sent} bytes sent peer to peer ({sent / (1 << 20):.1f} MiB, {total['frames_sent']} "
+            f"frames); spilled payloads fetched: {total['spill_bytes_fetched']} bytes in {total['spill_fetches']} "
+            f"fetches; tool pools: {total['tool_bytes']} bytes")
 
 
 def _stall_line(r: StallReport, run: RunDir, now: float) -> str:

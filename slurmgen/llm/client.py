@@ -31,6 +31,13 @@ attempt of this client waits until it has passed — and a request whose last at
 that request only. A replica that refuses connections is avoided for ``down_s``. A 400
 saying the context is too long raises ``LLMError(kind="context_too_long")`` at once;
 other 4xx raise ``LLMError`` at once.
+
+Unreachable replicas (a node lost or cut off): each replica has its own connections,
+closed when it leaves the replica list (the registry expired it), which fails its
+requests in flight, retried at once elsewhere; and every connection has TCP keepalive
+and a user timeout of ``unreachable_s``, so that a request to a replica that stopped
+answering fails after that long even when no one says it left (this node is the one cut
+off), and a connect attempt gives up as soon.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import email.utils
 import hashlib
 import math
 import random
+import socket
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -90,7 +98,7 @@ class _AttemptFailed(Exception):
 
 
 class _Replica:
-    __slots__ = ("endpoint", "outstanding", "sem", "down_until", "stats")
+    __slots__ = ("endpoint", "outstanding", "sem", "down_until", "stats", "session", "left")
 
     def __init__(self, endpoint: Endpoint, cap: int, stats: EndpointStats) -> None:
         self.endpoint = endpoint
@@ -98,6 +106,26 @@ class _Replica:
         self.sem = asyncio.Semaphore(cap) if cap > 0 else None
         self.down_until = 0.0
         self.stats = stats
+        self.session: aiohttp.ClientSession | None = None  # its own connections
+        self.left = False  # no longer in the replica list: its requests are retried elsewhere
+
+
+def _keepalive_socket(unreachable_s: float) -> Any:
+    """A socket factory: TCP keepalive probes and a user timeout, so that a silent peer is
+    given up after about ``unreachable_s`` (Linux; elsewhere plain keepalive)."""
+
+    def make(addr_info: Any) -> socket.socket:
+        family, type_, proto, _, _ = addr_info
+        sock = socket.socket(family, type_, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        idle = max(1, int(unreachable_s / 3))
+        for name, value in (("TCP_KEEPIDLE", idle), ("TCP_KEEPINTVL", max(1, idle // 2)), ("TCP_KEEPCNT", 3),
+                            ("TCP_USER_TIMEOUT", int(unreachable_s * 1000))):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+        return sock
+
+    return make
 
 
 def _rendezvous(key: str, url: str) -> int:
@@ -144,6 +172,7 @@ class LLMClient:
         self,
         *,
         request_timeout_s: float = 600.0,
+        unreachable_s: float = 10.0,
         max_retries: int = 4,
         backoff_s: float = 0.5,
         max_concurrency_per_endpoint: int = 0,
@@ -156,6 +185,7 @@ class LLMClient:
     ) -> None:
         self.pool = pool  # the LLM pool this client speaks to (replies and stats name it)
         self.request_timeout_s = request_timeout_s
+        self.unreachable_s = unreachable_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_concurrency_per_endpoint = max_concurrency_per_endpoint
@@ -174,7 +204,7 @@ class LLMClient:
         self._changed = asyncio.Event()
         self._turn = 0
         self._rng = random.Random()
-        self._session: aiohttp.ClientSession | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # sessions of replicas that left, being closed
         self._decoder = msgspec.json.Decoder(_Completion)
 
     @classmethod
@@ -189,6 +219,7 @@ class LLMClient:
         return cls(
             pool=pool,
             request_timeout_s=conf.request_timeout_s,
+            unreachable_s=conf.unreachable_s,
             max_retries=conf.max_retries,
             backoff_s=conf.backoff_s,
             max_concurrency_per_endpoint=conf.max_concurrency_per_endpoint,
@@ -202,7 +233,8 @@ class LLMClient:
     # -- replicas ------------------------------------------------------------
 
     def set_endpoints(self, endpoints: list[Endpoint]) -> None:
-        """Replace the replica list; requests in flight finish where they are."""
+        """Replace the replica list. Requests in flight on a replica that stays finish there;
+        those on a replica that left fail and are retried elsewhere."""
         replicas: dict[str, _Replica] = {}
         for ep in endpoints:
             current = self._replicas.get(ep.url)
@@ -210,9 +242,20 @@ class LLMClient:
                 stats = self._stats.setdefault(ep.url, EndpointStats(pool=self.pool, model=ep.model))
                 current = _Replica(ep, self._cap(ep), stats)
             replicas[ep.url] = current
+        for old in self._replicas.values():
+            if replicas.get(old.endpoint.url) is not old:
+                self._retire(old)
         self._replicas = replicas
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def _retire(self, replica: _Replica) -> None:
+        replica.left = True
+        session, replica.session = replica.session, None
+        if session is not None:  # closing its connections fails the requests still waiting on them
+            task = asyncio.get_running_loop().create_task(session.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def endpoints(self) -> list[Endpoint]:
         return [r.endpoint for r in self._replicas.values()]
@@ -349,16 +392,22 @@ class LLMClient:
 
     async def _post(self, replica: _Replica, body: bytes) -> ChatReply:
         ep, stats = replica.endpoint, replica.stats
+        if replica.left:  # picked, then it left while the request waited
+            raise _AttemptFailed("the replica left (its node died or is unreachable)", refused=True)
         data = b'{"model":%s,%s' % (msgspec.json.encode(ep.model), body[1:])
         stats.requests += 1
         sent = time.monotonic()
         try:
             url = ep.url.rstrip("/") + "/v1/chat/completions"
-            async with self._http().post(url, data=data, headers=self._headers) as resp:
+            async with self._http(replica).post(url, data=data, headers=self._headers) as resp:
                 raw = await resp.read()
                 status, retry_after = resp.status, _retry_after(resp.headers)
             if status == 200:
                 stats.latency_s += time.monotonic() - sent
+        except aiohttp.ConnectionTimeoutError:
+            stats.errors += 1
+            replica.down_until = time.monotonic() + self.down_s
+            raise _AttemptFailed(f"no connection within {self.unreachable_s:g} s", refused=True) from None
         except asyncio.TimeoutError:
             stats.errors += 1
             raise _AttemptFailed(f"no reply within {self.request_timeout_s:g} s", kind="timeout") from None
@@ -368,6 +417,9 @@ class LLMClient:
             raise _AttemptFailed(f"cannot connect ({exc.os_error or exc})", refused=True) from None
         except aiohttp.ClientError as exc:
             stats.errors += 1
+            if replica.left:
+                raise _AttemptFailed(f"the replica left (its node died or is unreachable): {exc!r}",
+                                     refused=True) from None
             raise _AttemptFailed(f"{type(exc).__name__}: {exc}") from None
         return self._reply(replica, status, raw, retry_after)
 
@@ -401,16 +453,22 @@ class LLMClient:
             raise _AttemptFailed(f"HTTP {status}: {message}", retry_after=retry_after)
         raise LLMError(f"{url} rejected the request: HTTP {status}: {message}")
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.socket_budget, ttl_dns_cache=300,
-                                               limit_per_host=self.max_connections_per_endpoint),
-                timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
+    def _http(self, replica: _Replica) -> aiohttp.ClientSession:
+        """The replica's own session: at most max_connections_per_endpoint sockets (the process's
+        whole budget is the ``_sockets`` semaphore), each with keepalive and a user timeout."""
+        if replica.session is None or replica.session.closed:
+            connector = aiohttp.TCPConnector(limit=self.max_connections_per_endpoint, ttl_dns_cache=300,
+                                             socket_factory=_keepalive_socket(self.unreachable_s))
+            replica.session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout_s, connect=self.unreachable_s),
             )
-        return self._session
+        return replica.session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for replica in self._replicas.values():
+            if replica.session is not None:
+                await replica.session.close()
+                replica.session = None
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

@@ -19,16 +19,31 @@ from slurmgen.runtime.tasks import TaskSet
 DRAIN_BATCH = 256  # frames handled before yielding to other coroutines
 
 
+class Meter:
+    """Frames and bytes sent through the outboxes that share it (a peer's to other nodes)."""
+
+    __slots__ = ("frames", "bytes")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.bytes = 0
+
+
 class Outbox:
     """``tasks`` owns the sends that wait for room; one that fails is logged (the frame is
-    lost like any message on the wire: the lease of its task re-issues it)."""
+    lost like any message on the wire: the lease of its task re-issues it). ``meter``, when
+    given, counts every frame sent."""
 
-    def __init__(self, sock: zmq.asyncio.Socket, tasks: TaskSet | None = None) -> None:
+    def __init__(self, sock: zmq.asyncio.Socket, tasks: TaskSet | None = None, meter: Meter | None = None) -> None:
         self.sock = sock
         self._sync = zmq.Socket.shadow(sock.underlying)
         self.tasks = tasks if tasks is not None else TaskSet("outbox")
+        self.meter = meter
 
     def send(self, frame: bytes) -> None:
+        if self.meter is not None:
+            self.meter.frames += 1
+            self.meter.bytes += len(frame)
         try:
             self._sync.send(frame, zmq.NOBLOCK)
         except zmq.Again:  # queue full: wait for room without blocking the loop

@@ -41,7 +41,7 @@ from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.runtime.blobs import BlobService
 from slurmgen.runtime.faults import fault
 from slurmgen.runtime.ledger import Ledger
-from slurmgen.runtime.outbox import Outbox, drain
+from slurmgen.runtime.outbox import Meter, Outbox, drain
 from slurmgen.runtime.origin import Origin, OriginPolicy
 from slurmgen.runtime.readiness import wait_ready
 from slurmgen.runtime.router import CreditRouter
@@ -71,23 +71,24 @@ class Peer:
         self.router = CreditRouter()
         self.pending: dict[str, deque[Orchestrator]] = collections.defaultdict(deque)
         self.outboxes: dict[str, Outbox] = {}
+        self.cross_node = Meter()  # every frame sent to a peer on another node
         self.decoder = codec.peer_decoder()
         self.received: collections.Counter[str] = collections.Counter()
         # peers=shards: each pool's rpm / tpm / max_concurrency are per run, this process keeps to its share
         self.llm = PoolClients(conf, peers=shards)
+        self.node = node_of(conf, shard)
         self.tools = ToolPools(self.sockets, lambda: self.registry.view.of_kind("toolpool"), self.peer_id,
                                call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost,
-                               tasks=self.tasks)
+                               tasks=self.tasks, node=self.node)
         role_log = logging.getLogger("slurmgen.role")
         self.role_ctx = {role: RoleContext(llm=self.llm.for_role(role), conf=conf.workflow, log=role_log,
                                            tools=self.tools) for role in self.workflow.roles}
-        self.node = node_of(conf, shard)
         self.log_file = str(run.log(f"peer-{shard}").relative_to(run.root))
         member = Member(peer_id=self.peer_id, kind="peer", address=self.address, node=self.node,
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=conf.run.heartbeat_s,
                                        liveness=conf.run.heartbeat_liveness, on_change=self._on_membership,
-                                       tasks=self.tasks)
+                                       on_unknown=self._on_unknown, tasks=self.tasks)
         self.ledger = Ledger(run.shard(shard))
         self.origin = Origin(self.peer_id, self.ledger, self.workflow, origin_policy(conf, shards), send=self.send)
         self.held: dict[str, Orchestrator] = {}  # tasks this peer is responsible for right now
@@ -108,6 +109,14 @@ class Peer:
         for role in list(self.pending):
             self._pump(role)
 
+    def _on_unknown(self) -> None:
+        """The registry did not know this peer: it was cut off long enough to be expired (or the
+        registry restarted). The others forgot it, with the credits they owed it: start over."""
+        log.warning("the registry did not know %s (cut off, or the registry restarted): its credits with "
+                    "every peer start over", self.peer_id)
+        self.router.reset()
+        self._pump_all()
+
     def _outbox(self, peer_id: str) -> Outbox | None:
         box = self.outboxes.get(peer_id)
         if box is None:
@@ -115,7 +124,7 @@ class Peer:
             if member is None:
                 return None
             box = self.outboxes[peer_id] = Outbox(self.sockets.connect_dealer(member.address, self.peer_id),
-                                                  self.tasks)
+                                                  self.tasks, self.cross_node if member.node != self.node else None)
         return box
 
     # -- sending ----------------------------------------------------------------------
@@ -329,7 +338,16 @@ class Peer:
                 "refused_frames": self.decoder.refused, "tools": dict(self.tools.counts),
                 "oldest_in_flight": list(itertools.islice(self.origin.leases, 8)),  # issue order
                 "held_ids": list(itertools.islice(self.held, 8)), "task_failures": self.tasks.failures,
-                "spill": self.blobs.store.stats() if self.blobs is not None else {}}
+                "spill": self.blobs.store.stats() if self.blobs is not None else {},
+                "cross_node": self._cross_node()}
+
+    def _cross_node(self) -> dict[str, int]:
+        """What this peer moved over the network to or from other nodes (slurmgen.summary.CrossNode)."""
+        spiller = self.blobs.spiller if self.blobs is not None else None
+        return {"bytes_sent": self.cross_node.bytes, "frames_sent": self.cross_node.frames,
+                "spill_bytes_fetched": spiller.fetched_bytes if spiller is not None else 0,
+                "spill_fetches": spiller.fetches if spiller is not None else 0,
+                "tool_bytes": self.tools.remote_bytes}
 
     # -- leases -----------------------------------------------------------------------
     async def _leases(self) -> None:
@@ -408,9 +426,8 @@ class Peer:
 
 
 def node_of(conf: SlurmgenConf, shard: int) -> str:
-    if conf.cluster.kind == "local" and conf.cluster.local_nodes > 1:
-        return f"node-{shard % conf.cluster.local_nodes}"
-    return hosts.node_name()
+    node = hosts.pretend_node(conf.cluster, "peer", shard)
+    return hosts.node_name() if node is None else f"node-{node}"
 
 
 def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:

@@ -68,3 +68,8 @@ class CreditRouter:
 
     def forget(self, peer_id: str) -> None:
         self.outstanding.pop(peer_id, None)
+
+    def reset(self) -> None:
+        """Every peer's credits free again: this peer was taken for dead (the others forgot it and
+        the credits they owed it); at worst receivers get more than their capacity for a while."""
+        self.outstanding.clear()

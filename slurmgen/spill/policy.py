@@ -39,7 +39,8 @@ class Spiller:
         self.fetch = fetch
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_items = cache_items
-        self.fetched_bytes = 0
+        self.fetched_bytes = 0  # payload bytes fetched from other nodes
+        self.fetches = 0  # requests to other nodes
 
     # -- out --------------------------------------------------------------------------
     def spill(self, orch: Orchestrator) -> None:
@@ -113,8 +114,11 @@ class Spiller:
             else:
                 by_node.setdefault(ref.node, []).append(ref.key)
         for node, keys in by_node.items():
-            blobs = (self.store.get_many([k.encode() for k in keys]) if node == self.node
-                     else await self.fetch(node, keys))
+            if node == self.node:
+                blobs = self.store.get_many([k.encode() for k in keys])
+            else:
+                self.fetches += 1
+                blobs = await self.fetch(node, keys)
             for key, blob in zip(keys, blobs):
                 if blob is None:
                     raise SpillLost(f"spilled payload {key} on node {node} is gone")

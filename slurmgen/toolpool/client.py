@@ -53,15 +53,17 @@ def _raw(value: Any) -> msgspec.Raw:
 class _Link:
     """A DEALER to one member and its receiver task."""
 
-    def __init__(self, sock: zmq.asyncio.Socket, task: asyncio.Future[None]) -> None:
+    def __init__(self, sock: zmq.asyncio.Socket, task: asyncio.Future[None], remote: bool) -> None:
         self.sock = sock
         self.task = task
+        self.remote = remote  # the member is on another node than this process
         self.pending: dict[int, asyncio.Future[SessionReply]] = {}
 
 
 class ToolPools:
     def __init__(self, sockets: Any, members: Callable[[], list[Member]], identity: str, *,
-                 call_timeout_s: float = 300.0, on_lost: str = "restart", tasks: TaskSet | None = None) -> None:
+                 call_timeout_s: float = 300.0, on_lost: str = "restart", tasks: TaskSet | None = None,
+                 node: str = "") -> None:
         self.sockets = sockets
         self.members = members  # the current "toolpool" members of the registry view
         self.identity = identity
@@ -71,6 +73,8 @@ class ToolPools:
         self._ids = itertools.count(1)
         self._decoder = codec.tool_reply_decoder()
         self.counts = {"open": 0, "call": 0, "close": 0, "lost": 0}
+        self.node = node  # this process's node: requests to members on other nodes are counted
+        self.remote_bytes = 0  # requests sent to and replies received from members on other nodes
         self.tasks = tasks if tasks is not None else TaskSet(f"{identity}.tools")  # the receivers
 
     # -- membership ---------------------------------------------------------------------
@@ -101,14 +105,17 @@ class ToolPools:
         sock = self.sockets.connect_dealer(member.address, f"{self.identity}.tools")
         receiver = self.tasks.spawn(self._receive(member_id, sock), kind=f"tool-pool receiver for {member_id}",
                                     on_error=lambda exc: self._drop(member_id, f"its receiver failed: {exc!r}"))
-        link = _Link(sock, receiver)
+        link = _Link(sock, receiver, remote=member.node != self.node)
         self._links[member_id] = link
         return link
 
     async def _receive(self, member_id: str, sock: zmq.asyncio.Socket) -> None:
         while True:
-            reply = self._decoder.decode(await sock.recv())
+            frame = await sock.recv()
+            reply = self._decoder.decode(frame)
             link = self._links.get(member_id)
+            if link is not None and link.remote:
+                self.remote_bytes += len(frame)
             if reply is None or link is None:
                 continue
             fut = link.pending.pop(reply.request_id, None)
@@ -120,7 +127,7 @@ class ToolPools:
         request_id = next(self._ids)
         fut: asyncio.Future[SessionReply] = asyncio.get_running_loop().create_future()
         link.pending[request_id] = fut
-        await link.sock.send(codec.encode(make(request_id)))
+        await self._send(link, codec.encode(make(request_id)))
         try:
             return await asyncio.wait_for(fut, self.call_timeout_s)
         except asyncio.TimeoutError:
@@ -129,6 +136,14 @@ class ToolPools:
                                 f"{self.call_timeout_s:.0f} s (toolpool.call_timeout_s)", kind=self.kind) from None
         finally:
             link.pending.pop(request_id, None)
+
+    def _count(self, link: _Link, frame: bytes) -> None:
+        if link.remote:
+            self.remote_bytes += len(frame)
+
+    async def _send(self, link: _Link, frame: bytes) -> None:
+        self._count(link, frame)
+        await link.sock.send(frame)
 
     # -- sessions -----------------------------------------------------------------------
     def _candidates(self, orch: Orchestrator, name: str) -> list[Member]:
@@ -191,7 +206,9 @@ class ToolPools:
                 link = self._link(handle.member)
             except ToolPoolError:
                 continue  # the member is gone, and its sessions with it
-            link.sock.send(codec.encode(SessionClose(session=handle.session)))
+            frame = codec.encode(SessionClose(session=handle.session))
+            self._count(link, frame)
+            link.sock.send(frame)
             self.counts["close"] += 1
         orch.sessions = []
 

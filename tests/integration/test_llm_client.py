@@ -294,3 +294,33 @@ def test_requests_over_the_connection_caps_queue_on_kept_alive_connections(cap: 
     asyncio.run(go())
     assert inflight[1] == 3
     assert len(peers) <= 3
+
+
+def test_requests_on_a_replica_that_left_are_retried_at_once_elsewhere() -> None:
+    """A replica the registry expired (its node cut off: requests hang, nothing refuses them)."""
+    async def silent(request: web.Request) -> web.Response:
+        await asyncio.sleep(3600)
+        return completion("never")
+
+    async def answers(request: web.Request) -> web.Response:
+        return completion("from the survivor")
+
+    async def go() -> tuple[list[ChatReply], float, dict]:
+        async with fake_server(silent) as gone, fake_server(answers) as survivor:
+            client = LLMClient(backoff_s=1.0)  # a plain retry would wait; a replica that left is retried at once
+            client.set_endpoints([Endpoint(url=gone, model="m")])
+            try:
+                calls = [asyncio.ensure_future(client.chat(ASK, sampling=SAMPLING, seed=i)) for i in range(3)]
+                await asyncio.sleep(0.3)
+                assert client.outstanding()[gone] == 3
+                t = time.monotonic()
+                client.set_endpoints([Endpoint(url=survivor, model="m")])
+                replies = await asyncio.gather(*calls)
+                return replies, time.monotonic() - t, client.stats()
+            finally:
+                await client.close()
+
+    replies, took, stats = asyncio.run(go())
+    assert {r.content for r in replies} == {"from the survivor"} and took < 0.5, took
+    gone = next(s for url, s in stats.items() if s.ok == 0)
+    assert gone.requests == gone.errors == gone.retries == 3

@@ -51,3 +51,14 @@ def test_sigterm_while_starting_stops_the_server_and_exits(tmp_path: Path, stage
     log = (tmp_path / "run" / "logs" / "svc-0.supervisor.log").read_text()
     assert "svc-0 stopped while starting" in log
     assert not (tmp_path / "run" / "state" / "svc-0.not-ready").exists(), "stopped is not 'never ready'"
+
+
+def test_a_port_answered_by_another_server_is_not_taken_for_the_model_server(tmp_path: Path) -> None:
+    """Something else answers the health check on the port (another process took it before the
+    server could bind it): not registered; the supervisor gives up after --ready-timeout."""
+    proc = subprocess.Popen([sys.executable, "-m", "slurmgen.launchers.service", "--run-dir", str(tmp_path / "run"),
+                             "--name", "svc-0", "--model", "m", "--ready-timeout", "3", "--health-path", "/", "--",
+                             sys.executable, "-m", "http.server", "{port}", "--bind", "{host}"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "not healthy after 3 s" in out, out

@@ -46,6 +46,17 @@ def test_spilled_payloads_are_fetched_across_nodes(tmp_path):
     run_slurmgen(*common, f"run.dir={tmp_path / 'spill'}", "spill.enabled=true")
     assert sent(tmp_path / "spill", "fetch") > 0 and sent(tmp_path / "spill", "bytes_Blobs_sent") > 0
     assert contents(tmp_path / "inline") == contents(tmp_path / "spill")
+    # what crossed between the two nodes, in summary.json and slurmgen status
+    crossed = {kind: json.loads((tmp_path / kind / "summary.json").read_text())["cross_node"]
+               for kind in ("inline", "spill")}
+    spill = crossed["spill"]
+    assert spill["spill_fetches"] > 0 and spill["spill_bytes_fetched"] > 0
+    assert crossed["inline"]["spill_fetches"] == 0 and crossed["inline"]["bytes_sent"] > 0
+    assert spill["bytes_sent"] == sum(s["cross_node"]["bytes_sent"] for s in peer_stats(tmp_path / "spill"))
+    status = subprocess.run([sys.executable, "-m", "slurmgen", "status", str(tmp_path / "spill")], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout
+    assert (f"between nodes: {spill['bytes_sent']} bytes sent peer to peer" in status
+            and f"{spill['spill_bytes_fetched']} bytes in {spill['spill_fetches']} fetches" in status), status
 
 
 def test_a_node_dying_with_payloads_makes_its_tasks_start_again(tmp_path):

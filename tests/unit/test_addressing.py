@@ -8,6 +8,7 @@ from slurmgen import hosts, ports
 from slurmgen.confload import workflow_classes
 from slurmgen.config import SlurmgenConf
 from slurmgen.errors import ConfigError
+from slurmgen.bounds import check_bounds
 from slurmgen.launchers.plan import make_plan
 
 
@@ -30,8 +31,8 @@ def test_every_bind_takes_a_port_of_the_range(monkeypatch):
     # connection may hold: a range inside them failed in CI when one of its ports was taken
     monkeypatch.setenv(ports.ENV, "23400-23402")
     ctx = zmq.Context()
-    socks = []
     try:
+        socks = []
         for _ in range(3):
             s = ctx.socket(zmq.ROUTER)
             ports.bind_zmq(s, "127.0.0.1")
@@ -60,3 +61,36 @@ def test_pretend_nodes_get_the_prefix_and_the_run_env_gets_the_range(tmp_path):
     assert peers["peer-2"].argv[:4] == ["ip", "netns", "exec", "n0"] and peers["peer-1"].argv[3] == "n1"
     assert peers["peer-1"].env["SLURMGEN_NODE"] == "node-1"
     assert all(s.env[ports.ENV] == "31000-31999" for s in plan.all())
+
+
+def test_placement_puts_pools_apart_and_moves_the_registry_at_each_restart(tmp_path):
+    conf = SlurmgenConf(workflow=workflow_classes()["tau2"]())
+    conf.run.peers, conf.llm.replicas, conf.toolpool.size = 2, 2, 2
+    conf.cluster.local_nodes = 3
+    conf.cluster.node_exec = ["ip", "netns", "exec", "n{node}"]
+    conf.cluster.placement = {"toolpool": [2], "peer": [0, 1], "registry": [2, 0]}
+    plan = make_plan(conf, tmp_path)
+    where = {s.name: s.env.get("SLURMGEN_NODE") for s in plan.all()}
+    assert where == {"registry": "node-2", "llm-0": "node-0", "llm-1": "node-1", "pool-0": "node-2",
+                     "pool-1": "node-2", "peer-0": "node-0", "peer-1": "node-1"}
+    first = plan.registry
+    assert first.argv[3] == "n2"
+    second = first.moved()
+    third = second.moved()
+    assert (second.argv[3], second.env["SLURMGEN_NODE"]) == ("n0", "node-0")
+    assert (third.argv[3], third.env["SLURMGEN_NODE"]) == ("n2", "node-2") and third.moved().argv[3] == "n0"
+    assert plan.peers[0].moved() is plan.peers[0]  # a peer stays on its node (its spill store is there)
+
+
+def test_placement_is_checked_before_anything_starts():
+    conf = SlurmgenConf(workflow=workflow_classes()["nr"]())
+    conf.cluster.local_nodes = 3
+    conf.cluster.placement = {"pool": [1], "peer": [3], "llm": []}
+    with pytest.raises(ConfigError) as err:
+        check_bounds(conf)
+    text = str(err.value)
+    assert "cluster.placement.pool is not a component; valid: peer, llm, toolpool, registry" in text
+    assert "cluster.placement.peer=[3]: nodes are 0..2" in text and "cluster.placement.llm=[]" in text
+    conf.cluster.local_nodes = 1
+    with pytest.raises(ConfigError, match="needs cluster=local and cluster.local_nodes > 1"):
+        check_bounds(conf)

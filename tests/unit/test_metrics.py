@@ -65,9 +65,10 @@ def test_peer_counters_move(exporter: Exporter) -> None:
              "received": {"orch": 7, "credit": 6, "bytes_orch_sent": 900},
              "llm": {"http://a:1": {"requests": 9, "ok": 8, "errors": 1, "retries": 1, "latency_s": 2.5,
                                     "pool": "teacher", "model": "m70"}},
-             "llm_outstanding": {"http://a:1": 3}, "refused_frames": 0}
+             "llm_outstanding": {"http://a:1": 3}, "refused_frames": 0, "cross_node": {"bytes_sent": 80}}
     m.sync(stats)
-    m.sync({**stats, "issued": 6, "received": {"orch": 9, "credit": 6, "bytes_orch_sent": 900}})
+    m.sync({**stats, "issued": 6, "received": {"orch": 9, "credit": 6, "bytes_orch_sent": 900},
+            "cross_node": {"bytes_sent": 200}})
     after = scrape(exporter)
     assert value(after, "slurmgen_tasks_issued_total") == 6
     assert value(after, "slurmgen_tasks_written_total") == 3
@@ -77,6 +78,7 @@ def test_peer_counters_move(exporter: Exporter) -> None:
     assert value(after, "slurmgen_hops_received_total", type="orch") == 9
     assert value(after, "slurmgen_hops_received_total", type="credit") == 6
     assert value(after, "slurmgen_wire_bytes_total", kind="bytes_orch_sent") == 900
+    assert value(after, "slurmgen_cross_node_total", kind="bytes_sent") == 200
     assert value(after, "slurmgen_llm_requests_total", endpoint="http://a:1", pool="teacher") == 9
     assert value(after, "slurmgen_llm_errors_total", endpoint="http://a:1", pool="teacher") == 1
     assert value(after, "slurmgen_llm_retries_total", endpoint="http://a:1", pool="teacher") == 1

@@ -39,3 +39,12 @@ def test_peers_on_the_preferred_node_go_first_while_they_have_credits():
     assert [r.pick("a", "n1") for _ in range(2)] == ["near", "near"]
     assert r.pick("a", "n1") in ("far1", "far2")  # near is full: load wins over locality
     assert r.pick("a", "n9") in ("far1", "far2")
+
+
+def test_credits_lost_with_a_cut_off_peer_come_back_when_it_starts_over():
+    r = CreditRouter()
+    r.update(peers(p1=1, p2=1))
+    assert {r.pick("a"), r.pick("a")} == {"p1", "p2"}  # sent while cut off: no credit ever comes back
+    assert r.pick("a") is None
+    r.reset()  # the registry had expired this peer: the others forgot what they owed it
+    assert r.pick("a") in ("p1", "p2")
