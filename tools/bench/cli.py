@@ -13,7 +13,9 @@ Sections (each writes its part of DIR/results.json as soon as it is done):
   baselines (central single loop, batch barrier, thread pool);
 - ``scale``: 12,400 concurrent Coral tasks in one run; RSS per in-flight task;
 - ``scaling``: tokens/s as agent peers and replicas grow 1 -> 2 -> 4 -> 8;
-- ``spill``: bytes on the wire with and without spill (pending until peers count bytes).
+- ``spill``: bytes on the wire with and without spill (pending until peers count bytes);
+- ``peers_tau2`` (opt-in: ``--peers`` or ``--only peers_tau2``): tau2-bench's own runner
+  (``tau2.run.run_tasks``) next to slurmgen's tau2 workflow on the same replicas (peer_tau2.py).
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from .common import SimFleet, bench_dataset, dump_json, loadavg, log, machine
+from . import peer_tau2
 from .harness import BENCH_PY, run_slurmgen, run_worker
 
-SECTIONS = ("micro", "cpu", "saturation", "scale", "scaling", "spill")
+SECTIONS = ("micro", "cpu", "saturation", "scale", "scaling", "spill", "peers_tau2")
+OPT_IN = ("peers_tau2",)  # run with --peers or --only
 
 CORAL_4 = {"max_turns": 4}  # the 4-turn Coral conversation of the issue
 CORAL_4_ARGS = ["workflow.max_turns=4"]
@@ -41,6 +45,7 @@ QUICK: dict[str, Any] = dict(
     thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_tasks=300, scale_tasks=2000, scale_small=200,
     nr_rows=5000, coral_rows=5000,
     scale_time_scale=5.0, scale_hold=10.0, scaling_ks=[1, 2], scaling_scale=5.0,
+    **peer_tau2.QUICK,
 )
 FULL: dict[str, Any] = dict(
     scale=20.0, replicas=2, peers=2, per_replica=256, warm=8.0, window=30.0, record_tasks=5000, repeats=2, micro_repeats=3, sat_workflows=["nr", "coral"],
@@ -49,6 +54,7 @@ FULL: dict[str, Any] = dict(
     thread_sweep=[3, 16, 64, 256], hop_s=5.0, client_s=6.0, cpu_tasks=2400, scale_tasks=12400, scale_small=400,
     nr_rows=20000, coral_rows=15000,
     scale_time_scale=5.0, scale_hold=30.0, scaling_ks=[1, 2, 4, 8], scaling_scale=5.0,
+    **peer_tau2.FULL,
 )
 
 TARGETS = {
@@ -341,6 +347,11 @@ class Bench:
             })
             self.save()
 
+    # -- peers --------------------------------------------------------------------------------
+
+    def peers_tau2(self) -> None:
+        peer_tau2.section(self)
+
     # -- spill --------------------------------------------------------------------------------
 
     def spill(self) -> None:
@@ -459,6 +470,7 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"scaling k={pt['peers']} peers+replicas (tokens/s, efficiency)",
                      f"{pt['tokens_per_s']:.0f}, {pt['efficiency']:.2f}" + (" CPU-bound" if pt["cpu_limited"] else ""),
                      "near-linear"))
+    rows += peer_tau2.table_rows(r)
     sp = r.get("spill", {})
     rows.append(("spill: bytes with / without", sp.get("status", "n/a") if "ratio" not in sp else fmt(sp["ratio"]),
                  "<= 0.8"))
@@ -478,6 +490,10 @@ def main(argv: list[str]) -> int:
         from .micro import hop_peer_main
 
         return hop_peer_main(argv[1:])
+    if argv and argv[0] == "tau2-runner":
+        from .tau2_runner import main as tau2_runner_main
+
+        return tau2_runner_main(argv[argv.index("--spec") + 1])
     if argv and argv[0] == "client-bench":
         from .micro import client_main
 
@@ -494,13 +510,15 @@ def main(argv: list[str]) -> int:
                     help="spill.enabled in every run but the spill section's (default: the run default, on)")
     ap.add_argument("--merge", action="store_true",
                     help="start from DIR/results.json and replace only the sections run (e.g. with --only)")
+    ap.add_argument("--peers", action="store_true", help="also the peer sections (peers_tau2)")
     ap.add_argument("--keep-runs", action="store_true", help="keep DIR/runs (run directories, logs)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a parameter of the mode (e.g. --set window=60; lists as JSON)")
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    only = [s for s in args.only.split(",") if s] or list(SECTIONS)
+    only = [s for s in args.only.split(",") if s] or [s for s in SECTIONS if s not in OPT_IN]
+    only += [s for s in OPT_IN if args.peers and s not in only]
     unknown = set(only) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}; valid: {', '.join(SECTIONS)}")
