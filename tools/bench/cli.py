@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import SimFleet, bench_dataset, dump_json, loadavg, log, machine
-from . import peer_tau2
+from . import barrier, peer_tau2
 from .harness import BENCH_PY, run_slurmgen, run_worker
 
 SECTIONS = ("micro", "cpu", "saturation", "scale", "scaling", "spill", "peers_tau2")
@@ -212,6 +212,8 @@ class Bench:
                 runs[key]["tokens_per_s_repeats"] = [round(x["tokens_per_s"], 1) for x in lst]
             if baselines:
                 self._baselines(workflow, fleet, m, runs, peers, dataset)
+            else:  # multi-turn: the batch barrier waits for each batch's longest conversation
+                barrier.multi_turn(self, workflow, fleet, m, runs, peers, dataset, overrides, args)
         sat = runs["slurmgen"]["tokens_per_s"] / max(runs["ideal"]["tokens_per_s"], 1e-9)
         r["saturation"][workflow] = {
             "ratio": round(sat, 4), "slurmgen_tokens_per_s": round(runs["slurmgen"]["tokens_per_s"], 1),
@@ -470,6 +472,7 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"scaling k={pt['peers']} peers+replicas (tokens/s, efficiency)",
                      f"{pt['tokens_per_s']:.0f}, {pt['efficiency']:.2f}" + (" CPU-bound" if pt["cpu_limited"] else ""),
                      "near-linear"))
+    rows += barrier.table_rows(r)
     rows += peer_tau2.table_rows(r)
     sp = r.get("spill", {})
     rows.append(("spill: bytes with / without", sp.get("status", "n/a") if "ratio" not in sp else fmt(sp["ratio"]),
