@@ -45,7 +45,7 @@ QUICK: dict[str, Any] = dict(
     thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_tasks=300, scale_tasks=2000, scale_small=200,
     nr_rows=5000, coral_rows=5000,
     scale_time_scale=5.0, scale_hold=10.0, scaling_ks=[1, 2], scaling_scale=5.0,
-    **peer_tau2.QUICK,
+    **peer_tau2.QUICK, **barrier.QUICK,
 )
 FULL: dict[str, Any] = dict(
     scale=20.0, replicas=2, peers=2, per_replica=256, warm=8.0, window=30.0, record_tasks=5000, repeats=2, micro_repeats=3, sat_workflows=["nr", "coral"],
@@ -54,7 +54,7 @@ FULL: dict[str, Any] = dict(
     thread_sweep=[3, 16, 64, 256], hop_s=5.0, client_s=6.0, cpu_tasks=2400, scale_tasks=12400, scale_small=400,
     nr_rows=20000, coral_rows=15000,
     scale_time_scale=5.0, scale_hold=30.0, scaling_ks=[1, 2, 4, 8], scaling_scale=5.0,
-    **peer_tau2.FULL,
+    **peer_tau2.FULL, **barrier.FULL,
 )
 
 TARGETS = {
