@@ -11,7 +11,10 @@ Nothing of tau2 is copied or changed; two things are added around it:
 - ``tau2.run.run_task`` is wrapped to append one JSON line per finished simulation
   (time, termination reason, reward, messages) to ``finished``: the count of finished
   tasks while the benchmark measures a window and then kills the process. The wrapper
-  calls tau2's function unchanged and costs a few µs per task.
+  calls tau2's function unchanged and costs a few µs per task; a simulation that raises
+  (e.g. the evaluator's ``ValueError`` on an env assertion about an object the dialogue
+  never created) is counted as ``error: ...`` and raised on: ``run_tasks`` without
+  ``skip_failed_samples`` then fails the whole run when its results are collected.
 
 Everything else is tau2's: its thread pool of ``max_concurrency`` threads, each running
 whole simulations synchronously (litellm ``completion`` calls, the in-process domain
@@ -69,13 +72,21 @@ def _count_finished(path: str) -> None:
     lock = threading.Lock()
     f = open(path, "a", buffering=1)
 
-    def run_task(*args: Any, **kwargs: Any) -> Any:
-        sim = original(*args, **kwargs)
-        reward = sim.reward_info.reward if sim.reward_info is not None else None
-        line = json.dumps({"t": time.time(), "task": sim.task_id, "termination": str(sim.termination_reason),
-                           "reward": reward, "messages": len(sim.messages)})
+    def write(line: str) -> None:
         with lock:
             f.write(line + "\n")
+
+    def run_task(*args: Any, **kwargs: Any) -> Any:
+        try:
+            sim = original(*args, **kwargs)
+        except Exception as exc:  # counted, then raised on as tau2 would have it
+            task = kwargs.get("task")
+            write(json.dumps({"t": time.time(), "task": getattr(task, "id", "?"), "reward": None,
+                              "termination": f"error: {type(exc).__name__}: {exc}"[:120], "messages": None}))
+            raise
+        reward = sim.reward_info.reward if sim.reward_info is not None else None
+        write(json.dumps({"t": time.time(), "task": sim.task_id, "termination": str(sim.termination_reason),
+                          "reward": reward, "messages": len(sim.messages)}))
         return sim
 
     tau2.run.run_task = run_task
