@@ -37,13 +37,13 @@ from .harness import BENCH_PY, measure, read_peer_stats, slurmgen_argv, wait_idl
 
 QUICK: dict[str, Any] = dict(
     tau2_domains=["mock"], tau2_scripts=["oracle"], tau2_replicas=2, tau2_scale=20.0, tau2_concurrency=[3, 16],
-    tau2_nosave_concurrency=[16],    tau2_in_flight=512,
-    tau2_peers=1, tau2_warm=3.0, tau2_window=20.0, tau2_rows=5000, tau2_repeats=1, tau2_pin=True,
+    tau2_nosave_concurrency=[16], tau2_in_flight=512, tau2_peers=1, tau2_warm=3.0, tau2_window=20.0,
+    tau2_rows=5000, tau2_repeats=1, tau2_pin=True,
 )
 FULL: dict[str, Any] = dict(
     tau2_domains=["mock", "airline"], tau2_scripts=["oracle", "respond"], tau2_replicas=2, tau2_scale=20.0,
-    tau2_concurrency=[3, 16, 64], tau2_nosave_concurrency=[16, 64], tau2_in_flight=512, tau2_peers=1, tau2_rows=20000, tau2_warm=8.0,
-    tau2_window=30.0, tau2_repeats=2, tau2_pin=True,
+    tau2_concurrency=[3, 16, 64], tau2_nosave_concurrency=[16, 64], tau2_in_flight=512, tau2_peers=1,
+    tau2_rows=20000, tau2_warm=8.0, tau2_window=30.0, tau2_repeats=2, tau2_pin=True,
 )
 TARGETS = {"tau2_runner_default_ratio": 10.0, "tau2_runner_best_ratio": 2.0}
 # the simulator's tau2 scripts: oracle (gold replay: the same short dialogues in every system,
