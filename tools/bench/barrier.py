@@ -72,7 +72,8 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
     for wf, e in (r.get("barrier") or {}).items():
         rows.append((f"slurmgen ÷ batch barrier on {wf} ({e['batch']} x {e['batches_in_flight']})",
-                     f"{e['ratio']:.2f}x ({e['tokens_per_s']:.0f} tok/s; decode {e['generation_ratio']:.2f}x)",
+                     f"{e['ratio']:.2f}x ({e['tokens_per_s']:.0f} tok/s"
+                     + (f"; decode {e['generation_ratio']:.2f}x)" if "generation_ratio" in e else ")"),
                      ">= 2"))
         if "equal_concurrency" in e:
             rows.append((f"  the same, slurmgen at {e['batch'] * e['batches_in_flight']} conversations",

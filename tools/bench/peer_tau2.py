@@ -295,6 +295,6 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         for key, e in s.items():
             rows.append((f"  {key}: tok/s, calls/s, CPU ms/call, in flight, RSS MiB, tasks",
                          f"{e['tokens_per_s']:.0f}, {e['llm_calls_per_s']:.1f}, {e['cpu_ms_per_llm_call']:.2f}, "
-                         f"{e['server_in_flight_mean']:.0f}, {e['rss_peak_bytes'] / 2**20:.0f}, "
+                         f"{e['server_in_flight_mean']:.1f}, {e['rss_peak_bytes'] / 2**20:.0f}, "
                          f"{e['tasks_finished_window']}", ""))
     return rows
