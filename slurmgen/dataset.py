@@ -8,10 +8,11 @@ a ``BadRow`` (it becomes a failed record naming the line and the field); the run
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import msgspec
 
@@ -77,8 +78,8 @@ def parse_row(lineno: int, line: bytes, row_type: type[msgspec.Struct], max_byte
         return _bad(f"{unit}-{lineno}", lineno, f"{where}: not valid UTF-8 at byte {exc.start} ({exc.reason})", text, row_type)
     try:
         row = msgspec.json.decode(line, type=row_type)
-    except msgspec.ValidationError as exc:
-        return BadRow(lineno, f"{unit}-{lineno}", f"{where}: {exc}", line)
+    except msgspec.ValidationError as exc:  # a wrong type or a missing field: keep its id if it has one
+        return BadRow(lineno, _lenient_id(line, row_type) or f"{unit}-{lineno}", f"{where}: {exc}", line)
     except msgspec.DecodeError as exc:
         return BadRow(lineno, f"{unit}-{lineno}", f"{where}: not valid JSON ({exc})")
     try:
@@ -90,13 +91,51 @@ def parse_row(lineno: int, line: bytes, row_type: type[msgspec.Struct], max_byte
     return GoodRow(lineno, row_id, line)
 
 
-def _bad(fallback_id: str, lineno: int, reason: str, text: bytes, row_type: type[msgspec.Struct]) -> BadRow:
-    """A bad row that keeps its own id when the rest of it can be read."""
+@functools.lru_cache(maxsize=None)
+def _lenient(row_type: type[msgspec.Struct]) -> type[msgspec.Struct]:
+    """``row_type``'s fields, each optional and any JSON value (a nested Struct: its own lenient
+    type): what a row that fails validation still holds, under the same attribute names."""
+    fields = [(f.name, (_lenient(f.type) | None) if _is_struct(f.type) else Any, _ABSENT)
+              for f in msgspec.structs.fields(row_type)]
+    rename = {f.name: f.encode_name for f in msgspec.structs.fields(row_type)}
+    return msgspec.defstruct(f"Lenient{row_type.__name__}", fields, kw_only=True, rename=rename)
+
+
+class _Absent:
+    """A field the row does not have: any use of it in row_id() raises (no id is made of it)."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)
+
+    def __str__(self) -> str:
+        raise ValueError("absent field")
+
+    __repr__ = __format__ = __str__  # type: ignore[assignment]
+
+
+_ABSENT = _Absent()
+
+
+def _is_struct(t: object) -> bool:
+    return isinstance(t, type) and issubclass(t, msgspec.Struct)
+
+
+def _lenient_id(line: bytes, row_type: type[msgspec.Struct]) -> str:
+    """The id ``row_type.row_id`` gives the row's readable fields, or "" when it cannot."""
     try:
-        row_id = str(msgspec.json.decode(text, type=row_type).row_id()) or fallback_id  # type: ignore[attr-defined]
-    except Exception:
-        return BadRow(lineno, fallback_id, reason, None)
-    return BadRow(lineno, row_id, reason, text)
+        row = msgspec.json.decode(line, type=_lenient(row_type))
+        row_id = row_type.row_id(row)  # type: ignore[attr-defined]
+    except Exception:  # row_id() needs a field this row lacks or has of another type
+        return ""
+    if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or str(row_id) == "None":
+        return ""  # "None": made of a field the row gives as null
+    return str(row_id)
+
+
+def _bad(fallback_id: str, lineno: int, reason: str, text: bytes, row_type: type[msgspec.Struct]) -> BadRow:
+    """A bad row that keeps its own id (and its text) when the rest of it can be read."""
+    row_id = _lenient_id(text, row_type)
+    return BadRow(lineno, row_id, reason, text) if row_id else BadRow(lineno, fallback_id, reason, None)
 
 
 def iter_ids(path: Path, limit: int, row_type: type[msgspec.Struct], max_bytes: int = 0) -> Iterator[tuple[int, int, str]]:

@@ -131,12 +131,12 @@ def check_failure_rate(counts: Counts, conf: SlurmgenConf, remaining: int) -> No
     """Stop early when too many tasks fail: over run.max_failure_rate once min_tasks_for_rate (or
     every task, for a smaller run) are done, or when each of the first run.fail_fast_tasks tasks that
     ran (bad input rows aside) failed: a bug in a role or a dead server, not bad luck."""
-    if counts.done >= remaining:  # finished: the end of the run judges its failure rate
-        return
-    if 0 < conf.run.fail_fast_tasks <= counts.ran == counts.ran_failed:
+    if 0 < conf.run.fail_fast_tasks <= counts.ran == counts.ran_failed:  # also when they were all of it
         raise EarlyStop(f"stopping early: the first {counts.ran} tasks all failed (run.fail_fast_tasks="
                         f"{conf.run.fail_fast_tasks}); first reason: {counts.first_failure}. Fix the cause (see "
                         "the records' reason and logs/), then run again with the same run.dir.")
+    if counts.done >= remaining:  # finished: the end of the run judges its failure rate
+        return
     enough = min(conf.run.min_tasks_for_rate, remaining)
     if counts.done < enough or counts.failed <= conf.run.max_failure_rate * counts.done:
         return
@@ -276,7 +276,8 @@ def run_or_explain(conf: SlurmgenConf) -> int:
         return int(Exit.TERMINATED)
     if summary is not None and failure_rate_exceeded(summary, conf):
         print(f"slurmgen: error: the run finished, but {summary.tasks_failed} of {summary.tasks_total} tasks "
-              f"failed, over run.max_failure_rate={conf.run.max_failure_rate} (reasons in {conf.run.dir}/"
-              "summary.json); the records are written, the run is not usable as it is.", file=sys.stderr)
+              f"failed, over run.max_failure_rate={conf.run.max_failure_rate}; first reason: {summary.first_failure} "
+              f"(all reasons in {conf.run.dir}/summary.json); the records are written, the run is not usable as it "
+              "is.", file=sys.stderr)
         return int(Exit.FAILURE_RATE)
     return int(Exit.OK)

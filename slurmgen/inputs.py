@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import IO, Iterator
+from typing import Any, IO, Iterator
 
 import msgspec
 
@@ -96,9 +96,39 @@ def _encode_rows(batches: Iterator[object]) -> Iterator[tuple[int, bytes]]:
     encoder = msgspec.json.Encoder()
     position = 0
     for batch in batches:
-        for row in batch.to_pylist():  # type: ignore[attr-defined]
+        for row in _pylist(batch):
             position += 1
             yield position, encoder.encode(row)
+
+
+def _pylist(batch: Any) -> list[dict[str, Any]]:
+    """The batch's rows, a map column as a JSON object (pyarrow gives [key, value] pairs, which the
+    workflow's row type refuses). Top-level maps are converted here (~0.3 µs a row); pyarrow's own
+    conversion (~18 µs a row) only for maps nested in other columns."""
+    import pyarrow as pa
+
+    top = [f.name for f in batch.schema if pa.types.is_map(f.type)]
+    if any(_has_map(f.type.item_type if pa.types.is_map(f.type) else f.type) for f in batch.schema):
+        return batch.to_pylist(maps_as_pydicts="lossy")
+    rows = batch.to_pylist()
+    for row in rows if top else ():
+        for name in top:
+            if row[name] is not None:
+                row[name] = dict(row[name])
+    return rows
+
+
+def _has_map(t: Any) -> bool:
+    """A map anywhere inside type ``t`` (structs, lists, map values)."""
+    import pyarrow as pa
+
+    if pa.types.is_map(t):
+        return True
+    if pa.types.is_struct(t):
+        return any(_has_map(t.field(i).type) for i in range(t.num_fields))
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        return _has_map(t.value_type)
+    return False
 
 
 def _parquet(path: Path, kind: str) -> Iterator[tuple[int, bytes]]:

@@ -60,6 +60,7 @@ class Summary(msgspec.Struct, kw_only=True):
     usage_by_role: dict[str, Usage]
     metrics: dict[str, float]
     usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.pools)
+    first_failure: str = ""  # the reason of the first task that failed (bad input rows aside)
     expected_tasks: int = 0
     duplicates_skipped: int = 0  # input rows not run: their id repeats an earlier row's (dataset.on_duplicate=skip)
     duplicates_renamed: int = 0  # input rows run as id#2, id#3, ... (dataset.on_duplicate=suffix)
@@ -136,6 +137,8 @@ def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s
         if r.finished_at >= started_at:
             recent_tasks += 1
             recent_tokens += sum(u.prompt_tokens + u.completion_tokens for u in r.usage.values())
+    failed = [r for r in records if r.status == "failed" and not r.reason.startswith("bad_input")]
+    first = min(failed, key=lambda r: r.finished_at).reason if failed else ""
     prompt = sum(u.prompt_tokens for u in roles.values())
     completion = sum(u.completion_tokens for u in roles.values())
     return Summary(
@@ -145,4 +148,5 @@ def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s
         tokens_per_s=round(recent_tokens / wall_s, 2) if wall_s > 0 else 0.0,
         tasks_per_s=round(recent_tasks / wall_s, 3) if wall_s > 0 else 0.0,
         reasons=dict(reasons), usage_by_role=dict(roles), metrics=metrics(records), expected_tasks=expected,
+        first_failure=first,
     )

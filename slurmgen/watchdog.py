@@ -27,6 +27,7 @@ import msgspec
 
 from slurmgen.config import RunConf
 from slurmgen.errors import ConfigError, RunStalled
+from slurmgen.llm.types import EndpointStats
 from slurmgen.rundir import RunDir, write_atomic
 
 log = logging.getLogger("slurmgen.watchdog")
@@ -47,7 +48,7 @@ class _PeerStats(msgspec.Struct):
     reissued: int = 0
     retried: int = 0
     received: dict[str, int] = {}
-    llm: dict[str, dict[str, int]] = {}
+    llm: dict[str, EndpointStats] = {}
     llm_outstanding: dict[str, int] = {}
     tools: dict[str, int] = {}
     oldest_in_flight: list[str] = []
@@ -88,21 +89,28 @@ def check_conf(conf: RunConf) -> None:
                           "the stop limit is the longer one")
 
 
+_UNREADABLE: set[str] = set()  # stats files already warned about
+
+
 def read_peer_stats(run: RunDir) -> dict[str, tuple[float, _PeerStats]]:
     """Stats file name -> (its mtime, its content)."""
     out: dict[str, tuple[float, _PeerStats]] = {}
     for path in sorted(run.state.glob("stats-peer-*.json")):
         try:
             out[path.name] = (path.stat().st_mtime, msgspec.json.decode(path.read_bytes(), type=_PeerStats))
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            continue  # being replaced, or another version's
+        except (OSError, msgspec.DecodeError):
+            continue  # being replaced as we read
+        except msgspec.ValidationError as exc:  # another version's: progress is then judged without it
+            if path.name not in _UNREADABLE:
+                _UNREADABLE.add(path.name)
+                log.warning("%s does not match this slurmgen's peer stats (%s): the watchdog ignores it", path, exc)
     return out
 
 
 def _fingerprint(records: int, peers: dict[str, tuple[float, _PeerStats]]) -> tuple[object, ...]:
     parts: list[object] = [records]
     for name, (_, p) in peers.items():
-        llm = sum(sum(v for k, v in s.items() if k in ("requests", "ok", "errors")) for s in p.llm.values())
+        llm = sum(s.requests + s.ok + s.errors for s in p.llm.values())
         parts.append((name, p.issued, p.written, p.reissued, p.retried, sum(p.received.get(k, 0) for k in MOVES),
                       llm, sum(p.tools.values())))
     return tuple(parts)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import signal
@@ -81,8 +82,20 @@ def parquet_start(rows: int, out: Path) -> None:
     driver.send_signal(signal.SIGINT)
     driver.wait()
     print(f"parquet run: {rows:,} rows; first record {first:.1f} s after the command; peak RSS driver + peers "
-          f"{peak / 1024:.0f} MiB (over the first 10 s of records)" if first is not None
+          f"{peak / 1024:.0f} MiB (over the first 10 s of records); records by status: {statuses(run_dir)}"
+          if first is not None
           else f"parquet run: no record in 600 s; {driver.stderr.read().decode()[-500:] if driver.stderr else ''}")
+
+
+def statuses(run_dir: Path) -> dict[str, int]:
+    """What the measured records were (a run whose rows all fail would start fast for nothing)."""
+    counts: dict[str, int] = {}
+    for path in (run_dir / "results").glob("*.jsonl"):
+        data = path.read_bytes()
+        for line in data[:data.rfind(b"\n") + 1].splitlines():
+            status = json.loads(line)["status"]
+            counts[status] = counts.get(status, 0) + 1
+    return counts
 
 
 def main() -> None:

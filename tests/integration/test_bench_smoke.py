@@ -45,6 +45,12 @@ def test_quick_benchmark_writes_every_key(tmp_path: Path) -> None:
     for workflow, entry in saturation.items():
         for key in ("ratio", "slurmgen_tokens_per_s", "ideal_tokens_per_s"):
             assert is_number(entry[key]), (workflow, key, entry[key])
+    pools = results["pools"]["by_pool"]
+    assert set(pools) == {"teacher", "default"}  # the teacher's 70B pool and everyone else's 8B
+    for pool, entry in pools.items():
+        for key in ("ratio", "slurmgen_tokens_per_s", "ideal_tokens_per_s", "slurmgen_mean_latency_s",
+                    "ideal_mean_latency_s"):
+            assert is_number(entry[key]), (pool, key, entry[key])
     baselines = results["baselines"]
     for name in BASELINES:
         assert is_number(baselines[name]["tokens_per_s"]) and is_number(baselines[name]["ratio"]), name

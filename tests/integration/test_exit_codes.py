@@ -69,9 +69,17 @@ def test_a_role_bug_stops_the_run_early_with_its_message(tmp_path):
 def test_a_small_run_where_every_task_fails_is_not_a_success(tmp_path):
     proc = run_broken(tmp_path, 20, "run.fail_fast_tasks=0")  # min_tasks_for_rate (50) > the run's 20 tasks
     assert proc.returncode == Exit.FAILURE_RATE, proc.stderr
-    assert "20 of 20 tasks failed" in proc.stderr
+    assert "20 of 20 tasks failed" in proc.stderr and "first reason: internal: ValueError: no critic" in proc.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["tasks_failed"] == summary["tasks_total"] == 20
+
+
+def test_a_small_run_of_a_broken_role_exits_four_with_its_message(tmp_path):
+    """All 20 tasks fail before the driver looks: still the fail-fast exit and the exception's message."""
+    proc = run_broken(tmp_path, 20)
+    assert proc.returncode == Exit.EARLY_STOP, proc.stderr
+    assert "tasks all failed (run.fail_fast_tasks=10)" in proc.stderr
+    assert "internal: ValueError: no critic configured for r0" in proc.stderr
 
 
 def test_failures_under_the_rate_exit_zero_and_over_it_five(tmp_path):

@@ -31,13 +31,20 @@ def test_a_parquet_file_runs_every_row_and_names_a_bad_row_by_its_row(tmp_path):
     rows = docs(40)
     rows[6] = {**rows[6], "text": None}  # a null where the workflow needs text
     path = tmp_path / "docs.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=7)  # several row groups
+    schema = pa.schema([("text", pa.string()), ("url", pa.string()),
+                        ("metadata", pa.struct([("WARC-Record-ID", pa.string())])),
+                        ("language_id_whole_page_fasttext", pa.map_(pa.string(), pa.float64()))])
+    table = pa.Table.from_pylist([{**r, "language_id_whole_page_fasttext": list(r["language_id_whole_page_fasttext"]
+                                                                                .items())} for r in rows], schema)
+    pq.write_table(table, path, row_group_size=7)  # several row groups; a map column, as pandas writes dicts
     proc, run_dir = run(tmp_path, path)
     assert proc.returncode == Exit.OK, proc.stderr
     recs = {r.row_id: r for r in read_records(run_dir)}
     assert len(recs) == 40
-    bad = recs["row-7"]
+    assert sum(r.status == "failed" for r in recs.values()) == 1, "the map column reads as a JSON object"
+    bad = recs["<urn:uuid:doc-6>"]  # its own id: the field the id comes from is fine
     assert bad.status == "failed" and bad.reason.startswith("bad_input: row 7:") and "`$.text`" in bad.reason
+    assert bad.line == 7
     good = recs["<urn:uuid:doc-3>"]
     assert good.line == 4 and json.loads(bytes(good.input))["url"] == "https://example.org/3"
     config = (run_dir / "config.yaml").read_text()

@@ -109,3 +109,24 @@ def test_bad_knobs_are_refused():
         check_conf(RunConf(stall_action="kill"))
     with pytest.raises(ConfigError, match="longer"):
         check_conf(RunConf(stall_s=60, stall_stop_s=30))
+
+
+def test_it_reads_a_peers_llm_counters_as_the_peer_writes_them(tmp_path):
+    """The per-endpoint entry as Peer._stats writes it (floats and strings beside the counts):
+    answers moving are progress. (A stricter type here once made every stats file unreadable.)"""
+    from slurmgen.llm.types import EndpointStats
+    from slurmgen.watchdog import read_peer_stats
+
+    def llm(ok: int) -> dict:
+        return {"http://a:1": msgspec.to_builtins(EndpointStats(requests=ok + 1, ok=ok, latency_s=0.25 * ok,
+                                                                pool="teacher", model="sim-llama-3.1-70b"))}
+
+    run, dog, clock, said = make(tmp_path)
+    peer_stats(run, "p0", llm=llm(1))
+    assert set(read_peer_stats(run)) == {"stats-peer-p0.json"}
+    dog.check(4)
+    for t in (8, 16, 24, 32):  # no record for 32 s, but the conversations' LLM calls go on
+        clock.t = t
+        peer_stats(run, "p0", llm=llm(t))
+        dog.check(4)
+    assert said == [] and not (run.state / "stall.json").exists()

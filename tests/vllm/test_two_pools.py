@@ -39,7 +39,8 @@ def test_nr_with_its_filter_on_a_second_vllm_pool(vllm_python: str, tiny_model: 
     assert {(t.pool, t.model) for t in turns if t.role == "filter"} == {("small", "tiny-b")}
     assert {(t.pool, t.model) for t in turns if t.role != "filter"} <= {("default", "tiny")}
     pools = json.loads((run_dir / "summary.json").read_text())["usage_by_pool"]
-    assert pools["small"]["model"] == "tiny-b" and pools["small"]["requests"] >= 8
+    filter_calls = sum(t.role == "filter" for t in turns)  # rows the English gate drops call no LLM
+    assert pools["small"]["model"] == "tiny-b" and pools["small"]["requests"] == filter_calls > 0
     for name in ("llm-0", "llm-small-0"):  # each pool's server was a real vLLM and it was stopped
         log = (run_dir / "logs" / f"{name}.log").read_text(errors="replace")
         assert "vllm" in log.lower() and "[shutdown]" in log, name

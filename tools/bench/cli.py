@@ -11,6 +11,9 @@ Sections (each writes its part of DIR/results.json as soon as it is done):
 - ``saturation``: slurmgen's tokens/s over the ideal direct client's, same replicas,
   same concurrency, same request stream (nr, coral); on nr, in the same run, the
   baselines (central single loop, batch barrier, thread pool);
+- ``pools``: two LLM pools in one run (coral 4-turn, the teacher on a 70B fleet, every other
+  role on an 8B fleet): each pool's tokens/s, slurmgen's over the ideal client's, and its
+  mean request latency at the replicas;
 - ``scale``: 12,400 concurrent Coral tasks in one run; RSS per in-flight task;
 - ``scaling``: tokens/s as agent peers and replicas grow 1 -> 2 -> 4 -> 8;
 - ``spill``: bytes on the wire with and without spill (pending until peers count bytes);
@@ -29,15 +32,21 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from .common import SimFleet, bench_dataset, dump_json, loadavg, log, machine
 from . import barrier, peer_tau2
+from .common import DEFAULT_POOL, Fleet, SimFleet, SimFleets, bench_dataset, dump_json, loadavg, log, machine
 from .harness import BENCH_PY, run_slurmgen, run_worker
 
-SECTIONS = ("micro", "cpu", "saturation", "scale", "scaling", "spill", "peers_tau2")
+SECTIONS = ("micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "peers_tau2")
 OPT_IN = ("peers_tau2",)  # run with --peers or --only
 
 CORAL_4 = {"max_turns": 4}  # the 4-turn Coral conversation of the issue
 CORAL_4_ARGS = ["workflow.max_turns=4"]
+
+# the pools section: configs/llms/teacher_student.yaml's two models (pool -> served model, latency profile)
+# and its role mapping (workflow.role_llm: the teacher on its own pool, every other role on the default)
+POOL_FLEETS = {"teacher": ("sim-llama-3.1-70b", "4xa100-llama3.1-70b"),
+               DEFAULT_POOL: ("sim-llama-3.1-8b", "a100-llama3.1-8b")}
+POOL_ROLES = {"teacher": "teacher"}
 
 QUICK: dict[str, Any] = dict(
     scale=20.0, replicas=2, peers=2, per_replica=256, warm=3.0, window=6.0, record_tasks=1000, repeats=1, micro_repeats=1, sat_workflows=["nr", "coral"],
@@ -45,6 +54,7 @@ QUICK: dict[str, Any] = dict(
     thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_tasks=300, scale_tasks=2000, scale_small=200,
     nr_rows=5000, coral_rows=5000,
     scale_time_scale=5.0, scale_hold=10.0, scaling_ks=[1, 2], scaling_scale=5.0,
+    pool_replicas={"teacher": 1, DEFAULT_POOL: 1},
     **peer_tau2.QUICK, **barrier.QUICK,
 )
 FULL: dict[str, Any] = dict(
@@ -54,11 +64,13 @@ FULL: dict[str, Any] = dict(
     thread_sweep=[3, 16, 64, 256], hop_s=5.0, client_s=6.0, cpu_tasks=2400, scale_tasks=12400, scale_small=400,
     nr_rows=20000, coral_rows=15000,
     scale_time_scale=5.0, scale_hold=30.0, scaling_ks=[1, 2, 4, 8], scaling_scale=5.0,
+    pool_replicas={"teacher": 1, DEFAULT_POOL: 1},
     **peer_tau2.FULL, **barrier.FULL,
 )
 
 TARGETS = {
-    "saturation": 0.95, "cpu_us_per_hop": 100.0, "cpu_us_per_llm_call": 300.0, "cpu_ms_per_llm_call_all": 1.2,
+    "saturation": 0.95, "pool_saturation": 0.95, "cpu_us_per_hop": 100.0, "cpu_us_per_llm_call": 300.0,
+    "cpu_ms_per_llm_call_all": 1.2,
     "server_max_in_flight": 5000, "max_in_flight": 12400, "batch_barrier_ratio": 2.0, "thread_pool_ratio": 10.0,
 }
 
@@ -70,7 +82,7 @@ class Bench:
         self.results: dict[str, Any] = {
             "mode": "quick" if quick else "full", "targets": TARGETS, "machine": machine(),
             "load_avg": {"start": loadavg()}, "curve": curve_on, "params": self.p, "timeline": {},
-            "saturation": {}, "baselines": {}, "scaling": [], "spill": {"status": "pending"},
+            "saturation": {}, "pools": {}, "baselines": {}, "scaling": [], "spill": {"status": "pending"},
             "cpu_us_per_hop": None, "cpu_us_per_llm_call": None, "cpu_ms_per_llm_call_all": None,
             "server_max_in_flight": 0, "max_in_flight": None, "bytes_per_inflight_task": None,
             "section_errors": {}, "section_s": {},
@@ -169,15 +181,22 @@ class Bench:
 
     # -- saturation and baselines ---------------------------------------------------------
 
-    def _record(self, workflow: str, overrides: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
-        """The request stream: the workflow's first tasks run once against a zero-latency replica."""
-        chains = self.out / "runs" / f"chains-{workflow}.jsonl"
+    def _record(self, workflow: str, overrides: dict[str, Any] | None, models: dict[str, str] | None = None,
+                tag: str = "") -> tuple[str, dict[str, Any]]:
+        """The request stream: the workflow's first tasks run once against a zero-latency replica (one per
+        pool of ``models``, pool -> served model: each request is recorded with its pool)."""
+        tag = tag or workflow
+        chains = self.out / "runs" / f"chains-{tag}.jsonl"
         chains.parent.mkdir(parents=True, exist_ok=True)
-        with SimFleet(1, workflow, profile="zero", time_scale=0) as fleet:
+        fleet: Fleet = SimFleet(1, workflow, profile="zero", time_scale=0)
+        if models:
+            fleet = SimFleets({pool: SimFleet(1, workflow, profile="zero", time_scale=0, model=model)
+                               for pool, model in models.items()})
+        with fleet:
             spec = dict(kind="record", workflow=workflow, urls=fleet.urls, concurrency=64,
-                        dataset=self._dataset(workflow),
-                        max_tasks=self.p["record_tasks"], workflow_overrides=overrides, chains=str(chains))
-            res, _ = run_worker(f"record-{workflow}", spec, fleet, warm=0, window=0, timebox=False)
+                        dataset=self._dataset(workflow), max_tasks=self.p["record_tasks"],
+                        workflow_overrides=overrides, chains=str(chains), **(_pool_spec(fleet) if models else {}))
+            res, _ = run_worker(f"record-{tag}", spec, fleet, warm=0, window=0, timebox=False)
         return str(chains), res.get("worker", {})
 
     def saturation(self) -> None:
@@ -278,6 +297,49 @@ class Bench:
             if gen400 and gen_b:
                 r["baselines"]["batch_barrier_equal_concurrency"]["generation_ratio"] = round(gen400 / gen_b, 3)
         log(f"baselines: {json.dumps({k: v['ratio'] for k, v in r['baselines'].items() if isinstance(v, dict) and 'ratio' in v})}")
+
+    # -- pools: two models in one run, each pool against its own ideal client ------------------
+
+    def pools(self) -> None:
+        p, r = self.p, self.results
+        models = {pool: model for pool, (model, _) in POOL_FLEETS.items()}
+        chains, recorded = self._record("coral", {**CORAL_4, "role_llm": POOL_ROLES}, models, tag="coral-pools")
+        replicas = p["pool_replicas"]
+        m = p["per_replica"] * sum(replicas.values())
+        args = [*CORAL_4_ARGS, *(f"workflow.role_llm.{role}={pool}" for role, pool in POOL_ROLES.items()),
+                f"run.peer_capacity={max(512, m)}"]
+        fleets = SimFleets({pool: SimFleet(replicas[pool], "coral", profile=profile, model=model,
+                                           time_scale=p["scale"]) for pool, (model, profile) in POOL_FLEETS.items()})
+        reps: dict[str, list[dict[str, Any]]] = {"ideal": [], "slurmgen": []}
+        with fleets:
+            for i in range(p["repeats"]):  # interleaved, as the saturation section
+                spec = dict(kind="ideal", workflow="coral", urls=fleets.urls, concurrency=m, chains=chains,
+                            **_pool_spec(fleets))
+                res, _ = run_worker(f"pools-ideal-{i}", spec, fleets, warm=p["warm"], window=p["window"])
+                reps["ideal"].append(res)
+                res, _ = run_slurmgen(f"pools-slurmgen-{i}", self.out, "coral", fleets, peers=p["peers"],
+                                      max_in_flight=m, trials=1, warm=p["warm"], window=p["window"],
+                                      curve_on=self.curve_on, extra=args, dataset=self._dataset("coral"))
+                reps["slurmgen"].append(res)
+        by_pool = {pool: _pool_entry(pool, reps, replicas[pool]) for pool in POOL_FLEETS}
+        total = {k: sum(x["tokens_per_s"] for x in v) / len(v) for k, v in reps.items()}
+        r["pools"] = {
+            "workflow": "coral", "max_turns": 4, "role_llm": POOL_ROLES, "concurrency": m, "peers": p["peers"],
+            "time_scale": p["scale"], "curve": self.curve_on, "spill_in_runs": _spill_in_runs(),
+            "recorded": recorded, "by_pool": by_pool,
+            "ratio_min": min(e["ratio"] for e in by_pool.values()),
+            "ratio_all_pools": round(total["slurmgen"] / max(total["ideal"], 1e-9), 4),
+            "runs": {k: _slim(v[-1]) for k, v in reps.items()},
+            "note": "tokens/s and latency from each pool's replicas' own counters over the window; latency = "
+                    "vllm:e2e_request_latency_seconds (arrival at the replica to its last token, wall seconds); "
+                    "means over the interleaved repeats",
+        }
+        for v in reps.values():
+            for x in v:
+                self._server_peak(x["server_max_in_flight"])
+        for pool, e in by_pool.items():
+            log(f"pools {pool}: {e['ratio']:.3f} ({e['slurmgen_tokens_per_s']:.0f} / {e['ideal_tokens_per_s']:.0f} "
+                f"tokens/s)")
 
     # -- scale ------------------------------------------------------------------------------
 
@@ -400,6 +462,45 @@ class Bench:
             f"{self.results['spill']['tokens_per_s_ratio']} of the tokens/s")
 
 
+def _pool_spec(fleet: Fleet) -> dict[str, Any]:
+    """A runner spec's pools: each pool's replica URLs and served model."""
+    pools = fleet.pools()
+    return {"pools": {k: f.urls for k, f in pools.items()}, "models": {k: f.model for k, f in pools.items()}}
+
+
+def _pool_entry(pool: str, reps: dict[str, list[dict[str, Any]]], replicas: int) -> dict[str, Any]:
+    """One pool's figures: slurmgen's and the ideal client's, each the mean of its repeats."""
+
+    def mean(system: str, key: str) -> float | None:
+        vals = [x["by_pool"][pool][key] for x in reps[system] if x["by_pool"][pool][key] is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    ours, ideal = mean("slurmgen", "tokens_per_s") or 0.0, mean("ideal", "tokens_per_s") or 0.0
+    lat = {k: mean(k, "mean_latency_s") for k in reps}
+    model, profile = POOL_FLEETS[pool]
+    return {
+        "model": model, "profile": profile, "replicas": replicas,
+        "ratio": round(ours / max(ideal, 1e-9), 4),
+        "slurmgen_tokens_per_s": round(ours, 1), "ideal_tokens_per_s": round(ideal, 1),
+        "slurmgen_mean_latency_s": _round(lat["slurmgen"], 4), "ideal_mean_latency_s": _round(lat["ideal"], 4),
+        "requests_per_s": {k: _round(mean(k, "requests_per_s"), 1) for k in reps},
+        "engine_busy_frac": {k: _round(mean(k, "engine_busy_frac"), 3) for k in reps},
+        "in_flight_mean": {k: _round(mean(k, "in_flight_mean"), 1) for k in reps},
+        "repeats": {k: [round(x["by_pool"][pool]["tokens_per_s"], 1) for x in v] for k, v in reps.items()},
+    }
+
+
+def _spill_in_runs() -> str:
+    """--spill as this section's runs had it (a --merge keeps the file's top-level value, from its first run)."""
+    from . import harness
+
+    return {False: "off", True: "on", None: "default"}[harness.SPILL_DEFAULT]
+
+
+def _round(v: float | None, digits: int) -> float | None:
+    return None if v is None else round(v, digits)
+
+
 def _wire_bytes(peer_stats: list[dict[str, Any]]) -> dict[str, Any]:
     by_kind: dict[str, int] = {}
     calls = 0
@@ -437,6 +538,11 @@ def table(r: dict[str, Any]) -> str:
 
     for wf, s in r.get("saturation", {}).items():
         rows.append((f"saturation {wf} (slurmgen / ideal)", fmt(s["ratio"], ".3f"), ">= 0.95"))
+    for pool, e in (r.get("pools") or {}).get("by_pool", {}).items():
+        rows.append((f"saturation, pool {pool} ({e['model']}) (slurmgen / ideal)",
+                     f"{fmt(e['ratio'], '.3f')} ({fmt(e['slurmgen_tokens_per_s'], '.0f')} / "
+                     f"{fmt(e['ideal_tokens_per_s'], '.0f')} tok/s; latency {fmt(e['slurmgen_mean_latency_s'], '.2f')}"
+                     f" / {fmt(e['ideal_mean_latency_s'], '.2f')} s)", ">= 0.95"))
     rows.append(("CPU per hop, 4 KiB (µs)", fmt(r.get("cpu_us_per_hop")), "<= 100"))
     rows.append(("CPU per LLM call in the client (µs)", fmt(r.get("cpu_us_per_llm_call")), "<= 300"))
     rows.append(("CPU per LLM call, all slurmgen processes (ms)"
@@ -512,7 +618,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--spill", choices=("off", "on", "default"), default="default",
                     help="spill.enabled in every run but the spill section's (default: the run default, on)")
     ap.add_argument("--merge", action="store_true",
-                    help="start from DIR/results.json and replace only the sections run (e.g. with --only)")
+                    help="start from DIR/results.json and replace only the sections run (e.g. with --only); "
+                         "the file's machine stays, this run's is merged_machine")
     ap.add_argument("--peers", action="store_true", help="also the peer sections (peers_tau2)")
     ap.add_argument("--keep-runs", action="store_true", help="keep DIR/runs (run directories, logs)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -536,7 +643,8 @@ def main(argv: list[str]) -> int:
     previous = out / "results.json"
     if args.merge and previous.exists():
         old = json.loads(previous.read_text())
-        fresh = {k: v for k, v in bench.results.items() if k in ("machine", "params", "mode")}
+        fresh = {k: v for k, v in bench.results.items() if k in ("params", "mode", "targets")}
+        fresh["merged_machine"] = bench.results["machine"]  # the other sections ran on the file's machine
         bench.results.update({k: v for k, v in old.items() if k not in ("section_errors",)})
         bench.results.update(fresh)
         bench.results.setdefault("section_errors", {})

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.request
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,22 +55,32 @@ class Sim:
     url: str
 
 
+DEFAULT_POOL = "default"  # slurmgen.pools.DEFAULT: the pool `llm`
+
+
 class SimFleet:
-    """``n`` replicas of ``python -m slurmgen.sim`` on free ports; a context manager."""
+    """``n`` replicas of ``python -m slurmgen.sim`` serving ``model`` on free ports; a context manager.
+
+    One fleet is one LLM pool (the default one): ``pools()`` says so, as ``SimFleets`` names several.
+    """
 
     def __init__(self, n: int, workflow: str, *, profile: str = "a100-llama3.1-8b", time_scale: float = 20.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, model: str = "sim-llama-3.1-8b") -> None:
         self.n, self.workflow, self.profile, self.time_scale, self.seed = n, workflow, profile, time_scale, seed
+        self.model = model
         self.sims: list[Sim] = []
 
     @property
     def urls(self) -> list[str]:
         return [s.url for s in self.sims]
 
+    def pools(self) -> dict[str, "SimFleet"]:
+        return {DEFAULT_POOL: self}
+
     def __enter__(self) -> "SimFleet":
         procs = []
         for i in range(self.n):
-            argv = [PYTHON, "-m", "slurmgen.sim", "--name", f"bench-sim-{i}", "--port", "0",
+            argv = [PYTHON, "-m", "slurmgen.sim", "--name", f"bench-sim-{i}", "--port", "0", "--model", self.model,
                     "--script", WORKFLOW_SCRIPTS[self.workflow], "--profile", self.profile,
                     "--time-scale", str(self.time_scale), "--seed", str(self.seed + i)]
             procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -100,17 +111,60 @@ class SimFleet:
         return [s.proc.pid for s in self.sims]
 
 
-_METRIC = re.compile(r"^(vllm:[a-z_]+|slurmgen_sim:[a-z_]+)(?:\{[^}]*\})?\s+([0-9.eE+-]+)$")
+class SimFleets:
+    """One ``SimFleet`` per LLM pool (pool name -> fleet), started, watched and measured as one fleet.
+
+    The fleets share one time scale, so that the harness's engine-busy fraction means the same thing
+    for all of them.
+    """
+
+    def __init__(self, fleets: dict[str, SimFleet]) -> None:
+        scales = {f.time_scale for f in fleets.values()}
+        if len(scales) != 1:
+            raise ValueError(f"the pools' fleets must share one time scale, not {sorted(scales)}")
+        self.fleets = fleets
+        self.time_scale = scales.pop()
+        self._stack = ExitStack()
+
+    @property
+    def n(self) -> int:
+        return sum(f.n for f in self.fleets.values())
+
+    @property
+    def urls(self) -> list[str]:
+        return [u for f in self.fleets.values() for u in f.urls]
+
+    def pools(self) -> dict[str, SimFleet]:
+        return dict(self.fleets)
+
+    def pids(self) -> list[int]:
+        return [pid for f in self.fleets.values() for pid in f.pids()]
+
+    def __enter__(self) -> "SimFleets":
+        with ExitStack() as stack:
+            for f in self.fleets.values():
+                stack.enter_context(f)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+Fleet = SimFleet | SimFleets
+
+_METRIC = re.compile(r"^(vllm:[a-z0-9_]+|slurmgen_sim:[a-z0-9_]+)(?:\{[^}]*\})?\s+([0-9.eE+-]+)$")
 
 
 def scrape(url: str, timeout: float = 5.0) -> dict[str, float]:
-    """Sum of each ``vllm:*`` / ``slurmgen_sim:*`` sample of one replica's /metrics (histograms skipped)."""
+    """Sum of each ``vllm:*`` / ``slurmgen_sim:*`` sample of one replica's /metrics (histogram buckets
+    skipped; their ``_sum`` and ``_count`` kept)."""
     with urllib.request.urlopen(url + "/metrics", timeout=timeout) as resp:
         text = resp.read().decode()
     out: dict[str, float] = {}
     for line in text.splitlines():
         m = _METRIC.match(line)
-        if m and not m.group(1).endswith(("_bucket", "_sum", "_count")):
+        if m and not m.group(1).endswith("_bucket"):
             out[m.group(1)] = out.get(m.group(1), 0.0) + float(m.group(2))
     return out
 
@@ -217,6 +271,28 @@ def classify(cmd: str) -> str:
 
 
 @dataclass
+class PoolSample:
+    """One pool's replicas summed: the counters a per-pool window needs."""
+
+    tokens: float = 0.0
+    gen_tokens: float = 0.0
+    requests: float = 0.0
+    in_flight: float = 0.0  # running + waiting
+    busy_s: float = 0.0
+    latency_sum_s: float = 0.0  # vllm:e2e_request_latency_seconds_sum: arrival to last token, wall seconds
+    latency_count: float = 0.0
+
+    def add(self, got: dict[str, float]) -> None:
+        self.tokens += got.get("vllm:prompt_tokens_total", 0.0) + got.get("vllm:generation_tokens_total", 0.0)
+        self.gen_tokens += got.get("vllm:generation_tokens_total", 0.0)
+        self.requests += got.get("vllm:request_success_total", 0.0)
+        self.in_flight += got.get("vllm:num_requests_running", 0.0) + got.get("vllm:num_requests_waiting", 0.0)
+        self.busy_s += got.get("slurmgen_sim:engine_busy_seconds_total", 0.0)
+        self.latency_sum_s += got.get("vllm:e2e_request_latency_seconds_sum", 0.0)
+        self.latency_count += got.get("vllm:e2e_request_latency_seconds_count", 0.0)
+
+
+@dataclass
 class Sample:
     t: float
     tokens: float  # prompt + generation tokens counted by every replica
@@ -230,12 +306,13 @@ class Sample:
     kind: dict[int, str] = field(default_factory=dict)
     sim_cpu: float = 0.0
     sim_rss: int = 0
+    pools: dict[str, PoolSample] = field(default_factory=dict)  # pool -> its replicas (fleet.pools())
 
 
 class Sampler:
     """Samples the replicas' /metrics and the CPU / RSS of a process tree every ``period`` s."""
 
-    def __init__(self, fleet: SimFleet, root_pid: int | None = None, period: float = 0.25) -> None:
+    def __init__(self, fleet: Fleet, root_pid: int | None = None, period: float = 0.25) -> None:
         self.fleet, self.root_pid, self.period = fleet, root_pid, period
         self.samples: list[Sample] = []
         self._stop = threading.Event()
@@ -263,15 +340,19 @@ class Sampler:
 
     def sample(self) -> Sample:
         tot: dict[str, float] = {}
-        for url in self.fleet.urls:
-            try:
-                got = scrape(url, timeout=2.0)
-                self._last[url] = got
-            except OSError:  # a replica too busy to answer in time: its last values stand
-                self.stale += 1
-                got = self._last.get(url, {})
-            for k, v in got.items():
-                tot[k] = tot.get(k, 0.0) + v
+        pools: dict[str, PoolSample] = {}
+        for pool, fleet in self.fleet.pools().items():
+            pools[pool] = PoolSample()
+            for url in fleet.urls:
+                try:
+                    got = scrape(url, timeout=2.0)
+                    self._last[url] = got
+                except OSError:  # a replica too busy to answer in time: its last values stand
+                    self.stale += 1
+                    got = self._last.get(url, {})
+                for k, v in got.items():
+                    tot[k] = tot.get(k, 0.0) + v
+                pools[pool].add(got)
         s = Sample(
             t=time.monotonic(),
             tokens=tot.get("vllm:prompt_tokens_total", 0.0) + tot.get("vllm:generation_tokens_total", 0.0),
@@ -280,6 +361,7 @@ class Sampler:
             running=tot.get("vllm:num_requests_running", 0.0),
             waiting=tot.get("vllm:num_requests_waiting", 0.0),
             busy_s=tot.get("slurmgen_sim:engine_busy_seconds_total", 0.0),
+            pools=pools,
         )
         if self.root_pid is not None:
             for pid in descendants(self.root_pid):
@@ -335,6 +417,29 @@ class Sampler:
             kind = b.kind.get(pid, "other")
             cpu[kind] = cpu.get(kind, 0.0) + c - a.cpu.get(pid, 0.0)
         out["cpu_s_by_kind"] = {k: round(v, 4) for k, v in cpu.items()}  # type: ignore[assignment]
+        if len(b.pools) > 1:
+            out["by_pool"] = self._pool_windows(a, b, inside)  # type: ignore[assignment]
+        return out
+
+    def _pool_windows(self, a: Sample, b: Sample, inside: list[Sample]) -> dict[str, dict[str, float]]:
+        """Each pool's figures over the window [a, b] (its replicas' counters alone)."""
+        dt = max(b.t - a.t, 1e-9)
+        fleets = self.fleet.pools()
+        out = {}
+        for pool, pb in b.pools.items():
+            pa = a.pools.get(pool, PoolSample())
+            answered = pb.latency_count - pa.latency_count
+            scale, n = fleets[pool].time_scale, fleets[pool].n
+            out[pool] = {
+                "tokens": pb.tokens - pa.tokens, "requests": pb.requests - pa.requests,
+                "tokens_per_s": (pb.tokens - pa.tokens) / dt,
+                "generation_tokens_per_s": (pb.gen_tokens - pa.gen_tokens) / dt,
+                "requests_per_s": (pb.requests - pa.requests) / dt,
+                # server side, wall seconds: arrival at the replica to its last token, mean over the window
+                "mean_latency_s": (pb.latency_sum_s - pa.latency_sum_s) / answered if answered else None,
+                "in_flight_mean": sum(s.pools[pool].in_flight for s in inside if pool in s.pools) / len(inside),
+                "engine_busy_frac": round((pb.busy_s - pa.busy_s) / (dt * scale * n), 3) if scale > 0 else None,
+            }
         return out
 
     def max_server_in_flight(self) -> float:

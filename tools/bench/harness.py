@@ -11,12 +11,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .common import PYTHON, REPO, Sampler, SimFleet, _die_with_parent, log, scrape
+from slurmgen.pools import key as pool_key
+
+from .common import PYTHON, REPO, Fleet, Sampler, _die_with_parent, log, scrape
 
 BENCH_PY = str(Path(__file__).resolve().parent.parent / "bench.py")
 
 
-def wait_idle(fleet: SimFleet, timeout: float = 60.0) -> None:
+def wait_idle(fleet: Fleet, timeout: float = 60.0) -> None:
     """Until no replica holds a request (the last load generator's requests are aborted or done)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -38,7 +40,7 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: floa
             proc.wait()
 
 
-def measure(proc: subprocess.Popen, fleet: SimFleet, *, warm: float, window: float, timebox: bool = True,
+def measure(proc: subprocess.Popen, fleet: Fleet, *, warm: float, window: float, timebox: bool = True,
             start_timeout: float = 180.0, on_tick: Callable[[], None] | None = None,
             stop_sig: int = signal.SIGINT, period: float = 0.25) -> tuple[dict[str, object], Sampler]:
     """Sample while ``proc`` runs; measure ``[first activity + warm, + window]`` (time-boxed: then stop it),
@@ -105,19 +107,27 @@ def _quantile_window(sampler: Sampler, lo: float, hi: float) -> tuple[float, flo
 SPILL_DEFAULT: bool | None = False  # spill.enabled for every run but the spill section's (None = the config's)
 
 
-def slurmgen_argv(workflow: str, run_dir: Path, fleet: SimFleet, *, peers: int, max_in_flight: int, trials: int,
+def slurmgen_argv(workflow: str, run_dir: Path, fleet: Fleet, *, peers: int, max_in_flight: int, trials: int,
                   curve_on: bool, extra: list[str] | None = None, spill: bool | None = None,
                   dataset: str = "") -> list[str]:
-    urls = ",".join(fleet.urls)
     spill = SPILL_DEFAULT if spill is None else spill
     extra = [*(extra or []), *([] if spill is None else [f"spill.enabled={'true' if spill else 'false'}"])]
-    return [PYTHON, "-m", "slurmgen", f"workflow={workflow}", f"run.dir={run_dir}", "llm.backend=openai",
-            f"llm.urls=[{urls}]", f"run.peers={peers}", f"run.max_in_flight={max_in_flight}",
+    return [PYTHON, "-m", "slurmgen", f"workflow={workflow}", f"run.dir={run_dir}", *pool_args(fleet),
+            f"run.peers={peers}", f"run.max_in_flight={max_in_flight}",
             f"run.trials={trials}", f"run.curve={'true' if curve_on else 'false'}", "run.progress=false",
             "run.drain_s=0", "run.lease_s=600", *([f"dataset.path={dataset}"] if dataset else []), *(extra or [])]
 
 
-def run_slurmgen(name: str, out: Path, workflow: str, fleet: SimFleet, *, peers: int, max_in_flight: int,
+def pool_args(fleet: Fleet) -> list[str]:
+    """Each pool of the fleet as a hosted (openai) pool at its replicas' URLs, serving its model."""
+    out = []
+    for pool, f in fleet.pools().items():
+        k = pool_key(pool)
+        out += [f"{k}.backend=openai", f"{k}.urls=[{','.join(f.urls)}]", f"{k}.model={f.model}"]
+    return out
+
+
+def run_slurmgen(name: str, out: Path, workflow: str, fleet: Fleet, *, peers: int, max_in_flight: int,
                  trials: int, warm: float, window: float, timebox: bool = True, curve_on: bool = False,
                  extra: list[str] | None = None, watch_stats: bool = False, spill: bool | None = None,
                  dataset: str = "") -> tuple[dict[str, object], Sampler]:
@@ -173,7 +183,7 @@ def peers_in_flight(run_dir: Path) -> int:
 # -- runner processes (ideal client, baselines) ---------------------------------------------
 
 
-def run_worker(name: str, spec: dict[str, object], fleet: SimFleet, *, warm: float, window: float,
+def run_worker(name: str, spec: dict[str, object], fleet: Fleet, *, warm: float, window: float,
                timebox: bool = True) -> tuple[dict[str, object], Sampler]:
     log(f"{name}: {spec['kind']} concurrency={spec.get('concurrency')} scale={fleet.time_scale} replicas={fleet.n}")
     wait_idle(fleet)

@@ -34,6 +34,7 @@ from typing import Any
 
 from .common import PYTHON, REPO, WORKFLOW_SCRIPTS, Sampler, SimFleet, _die_with_parent, log, loadavg
 from .harness import BENCH_PY, measure, read_peer_stats, slurmgen_argv, wait_idle
+from .tau2_runner import MODEL
 
 QUICK: dict[str, Any] = dict(
     tau2_domains=["mock"], tau2_scripts=["oracle"], tau2_replicas=2, tau2_scale=20.0, tau2_concurrency=[3, 16],
@@ -213,7 +214,8 @@ def run_tau2_runner(bench: Any, name: str, domain: str, fleet: SimFleet, cpus: l
     for f in (finished, save_to):
         f.unlink(missing_ok=True)
     urls = fleet.urls
-    spec = dict(domain=domain, agent_url=urls[0], user_url=urls[-1], concurrency=concurrency, trials=1000,
+    spec = dict(domain=domain, agent_url=urls[0], user_url=urls[-1], model=getattr(fleet, "model", MODEL),
+                concurrency=concurrency, trials=1000,
                 max_steps=MAX_STEPS, save_to=str(save_to) if save else "", finished=str(finished))
     log(f"{name}: tau2.run.run_tasks {domain} max_concurrency={concurrency} save_to={save} cpus={cpus}")
     wall_of = time.time() - time.monotonic()

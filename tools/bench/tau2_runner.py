@@ -39,6 +39,7 @@ class Tau2RunnerSpec:
     domain: str
     agent_url: str  # the agent's replica (OpenAI base URL without /v1)
     user_url: str  # the user simulator's replica
+    model: str = MODEL  # the model the replicas serve
     concurrency: int = 3  # tau2's max_concurrency (its CLI default: 3)
     trials: int = 100  # num_trials: tasks x trials simulations in total
     max_steps: int = 200  # tau2's CLI default
@@ -107,8 +108,8 @@ def main(spec_json: str) -> int:
         _count_finished(spec.finished)
     results = run_tasks(
         domain=spec.domain, tasks=tagged_tasks(spec.domain), agent="llm_agent", user="user_simulator",
-        llm_agent=f"openai/{MODEL}", llm_args_agent=llm_args(spec.agent_url),
-        llm_user=f"openai/{MODEL}", llm_args_user=llm_args(spec.user_url),
+        llm_agent=f"openai/{spec.model}", llm_args_agent=llm_args(spec.agent_url),
+        llm_user=f"openai/{spec.model}", llm_args_user=llm_args(spec.user_url),
         num_trials=spec.trials, max_steps=spec.max_steps, max_errors=spec.max_errors,
         save_to=spec.save_to or None, console_display=spec.console_display,
         max_concurrency=spec.concurrency, seed=spec.seed, log_level="ERROR",
