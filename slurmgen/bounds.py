@@ -71,6 +71,7 @@ POOL_BOUNDS: tuple[Bound, ...] = (
     Bound("backoff_s", at_least(0), ">= 0"),
     Bound("request_timeout_s", above(0), "> 0"),
     Bound("max_concurrency_per_endpoint", at_least(0), ">= 0 (0 = unlimited)"),
+    Bound("max_connections_per_replica", at_least(0), ">= 0 (0 = only the open-file limit)"),
     Bound("rpm", at_least(0), ">= 0 (0 = unlimited)"),
     Bound("tpm", at_least(0), ">= 0 (0 = unlimited)"),
     Bound("max_concurrency", at_least(0), ">= 0 (0 = unlimited)"),

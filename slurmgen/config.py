@@ -103,6 +103,13 @@ class LLMConf:
     max_retries: int = 4
     backoff_s: float = 0.5
     max_concurrency_per_endpoint: int = 0  # 0 = unlimited
+    # HTTP connections to one replica over the whole run (HTTP/1.1: one per request in flight,
+    # kept alive and reused); each of the run.peers processes keeps to an even share and queues
+    # further requests in order, in the client. It bounds the server's sockets and queue (vLLM
+    # runs max_num_seqs at once: requests waiting beyond a few batches gain nothing there) and
+    # the peers' (`ulimit -n`: each process also opens no more sockets than its open-file limit
+    # allows, slurmgen.fdlimit); 0 = no bound but that one
+    max_connections_per_replica: int = 4096
     # the pool's limits over the whole run, as a hosted API's quota counts them; each of the
     # run.peers processes keeps to an even share (slurmgen.llm.ratelimit); 0 = unlimited.
     # Requests (attempts, retries included) per minute:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen import curve, dataset, duplicates, hosts, inputs, ports
+from slurmgen import curve, dataset, duplicates, fdlimit, hosts, inputs, ports
 from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump
@@ -49,6 +49,7 @@ class Terminated(BaseException):
 
 def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     """Everything that can fail before a process starts fails here."""
+    fdlimit.raise_nofile()  # the processes started here inherit it
     check_bounds(conf)
     workflow = load_workflow(conf.workflow)
     if conf.dataset.hf:

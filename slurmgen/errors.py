@@ -14,6 +14,10 @@ class ConfigError(SlurmgenError):
     """The configuration or the command line is wrong; nothing was started."""
 
 
+class ResourceLimitError(SlurmgenError):
+    """A limit of the machine (e.g. open files) is too low for the run; nothing was started. Not retryable."""
+
+
 class DatasetError(SlurmgenError):
     """The dataset cannot be read as a whole (missing, a directory, unreadable)."""
 

@@ -21,7 +21,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, hosts, sockets
+from slurmgen import codec, curve, fdlimit, hosts, sockets
 from slurmgen.logs import setup_logging
 from slurmgen.peertable import PeerTable
 from slurmgen.protocol import (
@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--liveness", type=int, default=5)
     args = parser.parse_args(argv)
     setup_logging(RunDir(Path(args.run_dir)).make().log("registry"))
+    fdlimit.raise_nofile()  # a ZeroMQ connection per member
     asyncio.run(amain(args))
 
 

@@ -18,6 +18,7 @@ seed gives the same questions, byte for byte.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import string
 from collections.abc import Callable, Sequence
@@ -52,10 +53,12 @@ def _near_numbers(rng: random.Random, correct: float, extra: Sequence[float], wa
         if text != right and text not in pool and value >= 0:
             pool.append(text)
     step = max(1, abs(int(correct)) // 20)
-    while len(pool) < want:
+    reachable = {fmt(correct + sign * step * k) for sign in (-1, 1) for k in range(1, 13)}
+    floor = 0.0 if len({t for t in reachable if float(t) >= 0} - set(pool)) >= want - len(pool) else -math.inf
+    while len(pool) < want:  # a negative answer far below 0 has too few non-negative neighbours: allow negatives
         value = correct + rng.choice([-1, 1]) * step * rng.randint(1, 12)
         text = fmt(value)
-        if text != right and text not in pool and value >= 0:
+        if text != right and text not in pool and value >= floor:
             pool.append(text)
     return pool
 

@@ -11,7 +11,13 @@ already holding more than ``sticky_load_factor`` times the mean of outstanding r
 is passed over for the key's next choice, so that unlucky keys cannot pile up on one
 replica while the others idle. Otherwise the healthy replica with
 the fewest outstanding requests, ties taken in turn. Each replica has a concurrency cap
-(the smaller non-zero of ``Endpoint.capacity`` and ``max_concurrency_per_endpoint``).
+(the smallest non-zero of ``Endpoint.capacity``, ``max_concurrency_per_endpoint`` and
+``max_connections_per_endpoint``).
+
+Connections: HTTP/1.1 holds one connection per request in flight (kept alive and reused).
+Requests over a replica's cap, or over the process's socket budget (its open-file limit less
+a reserve, slurmgen.fdlimit), wait in the client in order instead of opening more sockets;
+the request timeout starts once a request has its connection.
 
 Limits: every attempt passes the pool's ``Limiter`` first (slurmgen.llm.ratelimit:
 requests and tokens per minute, requests in flight over the pool; unlimited by default).
@@ -42,6 +48,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from slurmgen import fdlimit
 from slurmgen.errors import LLMError
 from slurmgen.llm.ratelimit import Limiter, LimiterStats, estimate_tokens, share
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall
@@ -140,6 +147,7 @@ class LLMClient:
         max_retries: int = 4,
         backoff_s: float = 0.5,
         max_concurrency_per_endpoint: int = 0,
+        max_connections_per_endpoint: int = 0,
         api_key: str | None = None,
         endpoint_wait_s: float = 120.0,
         sticky_load_factor: float = 1.25,
@@ -151,6 +159,9 @@ class LLMClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_concurrency_per_endpoint = max_concurrency_per_endpoint
+        self.max_connections_per_endpoint = max_connections_per_endpoint  # this process's sockets to one replica
+        self.socket_budget = fdlimit.connection_budget()  # this process's sockets to every replica
+        self._sockets = asyncio.Semaphore(self.socket_budget)
         self.endpoint_wait_s = endpoint_wait_s  # how long chat() waits for a first replica
         self.down_s = 2.0  # a replica refusing connections is avoided this long
         self.sticky_load_factor = sticky_load_factor
@@ -170,8 +181,9 @@ class LLMClient:
     def from_conf(cls, conf: Any, api_key: str | None = None, pool: str = "default", peers: int = 1) -> LLMClient:
         """Build from an ``LLMConf`` (or anything with its client fields).
 
-        ``conf.rpm``, ``conf.tpm`` and ``conf.max_concurrency`` are the pool's limits over the
-        whole run: this process, one of ``peers`` using the pool, gets an even share of each.
+        ``conf.rpm``, ``conf.tpm``, ``conf.max_concurrency`` and ``conf.max_connections_per_replica``
+        are the pool's limits over the whole run: this process, one of ``peers`` using the pool, gets
+        an even share of each.
         """
         limiter = Limiter(share(conf.rpm, peers), share(conf.tpm, peers), int(share(conf.max_concurrency, peers)))
         return cls(
@@ -180,6 +192,7 @@ class LLMClient:
             max_retries=conf.max_retries,
             backoff_s=conf.backoff_s,
             max_concurrency_per_endpoint=conf.max_concurrency_per_endpoint,
+            max_connections_per_endpoint=math.ceil(share(conf.max_connections_per_replica, peers)),
             api_key=api_key,
             endpoint_wait_s=conf.ready_timeout_s,
             sticky_load_factor=conf.sticky_load_factor,
@@ -216,7 +229,7 @@ class LLMClient:
         return {url: r.outstanding for url, r in self._replicas.items()}
 
     def _cap(self, ep: Endpoint) -> int:
-        caps = [c for c in (ep.capacity, self.max_concurrency_per_endpoint) if c > 0]
+        caps = [c for c in (ep.capacity, self.max_concurrency_per_endpoint, self.max_connections_per_endpoint) if c > 0]
         return min(caps) if caps else 0
 
     # -- requests ------------------------------------------------------------
@@ -329,9 +342,7 @@ class LLMClient:
     async def _send(self, replica: _Replica, body: bytes) -> ChatReply:
         replica.outstanding += 1
         try:
-            if replica.sem is None:
-                return await self._post(replica, body)
-            async with replica.sem:
+            async with replica.sem or contextlib.nullcontext(), self._sockets:  # queued here, not in sockets
                 return await self._post(replica, body)
         finally:
             replica.outstanding -= 1
@@ -393,7 +404,8 @@ class LLMClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+                connector=aiohttp.TCPConnector(limit=self.socket_budget, ttl_dns_cache=300,
+                                               limit_per_host=self.max_connections_per_endpoint),
                 timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
             )
         return self._session

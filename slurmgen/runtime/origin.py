@@ -56,6 +56,9 @@ class Lease:
     deadline: float
 
 
+ISSUE_BATCH = 256  # tasks issued between two yields to the event loop (tens of thousands of free slots at start)
+
+
 @dataclass
 class OriginPolicy:
     trials: int
@@ -98,6 +101,8 @@ class Origin:
                 self.leases[task_id] = Lease(row, trial, 0, self.clock() + self.policy.lease_s)
                 self.issued += 1
                 self._start(task_id)
+                if self.issued % ISSUE_BATCH == 0:  # a free slot does not yield: let heartbeats and replies run
+                    await asyncio.sleep(0)
         self.exhausted = True
 
     def _start(self, task_id: str) -> None:

@@ -25,7 +25,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, duplicates, hosts, sockets
+from slurmgen import codec, curve, duplicates, fdlimit, hosts, sockets
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import load_run_config
 from slurmgen.dataset import BadRow, GoodRow, check_path, iter_shard
@@ -432,6 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", type=int, required=True)
     args = parser.parse_args(argv)
     setup_logging(RunDir(Path(args.run_dir)).make().log(f"peer-{args.shard}"))
+    fdlimit.raise_nofile()  # a socket per LLM request in flight
     try:
         import uvloop
 

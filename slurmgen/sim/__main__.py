@@ -15,7 +15,8 @@ import sys
 
 from aiohttp import web
 
-from slurmgen.errors import ConfigError
+from slurmgen import fdlimit
+from slurmgen.errors import SlurmgenError
 from slurmgen.sim.latency import PROFILES
 from slurmgen.sim.server import SimOptions, SimServer
 
@@ -86,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         api_key=args.api_key,
     )
     try:
+        fdlimit.raise_nofile()  # a socket per request in flight
         _run(serve(options, args.host, args.port))
-    except (ConfigError, ValueError, OSError) as exc:
+    except (SlurmgenError, ValueError, OSError) as exc:
         print(f"slurmgen.sim: {exc}", file=sys.stderr)
         return 2
     return 0

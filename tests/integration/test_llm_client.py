@@ -265,3 +265,32 @@ def test_concurrency_cap_and_tool_call_wire_format() -> None:
     assert seen[0]["model"] == "m" and seen[0]["max_tokens"] == 32 and "seed" in seen[0]
     sent_call = seen[0]["messages"][1]["tool_calls"][0]
     assert sent_call == {"id": "c1", "type": "function", "function": {"name": "noop", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize("cap", ["per_replica", "socket_budget"])
+def test_requests_over_the_connection_caps_queue_on_kept_alive_connections(cap: str) -> None:
+    """More requests than connections: the rest wait in the client, and the connections are reused
+    (HTTP keep-alive) instead of one socket per request."""
+    inflight, peers = [0, 0], set()
+
+    async def record(request: web.Request) -> web.Response:
+        peers.add(request.transport.get_extra_info("peername"))  # type: ignore[union-attr]
+        inflight[0] += 1
+        inflight[1] = max(inflight)
+        await asyncio.sleep(0.02)
+        inflight[0] -= 1
+        return completion()
+
+    async def go() -> None:
+        async with fake_server(record) as url:
+            client = LLMClient(max_connections_per_endpoint=3 if cap == "per_replica" else 0)
+            if cap == "socket_budget":
+                client._sockets = asyncio.Semaphore(3)  # as if the open-file limit allowed 3 sockets
+            client.set_endpoints([Endpoint(url=url, model="m")])
+            replies = await asyncio.gather(*(client.chat(ASK, sampling=SAMPLING, seed=i) for i in range(30)))
+            await client.close()
+        assert len(replies) == 30
+
+    asyncio.run(go())
+    assert inflight[1] == 3
+    assert len(peers) <= 3

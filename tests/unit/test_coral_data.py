@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import random
 import sys
 from collections import Counter
 from pathlib import Path
@@ -167,3 +168,15 @@ def test_parquet_in_mmlu_pro_shape_converts(tmp_path):
     assert out == str(tmp_path / "run" / "test-00000-of-00001.jsonl")
     rows = [msgspec.json.decode(line, type=Question) for line in Path(out).read_bytes().splitlines()]
     assert [(r.row_id(), r.answer, r.options[-1]) for r in rows] == [("70", "C", "9"), ("71", "B", "N/A")]
+
+
+def test_negative_answer_far_below_zero_gets_distractors():
+    """Question 24168 of the bench's seed has a negative answer with no non-negative neighbour: it used to loop forever
+    (no coral dataset of more than 24,168 rows could be made); its distractors may now be negative."""
+    q = questions.make_question(24168, 20250417)
+    gold = q["options"][q["answer_index"]]
+    assert float(gold) < 0
+    assert 4 <= len(q["options"]) <= 10 and len(set(q["options"])) == len(q["options"])
+    rng = random.Random(0)
+    pool = questions._near_numbers(rng, -5000.0, [], questions.MAX_OPTIONS)
+    assert len(pool) == questions.MAX_OPTIONS and "-5000" not in pool

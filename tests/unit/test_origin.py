@@ -104,3 +104,27 @@ def test_an_older_attempt_failing_late_does_not_fail_or_reissue_the_newer_one(tm
     finish(sent[-1], "ok", "done")
     o.complete(sent[-1])
     assert o.written == 1 and not o.leases
+
+
+def test_issuing_many_free_slots_lets_other_coroutines_run(tmp_path: Path) -> None:
+    """Tens of thousands of free slots at start: issuing yields every ISSUE_BATCH tasks, so that the peer's
+    heartbeats and replies are not held up until the last task is issued (the registry would expire it)."""
+    from slurmgen.runtime.origin import ISSUE_BATCH
+
+    n = 4 * ISSUE_BATCH
+    o, sent = origin(tmp_path, dataclasses.replace(POLICY, max_in_flight=n))
+    seen: list[int] = []
+
+    async def other() -> None:
+        while len(sent) < n:
+            seen.append(len(sent))
+            await asyncio.sleep(0)
+
+    async def go() -> None:
+        rows = [GoodRow(lineno=i + 1, row_id=f"r{i}", raw=b'{"x": 1}') for i in range(n)]
+        await asyncio.gather(o.issue_all(rows), other())
+
+    asyncio.run(go())
+    assert len(sent) == n
+    assert any(0 < k < n for k in seen), seen[:5]
+    o.ledger.close()

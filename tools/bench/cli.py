@@ -14,10 +14,14 @@ Sections (each writes its part of DIR/results.json as soon as it is done):
 - ``pools``: two LLM pools in one run (coral 4-turn, the teacher on a 70B fleet, every other
   role on an 8B fleet): each pool's tokens/s, slurmgen's over the ideal client's, and its
   mean request latency at the replicas;
-- ``scale``: 12,400 concurrent Coral tasks in one run; RSS per in-flight task;
+- ``scale``: a ramp of concurrent tasks in one fleet (400 -> 12,400 -> 25,000 -> 50,000; nr and 4-turn
+  Coral): in flight at the peers and at the simulator, RSS per in-flight task, CPU per LLM call, open
+  files per process, and the first limit met;
 - ``scaling``: tokens/s as agent peers and replicas grow 1 -> 2 -> 4 -> 8;
 - ``spill``: bytes on the wire with and without spill (pending until peers count bytes);
-- ``peers_tau2`` (opt-in: ``--peers`` or ``--only peers_tau2``): tau2-bench's own runner
+- ``peers_matrix`` (only with ``--only`` or ``--peers``): Matrix itself (its own venv, its Coral flow, a
+  local Ray head) and slurmgen on the same replicas, same concurrency (``peer_matrix.py``);
+- ``peers_tau2`` (only with ``--only`` or ``--peers``): tau2-bench's own runner
   (``tau2.run.run_tasks``) next to slurmgen's tau2 workflow on the same replicas (peer_tau2.py).
 """
 
@@ -27,17 +31,20 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from . import barrier, peer_tau2
-from .common import DEFAULT_POOL, Fleet, SimFleet, SimFleets, bench_dataset, dump_json, loadavg, log, machine
+from .common import (DEFAULT_POOL, Fleet, SimFleet, SimFleets, bench_dataset, classify, cmdline, dump_json, loadavg,
+                     log, machine)
 from .harness import BENCH_PY, run_slurmgen, run_worker
+from .peer_matrix import PARAMS as MATRIX_PARAMS
 
-SECTIONS = ("micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "peers_tau2")
-OPT_IN = ("peers_tau2",)  # run with --peers or --only
+SECTIONS = ("micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "peers_matrix", "peers_tau2")
+OPT_IN = ("peers_",)  # sections run only when named in --only, or all of them with --peers (minutes each)
 
 CORAL_4 = {"max_turns": 4}  # the 4-turn Coral conversation of the issue
 CORAL_4_ARGS = ["workflow.max_turns=4"]
@@ -51,7 +58,8 @@ POOL_ROLES = {"teacher": "teacher"}
 QUICK: dict[str, Any] = dict(
     scale=20.0, replicas=2, peers=2, per_replica=256, warm=3.0, window=6.0, record_tasks=1000, repeats=1, micro_repeats=1, sat_workflows=["nr", "coral"],
     nr_replicas=2, nr_scale=20.0, equal_concurrency=False, batch_at_max_scaling=False,
-    thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_tasks=300, scale_tasks=2000, scale_small=200,
+    thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_tasks=300, scale_tasks=[2000], scale_small=200, scale_workflows=["coral", "nr"], scale_rows=5000,
+    scale_ramp_s=0.0012,
     nr_rows=5000, coral_rows=5000,
     scale_time_scale=5.0, scale_hold=10.0, scaling_ks=[1, 2], scaling_scale=5.0,
     pool_replicas={"teacher": 1, DEFAULT_POOL: 1},
@@ -61,17 +69,21 @@ FULL: dict[str, Any] = dict(
     scale=20.0, replicas=2, peers=2, per_replica=256, warm=8.0, window=30.0, record_tasks=5000, repeats=2, micro_repeats=3, sat_workflows=["nr", "coral"],
     batch_at_max_scaling=True,
     nr_replicas=4, nr_scale=10.0, equal_concurrency=True,
-    thread_sweep=[3, 16, 64, 256], hop_s=5.0, client_s=6.0, cpu_tasks=2400, scale_tasks=12400, scale_small=400,
+    thread_sweep=[3, 16, 64, 256], hop_s=5.0, client_s=6.0, cpu_tasks=2400, scale_tasks=[12400, 25000, 50000], scale_small=400,
+    scale_workflows=["coral", "nr"], scale_rows=60000, scale_ramp_s=0.0012,
     nr_rows=20000, coral_rows=15000,
     scale_time_scale=5.0, scale_hold=30.0, scaling_ks=[1, 2, 4, 8], scaling_scale=5.0,
     pool_replicas={"teacher": 1, DEFAULT_POOL: 1},
     **peer_tau2.FULL, **barrier.FULL,
 )
 
+QUICK.update(MATRIX_PARAMS["quick"])
+FULL.update(MATRIX_PARAMS["full"])
+
 TARGETS = {
     "saturation": 0.95, "pool_saturation": 0.95, "cpu_us_per_hop": 100.0, "cpu_us_per_llm_call": 300.0,
     "cpu_ms_per_llm_call_all": 1.2,
-    "server_max_in_flight": 5000, "max_in_flight": 12400, "batch_barrier_ratio": 2.0, "thread_pool_ratio": 10.0,
+    "server_max_in_flight": 5000, "max_in_flight": 50000, "batch_barrier_ratio": 2.0, "thread_pool_ratio": 10.0,
 }
 
 
@@ -344,39 +356,82 @@ class Bench:
     # -- scale ------------------------------------------------------------------------------
 
     def scale(self) -> None:
+        """Ramp the tasks in flight in one fleet per workflow (small, then each of scale_tasks), with the run's
+        defaults (llm.max_connections_per_replica: the simulator holds at most that many per replica, the rest
+        wait in the peers). Per point: tasks in flight at the peers and at the simulator, RSS, CPU per LLM call,
+        open files per process; then the first limit met."""
         p, r = self.p, self.results
-        big, small = p["scale_tasks"], p["scale_small"]
-        points = {}
-        with SimFleet(p["replicas"], "coral", time_scale=p["scale_time_scale"]) as fleet:
-            for m in (small, big):
-                res, sampler = run_slurmgen(f"scale-{m}", self.out, "coral", fleet, peers=p["peers"],
-                                            max_in_flight=m, trials=1, warm=p["scale_hold"], window=5.0,
-                                            dataset=self._dataset("coral"),
-                                            curve_on=self.curve_on, watch_stats=True,
-                                            extra=[*CORAL_4_ARGS, f"run.peer_capacity={max(512, m)}"])
-                until = res["t_window_end"]  # before the stop: shutting down allocates
-                res["rss_peak"] = sampler.peak_rss(until=until)
-                res["rss_peak_by_kind"] = {k: sampler.peak_rss((k,), until=until) for k in ("driver", "registry", "peer")}
-                res["sim_rss_peak"] = max(s.sim_rss for s in sampler.samples if s.t <= until)
-                points[m] = res
-                self.results["timeline"][f"scale-{m}"] = sampler.timeline()
+        r["scale"] = {"workflows": {}, "ramp": p["scale_tasks"], "replicas": p["replicas"], "peers": p["peers"],
+                      "time_scale": p["scale_time_scale"], "rows": p["scale_rows"]}
+        for workflow in p["scale_workflows"]:
+            r["scale"]["workflows"][workflow] = entry = self._scale_ramp(workflow)
+            if workflow == "coral":  # the headline figures, as before: 4-turn Coral
+                r["bytes_per_inflight_task"] = entry["bytes_per_inflight_task"]
+            r["max_in_flight"] = max(r["max_in_flight"] or 0, entry["max_in_flight"])
+            self.save()
+        log(f"scale: {r['max_in_flight']} tasks in flight; first limit: "
+            + "; ".join(f"{w}: {e['first_limit']}" for w, e in r["scale"]["workflows"].items()))
+
+    def _scale_ramp(self, workflow: str) -> dict[str, Any]:
+        p = self.p
+        args = CORAL_4_ARGS if workflow == "coral" else []
+        dataset = str(bench_dataset(workflow, p["scale_rows"]))
+        points: dict[int, dict[str, Any]] = {}
+        with SimFleet(p["replicas"], workflow, time_scale=p["scale_time_scale"]) as fleet:
+            for m in (p["scale_small"], *p["scale_tasks"]):
+                name = f"scale-{workflow}-{m}"
+                with _FdWatch(self.out / "runs" / name, fleet) as fds:
+                    warm = p["scale_hold"] + m * p["scale_ramp_s"]  # issuing 50,000 tasks takes a while
+                    res, sampler = run_slurmgen(name, self.out, workflow, fleet, peers=p["peers"], max_in_flight=m,
+                                                trials=1, warm=warm, window=5.0, dataset=dataset,
+                                                curve_on=self.curve_on, watch_stats=True,
+                                                extra=[*args, f"run.peer_capacity={max(512, m)}"])
+                points[m] = self._scale_point(res, sampler, fds, m)
+                self.results["timeline"][name] = sampler.timeline()
                 self._server_peak(res["server_max_in_flight"])
-        a, b = points[small], points[big]
-        per_task = (b["rss_peak"] - a["rss_peak"]) / max(b["tasks_in_flight_peak"] - a["tasks_in_flight_peak"], 1)
-        r["scale"] = {
-            "workflow": "coral", "max_turns": 4, "replicas": fleet.n, "peers": p["peers"],
-            "time_scale": p["scale_time_scale"],
-            "points": {str(m): {k: v[k] for k in ("tasks_in_flight_peak", "server_max_in_flight", "rss_peak",
-                                                  "rss_peak_by_kind", "sim_rss_peak", "tokens_per_s",
-                                                  "cores_busy", "ran_out")} for m, v in points.items()},
+                log(f"{name}: {points[m]['tasks_in_flight_peak']} tasks in flight, sim {points[m]['server_max_in_flight']:.0f}, "
+                    f"{points[m]['cpu_ms_per_llm_call']} ms CPU per call, fds {points[m]['fd_peak_by_kind']}, "
+                    f"limit {points[m]['limit']}")
+        small, top = points[p["scale_small"]], points[max(p["scale_tasks"])]
+        per_task = (top["rss_peak"] - small["rss_peak"]) / max(top["tasks_in_flight_peak"] - small["tasks_in_flight_peak"], 1)
+        first = next(((m, pt["limit"]) for m, pt in sorted(points.items()) if pt["limit"]), None)
+        return {
+            "workflow": workflow, "overrides": CORAL_4 if workflow == "coral" else {},
+            "points": {str(m): pt for m, pt in points.items()},
+            "max_in_flight": max(pt["tasks_in_flight_peak"] for pt in points.values()),
             "bytes_per_inflight_task": round(per_task),
-            "sim_bytes_per_request": round((b["sim_rss_peak"] - a["sim_rss_peak"]) /
-                                           max(b["server_max_in_flight"] - a["server_max_in_flight"], 1)),
+            "sim_bytes_per_request": round((top["sim_rss_peak"] - small["sim_rss_peak"]) /
+                                           max(top["server_max_in_flight"] - small["server_max_in_flight"], 1)),
+            "first_limit": f"at {first[0]} tasks: {first[1]}" if first else f"none up to {max(points)} tasks",
         }
-        r["max_in_flight"] = b["tasks_in_flight_peak"]
-        r["bytes_per_inflight_task"] = round(per_task)
-        log(f"scale: {b['tasks_in_flight_peak']} tasks in flight, {per_task / 1024:.1f} KiB per task, "
-            f"server in flight {b['server_max_in_flight']:.0f}")
+
+    def _scale_point(self, res: dict[str, Any], sampler: Any, fds: "_FdWatch", m: int) -> dict[str, Any]:
+        until = res["t_window_end"]  # before the stop: shutting down allocates
+        calls = max(res["requests"], 1)
+        ours = sum(v for k, v in res["cpu_s_by_kind"].items() if k in ("driver", "registry", "peer"))
+        cap = self._connections_cap()
+        pt = {
+            "tasks_in_flight_peak": res["tasks_in_flight_peak"], "server_max_in_flight": res["server_max_in_flight"],
+            "sim_in_flight_mean": round(res["sim_in_flight_mean"], 1), "sim_connections_cap": cap,
+            "rss_peak": sampler.peak_rss(until=until),
+            "rss_peak_by_kind": {k: sampler.peak_rss((k,), until=until) for k in ("driver", "registry", "peer")},
+            "sim_rss_peak": max(s.sim_rss for s in sampler.samples if s.t <= until),
+            "cpu_ms_per_llm_call": round(ours / calls * 1e3, 3),
+            "sim_cpu_ms_per_llm_call": round(res["sim_cpu_s"] / calls * 1e3, 3),
+            "llm_calls_window": res["requests"], "tokens_per_s": round(res["tokens_per_s"], 1),
+            "cores_busy": res["cores_busy"], "ran_out": res["ran_out"], "stale_scrapes": res["stale_scrapes"],
+            "fd_peak_by_kind": fds.peak, "fd_limit": fds.limit,
+            "peers_expired": fds.expired(until=time.time() - (time.monotonic() - until)),
+            "load_avg": loadavg(),
+        }
+        pt["limit"] = _scale_limit(pt, m)
+        return pt
+
+    def _connections_cap(self) -> int:
+        """Requests the simulator can hold at once under llm.max_connections_per_replica's default."""
+        from slurmgen.config import LLMConf
+
+        return LLMConf().max_connections_per_replica * self.p["replicas"]
 
     # -- scaling ------------------------------------------------------------------------------
 
@@ -461,7 +516,95 @@ class Bench:
         log(f"spill: {self.results['spill']['ratio']} of the bytes per LLM call, "
             f"{self.results['spill']['tokens_per_s_ratio']} of the tokens/s")
 
+    # -- peers: Matrix itself, same replicas ---------------------------------------------------
 
+    def peers_matrix(self) -> None:
+        from .peer_matrix import section
+
+        self.results.setdefault("peers", {})["matrix"] = section(self.p, self.out, peers=self.p["peers"],
+                                                                 curve_on=self.curve_on)
+
+
+class _FdWatch:
+    """Peak open files per kind of process (driver, registry, peer: found by their run directory; sim: the
+    fleet's) while a scale point runs, sampled from /proc by a thread; and the peers the registry expired."""
+
+    def __init__(self, run_dir: Path, fleet: SimFleet, period: float = 0.5) -> None:
+        self.run_dir, self.fleet, self.period = run_dir, fleet, period
+        self.peak: dict[str, int] = {}
+        self.limit = _nofile_limit(os.getpid())
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "_FdWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        key = str(self.run_dir)
+        while not self._stop.wait(self.period):
+            pids = {pid: "sim" for pid in self.fleet.pids()}
+            for name in os.listdir("/proc"):
+                if name.isdigit() and int(name) not in pids and key in cmdline(int(name)):
+                    pids[int(name)] = classify(cmdline(int(name)))
+            counts: dict[str, int] = {}
+            for pid, kind in pids.items():
+                try:
+                    counts[kind] = max(counts.get(kind, 0), len(os.listdir(f"/proc/{pid}/fd")))
+                except OSError:
+                    continue
+                if kind != "sim":  # the processes' own limit, raised at start (slurmgen.fdlimit)
+                    self.limit = max(self.limit, _nofile_limit(pid))
+            for kind, n in counts.items():
+                self.peak[kind] = max(self.peak.get(kind, 0), n)
+
+    def expired(self, until: float) -> int:
+        """Peers the registry expired before ``until`` (wall clock; the stop's own expiries excluded)."""
+        import datetime
+
+        try:
+            lines = (self.run_dir / "logs" / "registry.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return 0
+        n = 0
+        for line in lines:
+            if " expired peer-" in line:
+                try:
+                    at = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                except ValueError:
+                    continue
+                n += at <= until
+        return n
+
+
+def _nofile_limit(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _scale_limit(pt: dict[str, Any], m: int) -> str:
+    """The first limit a scale point met, "" if none: file descriptors, the peers, the simulator."""
+    worst = max(pt["fd_peak_by_kind"].items(), key=lambda kv: kv[1], default=("", 0))
+    if pt["fd_limit"] and worst[1] >= 0.9 * pt["fd_limit"]:
+        return f"file descriptors: {worst[0]} held {worst[1]} of its {pt['fd_limit']}"
+    if pt["peers_expired"]:
+        return f"peers: the registry expired a peer {pt['peers_expired']} times (its event loop held up)"
+    if pt["tasks_in_flight_peak"] < 0.99 * m:
+        return f"peers: {pt['tasks_in_flight_peak']} of {m} tasks in flight"
+    if pt["stale_scrapes"]:
+        return f"sim: {pt['stale_scrapes']} /metrics scrapes timed out (its event loop held up)"
+    if pt["server_max_in_flight"] < 0.95 * min(m, pt["sim_connections_cap"]):
+        return f"sim: {pt['server_max_in_flight']:.0f} requests in flight of {min(m, pt['sim_connections_cap'])}"
+    return ""
 def _pool_spec(fleet: Fleet) -> dict[str, Any]:
     """A runner spec's pools: each pool's replica URLs and served model."""
     pools = fleet.pools()
@@ -554,9 +697,15 @@ def table(r: dict[str, Any]) -> str:
                      f"{fmt(cc['cpu_ms_per_llm_call_curve_off'])} ({fmt(cc['ratio_on_over_off'], '.2f')}x)", ""))
     rows.append(("requests in flight at the simulator (max)", fmt(r.get("server_max_in_flight"), "d")
                  if r.get("server_max_in_flight") is not None else "n/a", ">= 5000"))
-    rows.append(("concurrent tasks in one run (max)", fmt(r.get("max_in_flight")), ">= 12400"))
+    rows.append(("concurrent tasks in one run (max)", fmt(r.get("max_in_flight")), ">= 50000"))
     b = r.get("bytes_per_inflight_task")
     rows.append(("memory per in-flight task (KiB)", fmt(b / 1024 if b is not None else None), ""))
+    for wf, e in (r.get("scale") or {}).get("workflows", {}).items():
+        top = e["points"][max(e["points"], key=int)]
+        rows.append((f"scale {wf}: tasks / at the simulator / CPU per call (ms)",
+                     f"{top['tasks_in_flight_peak']} / {top['server_max_in_flight']:.0f} / "
+                     f"{fmt(top['cpu_ms_per_llm_call'])}", ""))
+        rows.append((f"scale {wf}: first limit", e["first_limit"], ""))
     base = r.get("baselines", {})
     for key, label, target in (("central_single_loop", "÷ central single loop", ""),
                                ("batch_barrier", "÷ batch barrier (100 x 4)", ">= 2"),
@@ -620,15 +769,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--merge", action="store_true",
                     help="start from DIR/results.json and replace only the sections run (e.g. with --only); "
                          "the file's machine stays, this run's is merged_machine")
-    ap.add_argument("--peers", action="store_true", help="also the peer sections (peers_tau2)")
+    ap.add_argument("--peers", action="store_true", help="also the peer sections (peers_matrix, peers_tau2)")
     ap.add_argument("--keep-runs", action="store_true", help="keep DIR/runs (run directories, logs)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a parameter of the mode (e.g. --set window=60; lists as JSON)")
     args = ap.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    only = [s for s in args.only.split(",") if s] or [s for s in SECTIONS if s not in OPT_IN]
-    only += [s for s in OPT_IN if args.peers and s not in only]
+    only = [s for s in args.only.split(",") if s] or [s for s in SECTIONS if not s.startswith(OPT_IN)]
+    only += [s for s in SECTIONS if args.peers and s.startswith(OPT_IN) and s not in only]
     unknown = set(only) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}; valid: {', '.join(SECTIONS)}")
