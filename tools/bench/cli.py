@@ -19,8 +19,10 @@ Sections (each writes its part of DIR/results.json as soon as it is done):
   files per process, and the first limit met;
 - ``scaling``: tokens/s as agent peers and replicas grow 1 -> 2 -> 4 -> 8;
 - ``spill``: bytes on the wire with and without spill (pending until peers count bytes);
-- ``peers_matrix`` (only with ``--only``): Matrix itself (its own venv, its Coral flow, a
-  local Ray head) and slurmgen on the same replicas, same concurrency (``peer_matrix.py``).
+- ``peers_matrix`` (only with ``--only`` or ``--peers``): Matrix itself (its own venv, its Coral flow, a
+  local Ray head) and slurmgen on the same replicas, same concurrency (``peer_matrix.py``);
+- ``peers_tau2`` (only with ``--only`` or ``--peers``): tau2-bench's own runner
+  (``tau2.run.run_tasks``) next to slurmgen's tau2 workflow on the same replicas (peer_tau2.py).
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from . import barrier, peer_tau2
 from .common import (DEFAULT_POOL, Fleet, SimFleet, SimFleets, bench_dataset, classify, cmdline, dump_json, loadavg,
                      log, machine)
 from .harness import BENCH_PY, run_slurmgen, run_worker
 from .peer_matrix import PARAMS as MATRIX_PARAMS
 
-SECTIONS = ("micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "peers_matrix")
-OPT_IN = ("peers_",)  # sections run only when named in --only (their own venvs, minutes each)
+SECTIONS = ("micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "peers_matrix", "peers_tau2")
+OPT_IN = ("peers_",)  # sections run only when named in --only, or all of them with --peers (minutes each)
 
 CORAL_4 = {"max_turns": 4}  # the 4-turn Coral conversation of the issue
 CORAL_4_ARGS = ["workflow.max_turns=4"]
@@ -60,6 +63,7 @@ QUICK: dict[str, Any] = dict(
     nr_rows=5000, coral_rows=5000,
     scale_time_scale=5.0, scale_hold=10.0, scaling_ks=[1, 2], scaling_scale=5.0,
     pool_replicas={"teacher": 1, DEFAULT_POOL: 1},
+    **peer_tau2.QUICK, **barrier.QUICK,
 )
 FULL: dict[str, Any] = dict(
     scale=20.0, replicas=2, peers=2, per_replica=256, warm=8.0, window=30.0, record_tasks=5000, repeats=2, micro_repeats=3, sat_workflows=["nr", "coral"],
@@ -70,6 +74,7 @@ FULL: dict[str, Any] = dict(
     nr_rows=20000, coral_rows=15000,
     scale_time_scale=5.0, scale_hold=30.0, scaling_ks=[1, 2, 4, 8], scaling_scale=5.0,
     pool_replicas={"teacher": 1, DEFAULT_POOL: 1},
+    **peer_tau2.FULL, **barrier.FULL,
 )
 
 QUICK.update(MATRIX_PARAMS["quick"])
@@ -238,6 +243,8 @@ class Bench:
                 runs[key]["tokens_per_s_repeats"] = [round(x["tokens_per_s"], 1) for x in lst]
             if baselines:
                 self._baselines(workflow, fleet, m, runs, peers, dataset)
+            else:  # multi-turn: the batch barrier waits for each batch's longest conversation
+                barrier.multi_turn(self, workflow, fleet, m, runs, peers, dataset, overrides, args)
         sat = runs["slurmgen"]["tokens_per_s"] / max(runs["ideal"]["tokens_per_s"], 1e-9)
         r["saturation"][workflow] = {
             "ratio": round(sat, 4), "slurmgen_tokens_per_s": round(runs["slurmgen"]["tokens_per_s"], 1),
@@ -458,6 +465,11 @@ class Bench:
                 "cpu_limited": res["cores_busy"] > 0.8 * (os.cpu_count() or 1),
             })
             self.save()
+
+    # -- peers --------------------------------------------------------------------------------
+
+    def peers_tau2(self) -> None:
+        peer_tau2.section(self)
 
     # -- spill --------------------------------------------------------------------------------
 
@@ -715,6 +727,8 @@ def table(r: dict[str, Any]) -> str:
         rows.append((f"scaling k={pt['peers']} peers+replicas (tokens/s, efficiency)",
                      f"{pt['tokens_per_s']:.0f}, {pt['efficiency']:.2f}" + (" CPU-bound" if pt["cpu_limited"] else ""),
                      "near-linear"))
+    rows += barrier.table_rows(r)
+    rows += peer_tau2.table_rows(r)
     sp = r.get("spill", {})
     rows.append(("spill: bytes with / without", sp.get("status", "n/a") if "ratio" not in sp else fmt(sp["ratio"]),
                  "<= 0.8"))
@@ -734,6 +748,10 @@ def main(argv: list[str]) -> int:
         from .micro import hop_peer_main
 
         return hop_peer_main(argv[1:])
+    if argv and argv[0] == "tau2-runner":
+        from .tau2_runner import main as tau2_runner_main
+
+        return tau2_runner_main(argv[argv.index("--spec") + 1])
     if argv and argv[0] == "client-bench":
         from .micro import client_main
 
@@ -751,6 +769,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--merge", action="store_true",
                     help="start from DIR/results.json and replace only the sections run (e.g. with --only); "
                          "the file's machine stays, this run's is merged_machine")
+    ap.add_argument("--peers", action="store_true", help="also the peer sections (peers_matrix, peers_tau2)")
     ap.add_argument("--keep-runs", action="store_true", help="keep DIR/runs (run directories, logs)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a parameter of the mode (e.g. --set window=60; lists as JSON)")
@@ -758,6 +777,7 @@ def main(argv: list[str]) -> int:
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     only = [s for s in args.only.split(",") if s] or [s for s in SECTIONS if not s.startswith(OPT_IN)]
+    only += [s for s in SECTIONS if args.peers and s.startswith(OPT_IN) and s not in only]
     unknown = set(only) - set(SECTIONS)
     if unknown:
         ap.error(f"unknown sections {sorted(unknown)}; valid: {', '.join(SECTIONS)}")

@@ -27,6 +27,8 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 WORKFLOW_SCRIPTS = {
     "nr": "slurmgen.agents.nr.script:respond",
     "coral": "slurmgen.agents.coral.script:respond",
+    "tau2": "slurmgen.agents.tau2.script:respond",
+    "tau2_oracle": "slurmgen.agents.tau2.script:oracle",
 }
 
 
