@@ -32,9 +32,10 @@ def test_malformed_lines_and_missing_fields_become_failed_records(tmp_path):
     recs = {r.row_id: r for r in read_records(run_dir)}
     assert len(recs) == 10
     failed = {k: r.reason for k, r in recs.items() if r.status == "failed"}
-    assert set(failed) == {"line-4", "line-7", "line-9"}
+    own = doc(6)["metadata"]["WARC-Record-ID"]  # a missing field: the row keeps its own id
+    assert set(failed) == {"line-4", own, "line-9"}
     assert "line 4" in failed["line-4"] and "JSON" in failed["line-4"]
-    assert "line 7" in failed["line-7"] and "`text`" in failed["line-7"]
+    assert "line 7" in failed[own] and "`text`" in failed[own] and recs[own].line == 7
     assert "line 9" in failed["line-9"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["tasks_failed"] == 3 and summary["tasks_total"] == 10
