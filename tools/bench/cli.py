@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import barrier, peer_tau2
-from .common import (DEFAULT_POOL, Fleet, SimFleet, SimFleets, bench_dataset, classify, cmdline, dump_json, loadavg,
+from .common import (DEFAULT_POOL, Watcher, Fleet, SimFleet, SimFleets, bench_dataset, classify, cmdline, dump_json, loadavg,
                      log, machine)
 from .harness import BENCH_PY, run_slurmgen, run_worker
 from .peer_matrix import PARAMS as MATRIX_PARAMS
@@ -525,7 +525,7 @@ class Bench:
                                                                  curve_on=self.curve_on)
 
 
-class _FdWatch:
+class _FdWatch(Watcher):
     """Peak open files per kind of process (driver, registry, peer: found by their run directory; sim: the
     fleet's) while a scale point runs, sampled from /proc by a thread; and the peers the registry expired."""
 
@@ -533,16 +533,7 @@ class _FdWatch:
         self.run_dir, self.fleet, self.period = run_dir, fleet, period
         self.peak: dict[str, int] = {}
         self.limit = _nofile_limit(os.getpid())
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "_FdWatch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__()
 
     def _run(self) -> None:
         key = str(self.run_dir)

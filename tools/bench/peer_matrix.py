@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .common import REPO, SimFleet, _die_with_parent, bench_dataset, classify, cmdline, descendants, loadavg, log
+from .common import Watcher, REPO, SimFleet, _die_with_parent, bench_dataset, classify, cmdline, descendants, loadavg, log
 from .harness import measure, run_slurmgen, stop_process, wait_idle
 
 ENV_SCRIPT = REPO / "tools" / "matrix_env.sh"
@@ -164,22 +164,13 @@ def pinned(cpus: list[int]) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-class AffinityWatch:
+class AffinityWatch(Watcher):
     """Records, every second, the CPU affinity of each process below this one (the replicas aside)."""
 
     def __init__(self, exclude: list[int], classify: Any) -> None:
         self.exclude, self.classify = set(exclude), classify
         self.seen: dict[str, list[int]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "AffinityWatch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        super().__init__()
 
     def _run(self) -> None:
         me = os.getpid()
