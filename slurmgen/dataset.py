@@ -8,16 +8,16 @@ a ``BadRow`` (it becomes a failed record naming the line and the field); the run
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import msgspec
 
+from slurmgen import duplicates
 from slurmgen.duplicates import Duplicates
-from slurmgen import inputs
+from slurmgen import inputs, rowid
 from slurmgen.errors import DatasetError
 
 
@@ -66,24 +66,28 @@ def count_rows(path: Path, limit: int) -> int:
 
 
 def parse_row(lineno: int, line: bytes, row_type: type[msgspec.Struct], max_bytes: int = 0,
-              unit: str = "line") -> GoodRow | BadRow:
-    """One row, or why it is bad; never raises (any exception here would stop a shard)."""
+              unit: str = "line", columns: frozenset[str] | None = None) -> GoodRow | BadRow:
+    """One row, or why it is bad; never raises (any exception here would stop a shard).
+    ``columns``: the fields the run's id scan read (``Duplicates.id_columns``), so that a bad
+    row's id is the one the scan saw."""
     where = f"bad_input: {unit} {lineno}"
     if max_bytes and len(line) > max_bytes:
-        return BadRow(lineno, f"{unit}-{lineno}", f"{where}: {len(line)} bytes, over dataset.max_row_bytes={max_bytes}")
+        return _bad(lineno, f"{where}: {len(line)} bytes, over dataset.max_row_bytes={max_bytes}", line, row_type,
+                    unit, columns, keep=False)
     try:  # the whole line: msgspec skips unknown fields without checking their bytes
         line.decode("utf-8")
     except UnicodeDecodeError as exc:
         text = line.decode("utf-8", errors="replace").encode()
-        return _bad(f"{unit}-{lineno}", lineno, f"{where}: not valid UTF-8 at byte {exc.start} ({exc.reason})", text, row_type)
+        return _bad(lineno, f"{where}: not valid UTF-8 at byte {exc.start} ({exc.reason})", text, row_type, unit,
+                    columns)
     try:
         row = msgspec.json.decode(line, type=row_type)
     except msgspec.ValidationError as exc:  # a wrong type or a missing field: keep its id if it has one
-        return BadRow(lineno, _lenient_id(line, row_type) or f"{unit}-{lineno}", f"{where}: {exc}", line)
+        return _bad(lineno, f"{where}: {exc}", line, row_type, unit, columns)
     except msgspec.DecodeError as exc:
         return BadRow(lineno, f"{unit}-{lineno}", f"{where}: not valid JSON ({exc})")
     try:
-        row_id = str(row.row_id())  # type: ignore[attr-defined]
+        row_id = rowid.typed_id(row.row_id())  # type: ignore[attr-defined]
     except Exception as exc:  # the workflow's row_id() failed on this row
         return BadRow(lineno, f"{unit}-{lineno}", f"{where}: row_id() failed: {type(exc).__name__}: {exc}", line)
     if not row_id:
@@ -91,67 +95,68 @@ def parse_row(lineno: int, line: bytes, row_type: type[msgspec.Struct], max_byte
     return GoodRow(lineno, row_id, line)
 
 
-@functools.lru_cache(maxsize=None)
-def _lenient(row_type: type[msgspec.Struct]) -> type[msgspec.Struct]:
-    """``row_type``'s fields, each optional and any JSON value (a nested Struct: its own lenient
-    type): what a row that fails validation still holds, under the same attribute names."""
-    fields = [(f.name, (_lenient(f.type) | None) if _is_struct(f.type) else Any, _ABSENT)
-              for f in msgspec.structs.fields(row_type)]
-    rename = {f.name: f.encode_name for f in msgspec.structs.fields(row_type)}
-    return msgspec.defstruct(f"Lenient{row_type.__name__}", fields, kw_only=True, rename=rename)
-
-
-class _Absent:
-    """A field the row does not have: any use of it in row_id() raises (no id is made of it)."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AttributeError(name)
-
-    def __str__(self) -> str:
-        raise ValueError("absent field")
-
-    __repr__ = __format__ = __str__  # type: ignore[assignment]
-
-
-_ABSENT = _Absent()
-
-
-def _is_struct(t: object) -> bool:
-    return isinstance(t, type) and issubclass(t, msgspec.Struct)
-
-
-def _lenient_id(line: bytes, row_type: type[msgspec.Struct]) -> str:
-    """The id ``row_type.row_id`` gives the row's readable fields, or "" when it cannot."""
+def _bad(lineno: int, reason: str, text: bytes, row_type: type[msgspec.Struct], unit: str,
+         columns: frozenset[str] | None, keep: bool = True) -> BadRow:
+    """A bad row that keeps its own id (and, unless ``keep`` is off, its text) when it has one."""
     try:
-        row = msgspec.json.decode(line, type=_lenient(row_type))
-        row_id = row_type.row_id(row)  # type: ignore[attr-defined]
-    except Exception:  # row_id() needs a field this row lacks or has of another type
-        return ""
-    if isinstance(row_id, bool) or not isinstance(row_id, (str, int)) or str(row_id) == "None":
-        return ""  # "None": made of a field the row gives as null
-    return str(row_id)
+        row_id = rowid.own_id(text, row_type, columns)
+    except rowid.NeedColumn:  # row_id() reads a field the scan never needed: not this run's scan
+        row_id = ""
+    if not row_id:
+        return BadRow(lineno, f"{unit}-{lineno}", reason, None)
+    return BadRow(lineno, row_id, reason, text if keep else None)
 
 
-def _bad(fallback_id: str, lineno: int, reason: str, text: bytes, row_type: type[msgspec.Struct]) -> BadRow:
-    """A bad row that keeps its own id (and its text) when the rest of it can be read."""
-    row_id = _lenient_id(text, row_type)
-    return BadRow(lineno, row_id, reason, text) if row_id else BadRow(lineno, fallback_id, reason, None)
+def id_columns(path: Path) -> frozenset[str] | None:
+    """Where the id scan starts: no column of a columnar input (it adds those row_id() uses),
+    or None for JSONL (each line is parsed whole: there are no columns to leave out)."""
+    return None if inputs.detect(path).startswith("jsonl") else frozenset()
 
 
-def iter_ids(path: Path, limit: int, row_type: type[msgspec.Struct], max_bytes: int = 0) -> Iterator[tuple[int, int, str]]:
-    """(row index, line, the id its task will have) for every row, bad ones included."""
+def iter_ids(path: Path, limit: int, row_type: type[msgspec.Struct], max_bytes: int = 0,
+             columns: frozenset[str] | None = None) -> Iterator[tuple[int, int, str]]:
+    """(row index, line, the id its task will have) for every row, bad ones included. With
+    ``columns``, only those are read; raises ``rowid.NeedColumn`` when row_id() wants another."""
     label = unit(path)
-    for index, lineno, line in iter_lines(path, limit):
-        yield index, lineno, parse_row(lineno, line, row_type, max_bytes, label).row_id
+    if columns is None:
+        for index, lineno, line in iter_lines(path, limit):
+            yield index, lineno, parse_row(lineno, line, row_type, max_bytes, label).row_id
+        return
+    names = _encode_names(row_type, columns)
+    for index, lineno, line in inputs.read(path, inputs.detect(path), limit, columns=names):
+        yield index, lineno, rowid.own_id(line, row_type, columns) or f"{label}-{lineno}"
+
+
+def _encode_names(row_type: type[msgspec.Struct], columns: frozenset[str]) -> list[str]:
+    return sorted(f.encode_name for f in msgspec.structs.fields(row_type) if f.name in columns)
+
+
+def find_duplicates(path: Path, limit: int, row_type: type[msgspec.Struct], max_bytes: int, on_duplicate: str,
+                    source: str) -> tuple[int, Duplicates]:
+    """The number of rows and what to do about repeated ids, reading as few columns as the ids need."""
+    columns = id_columns(path)
+    while True:
+        def ids() -> Iterator[tuple[int, int, str]]:
+            return iter_ids(path, limit, row_type, max_bytes, columns)
+        try:
+            rows, dups = duplicates.scan(ids(), ids(), on_duplicate, source)
+        except rowid.NeedColumn as need:
+            assert columns is not None and need.name not in columns, need.name
+            columns = columns | {need.name}
+            continue
+        dups.id_columns = sorted(columns) if columns is not None else None
+        return rows, dups
 
 
 def iter_shard(path: Path, limit: int, shard: int, shards: int, row_type: type[msgspec.Struct],
                max_bytes: int = 0, dups: Duplicates | None = None) -> Iterator[GoodRow | BadRow]:
     """Shard ``shard``'s rows, with the run's duplicate ids renamed or skipped."""
-    renamed, skipped = (dups.renamed, set(dups.skipped)) if dups else ({}, set())
+    dups = dups or Duplicates()
+    renamed, skipped = dups.renamed, set(dups.skipped)
+    columns = frozenset(dups.id_columns) if dups.id_columns is not None else None
     label = unit(path)
-    for index, lineno, line in iter_lines(path, limit):
-        if index % shards != shard or index in skipped:
+    for index, lineno, line in inputs.read(path, inputs.detect(path), limit, shard=shard, shards=shards):
+        if index in skipped:
             continue
-        row = parse_row(lineno, line, row_type, max_bytes, label)
+        row = parse_row(lineno, line, row_type, max_bytes, label, columns)
         yield dataclasses.replace(row, row_id=renamed[index]) if index in renamed else row

@@ -82,12 +82,9 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
 
 def scan_rows(conf: SlurmgenConf, workflow: Workflow) -> tuple[int, duplicates.Duplicates]:
     """Count the rows and find duplicate ids (refused unless dataset.on_duplicate says otherwise)."""
-    path, d = Path(conf.dataset.path), conf.dataset
-
-    def ids() -> Iterator[tuple[int, int, str]]:
-        return dataset.iter_ids(path, d.limit, workflow.row_type, d.max_row_bytes)
-
-    return duplicates.scan(ids(), ids(), d.on_duplicate, f"dataset.path={d.path!r}")
+    d = conf.dataset
+    return dataset.find_duplicates(Path(d.path), d.limit, workflow.row_type, d.max_row_bytes, d.on_duplicate,
+                                   f"dataset.path={d.path!r}")
 
 
 def _clear_stale(run: RunDir, shards: int) -> None:

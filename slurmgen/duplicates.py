@@ -32,6 +32,7 @@ class Duplicates(msgspec.Struct, kw_only=True):
     mode: str = "refuse"
     renamed: dict[int, str] = {}
     skipped: list[int] = []
+    id_columns: list[str] | None = None  # the fields the id scan read (None: rows parsed whole)
 
 
 def digest(row_id: str) -> int:

@@ -52,13 +52,29 @@ def detect(path: Path) -> str:
     raise DatasetError(f"dataset.path={str(path)!r}: unknown format{hint}; accepted: {ACCEPTED}")
 
 
-def read(path: Path, kind: str, limit: int) -> Iterator[Row]:
-    readers = {"jsonl": _jsonl, "jsonl.gz": _jsonl, "jsonl.zst": _jsonl, "parquet": _parquet, "hf": _hf, "hub": _hub}
-    rows = readers[kind](path, kind)
-    for index, (position, data) in enumerate(rows):
-        if limit and index >= limit:
-            return
-        yield index, position, data
+def read(path: Path, kind: str, limit: int, columns: list[str] | None = None, shard: int = 0,
+         shards: int = 1) -> Iterator[Row]:
+    """Rows ``index % shards == shard`` (all by default), up to ``limit`` rows of the input.
+    ``columns``: only these of a columnar input (ignored for JSONL: a line is read whole)."""
+    want = Want(limit, shard, shards, columns)
+    if kind.startswith("jsonl"):
+        for index, (position, data) in enumerate(_jsonl(path, kind)):
+            if want.limit and index >= want.limit:
+                return
+            if index % shards == shard:
+                yield index, position, data
+        return
+    readers = {"parquet": _parquet, "hf": _hf, "hub": _hub}
+    yield from _encode_rows(readers[kind](path, want), want)
+
+
+class Want(msgspec.Struct, frozen=True):
+    """Which rows and columns a reader gives."""
+
+    limit: int
+    shard: int
+    shards: int
+    columns: list[str] | None
 
 
 def _open(path: Path, kind: str) -> IO[bytes]:
@@ -92,13 +108,25 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
         yield tail
 
 
-def _encode_rows(batches: Iterator[object]) -> Iterator[tuple[int, bytes]]:
+def _encode_rows(batches: Iterator[Any], want: Want) -> Iterator[Row]:
+    """Each wanted row of the batches as JSON; rows of other shards are never converted."""
+    import pyarrow as pa
+
     encoder = msgspec.json.Encoder()
-    position = 0
+    start = 0
     for batch in batches:
-        for row in _pylist(batch):
-            position += 1
-            yield position, encoder.encode(row)
+        n = batch.num_rows if not want.limit else min(batch.num_rows, want.limit - start)
+        first = (want.shard - start) % want.shards
+        picked = range(first, n, want.shards)
+        if want.shards > 1 or n < batch.num_rows:
+            batch = batch.take(pa.array(picked, type=pa.int64()))
+        if want.columns is not None:
+            batch = batch.select([c for c in want.columns if c in batch.schema.names])
+        for offset, row in zip(picked, _pylist(batch) if batch.num_columns else ({} for _ in picked)):
+            yield start + offset, start + offset + 1, encoder.encode(row)
+        start += n
+        if want.limit and start >= want.limit:
+            return
 
 
 def _pylist(batch: Any) -> list[dict[str, Any]]:
@@ -131,28 +159,26 @@ def _has_map(t: Any) -> bool:
     return False
 
 
-def _parquet(path: Path, kind: str) -> Iterator[tuple[int, bytes]]:
+def _parquet(path: Path, want: Want) -> Iterator[Any]:
     pq = _need("pyarrow.parquet", "pyarrow")
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:  # pyarrow's own errors: a truncated or foreign file
         raise DatasetError(f"dataset.path={str(path)!r} cannot be read as Parquet: {exc}") from None
-    yield from _encode_rows(parquet.iter_batches(batch_size=1024))
+    columns = None if want.columns is None else [c for c in want.columns if c in parquet.schema_arrow.names]
+    yield from parquet.iter_batches(batch_size=1024, columns=columns)
 
 
-def _hf(path: Path, kind: str) -> Iterator[tuple[int, bytes]]:
+def _hf(path: Path, want: Want) -> Iterator[Any]:
     ipc = _need("pyarrow.ipc", "pyarrow")
     state = json.loads((path / "state.json").read_text())
     files = [path / f["filename"] for f in state.get("_data_files", [])]
     if not files:
         raise DatasetError(f"dataset.path={str(path)!r}: its state.json lists no data files")
 
-    def batches() -> Iterator[object]:
-        for file in files:
-            with open(file, "rb") as f:
-                yield from ipc.open_stream(f)
-
-    yield from _encode_rows(batches())
+    for file in files:
+        with open(file, "rb") as f:
+            yield from ipc.open_stream(f)
 
 
 def load_hub(spec: str) -> object:
@@ -171,9 +197,10 @@ def load_hub(spec: str) -> object:
             "HF_DATASETS_CACHE the same way)") from None
 
 
-def _hub(path: Path, kind: str) -> Iterator[tuple[int, bytes]]:
+def _hub(path: Path, want: Want) -> Iterator[Any]:
     ds = load_hub(str(path))
-    yield from _encode_rows(ds.with_format("arrow").iter(batch_size=1024))  # type: ignore[attr-defined]
+    for table in ds.with_format("arrow").iter(batch_size=1024):  # type: ignore[attr-defined]
+        yield from table.to_batches()
 
 
 def fingerprint(path: Path, kind: str) -> str:

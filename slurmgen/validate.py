@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slurmgen import dataset, duplicates, inputs
+from slurmgen import dataset, inputs
 from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
 from slurmgen.launchers.plan import make_plan
@@ -30,8 +30,8 @@ def validate(conf: SlurmgenConf) -> Validation:
     path = (dataset.check_path(hub or conf.dataset.path) if hub or conf.dataset.path
             else Path(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")()))
     make_plan(conf, Path(conf.run.dir))
-    ids = lambda: dataset.iter_ids(path, conf.dataset.limit, workflow.row_type, conf.dataset.max_row_bytes)  # noqa: E731
-    duplicates.scan(ids(), ids(), conf.dataset.on_duplicate, f"dataset.path={conf.dataset.path or 'built-in'!r}")
+    dataset.find_duplicates(path, conf.dataset.limit, workflow.row_type, conf.dataset.max_row_bytes,
+                            conf.dataset.on_duplicate, f"dataset.path={conf.dataset.path or 'built-in'!r}")
     result = Validation()
     for _, lineno, line in dataset.iter_lines(path, conf.dataset.limit):
         result.rows += 1

@@ -3,13 +3,13 @@
 import msgspec
 import pytest
 
-from slurmgen.inputs import _encode_rows
+from slurmgen.inputs import Want, _encode_rows
 
 pa = pytest.importorskip("pyarrow")
 
 
 def rows(table) -> list[dict]:
-    return [msgspec.json.decode(data) for _, data in _encode_rows(iter(table.to_batches()))]
+    return [msgspec.json.decode(data) for _, _, data in _encode_rows(iter(table.to_batches()), Want(0, 0, 1, None))]
 
 
 def test_a_map_column_is_a_json_object_at_the_top_and_nested():
