@@ -137,4 +137,4 @@ def test_invalid_utf8_and_oversize_rows_become_failed_records_and_the_run_ends(t
     assert len(recs) == 20
     failed = {k: r.reason for k, r in recs.items() if r.status == "failed"}
     assert failed == {"<urn:uuid:doc-4>": "bad_input: line 5: not valid UTF-8 at byte 13 (invalid continuation byte)",
-                      "line-10": f"bad_input: line 10: {len(lines[9])} bytes, over dataset.max_row_bytes=4000"}
+                      "<urn:uuid:doc-9>": f"bad_input: line 10: {len(lines[9])} bytes, over dataset.max_row_bytes=4000"}
