@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from . import barrier, peer_tau2
-from .common import (DEFAULT_POOL, Watcher, Fleet, SimFleet, SimFleets, bench_dataset, classify, cmdline, dump_json, loadavg,
-                     log, machine)
+from .common import (DEFAULT_POOL, SLURMGEN_KINDS, Watcher, Fleet, SimFleet, SimFleets, bench_dataset, classify, cmdline,
+                     dump_json, loadavg, log, machine)
 from .harness import BENCH_PY, run_slurmgen, run_worker
 from .peer_matrix import PARAMS as MATRIX_PARAMS
 
@@ -172,7 +172,7 @@ class Bench:
                                         curve_on=curve_on, dataset=self._dataset("coral"),
                                         extra=[*CORAL_4_ARGS, f"dataset.limit={p['cpu_tasks']}"])
         cpu_win = res["cpu_s_by_kind"]
-        slurmgen_cpu = sum(v for k, v in cpu_win.items() if k in ("driver", "registry", "peer"))
+        slurmgen_cpu = sum(v for k, v in cpu_win.items() if k in SLURMGEN_KINDS)
         per_call = slurmgen_cpu / max(res["requests"], 1) * 1e3
         total = sampler.total_cpu()
         total_requests = sampler.samples[-1].requests - sampler.samples[0].requests
@@ -408,13 +408,13 @@ class Bench:
     def _scale_point(self, res: dict[str, Any], sampler: Any, fds: "_FdWatch", m: int) -> dict[str, Any]:
         until = res["t_window_end"]  # before the stop: shutting down allocates
         calls = max(res["requests"], 1)
-        ours = sum(v for k, v in res["cpu_s_by_kind"].items() if k in ("driver", "registry", "peer"))
+        ours = sum(v for k, v in res["cpu_s_by_kind"].items() if k in SLURMGEN_KINDS)
         cap = self._connections_cap()
         pt = {
             "tasks_in_flight_peak": res["tasks_in_flight_peak"], "server_max_in_flight": res["server_max_in_flight"],
             "sim_in_flight_mean": round(res["sim_in_flight_mean"], 1), "sim_connections_cap": cap,
             "rss_peak": sampler.peak_rss(until=until),
-            "rss_peak_by_kind": {k: sampler.peak_rss((k,), until=until) for k in ("driver", "registry", "peer")},
+            "rss_peak_by_kind": {k: sampler.peak_rss((k,), until=until) for k in SLURMGEN_KINDS},
             "sim_rss_peak": max(s.sim_rss for s in sampler.samples if s.t <= until),
             "cpu_ms_per_llm_call": round(ours / calls * 1e3, 3),
             "sim_cpu_ms_per_llm_call": round(res["sim_cpu_s"] / calls * 1e3, 3),
@@ -661,6 +661,16 @@ def _hops_per_call(peer_stats: list[dict[str, Any]], calls: float) -> float | No
 
 
 def table(r: dict[str, Any]) -> str:
+    rows = table_rows(r)
+    w = max(len(a) for a, _, _ in rows)
+    v = max(len(b) for _, b, _ in rows)
+    lines = [f"{'metric':<{w}}  {'value':<{v}}  target", "-" * (w + v + 12)]
+    lines += [f"{a:<{w}}  {b:<{v}}  {c}" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(metric, value, target) for every figure of results.json (targets printed, never asserted)."""
     rows: list[tuple[str, str, str]] = []
 
     def fmt(v: Any, spec: str = ".3g") -> str:
@@ -719,15 +729,26 @@ def table(r: dict[str, Any]) -> str:
                      f"{pt['tokens_per_s']:.0f}, {pt['efficiency']:.2f}" + (" CPU-bound" if pt["cpu_limited"] else ""),
                      "near-linear"))
     rows += barrier.table_rows(r)
+    rows += peer_matrix_rows(r)
     rows += peer_tau2.table_rows(r)
     sp = r.get("spill", {})
     rows.append(("spill: bytes with / without", sp.get("status", "n/a") if "ratio" not in sp else fmt(sp["ratio"]),
                  "<= 0.8"))
-    w = max(len(a) for a, _, _ in rows)
-    v = max(len(b) for _, b, _ in rows)
-    lines = [f"{'metric':<{w}}  {'value':<{v}}  target", "-" * (w + v + 12)]
-    lines += [f"{a:<{w}}  {b:<{v}}  {c}" for a, b, c in rows]
-    return "\n".join(lines)
+    return rows
+
+
+def peer_matrix_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    m = (r.get("peers") or {}).get("matrix") or {}
+    if not m.get("ratios"):
+        return []
+    rows = [(f"Matrix ÷ slurmgen, CPU per LLM call ({m['workflow'].split(' (')[0]}, {m['concurrency']} tasks)",
+             f"{m['ratios']['cpu_per_call_matrix_over_slurmgen']:.1f}x", ">= 50")]
+    for side in ("slurmgen", "matrix"):
+        e = m[side]
+        rows.append((f"  {side}: tok/s, calls/s, CPU ms/call, in flight, RSS MiB, tasks",
+                     f"{e['tokens_per_s']:.0f}, {e['llm_calls_per_s']:.1f}, {e['cpu_ms_per_llm_call']:.2f}, "
+                     f"{e['sim_in_flight_mean']:.0f}, {e['peak_rss_mb']:.0f}, {e['tasks_finished']}", ""))
+    return rows
 
 
 def main(argv: list[str]) -> int:
@@ -743,6 +764,10 @@ def main(argv: list[str]) -> int:
         from .tau2_runner import main as tau2_runner_main
 
         return tau2_runner_main(argv[argv.index("--spec") + 1])
+    if argv and argv[0] == "readme":
+        from .readme import main as readme_main
+
+        return readme_main(argv[1:])
     if argv and argv[0] == "client-bench":
         from .micro import client_main
 

@@ -251,6 +251,9 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+SLURMGEN_KINDS = ("driver", "registry", "peer", "toolpool")  # every process a slurmgen run starts but the LLMs
+
+
 def classify(cmd: str) -> str:
     if "slurmgen.runtime.peer" in cmd:
         return "peer"
@@ -260,6 +263,8 @@ def classify(cmd: str) -> str:
         return "sim"
     if "slurmgen.launchers.service" in cmd:
         return "service"
+    if "slurmgen.toolpool" in cmd:
+        return "toolpool"
     if "-m slurmgen" in cmd:
         return "driver"
     if "bench.py worker" in cmd:
@@ -445,12 +450,12 @@ class Sampler:
     def max_server_in_flight(self) -> float:
         return max((s.running + s.waiting for s in self.samples), default=0.0)
 
-    def peak_rss(self, kinds: tuple[str, ...] = ("driver", "registry", "peer"), until: float | None = None) -> int:
+    def peak_rss(self, kinds: tuple[str, ...] = SLURMGEN_KINDS, until: float | None = None) -> int:
         """Peak of the summed RSS of those processes (up to ``until``: not while they shut down)."""
         return max((sum(r for pid, r in s.rss.items() if s.kind.get(pid) in kinds) for s in self.samples
                     if until is None or s.t <= until), default=0)
 
-    def total_cpu(self, kinds: tuple[str, ...] = ("driver", "registry", "peer")) -> dict[str, float]:
+    def total_cpu(self, kinds: tuple[str, ...] = SLURMGEN_KINDS) -> dict[str, float]:
         """CPU seconds per kind over the whole run (each pid's last sample)."""
         last: dict[int, tuple[str, float]] = {}
         for s in self.samples:
@@ -465,7 +470,7 @@ class Sampler:
     def timeline(self) -> list[dict[str, float]]:
         t0 = self.samples[0].t
         return [{"t": round(s.t - t0, 3), "tokens": s.tokens, "in_flight": s.running + s.waiting,
-                 "rss": sum(r for pid, r in s.rss.items() if s.kind.get(pid) in ("driver", "registry", "peer"))}
+                 "rss": sum(r for pid, r in s.rss.items() if s.kind.get(pid) in SLURMGEN_KINDS)}
                 for s in self.samples]
 
 
@@ -506,6 +511,7 @@ def machine() -> dict[str, object]:
         "cpu_model": model, "cores": os.cpu_count(), "mem_gb": round(mem_kb / 2**20, 1),
         "python": platform.python_version(), "platform": platform.platform(),
         "slurmgen_commit": commit, "worktree_dirty": dirty,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(), "msgspec": msgspec.__version__,
         "aiohttp": aiohttp.__version__,
     }

@@ -85,4 +85,95 @@ def plot_all(r: dict[str, Any], out: Path) -> dict[str, Any]:
         ax2.set_ylabel("RSS of driver+registry+peers (MiB)")
         ax.set_title(f"{big}: concurrent Coral tasks")
         save(fig, "scale.png")
+
+    panels = system_points(r)
+    if panels:
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
+        for ax, (title, systems) in zip(axes[0], panels.items()):
+            for name, pts in systems.items():
+                pts = sorted(pts)
+                style = dict(color="#2a7", lw=2) if name == "slurmgen" else {}
+                ax.plot([c for c, _ in pts], [t for _, t in pts], "o-" if len(pts) > 1 else "o", label=name, **style)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("concurrency (tasks or threads)")
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=7)
+        axes[0][0].set_ylabel("tokens/s at the replicas")
+        save(fig, "systems_tokens.png")
+    cpu = system_cpu(r)
+    if cpu:
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+        labels = [lb for lb, _ in cpu]
+        bars = ax.barh(labels, [v for _, v in cpu], color=["#2a7" if lb.startswith("slurmgen") else "#48c"
+                                                             for lb in labels])
+        for b, (_, v) in zip(bars, cpu):
+            ax.annotate(f"{v:.2f}", (v, b.get_y() + b.get_height() / 2), va="center", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("CPU ms per LLM call, every process of the system (log)")
+        ax.invert_yaxis()
+        save(fig, "systems_cpu.png")
     return {"files": made}
+
+
+def system_points(r: dict[str, Any]) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Per workload setup: each system's (concurrency, tokens/s) points, all taken on the same replicas."""
+    panels: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    base = r.get("baselines") or {}
+    if base.get("slurmgen_tokens_per_s"):
+        nr: dict[str, list[tuple[float, float]]] = {"slurmgen": [(base["slurmgen_concurrency"],
+                                                                  base["slurmgen_tokens_per_s"])]}
+        eq = base.get("batch_barrier_equal_concurrency")
+        if eq:
+            nr["slurmgen"].append((400, eq["slurmgen_400_tokens_per_s"]))
+        sat = (r.get("saturation") or {}).get(base.get("workflow", "nr"), {})
+        if sat.get("ideal_tokens_per_s"):
+            nr["ideal direct client"] = [(sat["concurrency"], sat["ideal_tokens_per_s"])]
+        if "central_single_loop" in base:
+            nr["central single loop"] = [(base["central_single_loop"]["concurrency"],
+                                          base["central_single_loop"]["tokens_per_s"])]
+        if "batch_barrier" in base:
+            b = base["batch_barrier"]
+            nr["batch barrier"] = [(b["batch"] * b["concurrency_batches"], b["tokens_per_s"])]
+        if base.get("thread_pool_sweep"):
+            nr["thread pool"] = [(float(k), v) for k, v in base["thread_pool_sweep"].items()]
+        panels[f"{base.get('workflow', 'nr')}, {base['replicas']} replicas"] = nr
+    m = (r.get("peers") or {}).get("matrix") or {}
+    coral: dict[str, list[tuple[float, float]]] = {}
+    if m.get("ratios"):
+        coral = {"slurmgen": [(m["concurrency"], m["slurmgen"]["tokens_per_s"])],
+                 "Matrix 0.2.6": [(m["concurrency"], m["matrix"]["tokens_per_s"])]}
+    bc = (r.get("barrier") or {}).get("coral")
+    if bc:
+        coral.setdefault("slurmgen", []).append((bc["slurmgen_concurrency"], bc["slurmgen_tokens_per_s"]))
+        coral["batch barrier"] = [(bc["batch"] * bc["batches_in_flight"], bc["tokens_per_s"])]
+    if coral:
+        panels["coral 4-turn, 2 replicas"] = coral
+    for domain, d in (((r.get("peers") or {}).get("tau2") or {}).get("domains") or {}).items():
+        systems: dict[str, list[tuple[float, float]]] = {}
+        for key, e in d["systems"].items():
+            name = "slurmgen" if key == "slurmgen" else "tau2 runner" + ("" if e.get("save_to", True) else
+                                                                         " (no results file)")
+            conc = e.get("max_in_flight") or e.get("max_concurrency")
+            systems.setdefault(name, []).append((conc, e["tokens_per_s"]))
+        panels[f"tau2 {domain}, {d['replicas']} replicas"] = systems
+    return panels
+
+
+def system_cpu(r: dict[str, Any]) -> list[tuple[str, float]]:
+    """(system and workload, CPU ms per LLM call summed over all its processes)."""
+    out: list[tuple[str, float]] = []
+    cpu = r.get("cpu") or {}
+    if cpu.get("cpu_ms_per_llm_call_window"):
+        out.append((f"slurmgen, coral {cpu.get('max_turns', '')}-turn, zero-latency replicas",
+                    cpu["cpu_ms_per_llm_call_window"]))
+    m = (r.get("peers") or {}).get("matrix") or {}
+    if m.get("ratios"):
+        out.append(("slurmgen, coral (Matrix's run)", m["slurmgen"]["cpu_ms_per_llm_call"]))
+        out.append(("Matrix 0.2.6, coral", m["matrix"]["cpu_ms_per_llm_call"]))
+    for domain, d in (((r.get("peers") or {}).get("tau2") or {}).get("domains") or {}).items():
+        for key, e in d["systems"].items():
+            label = "slurmgen" if key == "slurmgen" else key.replace("tau2_runner_", "tau2 runner, ").replace(
+                "_nosave", ", no results file")
+            out.append((f"{label}, tau2 {domain}", e["cpu_ms_per_llm_call"]))
+    return out
