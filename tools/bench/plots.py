@@ -88,8 +88,12 @@ def plot_all(r: dict[str, Any], out: Path) -> dict[str, Any]:
 
     panels = system_points(r)
     if panels:
-        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4), squeeze=False)
-        for ax, (title, systems) in zip(axes[0], panels.items()):
+        cols = min(3, len(panels))
+        rows = -(-len(panels) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.8 * rows), squeeze=False)
+        for ax in axes.flat[len(panels):]:
+            ax.set_visible(False)
+        for ax, (title, systems) in zip(axes.flat, panels.items()):
             for name, pts in systems.items():
                 pts = sorted(pts)
                 style = dict(color="#2a7", lw=2) if name == "slurmgen" else {}
@@ -99,7 +103,8 @@ def plot_all(r: dict[str, Any], out: Path) -> dict[str, Any]:
             ax.set_xlabel("concurrency (tasks or threads)")
             ax.set_title(title, fontsize=9)
             ax.legend(fontsize=7)
-        axes[0][0].set_ylabel("tokens/s at the replicas")
+        for row in axes:
+            row[0].set_ylabel("tokens/s at the replicas")
         save(fig, "systems_tokens.png")
     cpu = system_cpu(r)
     if cpu:
