@@ -5,10 +5,16 @@ already there (resume) and cuts a torn last line left by a crash. Records are
 appended once per task id, flushed at once and fsynced at most every ``sync_s``.
 A write that fails (disk full) is cut back to the last full line and raises
 (``DiskFull`` names the path and the free space): the file is never torn.
+
+One writer per shard: the ledger holds a POSIX lock on ``.<shard>.lock`` beside it for
+its life, and a new writer (a restarted or resubmitted peer) waits for the old one to
+exit before it reads what is done. Otherwise a peer still draining after SIGTERM could
+write a task that its successor, having read the file a moment earlier, runs again.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import time
@@ -41,9 +47,30 @@ def repair_and_read(path: Path) -> set[str]:
     return {decoder.decode(line).task_id for line in data.splitlines() if line}
 
 
+def lock_shard(path: Path, wait_s: float) -> int:
+    """An fd holding the shard's writer lock; waits up to ``wait_s`` for a previous writer."""
+    fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    deadline, told = time.monotonic() + wait_s, False
+    while True:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise RuntimeError(f"{path} is still being written by another process after {wait_s:.0f} s "
+                                   "(an earlier peer of this shard that did not exit?); stop it and run again") \
+                    from None
+            if not told:
+                log.info("%s: waiting for the shard's previous writer to exit", path)
+                told = True
+            time.sleep(0.1)
+
+
 class Ledger:
-    def __init__(self, path: Path, sync_s: float = 1.0) -> None:
+    def __init__(self, path: Path, sync_s: float = 1.0, wait_s: float = 300.0) -> None:
         self.path = path
+        self._lock = lock_shard(path, wait_s)
         self.done = repair_and_read(path)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._size = os.fstat(self._fd).st_size  # end of the last full line
@@ -84,3 +111,4 @@ class Ledger:
             finally:
                 os.close(self._fd)
                 self._fd = -1
+                os.close(self._lock)  # the lock goes last: the file is complete and synced

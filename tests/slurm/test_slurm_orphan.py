@@ -35,6 +35,8 @@ def test_jobs_of_a_killed_driver_stop_themselves_and_the_run_resumes(slurm_clust
     assert len(squeue(job_prefix)) == 3, "the jobs outlive their driver at first"
     _wait(lambda: squeue(job_prefix) == [], 120, "the orphaned jobs to end")
     took = time.monotonic() - killed_at
+    _wait(lambda: not {s for _, _, s in sacct(job_prefix)} & {"RUNNING", "PENDING", "COMPLETING"}, 30,
+          "accounting to record the jobs' end (slurmdbd lags squeue)")
     states = {state for _, _, state in sacct(job_prefix)}
     assert states == {"COMPLETED"}, sacct(job_prefix)  # stopped by themselves: not cancelled, not failed
     job_logs = "".join(p.read_text(errors="replace") for p in (run_dir / "slurm").glob("*/*.out"))

@@ -52,3 +52,45 @@ def test_dataset_path_errors_are_clear(tmp_path):
         check_path(str(tmp_path / "nope.jsonl"))
     with pytest.raises(DatasetError, match="is a directory but not a Hugging Face save_to_disk one"):
         check_path(str(tmp_path))
+
+
+def test_a_second_writer_of_a_shard_waits_for_the_first_to_exit(tmp_path):
+    """A resubmitted peer must not read the shard while its predecessor, still draining after
+    SIGTERM, can add to it: it waits, then sees every record the first one wrote."""
+    import subprocess
+    import sys
+    import time
+
+    shard = tmp_path / "shard-00001.jsonl"
+    first = subprocess.Popen([sys.executable, "-c", f"""
+import time
+from slurmgen.records import Record
+from slurmgen.runtime.ledger import Ledger
+led = Ledger(__import__('pathlib').Path({str(shard)!r}))
+led.write(Record(task_id="a:0", row_id="a", trial=0, status="ok"))
+print("open", flush=True)
+time.sleep(1.5)
+led.write(Record(task_id="b:0", row_id="b", trial=0, status="ok"))  # written while draining
+led.close()
+"""], stdout=subprocess.PIPE, text=True)
+    assert first.stdout.readline().strip() == "open"
+    t0 = time.monotonic()
+    second = Ledger(shard)
+    waited = time.monotonic() - t0
+    assert first.wait(timeout=10) == 0
+    assert second.done == {"a:0", "b:0"} and waited > 0.5
+    assert not second.write(Record(task_id="b:0", row_id="b", trial=0, status="ok"))
+    second.close()
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import time, pathlib
+from slurmgen.runtime.ledger import Ledger
+led = Ledger(pathlib.Path({str(shard)!r}))
+print("open", flush=True)
+time.sleep(5)
+"""], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "open"
+    with pytest.raises(RuntimeError, match="still being written by another process"):
+        Ledger(shard, wait_s=0.3)
+    holder.kill()
+    holder.wait()
+    Ledger(shard, wait_s=5).close()  # a killed writer's lock goes with it
