@@ -10,7 +10,7 @@ import shutil
 import signal
 import sys
 import time
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 from pathlib import Path
 
 import msgspec

@@ -56,14 +56,14 @@ def read(path: Path, kind: str, limit: int, columns: list[str] | None = None, sh
          shards: int = 1) -> Iterator[Row]:
     """Rows ``index % shards == shard`` (all by default), up to ``limit`` rows of the input.
     ``columns``: only these of a columnar input (ignored for JSONL: a line is read whole)."""
-    want = Want(limit, shard, shards, columns)
     if kind.startswith("jsonl"):
         for index, (position, data) in enumerate(_jsonl(path, kind)):
-            if want.limit and index >= want.limit:
+            if limit and index >= limit:
                 return
             if index % shards == shard:
                 yield index, position, data
         return
+    want = Want(limit, shard, shards, columns)
     readers = {"parquet": _parquet, "hf": _hf, "hub": _hub}
     yield from _encode_rows(readers[kind](path, want), want)
 

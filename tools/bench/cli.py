@@ -31,13 +31,12 @@ import argparse
 import json
 import os
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from . import barrier, peer_tau2
+from . import barrier, peer_matrix, peer_tau2
 from .common import (DEFAULT_POOL, SLURMGEN_KINDS, Watcher, Fleet, SimFleet, SimFleets, bench_dataset, classify, cmdline,
                      dump_json, loadavg, log, machine)
 from .harness import BENCH_PY, run_slurmgen, run_worker
@@ -729,25 +728,11 @@ def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"{pt['tokens_per_s']:.0f}, {pt['efficiency']:.2f}" + (" CPU-bound" if pt["cpu_limited"] else ""),
                      "near-linear"))
     rows += barrier.table_rows(r)
-    rows += peer_matrix_rows(r)
+    rows += peer_matrix.table_rows(r)
     rows += peer_tau2.table_rows(r)
     sp = r.get("spill", {})
     rows.append(("spill: bytes with / without", sp.get("status", "n/a") if "ratio" not in sp else fmt(sp["ratio"]),
                  "<= 0.8"))
-    return rows
-
-
-def peer_matrix_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    m = (r.get("peers") or {}).get("matrix") or {}
-    if not m.get("ratios"):
-        return []
-    rows = [(f"Matrix ÷ slurmgen, CPU per LLM call ({m['workflow'].split(' (')[0]}, {m['concurrency']} tasks)",
-             f"{m['ratios']['cpu_per_call_matrix_over_slurmgen']:.1f}x", ">= 50")]
-    for side in ("slurmgen", "matrix"):
-        e = m[side]
-        rows.append((f"  {side}: tok/s, calls/s, CPU ms/call, in flight, RSS MiB, tasks",
-                     f"{e['tokens_per_s']:.0f}, {e['llm_calls_per_s']:.1f}, {e['cpu_ms_per_llm_call']:.2f}, "
-                     f"{e['sim_in_flight_mean']:.0f}, {e['peak_rss_mb']:.0f}, {e['tasks_finished']}", ""))
     return rows
 
 

@@ -40,7 +40,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -459,3 +458,18 @@ def compare(m: dict[str, Any], s: dict[str, Any]) -> dict[str, Any]:
 
 def _rows(dataset: str) -> int:
     return _count_lines(Path(dataset))
+
+
+def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Rows of the printed table (the CPU target printed, never asserted)."""
+    m = (r.get("peers") or {}).get("matrix") or {}
+    if not m.get("ratios"):
+        return []
+    rows = [(f"Matrix ÷ slurmgen, CPU per LLM call ({m['workflow'].split(' (')[0]}, {m['concurrency']} tasks)",
+             f"{m['ratios']['cpu_per_call_matrix_over_slurmgen']:.1f}x", ">= 50")]
+    for side in ("slurmgen", "matrix"):
+        e = m[side]
+        rows.append((f"  {side}: tok/s, calls/s, CPU ms/call, in flight, RSS MiB, tasks",
+                     f"{e['tokens_per_s']:.0f}, {e['llm_calls_per_s']:.1f}, {e['cpu_ms_per_llm_call']:.2f}, "
+                     f"{e['sim_in_flight_mean']:.0f}, {e['peak_rss_mb']:.0f}, {e['tasks_finished']}", ""))
+    return rows

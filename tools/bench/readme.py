@@ -96,10 +96,11 @@ def main(argv: list[str]) -> int:
     results, readme = Path(args.results).resolve(), Path(args.readme).resolve()
     r = json.loads(results.read_text())
     if not args.check:
+        from .common import dump_json
         from .plots import plot_all
 
         r["plots"] = plot_all(r, results.parent)
-        results.write_text(json.dumps(r, indent=2, default=str))
+        dump_json(results, r)
     text = readme.read_text()
     new = replace(text, block(r, results, readme.parent))
     if args.check:
