@@ -5,11 +5,13 @@ tool pools), its task model, its prompts (the agent instruction and the user-sim
 guidelines), and its evaluator (``evaluate_simulation`` with ``EvaluationType.ALL``, so
 each task's ``reward_basis`` decides which checks count). What this module adds:
 
-- parsed-database caching: airline's 7 MB and retail's 2.8 MB ``db.json`` are read once
-  per process and each fresh environment validates the cached bytes with pydantic's
-  JSON parser (0.34 s instead of 1.4 s for airline; a deep copy of a parsed DB is
-  slower than that). The evaluator builds its two environments through the same
-  cached constructor, registered in tau2's registry as ``slurmgen-<domain>``;
+- shared databases: airline's 7 MB and retail's 2.8 MB ``db.json`` are parsed once per
+  process; each environment (a tool session, the evaluator's predicted and gold
+  environments, registered in tau2's registry as ``slurmgen-<domain>``) copies only the
+  records its tools touch, and hashes only what differs from the shared database
+  (``cowdb``: equal hashes exactly when tau2's whole-database hashes are equal). Before,
+  an airline task cost about 1 s of CPU in environments (3 validations of 0.2 s, 2
+  hashes of 0.1-0.2 s); tau2's own runner spends the same;
 - conversions between slurmgen's history and tau2's messages;
 - quiet, offline imports: ``LITELLM_LOCAL_MODEL_COST_MAP=True`` (litellm would fetch its
   cost map at import) and tau2's loguru output at ``SLURMGEN_TAU2_LOG_LEVEL`` (ERROR).
@@ -44,7 +46,11 @@ from tau2.data_model.message import AssistantMessage, ToolCall, ToolMessage, Use
 from tau2.data_model.tasks import InitialState, Task  # noqa: E402
 from tau2.environment.environment import Environment  # noqa: E402
 
+from . import cowdb  # noqa: E402
+from .cowdb import SharedBase  # noqa: E402
+
 DOMAINS = ("airline", "retail", "telecom", "mock", "telecom-workflow")
+COW_DOMAINS = ("airline", "retail")  # their databases are large: shared, copied per record (cowdb)
 DATA_DIR = Path(tau2.__file__).parent / "data" / "tau2"
 GREETING = "Hi! How can I help you today?"  # tau2's DEFAULT_FIRST_AGENT_MESSAGE
 STOP, TRANSFER, OUT_OF_SCOPE = "###STOP###", "###TRANSFER###", "###OUT-OF-SCOPE###"
@@ -67,26 +73,43 @@ def data_domain(domain: str) -> str:
 # -- environments ----------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
-def _db_bytes(path: str) -> bytes:
-    return Path(path).read_bytes()
+_bases: dict[str, SharedBase] = {}
+_bases_lock = threading.Lock()
+
+
+def _parse_db(domain: str) -> Any:
+    if domain == "airline":
+        from tau2.domains.airline.data_model import FlightDB
+        from tau2.domains.airline.utils import AIRLINE_DB_PATH
+
+        return FlightDB.model_validate_json(Path(AIRLINE_DB_PATH).read_bytes())
+    from tau2.domains.retail.data_model import RetailDB
+    from tau2.domains.retail.utils import RETAIL_DB_PATH
+
+    return RetailDB.model_validate_json(Path(RETAIL_DB_PATH).read_bytes())
+
+
+def shared_base(domain: str) -> SharedBase:
+    """The domain's database parsed once per process (airline, retail), shared read-only."""
+    with _bases_lock:
+        base = _bases.get(domain)
+        if base is None:
+            base = _bases[domain] = SharedBase(_parse_db(domain))
+    return base
 
 
 def environment(domain: str, solo_mode: bool = False) -> Environment:
-    """A fresh environment of ``domain`` (databases parsed from cached bytes)."""
+    """A fresh environment of ``domain``: airline's and retail's over a copy-on-write
+    database (``cowdb``), the others as tau2 builds them."""
     check_domain(domain)
-    if domain == "airline":
-        from tau2.domains.airline.data_model import FlightDB
-        from tau2.domains.airline.environment import get_environment as airline
-        from tau2.domains.airline.utils import AIRLINE_DB_PATH
-
-        return airline(db=FlightDB.model_validate_json(_db_bytes(str(AIRLINE_DB_PATH))), solo_mode=solo_mode)
-    if domain == "retail":
-        from tau2.domains.retail.data_model import RetailDB
-        from tau2.domains.retail.environment import get_environment as retail
-        from tau2.domains.retail.utils import RETAIL_DB_PATH
-
-        return retail(db=RetailDB.model_validate_json(_db_bytes(str(RETAIL_DB_PATH))), solo_mode=solo_mode)
+    if domain in COW_DOMAINS:
+        if domain == "airline":
+            from tau2.domains.airline.environment import get_environment
+        else:
+            from tau2.domains.retail.environment import get_environment
+        env = get_environment(db=shared_base(domain).fresh(), solo_mode=solo_mode)
+        cowdb.attach(env.tools)
+        return env
     if domain == "mock":
         from tau2.domains.mock.environment import get_environment as mock
 
@@ -174,8 +197,9 @@ class Tau2Session:
                                 "requestor": call["requestor"]})
             self.env.sync_tools()
             return results
-        if method == "db_hash":
-            return {"agent": self.env.get_db_hash(), "user": self.env.get_user_db_hash()}
+        if method == "db_hash":  # tau2's own hashes of the whole databases
+            agent = cowdb.full_hash(self.env.tools.db) if self.env.tools is not None else None
+            return {"agent": agent, "user": self.env.get_user_db_hash()}
         raise ValueError(f"unknown session method {method!r}; valid: step, db_hash")
 
     def close(self) -> None:
