@@ -46,8 +46,8 @@ from tau2.data_model.message import AssistantMessage, ToolCall, ToolMessage, Use
 from tau2.data_model.tasks import InitialState, Task  # noqa: E402
 from tau2.environment.environment import Environment  # noqa: E402
 
-from . import cowdb  # noqa: E402
-from .cowdb import SharedBase  # noqa: E402
+from . import cowdb
+from .cowdb import SharedBase
 
 DOMAINS = ("airline", "retail", "telecom", "mock", "telecom-workflow")
 COW_DOMAINS = ("airline", "retail")  # their databases are large: shared, copied per record (cowdb)

