@@ -146,6 +146,9 @@ class Exporter:
     def peer(self, roles: Iterable[str] = ()) -> PeerMetrics:
         return PeerMetrics(self.registry, roles)
 
+    def pool(self) -> PoolMetrics:
+        return PoolMetrics(self.registry)
+
     def driver(self, expected: int = 0, initial: Any = None) -> DriverMetrics:
         """``initial``: the counts the progress bar starts from (a resumed run's records)."""
         return DriverMetrics(self.registry, expected, initial)
@@ -253,6 +256,12 @@ class PeerMetrics:
         self.cross_node = _Labelled(Counter("slurmgen_cross_node", "What this peer moved to or from other nodes, "
                                             "by kind (bytes_sent, frames_sent, spill_bytes_fetched, spill_fetches, "
                                             "tool_bytes)", ["kind"], registry=r))
+        self.tool_requests = _Labelled(Counter("slurmgen_tool_requests", "Tool-pool requests of this peer by kind "
+                                               "(open, call, close, lost; queued: opens told to wait their turn; "
+                                               "refused: opens a member without room refused)", ["kind"],
+                                               registry=r))
+        self.tool_waiting = Gauge("slurmgen_tool_opens_waiting", "Session opens of this peer waiting in a member's "
+                                  "queue", registry=r)
         self._delta = _Delta()
 
     # -- hot path ---------------------------------------------------------------------
@@ -300,9 +309,43 @@ class PeerMetrics:
             self.spill_used.set(float(spill.get("used_bytes", 0)))
         for kind, n in dict(stats.get("cross_node", {})).items():
             d.add(("cross_node", kind), self.cross_node[kind], float(n))
+        tools = dict(stats.get("tools", {}))
+        for kind, n in tools.items():
+            if kind != "waiting":
+                d.add(("tools", kind), self.tool_requests[kind], float(n))
+        self.tool_waiting.set(float(tools.get("waiting", 0)))
         outstanding = dict(stats.get("llm_outstanding", {}))
         for url in set(self.llm_outstanding.children) | set(outstanding):
             self.llm_outstanding[url].set(float(outstanding.get(url, 0)))
+
+
+class PoolMetrics:
+    """A tool-pool member's sessions: ``sync(stats)`` with ``PoolServer.stats()`` every second."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.sessions = _Labelled(Gauge("slurmgen_toolpool_sessions", "Sessions of this tool-pool member by state: "
+                                        "open, opening (being built), queued (waiting for room or their turn)",
+                                        ["state"], registry=r), ("open", "opening", "queued"))
+        self.capacity = Gauge("slurmgen_toolpool_capacity", "Sessions this member hosts at most", registry=r)
+        self.opens = _Labelled(Counter("slurmgen_toolpool_opens", "Session opens by outcome: started, queued "
+                                       "(waited first), refused (no room; the client asked another member)",
+                                       ["outcome"], registry=r), ("started", "queued", "refused"))
+        self.queue_wait = Counter("slurmgen_toolpool_queue_wait_seconds", "Seconds opens waited in the queue "
+                                  "(rate / rate of queued = mean wait)", registry=r)
+        self.calls = Counter("slurmgen_toolpool_calls", "Session calls served", registry=r)
+        self._delta = _Delta()
+
+    def sync(self, stats: Mapping[str, Any]) -> None:
+        self.sessions["open"].set(float(stats.get("open", 0)))
+        self.sessions["opening"].set(float(stats.get("opening", 0)))
+        self.sessions["queued"].set(float(stats.get("queued_now", 0)))
+        self.capacity.set(float(stats.get("capacity", 0)))
+        d = self._delta
+        for outcome in ("started", "queued", "refused"):
+            d.add(outcome, self.opens[outcome], float(stats.get(outcome, 0)))
+        d.add("wait", self.queue_wait, float(stats.get("queue_wait_s", 0.0)))
+        d.add("calls", self.calls, float(stats.get("calls", 0)))
 
 
 class DriverMetrics:

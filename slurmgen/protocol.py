@@ -190,11 +190,15 @@ RegistryReply = Welcome | Refused | Table | StatsReply
 
 
 class SessionOpen(msgspec.Struct, tag="session_open", kw_only=True):
-    """Create a session with the pool's factory; ``spec`` is its (JSON) argument."""
+    """Create a session with the pool's factory; ``spec`` is its (JSON) argument. The member
+    opens one at a time within its capacity (``slurmgen.toolpool.admission``); an open that
+    must wait is queued and told so, unless ``wait`` is false and the member has no room:
+    then it is refused ("full") and the client asks another member."""
 
     request_id: int
     session: str
     spec: msgspec.Raw = msgspec.Raw(b"null")
+    wait: bool = True
 
 
 class SessionCall(msgspec.Struct, tag="session_call", kw_only=True):
@@ -215,7 +219,9 @@ class SessionClose(msgspec.Struct, tag="session_close", kw_only=True):
 class SessionReply(msgspec.Struct, tag="session_reply", kw_only=True, omit_defaults=True):
     """Answer to SessionOpen / SessionCall. ``error`` is "" on success; ``kind`` classifies
     a failure: "unknown" (no such session: the member restarted or dropped it), "full"
-    (at capacity), "error" (the factory or the method raised)."""
+    (no room and the open would not wait), "error" (the factory or the method raised).
+    ``kind="queued"`` is not an answer but a notice: the open waits in the member's queue;
+    its answer (same ``request_id``) follows when it is opened."""
 
     request_id: int
     result: msgspec.Raw = msgspec.Raw(b"null")

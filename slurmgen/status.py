@@ -55,6 +55,9 @@ class _PoolStats(msgspec.Struct):
     opened: int = 0
     calls: int = 0
     dropped_idle: int = 0
+    queued_now: int = 0  # opens waiting in the member's queue now
+    queued: int = 0  # opens that waited, in all
+    refused: int = 0  # opens refused for want of room (their client asked another member)
 
 
 @dataclass
@@ -157,7 +160,8 @@ def render(st: Status, run: RunDir, now: float) -> str:
         lines.append(f"  endpoint {url}: {n} requests outstanding")
     for pool in st.pools:
         lines.append(f"  tool pool {pool.member_id}: {pool.open} sessions open, {pool.opened} opened, "
-                     f"{pool.calls} tool calls" + (f", {pool.dropped_idle} dropped idle" if pool.dropped_idle else ""))
+                     f"{pool.calls} tool calls, {pool.queued_now} queued now ({pool.queued} queued in all), "
+                     f"{pool.refused} refused" + (f", {pool.dropped_idle} dropped idle" if pool.dropped_idle else ""))
     if st.expected and st.recent_tasks:
         remaining = max(0, st.expected - st.done)
         lines.append(f"ETA: {remaining / (st.recent_tasks / WINDOW_S):.0f} s")

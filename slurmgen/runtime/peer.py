@@ -335,7 +335,7 @@ class Peer:
                 "in_flight": len(self.origin.leases), "held": len(self.held),
                 "llm_outstanding": self.llm.outstanding(), "issued": self.origin.issued, "reissued": self.origin.reissued, "retried": self.origin.retried,
                 "written": self.origin.written, "duplicates": self.origin.duplicates,
-                "refused_frames": self.decoder.refused, "tools": dict(self.tools.counts),
+                "refused_frames": self.decoder.refused, "tools": {**self.tools.counts, "waiting": self.tools.waiting},
                 "oldest_in_flight": list(itertools.islice(self.origin.leases, 8)),  # issue order
                 "held_ids": list(itertools.islice(self.held, 8)), "task_failures": self.tasks.failures,
                 "spill": self.blobs.store.stats() if self.blobs is not None else {},

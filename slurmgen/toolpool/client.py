@@ -7,6 +7,11 @@ stopped), a request not answered within ``toolpool.call_timeout_s``, or a member
 longer knows the session (it restarted) raise ``ToolPoolError`` whose ``kind`` follows
 ``toolpool.on_lost`` — the runtime turns it into a failed task of that class.
 
+Opening a session never fails for capacity: the members are asked in turn not to queue
+it (a member without room refuses), and when none has room the task waits its turn in
+the queue of the first one (``slurmgen.toolpool.admission``) for as long as that member
+lives. A task let go while its open waits takes it out of the queue.
+
 ``LocalPools`` has the same interface and hosts the sessions in this process (unit
 tests, debugging).
 """
@@ -58,6 +63,7 @@ class _Link:
         self.task = task
         self.remote = remote  # the member is on another node than this process
         self.pending: dict[int, asyncio.Future[SessionReply]] = {}
+        self.queued: set[int] = set()  # requests the member said it queued (no timeout while it lives)
 
 
 class ToolPools:
@@ -72,7 +78,7 @@ class ToolPools:
         self._links: dict[str, _Link] = {}
         self._ids = itertools.count(1)
         self._decoder = codec.tool_reply_decoder()
-        self.counts = {"open": 0, "call": 0, "close": 0, "lost": 0}
+        self.counts = {"open": 0, "call": 0, "close": 0, "lost": 0, "queued": 0, "refused": 0}
         self.node = node  # this process's node: requests to members on other nodes are counted
         self.remote_bytes = 0  # requests sent to and replies received from members on other nodes
         self.tasks = tasks if tasks is not None else TaskSet(f"{identity}.tools")  # the receivers
@@ -118,9 +124,19 @@ class ToolPools:
                 self.remote_bytes += len(frame)
             if reply is None or link is None:
                 continue
+            if reply.kind == "queued":  # a notice; the answer follows
+                if reply.request_id in link.pending:
+                    link.queued.add(reply.request_id)
+                    self.counts["queued"] += 1
+                continue
             fut = link.pending.pop(reply.request_id, None)
             if fut is not None and not fut.done():
                 fut.set_result(reply)
+
+    @property
+    def waiting(self) -> int:
+        """Opens of this process waiting in a member's queue now."""
+        return sum(len(link.queued) for link in self._links.values())
 
     async def _request(self, member_id: str, make: Callable[[int], msgspec.Struct]) -> SessionReply:
         link = self._link(member_id)
@@ -129,13 +145,19 @@ class ToolPools:
         link.pending[request_id] = fut
         await self._send(link, codec.encode(make(request_id)))
         try:
-            return await asyncio.wait_for(fut, self.call_timeout_s)
-        except asyncio.TimeoutError:
-            self.counts["lost"] += 1
-            raise ToolPoolError(f"tool-pool member {member_id} did not answer within "
-                                f"{self.call_timeout_s:.0f} s (toolpool.call_timeout_s)", kind=self.kind) from None
+            while True:
+                try:
+                    return await asyncio.wait_for(asyncio.shield(fut), self.call_timeout_s)
+                except asyncio.TimeoutError:
+                    if request_id in link.queued:
+                        continue  # waiting its turn in the member's queue: as long as the member lives
+                    self.counts["lost"] += 1
+                    raise ToolPoolError(f"tool-pool member {member_id} did not answer within "
+                                        f"{self.call_timeout_s:.0f} s (toolpool.call_timeout_s)",
+                                        kind=self.kind) from None
         finally:
             link.pending.pop(request_id, None)
+            link.queued.discard(request_id)
 
     def _count(self, link: _Link, frame: bytes) -> None:
         if link.remote:
@@ -166,21 +188,34 @@ class ToolPools:
         if not candidates:
             raise ToolPoolError("no tool-pool member is registered (toolpool.size=0, or they all died)",
                                 kind=self.kind)
-        full = []
-        for member in candidates:
-            reply = await self._request(member.peer_id, lambda rid: SessionOpen(request_id=rid, session=sid,
-                                                                                 spec=_raw(spec)))
-            if reply.kind == "full":
-                full.append(member.peer_id)
-                continue
-            if reply.error:
-                raise ToolPoolError(f"opening session {sid} on {member.peer_id}: {reply.error}", kind="tool_error")
-            handle = SessionHandle(name=name, member=member.peer_id, session=sid)
-            orch.sessions = [*orch.sessions, handle]
-            self.counts["open"] += 1
-            return handle
-        raise ToolPoolError(f"every tool-pool member is at capacity ({', '.join(full)}); raise "
-                            "toolpool.capacity or toolpool.size", kind="tool_error")
+        raw = _raw(spec)
+        for member in candidates:  # a member with room (perhaps after the opens queued before)
+            reply = await self._open_on(member.peer_id, sid, raw, wait=False)
+            if reply.kind != "full":
+                return self._opened(orch, name, sid, member.peer_id, reply)
+            self.counts["refused"] += 1
+        # every member is full: wait in the queue of the one the task prefers
+        first = candidates[0].peer_id
+        return self._opened(orch, name, sid, first, await self._open_on(first, sid, raw, wait=True))
+
+    def _opened(self, orch: Orchestrator, name: str, sid: str, member_id: str, reply: SessionReply) -> SessionHandle:
+        if reply.error:
+            raise ToolPoolError(f"opening session {sid} on {member_id}: {reply.error}", kind="tool_error")
+        handle = SessionHandle(name=name, member=member_id, session=sid)
+        orch.sessions = [*orch.sessions, handle]
+        self.counts["open"] += 1
+        return handle
+
+    async def _open_on(self, member_id: str, sid: str, raw: msgspec.Raw, *, wait: bool) -> SessionReply:
+        """One ``SessionOpen``; if the task is let go meanwhile, the member forgets it."""
+        try:
+            return await self._request(member_id, lambda rid: SessionOpen(request_id=rid, session=sid, spec=raw,
+                                                                          wait=wait))
+        except asyncio.CancelledError:
+            link = self._links.get(member_id)
+            if link is not None:
+                link.sock.send(codec.encode(SessionClose(session=sid)))
+            raise
 
     async def call(self, orch: Orchestrator, name: str, method: str, args: Any) -> Any:
         """Call ``method`` of the task's open session ``name``; return its JSON result."""
@@ -222,16 +257,26 @@ class LocalPools:
 
     def __init__(self, factory: Factory, capacity: int = 1 << 30) -> None:
         self.host = SessionHost(factory, capacity, idle_s=float("inf"))
+        self._room: asyncio.Event | None = None  # set when a release makes room
+        self.waiting = 0
 
     async def open(self, orch: Orchestrator, name: str, spec: Any) -> SessionHandle:
+        """As ``ToolPools.open``: at capacity, wait until a release makes room."""
         handle = find_handle(orch, name)
         if handle is not None:
             return handle
         sid = task_session(orch, name)
-        try:
-            self.host.open(sid, msgspec.json.decode(msgspec.json.encode(spec)))
-        except PoolFull as exc:
-            raise ToolPoolError(str(exc), kind="tool_error") from None
+        while True:
+            try:
+                self.host.open(sid, msgspec.json.decode(msgspec.json.encode(spec)))
+                break
+            except PoolFull:
+                self._room = self._room or asyncio.Event()
+                self.waiting += 1
+                try:
+                    await self._room.wait()
+                finally:
+                    self.waiting -= 1
         handle = SessionHandle(name=name, member="local", session=sid)
         orch.sessions = [*orch.sessions, handle]
         return handle
@@ -250,6 +295,9 @@ class LocalPools:
         for handle in orch.sessions:
             self.host.close(handle.session)
         orch.sessions = []
+        if self._room is not None:
+            self._room.set()
+            self._room = None
 
     def on_membership(self) -> None:
         pass

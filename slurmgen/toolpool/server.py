@@ -6,8 +6,12 @@ It reads the run's config (``toolpool.*`` and the workflow's ``toolpool_factory`
 binds a CurveZMQ ROUTER, registers as kind ``"toolpool"`` with ``toolpool.capacity``,
 and answers ``SessionOpen`` / ``SessionCall`` / ``SessionClose``. Session work (a
 factory or a method, blocking Python) runs on one worker thread, so the event loop
-keeps heartbeating and receiving while an environment computes. Sessions unused for
-``toolpool.idle_s`` are dropped. SIGTERM: unregister, close every session, exit 0.
+keeps heartbeating and receiving while an environment computes. Opens are admitted one
+at a time within the capacity, the others wait in a queue (``admission``): a herd of
+tasks never builds hundreds of environments at once, nor fails for capacity. Sessions
+unused for ``toolpool.idle_s`` are dropped. SIGTERM: unregister, close every session,
+exit 0. With ``run.metrics`` it serves Prometheus metrics (sessions open, queued,
+refused; ``slurmgen.metrics.PoolMetrics``).
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ from slurmgen.confload import load_run_config
 from slurmgen.lifecycle import serve_until_signalled, until_stopped
 from slurmgen.logs import setup_logging
 from slurmgen.membership import RegistryClient
+from slurmgen.metrics import Exporter
 from slurmgen.protocol import Member, SessionCall, SessionClose, SessionOpen, SessionReply
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.runtime.faults import fault
 from slurmgen.runtime.tasks import TaskSet
+from slurmgen.toolpool.admission import Admission
 from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, load_factory, pool_factory
 
 log = logging.getLogger("slurmgen.toolpool")
@@ -52,12 +58,16 @@ class PoolServer:
             raise SystemExit(f"{name}: no session factory (set toolpool.factory or the workflow's toolpool_factory)")
         tp = self.conf.toolpool
         self.host = SessionHost(load_factory(factory_path), tp.capacity, tp.idle_s)
+        self.admission = Admission(tp.capacity)
         self.member_id = f"{name}.{uuid.uuid4().hex[:6]}"
         self.tasks = TaskSet(self.member_id)  # requests, session closes, own loops, registry client
         self.ctx = zmq.asyncio.Context()
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
         bind = hosts.default_host(self.conf.cluster.kind, self.conf.cluster.host, self.conf.cluster.interface)
         self.router, self.address = self.sockets.bind_router(bind)
+        self.exporter = Exporter(f"toolpool-{name}", run.root, bind, kind="toolpool", enabled=self.conf.run.metrics,
+                                 sd_extra_dir=self.conf.run.metrics_sd_dir or None)
+        self.metrics = self.exporter.pool()
         member = Member(peer_id=self.member_id, kind="toolpool", address=self.address, node=hosts.node_name(),
                         capacity=tp.capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=self.conf.run.heartbeat_s,
@@ -67,6 +77,14 @@ class PoolServer:
         self.received: collections.Counter[str] = collections.Counter()
 
     async def _work(self, identity: bytes, msg: SessionOpen | SessionCall) -> None:
+        try:
+            await self._answer(identity, msg)
+        finally:
+            if isinstance(msg, SessionOpen):
+                self.admission.finished()
+                self._admit()
+
+    async def _answer(self, identity: bytes, msg: SessionOpen | SessionCall) -> None:
         loop = asyncio.get_running_loop()
         fault("pool-work")
         try:
@@ -96,16 +114,41 @@ class PoolServer:
                 continue
             msg = self.decoder.decode(frames[1])
             match msg:
-                case SessionOpen() | SessionCall():
-                    self.received[type(msg).__name__] += 1
+                case SessionOpen():
+                    self.received["SessionOpen"] += 1
+                    self._offer(frames[0], msg)
+                case SessionCall():
+                    self.received["SessionCall"] += 1
                     self._start_work(frames[0], msg)
                 case SessionClose(session=sid):
                     self.received["SessionClose"] += 1
-                    # behind any call still queued on the worker, so it never races one
-                    self.tasks.spawn(asyncio.get_running_loop().run_in_executor(self.worker, self.host.close, sid),
-                                     kind=f"closing session {sid}")
+                    if not self.admission.cancel(sid):
+                        self.tasks.spawn(self._close(sid), kind=f"closing session {sid}")
                 case None:
                     self.received["malformed"] += 1
+
+    def _offer(self, identity: bytes, msg: SessionOpen) -> None:
+        verdict = self.admission.offer(identity, msg, len(self.host), msg.session in self.host)
+        if verdict == "start":
+            self._start_work(identity, msg)
+            return
+        kind = "queued" if verdict == "queued" else "full"
+        error = "" if verdict == "queued" else (f"no room: {len(self.host)} sessions open, "
+                                                f"{len(self.admission.queue)} queued, capacity {self.host.capacity}")
+        reply = SessionReply(request_id=msg.request_id, error=error, kind=kind)
+        self.tasks.spawn(self.router.send_multipart([identity, codec.encode(reply)]), kind=f"{kind} reply")
+
+    def _admit(self) -> None:
+        """Start the next queued open, if the member has room and is opening none."""
+        waiting = self.admission.next(len(self.host))
+        if waiting is not None:
+            self._start_work(waiting.reply_to, waiting.msg)
+
+    async def _close(self, sid: str) -> None:
+        # behind any call still queued on the worker, so it never races one
+        await asyncio.get_running_loop().run_in_executor(self.worker, self.host.close, sid)
+        self.registry.load = len(self.host)
+        self._admit()
 
     def _start_work(self, identity: bytes, msg: SessionOpen | SessionCall) -> None:
         def failed(exc: BaseException) -> None:  # answer anyway: the caller must not wait call_timeout_s
@@ -122,6 +165,7 @@ class PoolServer:
             if dropped:
                 log.warning("dropped %d idle sessions (unused for %.0f s)", len(dropped), self.host.idle_s)
             self.registry.load = len(self.host)
+            self._admit()
 
     async def _stats_loop(self) -> None:
         """Stats while running: a sandboxed member may be killed before ``close`` writes them."""
@@ -130,6 +174,7 @@ class PoolServer:
             await asyncio.sleep(STATS_S)
             fault("pool-loop")
             now = self.stats()
+            self.metrics.sync(now)
             if now != last:
                 self._write_stats(now)
                 last = now
@@ -137,7 +182,8 @@ class PoolServer:
     def stats(self) -> dict[str, Any]:
         h = self.host
         return {"member_id": self.member_id, "received": dict(self.received), "open": len(h), "opened": h.opened,
-                "closed": h.closed, "calls": h.calls, "dropped_idle": h.dropped_idle, "superseded": h.superseded}
+                "closed": h.closed, "calls": h.calls, "dropped_idle": h.dropped_idle, "superseded": h.superseded,
+                "capacity": h.capacity, "open_peak": h.peak, **self.admission.stats()}
 
     def _write_stats(self, stats: dict[str, Any] | None = None) -> None:
         write_atomic(self.run.stats(f"toolpool-{self.member_id}"), msgspec.json.encode(stats or self.stats()))
@@ -160,6 +206,7 @@ class PoolServer:
         self.worker.submit(self.host.close_all).result()
         self.worker.shutdown()
         self.router.close()
+        self.exporter.close()
         self.sockets.close()
         self.ctx.term()
 

@@ -73,6 +73,7 @@ class SessionHost:
         self._used: dict[str, float] = {}
         self._attempts: dict[str, str] = {}  # "task/name" -> the session id of its latest attempt
         self.opened = self.closed = self.calls = self.dropped_idle = self.superseded = 0
+        self.peak = 0  # most sessions open at once
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -97,6 +98,7 @@ class SessionHost:
         self._used[session_id] = self.clock()
         self._attempts[key] = session_id
         self.opened += 1
+        self.peak = max(self.peak, len(self._sessions))
 
     def call(self, session_id: str, method: str, args: Any) -> Any:
         session = self._sessions.get(session_id)

