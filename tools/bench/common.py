@@ -218,6 +218,18 @@ def proc_cpu_rss(pid: int) -> tuple[float, int] | None:
     return (utime + stime) / TICK, rss * PAGE
 
 
+def proc_pss(pid: int) -> int | None:
+    """Proportional set size of one process (its shared pages divided among their users)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def children_map() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
@@ -312,13 +324,15 @@ class Sample:
     sim_cpu: float = 0.0
     sim_rss: int = 0
     pools: dict[str, PoolSample] = field(default_factory=dict)  # pool -> its replicas (fleet.pools())
+    pss: int = 0  # PSS bytes summed over the watched tree (shared pages once); 0 = not read in this sample
 
 
 class Sampler:
     """Samples the replicas' /metrics and the CPU / RSS of a process tree every ``period`` s."""
 
-    def __init__(self, fleet: Fleet, root_pid: int | None = None, period: float = 0.25) -> None:
+    def __init__(self, fleet: Fleet, root_pid: int | None = None, period: float = 0.25, pss_every: int = 0) -> None:
         self.fleet, self.root_pid, self.period = fleet, root_pid, period
+        self.pss_every = pss_every  # read the tree's PSS (smaps_rollup) every this many samples (0 = never)
         self.samples: list[Sample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -369,10 +383,13 @@ class Sampler:
             pools=pools,
         )
         if self.root_pid is not None:
+            with_pss = self.pss_every > 0 and len(self.samples) % self.pss_every == 0
             for pid in descendants(self.root_pid):
                 got = proc_cpu_rss(pid)
                 if got is None:
                     continue
+                if with_pss:
+                    s.pss += proc_pss(pid) or 0
                 kind = self._kinds.get(pid) or classify(cmdline(pid))
                 if kind != "driver" or pid == self.root_pid:  # a child between fork and exec looks like its parent
                     self._kinds[pid] = kind

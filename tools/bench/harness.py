@@ -42,10 +42,12 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: floa
 
 def measure(proc: subprocess.Popen, fleet: Fleet, *, warm: float, window: float, timebox: bool = True,
             start_timeout: float = 180.0, on_tick: Callable[[], None] | None = None,
-            stop_sig: int = signal.SIGINT, period: float = 0.25) -> tuple[dict[str, object], Sampler]:
+            stop_sig: int = signal.SIGINT, period: float = 0.25, pss_every: int = 0
+            ) -> tuple[dict[str, object], Sampler]:
     """Sample while ``proc`` runs; measure ``[first activity + warm, + window]`` (time-boxed: then stop it),
-    or, for a run to completion, the window between 10 % and 90 % of its requests."""
-    sampler = Sampler(fleet, root_pid=proc.pid, period=period)
+    or, for a run to completion, the window between 10 % and 90 % of its requests. ``pss_every``: read
+    the tree's PSS every this many samples (it costs the kernel a walk of every mapping)."""
+    sampler = Sampler(fleet, root_pid=proc.pid, period=period, pss_every=pss_every)
     ran_out = False
     with sampler:
         deadline = time.monotonic() + start_timeout
