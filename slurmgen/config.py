@@ -303,7 +303,8 @@ class ToolPoolConf:
     size: int = -1
     # "package.module:function" (spec) -> session; "" = the workflow's toolpool_factory
     factory: str = ""
-    # sessions one member hosts at once (more are refused; the client tries another member)
+    # sessions one member hosts at once; it opens them one at a time, and an open that finds
+    # every member full waits in a member's queue (slurmgen.toolpool.admission)
     capacity: int = 256
     # how a member runs: none (plain process), bwrap (bubblewrap: read-only root, private
     # /tmp, only the run directory writable), apptainer (the image below; clusters)
