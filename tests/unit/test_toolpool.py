@@ -178,3 +178,30 @@ def test_toolpool_sbatch_template_golden() -> None:
     text = files["toolpool.sbatch"]
     golden = GOLDEN / "toolpool.sbatch"
     assert text == golden.read_text(), f"update {golden} if the change is intended:\n{text}"
+
+
+def test_admission_opens_one_at_a_time_in_order_within_capacity() -> None:
+    from slurmgen.protocol import SessionOpen
+    from slurmgen.toolpool.admission import Admission
+
+    def open_(sid: str, wait: bool = True) -> SessionOpen:
+        return SessionOpen(request_id=0, session=sid, wait=wait)
+
+    now = [0.0]
+    adm = Admission(capacity=2, clock=lambda: now[0])
+    assert adm.offer("c", open_("a"), hosted=0, already_open=False) == "start"
+    assert adm.offer("c", open_("b", wait=False), hosted=0, already_open=False) == "queued"  # its turn after a
+    assert adm.offer("c", open_("c", wait=False), hosted=0, already_open=False) == "refused"  # a + b fill it
+    assert adm.offer("c", open_("d"), hosted=0, already_open=False) == "queued"
+    assert adm.offer("c", open_("e"), hosted=0, already_open=False) == "queued"
+    assert adm.next(hosted=0) is None  # a is still being opened
+    adm.finished()
+    now[0] = 1.5
+    assert adm.next(hosted=1).msg.session == "b"
+    adm.finished()
+    assert adm.next(hosted=2) is None  # full: d waits for a close
+    assert adm.cancel("d") and not adm.cancel("d")
+    assert adm.next(hosted=1).msg.session == "e"
+    assert adm.offer("c", open_("a"), hosted=2, already_open=True) == "start"  # a repeated open of a live session
+    assert adm.stats() == {"queued_now": 0, "opening": 2, "started": 4, "queued": 3, "refused": 1,
+                           "queue_wait_s": 3.0}
