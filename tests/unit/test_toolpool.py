@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from slurmgen.launchers.plan import make_plan, sim_script
 
 from slurmgen.config import SlurmgenConf, ToolPoolConf, WorkflowConf
 from slurmgen.errors import ConfigError
-from slurmgen.launchers.plan import make_plan, sim_script
 from slurmgen.toolpool import sandbox
 from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, pool_size
 
@@ -148,6 +148,7 @@ def test_missing_bubblewrap_is_a_clear_config_error(monkeypatch: pytest.MonkeyPa
 def test_slurm_hetjob_packs_llm_and_peer_and_leaves_pools_in_their_own_array(monkeypatch: pytest.MonkeyPatch,
                                                                              tmp_path: Path) -> None:
     from slurmgen.launchers import slurm
+
     from slurmgen.rundir import RunDir
 
     conf = _conf()
