@@ -90,6 +90,32 @@ def test_peer_counters_move(exporter: Exporter) -> None:
     assert value(after, "slurmgen_prompt_tokens_total", role="filter") == 0
 
 
+def test_tool_sessions_open_queued_and_refused(tmp_path: Path) -> None:
+    """A pool member's gauges and counters (from its stats), and a peer's view of its own opens."""
+    ex = Exporter("toolpool-pool-0", tmp_path / "run", "127.0.0.1", kind="toolpool")
+    try:
+        pool = ex.pool()
+        stats = {"open": 2, "opening": 1, "queued_now": 7, "capacity": 2, "started": 9, "queued": 12, "refused": 3,
+                 "queue_wait_s": 4.5, "calls": 40}
+        pool.sync(stats)
+        pool.sync({**stats, "queued_now": 5, "started": 11})
+        peer = ex.peer()
+        peer.sync({"tools": {"open": 4, "call": 9, "close": 3, "lost": 0, "queued": 6, "refused": 2, "waiting": 5}})
+        got = scrape(ex)
+    finally:
+        ex.close()
+    assert value(got, "slurmgen_toolpool_sessions", state="open") == 2
+    assert value(got, "slurmgen_toolpool_sessions", state="queued") == 5
+    assert value(got, "slurmgen_toolpool_sessions", state="opening") == 1
+    assert value(got, "slurmgen_toolpool_capacity") == 2
+    assert value(got, "slurmgen_toolpool_opens_total", outcome="started") == 11
+    assert value(got, "slurmgen_toolpool_opens_total", outcome="queued") == 12
+    assert value(got, "slurmgen_toolpool_opens_total", outcome="refused") == 3
+    assert value(got, "slurmgen_toolpool_queue_wait_seconds_total") == 4.5
+    assert value(got, "slurmgen_tool_requests_total", kind="refused") == 2
+    assert value(got, "slurmgen_tool_opens_waiting") == 5
+
+
 def test_driver_metrics(tmp_path: Path) -> None:
     ex = Exporter("driver", tmp_path / "run", "127.0.0.1")
     try:
