@@ -9,8 +9,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from slurmgen.launchers.plan import ProcessSpec
-from slurmgen.lifeline import die_with_parent
+from slurmgen.run.plan import ProcessSpec
+from slurmgen.proc.lifeline import die_with_parent
 from slurmgen.rundir import RunDir
 
 log = logging.getLogger("slurmgen.launcher.local")

@@ -15,27 +15,29 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen import curve, dataset, duplicates, fdlimit, hosts, inputs, ports
-from slurmgen.bounds import check_bounds
-from slurmgen.config import SlurmgenConf
-from slurmgen.confload import dump
-from slurmgen.diskspace import check_room
+from slurmgen.transport import curve, hosts, ports
+from slurmgen.input import dataset, duplicates, formats
+from slurmgen.proc import fdlimit
+from slurmgen.config.bounds import check_bounds
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.config.load import dump
+from slurmgen.proc.diskspace import check_room
 from slurmgen.errors import ConfigError, DatasetError, EarlyStop, RunCrashed, SlurmgenError, StartupError
 from slurmgen.exitcodes import Exit
 from slurmgen.launchers.local import LocalLauncher
-from slurmgen.launchers.plan import make_plan
-from slurmgen.logs import setup_logging
-from slurmgen.metrics import DriverMetrics, Exporter
-from slurmgen.progress import Counts, ResultsTail
+from slurmgen.run.plan import make_plan
+from slurmgen.proc.logs import setup_logging
+from slurmgen.proc.metrics import DriverMetrics, Exporter
+from slurmgen.run.progress import Counts, ResultsTail
 from slurmgen.report import write_report
-from slurmgen.resume import check_resume
+from slurmgen.run.resume import check_resume
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.spill.paths import spill_root
-from slurmgen.summary import Summary, cross_node, endpoint_stats, pool_usage, read_records, spill_counts, summarize
-from slurmgen.ui import ProgressBar
-from slurmgen.validate import report as validation_report
-from slurmgen.validate import validate
-from slurmgen.watchdog import Watchdog, check_conf as check_watchdog_conf, last_errors
+from slurmgen.run.summary import Summary, cross_node, endpoint_stats, pool_usage, read_records, spill_counts, summarize
+from slurmgen.run.ui import ProgressBar
+from slurmgen.run.validate import report as validation_report
+from slurmgen.run.validate import validate
+from slurmgen.run.watchdog import Watchdog, check_conf as check_watchdog_conf, last_errors
 from slurmgen.workflow import Workflow, import_path, load_workflow
 
 log = logging.getLogger("slurmgen.driver")
@@ -53,7 +55,7 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     check_bounds(conf)
     workflow = load_workflow(conf.workflow)
     if conf.dataset.hf:
-        conf.dataset.path = str(dataset.check_path(f"{inputs.HUB}{conf.dataset.hf}:{conf.dataset.split}"))
+        conf.dataset.path = str(dataset.check_path(f"{formats.HUB}{conf.dataset.hf}:{conf.dataset.split}"))
     elif conf.dataset.path:
         conf.dataset.path = str(dataset.check_path(conf.dataset.path))
     else:
@@ -61,8 +63,8 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     make_plan(conf, Path(conf.run.dir))  # validates backends and sizes
     check_watchdog_conf(conf.run)
     source = Path(conf.dataset.path)
-    conf.dataset.format = inputs.detect(source)
-    conf.dataset.fingerprint = inputs.fingerprint(source, conf.dataset.format)
+    conf.dataset.format = formats.detect(source)
+    conf.dataset.fingerprint = formats.fingerprint(source, conf.dataset.format)
     rows, dups = scan_rows(conf, workflow)
     expected = (rows - len(dups.skipped)) * conf.run.trials
     if expected == 0:
