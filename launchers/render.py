@@ -174,7 +174,7 @@ def compose(overrides: list[str]) -> SlurmgenConf:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from slurmgen.run.driver import prepare
+    from slurmgen.run.prepare import prepare
     from slurmgen.errors import SlurmgenError
 
     args = list(sys.argv[1:] if argv is None else argv)

@@ -86,7 +86,7 @@ def test_hetjob_refuses_more_replicas_than_peers() -> None:
 
 
 def test_an_unknown_cluster_kind_names_the_valid_ones(tmp_path: Path) -> None:
-    from slurmgen.run.driver import make_launcher
+    from slurmgen.run.launcher import make_launcher
     from slurmgen.rundir import RunDir
 
     with pytest.raises(ConfigError, match="valid: local, slurm"):
