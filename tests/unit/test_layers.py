@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import ast
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTSIDE_CORE = ("slurmgen.launchers", "slurmgen.agents", "hydra_plugins")
