@@ -11,7 +11,7 @@ at a time within the capacity, the others wait in a queue (``admission``): a her
 tasks never builds hundreds of environments at once, nor fails for capacity. Sessions
 unused for ``toolpool.idle_s`` are dropped. SIGTERM: unregister, close every session,
 exit 0. With ``run.metrics`` it serves Prometheus metrics (sessions open, queued,
-refused; ``slurmgen.metrics.PoolMetrics``).
+refused; ``slurmgen.proc.metrics.PoolMetrics``).
 """
 
 from __future__ import annotations
@@ -30,17 +30,17 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, hosts, sockets
-from slurmgen.confload import load_run_config
-from slurmgen.lifecycle import serve_until_signalled, until_stopped
-from slurmgen.logs import setup_logging
-from slurmgen.membership import RegistryClient
-from slurmgen.metrics import Exporter
+from slurmgen.config.load import load_run_config
+from slurmgen.proc.faults import fault
+from slurmgen.proc.lifecycle import serve_until_signalled, until_stopped
+from slurmgen.proc.logs import setup_logging
+from slurmgen.proc.metrics import Exporter
+from slurmgen.proc.tasks import TaskSet
 from slurmgen.protocol import Member, SessionCall, SessionClose, SessionOpen, SessionReply
+from slurmgen.registry.membership import RegistryClient
 from slurmgen.rundir import RunDir, write_atomic
-from slurmgen.runtime.faults import fault
-from slurmgen.runtime.tasks import TaskSet
 from slurmgen.toolpool.admission import Admission
+from slurmgen.transport import codec, curve, hosts, sockets
 from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, load_factory, pool_factory
 
 log = logging.getLogger("slurmgen.toolpool")
