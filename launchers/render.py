@@ -174,6 +174,7 @@ def compose(overrides: list[str]) -> SlurmgenConf:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from slurmgen import runlock
     from slurmgen.driver import prepare
     from slurmgen.errors import SlurmgenError
 
@@ -187,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         conf = compose(args)
         if shutil.which("sinfo"):  # on a cluster: resources checked, auto sized (launchers/fit.py)
             conf = fit.fit_conf(conf, components(conf), fit.read_nodes())
-        run, _, _ = prepare(conf)
+        run, _, _, holder = prepare(conf)
+        runlock.release(run, holder)  # rendering holds no lock: the driver that submits takes it
         written = write_all(conf, run.root)
     except SlurmgenError as exc:
         print(f"slurmgen: error: {exc}", file=sys.stderr)

@@ -31,15 +31,39 @@ def _hydra_main(cfg: DictConfig) -> int:
     return code
 
 
+# name -> (module with main(argv) -> int, one line of help); `slurmgen NAME --help` shows its own help
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "status": ("slurmgen.status", "how a run is going or went: tasks, reasons, tokens/s (--output json)"),
+    "export": ("slurmgen.export.cli", "a training set (jsonl, parquet, hf) from a run's records"),
+    "report": ("slurmgen.report.__main__", "(re)write RUN/report.html"),
+    "render": ("slurmgen.launchers.render", "sbatch scripts for a run, nothing submitted"),
+}
+
+USAGE = """usage: slurmgen [workflow=NAME] [KEY=VALUE ...]   run a workflow (the driver; Hydra overrides)
+       slurmgen COMMAND ... [--help]
+
+commands:
+{commands}
+
+Run `slurmgen COMMAND --help` for a command's options. The run's config keys and their
+defaults follow (Hydra's help; `slurmgen workflow=NAME --cfg job` prints one workflow's).
+"""
+
+
+def _usage() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    return USAGE.format(commands="\n".join(f"  {n:<{width}}  {h}" for n, (_, h) in SUBCOMMANDS.items()))
+
+
 def main() -> None:
-    if sys.argv[1:2] == ["export"]:
-        from slurmgen.export.cli import main as export_main
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command in SUBCOMMANDS:
+        import importlib
 
-        sys.exit(export_main(sys.argv[2:]))
-    if sys.argv[1:2] == ["status"]:
-        from slurmgen.status import main as status_main
-
-        sys.exit(status_main(sys.argv[2:]))
+        sys.exit(importlib.import_module(SUBCOMMANDS[command][0]).main(sys.argv[2:]))
+    if command in ("-h", "--help"):
+        print(_usage())
+        sys.stdout.flush()
     try:
         check_overrides(sys.argv[1:])
     except SlurmgenError as exc:

@@ -10,15 +10,15 @@ import shutil
 import signal
 import sys
 import time
-from typing import Any, Protocol
 from pathlib import Path
+from typing import Any, Protocol
 
 import msgspec
 
-from slurmgen import curve, dataset, duplicates, fdlimit, hosts, inputs, ports
+from slurmgen import curve, dataset, duplicates, fdlimit, hosts, inputs, ports, runlock
 from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
-from slurmgen.confload import dump
+from slurmgen.confload import dump, workflow_spec
 from slurmgen.diskspace import check_room
 from slurmgen.errors import ConfigError, DatasetError, EarlyStop, RunCrashed, SlurmgenError, StartupError
 from slurmgen.exitcodes import Exit
@@ -47,7 +47,7 @@ class Terminated(BaseException):
     """SIGTERM reached the driver (a BaseException, like KeyboardInterrupt: nothing may swallow it)."""
 
 
-def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
+def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int, runlock.Holder]:
     """Everything that can fail before a process starts fails here."""
     fdlimit.raise_nofile()  # the processes started here inherit it
     check_bounds(conf)
@@ -73,11 +73,16 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     conf.run.dir = str(run.root)
     text = dump(conf)
     check_resume(run, conf)
-    run.make()
-    curve.prepare_keys(run.root, conf.run.curve)
-    write_atomic(run.config, text.encode())
-    write_atomic(duplicates.path(run.state), msgspec.json.encode(dups))
-    return run, workflow, expected
+    holder = runlock.acquire(run.make_writable())
+    try:
+        curve.prepare_keys(run.root, conf.run.curve)
+        write_atomic(run.config, text.encode())
+        write_atomic(duplicates.path(run.state), msgspec.json.encode(dups))
+        write_atomic(run.state / "workflow.json", msgspec.json.encode(workflow_spec(conf.workflow.name)))
+    except BaseException:
+        runlock.release(run, holder)
+        raise
+    return run, workflow, expected, holder
 
 
 def scan_rows(conf: SlurmgenConf, workflow: Workflow) -> tuple[int, duplicates.Duplicates]:
@@ -167,6 +172,7 @@ def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBa
     remaining = expected - tail.poll().done
     watchdog = Watchdog(run, conf.run, expected)
     while True:
+        runlock.refresh(run)
         counts = tail.poll()
         bar.update(counts)
         if metrics is not None:
@@ -202,7 +208,14 @@ def execute(conf: SlurmgenConf) -> Summary | None:
             raise DatasetError(f"{len(result.bad)} bad rows (listed above); fix them or let them become failed records")
         print("config and dataset are valid; nothing was started")
         return None
-    run, workflow, expected = prepare(conf)
+    run, workflow, expected, holder = prepare(conf)
+    try:
+        return _run(conf, run, workflow, expected)
+    finally:
+        runlock.release(run, holder)
+
+
+def _run(conf: SlurmgenConf, run: RunDir, workflow: Workflow, expected: int) -> Summary:
     setup_logging(run.log("driver"), fmt=conf.run.log_format)
     if conf.cluster.port_range:  # the driver's own /metrics too
         os.environ[ports.ENV] = conf.cluster.port_range
@@ -233,6 +246,7 @@ def execute(conf: SlurmgenConf) -> Summary | None:
     records = list(read_records(run.results))
     summary = summarize(records, workflow=workflow.name, started_at=started,
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)
+    summary.measured_from = started
     summary.usage_by_pool = pool_usage((r.usage for r in records), endpoint_stats(run.state))
     dups = duplicates.load(run.state)
     summary.duplicates_skipped, summary.duplicates_renamed = len(dups.skipped), len(dups.renamed)
@@ -240,6 +254,7 @@ def execute(conf: SlurmgenConf) -> Summary | None:
     summary.spill_inline_fallbacks = spill.get("inline_fallbacks", 0)
     summary.spill_free_failed = spill.get("free_failed", 0)
     summary.cross_node = cross_node(run.state)
+    keep_measured(summary, run.summary)
     write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))
     try:
         report_path: Path | None = write_report(run.root)
@@ -247,9 +262,30 @@ def execute(conf: SlurmgenConf) -> Summary | None:
         log.exception("report.html not written; try: python -m slurmgen.report %s", run.root)
         report_path = None
     print(f"{summary.tasks_total} records ({summary.tasks_ok} ok, {summary.tasks_rejected} rejected, "
-          f"{summary.tasks_failed} failed), {summary.tokens_per_s:.0f} tokens/s; summary: {run.summary}"
-          + (f"; report: {report_path}" if report_path else ""))
+          f"{summary.tasks_failed} failed), {summary.tokens_per_s:.0f} tokens/s ({throughput_span(summary, started)}); "
+          f"summary: {run.summary}" + (f"; report: {report_path}" if report_path else ""))
     return summary
+
+
+def keep_measured(summary: Summary, previous: Path) -> None:
+    """A rerun that finished no task measured nothing: keep the throughput its last measuring run wrote."""
+    if summary.tasks_per_s > 0 or not previous.exists():
+        return
+    try:
+        old = msgspec.json.decode(previous.read_bytes(), type=Summary)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return
+    if old.tasks_per_s > 0:
+        summary.wall_s, summary.tokens_per_s, summary.tasks_per_s = old.wall_s, old.tokens_per_s, old.tasks_per_s
+        summary.measured_from = old.measured_from
+
+
+def throughput_span(summary: Summary, started: float) -> str:
+    """What span summary.json's tokens/s is over, in words."""
+    own = abs(summary.measured_from - started) < 1e-6
+    when = "" if own else " of the run started " + time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                   time.localtime(summary.measured_from))
+    return f"over the driver's wall time{when}, {summary.wall_s:.1f} s, startup and stop included"
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -279,4 +315,10 @@ def run_or_explain(conf: SlurmgenConf) -> int:
               f"(all reasons in {conf.run.dir}/summary.json); the records are written, the run is not usable as it "
               "is.", file=sys.stderr)
         return int(Exit.FAILURE_RATE)
+    if summary is not None and summary.metrics_error:
+        print(f"slurmgen: error: the run finished and every record is written, but the workflow's metrics "
+              f"function failed — a bug in the workflow, not in slurmgen: {summary.metrics_error}. summary.json "
+              "and report.html are written without its metrics (metrics_error names it); fix the function and "
+              "run the same command again: it recomputes them.", file=sys.stderr)
+        return int(Exit.METRICS_FAILED)
     return int(Exit.OK)

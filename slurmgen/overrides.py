@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
 from slurmgen.config import LLMConf, SlurmgenConf
 from slurmgen.confload import workflow_classes
 from slurmgen.errors import ConfigError
@@ -41,9 +44,24 @@ def check_overrides(argv: list[str]) -> None:
         for option in name.split(","):
             if option not in classes:
                 raise ConfigError(f"unknown workflow {option!r}; available: {', '.join(sorted(classes))}")
-    workflow_cls = classes.get(chosen[0].split(",")[0] if chosen else DEFAULT_WORKFLOW)
-    for key, _ in pairs:
+    workflow = chosen[0].split(",")[0] if chosen else DEFAULT_WORKFLOW
+    _check_workflow_name(pairs, workflow, sorted(classes))
+    workflow_cls = classes.get(workflow)
+    for key, value in pairs:
         _check_key(key, workflow_cls)
+        _check_type(key, value, workflow_cls)
+
+
+def _check_workflow_name(pairs: list[tuple[str, str]], workflow: str, valid: list[str]) -> None:
+    """``workflow.name`` is the workflow group's own: ``workflow=NAME`` picks a workflow, not it."""
+    for key, value in pairs:
+        if key != "workflow.name" or value == workflow:
+            continue
+        known = value in valid
+        raise ConfigError(f"workflow.name={value} does not choose the workflow"
+                          + ("" if known else f" (and {value!r} is no workflow)")
+                          + f"; choose one with workflow=NAME (valid: {', '.join(valid)})"
+                          + (f", e.g. workflow={value}" if known else ""))
 
 
 # Dicts whose keys the user names (a new LLM pool, a role's pool): Hydra's struct mode would
@@ -76,3 +94,37 @@ def _check_key(key: str, workflow_cls: type | None) -> None:
     if name not in valid:
         listing = ", ".join(f"{group}.{n}" for n in valid)
         raise ConfigError(f"unknown config key {key!r}; valid keys of {group}: {listing}")
+
+
+def _leaf_schema(key: str, workflow_cls: type | None) -> tuple[type | None, str]:
+    """The dataclass that declares ``key``'s field and the field's name (None when not one field)."""
+    group, _, rest = key.partition(".")
+    if group == "llms":
+        _, _, rest = rest.partition(".")
+        schema: type | None = LLMConf
+    else:
+        schema = _schema_of(group, workflow_cls) if workflow_cls else None
+    if not rest or "." in rest or schema is None or not dataclasses.is_dataclass(schema):
+        return None, ""
+    return schema, rest
+
+
+def _check_type(key: str, value: str, workflow_cls: type | None) -> None:
+    """``dataset.limit=abc``: refused here, naming the field's type (Hydra would exit 1 later)."""
+    schema, name = _leaf_schema(key, workflow_cls)
+    if schema is None or "${" in value or _is_sweep(value):
+        return
+    field_type = _fields(schema)[name].type
+    try:
+        node = OmegaConf.structured(schema)
+        OmegaConf.merge(node, OmegaConf.from_dotlist([f"{name}={value}"]))
+    except OmegaConfBaseException as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{key}={value}: {first} ({key} is {field_type})") from None
+
+
+def _is_sweep(value: str) -> bool:
+    """Hydra's sweep syntax (a,b / range(...) / choice(...) / glob(...)): checked per job, not here."""
+    if value.startswith(("[", "{", "'", '"')):
+        return False
+    return "," in value or value.startswith(("range(", "choice(", "interval(", "glob(", "shuffle(", "sort("))
