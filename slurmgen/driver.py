@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from slurmgen import curve, dataset, duplicates, fdlimit, hosts, inputs, ports, runlock
+from slurmgen import curve, dataset, duplicates, fdlimit, hosts, inputs, ports, rowschema, runlock
 from slurmgen.bounds import check_bounds
 from slurmgen.config import SlurmgenConf
 from slurmgen.confload import dump, workflow_spec
@@ -62,6 +62,8 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int, runlock.Holder]:
     check_watchdog_conf(conf.run)
     source = Path(conf.dataset.path)
     conf.dataset.format = inputs.detect(source)
+    rowschema.refuse_json_array(source, conf.dataset.format)
+    rowschema.check_columns(source, conf.dataset.format, workflow.row_type, "workflow.row")
     conf.dataset.fingerprint = inputs.fingerprint(source, conf.dataset.format)
     rows, dups = scan_rows(conf, workflow)
     expected = (rows - len(dups.skipped)) * conf.run.trials
