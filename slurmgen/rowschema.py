@@ -28,7 +28,7 @@ def refuse_json_array(path: Path, kind: str) -> None:
         out = path.with_suffix(".jsonl") if kind == "jsonl" else Path(path.name + ".jsonl")
         raise DatasetError(
             f"dataset.path={str(path)!r} holds one JSON array, not one JSON object per line (JSON lines); "
-            f"convert it, e.g. jq -c '.[]' {path} > {out}  (or: python -c \"import json,sys; "
+            f"convert it, e.g. jq -c '.[]' {path} > {out}  (or: python3 -c \"import json,sys; "
             f"[print(json.dumps(r)) for r in json.load(open(sys.argv[1]))]\" {path} > {out}), "
             f"then pass dataset.path={out}")
 
