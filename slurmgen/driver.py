@@ -226,7 +226,7 @@ def _run(conf: SlurmgenConf, run: RunDir, workflow: Workflow, expected: int) -> 
     launcher, supervisor = make_launcher(conf, run)
     _clear_stale(run, conf.run.peers)
     initial = ResultsTail(run.results).poll()
-    bar = ProgressBar(expected, initial, enabled=conf.run.progress)
+    bar = ProgressBar(expected, initial, enabled=conf.run.progress, every_s=conf.run.progress_every_s)
     exporter = Exporter("driver", run.root, hosts.default_host(conf.cluster.kind, conf.cluster.host, conf.cluster.interface),
                         kind="driver", enabled=conf.run.metrics, sd_extra_dir=conf.run.metrics_sd_dir or None)
     metrics = exporter.driver(expected, initial)

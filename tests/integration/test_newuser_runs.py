@@ -20,7 +20,14 @@ from aiohttp import web
 
 from slurmgen.exitcodes import Exit
 from slurmgen.runtime.origin import task_seed
-from tests.conftest import REPO, count_records, read_records, run_own_workflow, run_slurmgen, slurmgen_processes
+from tests.conftest import (
+    REPO,
+    count_records,
+    read_records,
+    run_own_workflow,
+    run_slurmgen,
+    slurmgen_processes,
+)
 
 
 def status(run_dir: Path, *extra: str) -> str:
@@ -226,6 +233,8 @@ def test_a_second_driver_on_a_run_in_use_is_refused_and_a_dead_ones_lock_is_take
     dead.wait()
     (run_dir / "state" / "driver.lock").write_text(json.dumps(
         {"pid": dead.pid, "host": socket.gethostname(), "started_at": time.time()}))
-    run_slurmgen("workflow=nr", "dataset.limit=300", f"run.dir={run_dir}", "llm.time_scale=300",
-                 "run.lease_renew_s=0.5")
+    proc = run_slurmgen("workflow=nr", "dataset.limit=300", f"run.dir={run_dir}", "llm.time_scale=20",
+                        "run.lease_renew_s=0.5", "run.progress_every_s=1")
     assert len(read_records(run_dir)) == 300 and slurmgen_processes(run_dir) == []
+    # stderr is a pipe here: no bar, a line per run.progress_every_s
+    assert re.search(r"^progress: \d+/300 tasks \(\d+ %\), [\d.]+ tasks/s, \d+ tokens/s", proc.stderr, re.M), proc.stderr
