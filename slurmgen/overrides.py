@@ -110,21 +110,24 @@ def _leaf_schema(key: str, workflow_cls: type | None) -> tuple[type | None, str]
 
 
 def _check_type(key: str, value: str, workflow_cls: type | None) -> None:
-    """``dataset.limit=abc``: refused here, naming the field's type (Hydra would exit 1 later)."""
+    """``dataset.limit=abc``: refused here, naming the field's type (Hydra would exit 1 later).
+    The value is read as Hydra reads it; each option of a sweep (``a,b``) is checked, other sweeps not."""
     schema, name = _leaf_schema(key, workflow_cls)
-    if schema is None or "${" in value or _is_sweep(value):
+    if schema is None or "${" in value:
         return
-    field_type = _fields(schema)[name].type
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep
+    from hydra.errors import HydraException
+
     try:
-        node = OmegaConf.structured(schema)
-        OmegaConf.merge(node, OmegaConf.from_dotlist([f"{name}={value}"]))
-    except OmegaConfBaseException as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"{key}={value}: {first} ({key} is {field_type})") from None
-
-
-def _is_sweep(value: str) -> bool:
-    """Hydra's sweep syntax (a,b / range(...) / choice(...) / glob(...)): checked per job, not here."""
-    if value.startswith(("[", "{", "'", '"')):
-        return False
-    return "," in value or value.startswith(("range(", "choice(", "interval(", "glob(", "shuffle(", "sort("))
+        parsed = OverridesParser.create().parse_override(f"{key}={value}")
+    except HydraException:
+        return  # Hydra's own message, at its turn
+    options = parsed.value().list if isinstance(parsed.value(), ChoiceSweep) else (
+        [] if parsed.is_sweep_override() else [parsed.value()])
+    for option in options:
+        try:
+            OmegaConf.merge(OmegaConf.structured(schema), {name: option})
+        except OmegaConfBaseException as exc:
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"{key}={value}: {first} ({key} is {_fields(schema)[name].type})") from None

@@ -79,13 +79,17 @@ def _alive(held: Holder, lock: Path) -> bool:
         return False
     except PermissionError:
         return True  # another user's live process
-    return _is_driver(held.pid)
+    return _is_driver(held)
 
 
-def _is_driver(pid: int) -> bool:
-    """The pid is a slurmgen driver still (not a process that reused a dead driver's pid)."""
+def _is_driver(held: Holder) -> bool:
+    """The pid is still the process that wrote the lock: it started before the lock did (a pid
+    reused by a later process started after)."""
     try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        stat = Path(f"/proc/{held.pid}/stat").read_text()
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration, ValueError, IndexError):
         return True  # no /proc: trust the pid
-    return any(b"slurmgen" in a for a in args)
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, counted after "(comm)"
+    return boot + ticks / os.sysconf("SC_CLK_TCK") <= held.started_at + 2.0
