@@ -7,17 +7,17 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from slurmgen.confload import register_all, typed
+from slurmgen.config.load import register_all, typed
+from slurmgen.config.overrides import check_overrides, open_keys
 from slurmgen.errors import SlurmgenError
-from slurmgen.overrides import check_overrides, open_keys
-from slurmgen.sweep import job_run_dir
+from slurmgen.run.sweep import job_run_dir
 
 register_all()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://slurmgen.configs", config_name="config")
 def _hydra_main(cfg: DictConfig) -> int:
-    from slurmgen.driver import run_or_explain
+    from slurmgen.run.driver import run_or_explain
 
     try:
         conf = typed(cfg)
@@ -33,7 +33,7 @@ def _hydra_main(cfg: DictConfig) -> int:
 
 # name -> (module with main(argv) -> int, one line of help); `slurmgen NAME --help` shows its own help
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "status": ("slurmgen.status", "how a run is going or went: tasks, reasons, tokens/s (--output json)"),
+    "status": ("slurmgen.run.status", "how a run is going or went: tasks, reasons, tokens/s (--output json)"),
     "export": ("slurmgen.export.cli", "a training set (jsonl, parquet, hf) from a run's records"),
     "report": ("slurmgen.report.__main__", "(re)write RUN/report.html"),
     "render": ("slurmgen.launchers.render", "sbatch scripts for a run, nothing submitted"),

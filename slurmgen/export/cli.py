@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from slurmgen.confload import load_run_config, register_all
+from slurmgen.config.load import load_run_config, register_all
 from slurmgen.errors import ConfigError, SlurmgenError
 from slurmgen.exitcodes import Exit
 from slurmgen.export import shapes, writers

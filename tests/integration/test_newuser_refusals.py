@@ -18,8 +18,8 @@ from tests.conftest import REPO, slurmgen_processes
 
 
 def sg(*args: str, cwd: Path = REPO, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "slurmgen", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.run([sys.executable, "-m", "slurmgen", *args], check=False, capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
 def refused(proc: subprocess.CompletedProcess[str], *words: str) -> str:

@@ -31,8 +31,8 @@ from tests.conftest import (
 
 
 def status(run_dir: Path, *extra: str) -> str:
-    proc = subprocess.run([sys.executable, "-m", "slurmgen", "status", str(run_dir), *extra], capture_output=True,
-                          text=True, cwd=REPO, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", "slurmgen", "status", str(run_dir), *extra], check=False,
+                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from slurmgen.config import WorkflowConf
+from slurmgen.config.types import WorkflowConf
 from slurmgen.workflow import add_turn, finish
 
 
@@ -107,11 +107,11 @@ def test_a_bug_in_the_workflows_metrics_is_named_and_costs_no_file(tmp_path):
     # export without SLURMGEN_WORKFLOWS: the run dir says where the workflow's config class is
     env = {k: v for k, v in os.environ.items() if k not in ("SLURMGEN_WORKFLOWS", "PYTHONPATH")}
     out = subprocess.run([sys.executable, "-m", "slurmgen", "export", str(run_dir), "--out", str(tmp_path / "x.jsonl")],
-                         capture_output=True, text=True, cwd=REPO, env=env)
+                         check=False, capture_output=True, text=True, cwd=REPO, env=env)
     assert out.returncode == 0 and len((tmp_path / "x.jsonl").read_text().splitlines()) == 12, out.stderr
     (tmp_path / "echo.py").unlink()  # gone: the message says how to register it
     out = subprocess.run([sys.executable, "-m", "slurmgen", "export", str(run_dir), "--out", str(tmp_path / "y.jsonl")],
-                         capture_output=True, text=True, cwd=REPO, env=env)
+                         check=False, capture_output=True, text=True, cwd=REPO, env=env)
     assert out.returncode == Exit.REFUSED and "workflow 'echo' is not registered here" in out.stderr, out.stderr
     assert "SLURMGEN_WORKFLOWS=echo=echo:EchoConf" in out.stderr and f"PYTHONPATH={tmp_path}" in out.stderr
 
@@ -142,7 +142,8 @@ def test_throughput_figures_are_labelled_and_a_no_op_rerun_keeps_them(tmp_path):
     assert (kept["tokens_per_s"], kept["tasks_per_s"], kept["wall_s"]) == \
         (summary["tokens_per_s"], summary["tasks_per_s"], summary["wall_s"])
     assert "of the run started" in again.stdout.strip().splitlines()[-1]
-    assert f'<td>tokens_per_s</td><td class="n">{summary["tokens_per_s"]:,.0f}<' in (run_dir / "report.html").read_text()
+    report = (run_dir / "report.html").read_text()
+    assert f'<td>tokens_per_s</td><td class="n">{summary["tokens_per_s"]:,.0f}<' in report
 
 
 def texts(run_dir: Path) -> dict[str, list[str]]:
@@ -220,7 +221,7 @@ def test_a_second_driver_on_a_run_in_use_is_refused_and_a_dead_ones_lock_is_take
         deadline = time.time() + 120
         while time.time() < deadline and count_records(run_dir) < 5:
             time.sleep(0.2)
-        second = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(args, cwd=REPO, check=False, capture_output=True, text=True, timeout=120)
         assert second.returncode == Exit.REFUSED, second.stderr
         assert f"in use by another driver: pid {first.pid} on host {socket.gethostname()}" in second.stderr
         live = json.loads(status(run_dir, "--output", "json"))  # tasks in flight have answered calls already
@@ -237,4 +238,5 @@ def test_a_second_driver_on_a_run_in_use_is_refused_and_a_dead_ones_lock_is_take
                         "run.lease_renew_s=0.5", "run.progress_every_s=1")
     assert len(read_records(run_dir)) == 300 and slurmgen_processes(run_dir) == []
     # stderr is a pipe here: no bar, a line per run.progress_every_s
-    assert re.search(r"^progress: \d+/300 tasks \(\d+ %\), [\d.]+ tasks/s, \d+ tokens/s", proc.stderr, re.M), proc.stderr
+    line = re.compile(r"^progress: \d+/300 tasks \(\d+ %\), [\d.]+ tasks/s, \d+ tokens/s", re.MULTILINE)
+    assert line.search(proc.stderr), proc.stderr

@@ -18,7 +18,7 @@ import msgspec
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from slurmgen.config import LLMConf, SlurmgenConf, register_configs
+from slurmgen.config.types import LLMConf, SlurmgenConf, register_configs
 from slurmgen.errors import ConfigError
 from slurmgen.workflow import import_path
 

@@ -72,7 +72,7 @@ class Summary(msgspec.Struct, kw_only=True):
     reasons: dict[str, int]  # per reason class (a failure's "<class>: <message>" counts under its class)
     usage_by_role: dict[str, Usage]
     metrics: dict[str, float]
-    usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.pools)
+    usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.config.pools)
     first_failure: str = ""  # the reason of the first task that failed (bad input rows only if nothing else failed)
     reason_examples: dict[str, list[str]] = {}  # per failure class: up to 3 distinct whole reasons
     measured_from: float = 0.0  # when the invocation that measured wall_s and the rates started (a rerun

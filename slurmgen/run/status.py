@@ -19,9 +19,9 @@ import msgspec
 from slurmgen.errors import SlurmgenError
 from slurmgen.llm.types import EndpointStats
 from slurmgen.protocol import Turn, Usage
+from slurmgen.run.summary import PoolUsage, pool_usage
+from slurmgen.run.watchdog import StallReport
 from slurmgen.rundir import RunDir
-from slurmgen.summary import PoolUsage, pool_usage
-from slurmgen.watchdog import StallReport
 
 WINDOW_S = 30.0
 S = TypeVar("S", bound=msgspec.Struct)
@@ -255,7 +255,7 @@ def _rate_lines(r: Throughput) -> list[str]:
 
 
 def _cross_node_line(total: dict[str, int]) -> str:
-    """What crossed the network between nodes (slurmgen.summary.CrossNode); "" on one node."""
+    """What crossed the network between nodes (slurmgen.run.summary.CrossNode); "" on one node."""
     if not any(total.values()):
         return ""
     sent = total.get("bytes_sent", 0)
@@ -273,9 +273,9 @@ def _stall_line(r: StallReport, run: RunDir, now: float) -> str:
 
 
 def expected_tasks(run: RunDir) -> int:
-    from slurmgen.confload import load_run_config
-    from slurmgen.dataset import count_rows
-    from slurmgen.duplicates import load
+    from slurmgen.config.load import load_run_config
+    from slurmgen.input.dataset import count_rows
+    from slurmgen.input.duplicates import load
 
     try:
         conf = load_run_config(run.config)
@@ -305,5 +305,6 @@ def main(argv: list[str]) -> int:
     st = collect(run, now)
     st.expected = expected_tasks(run)
     doc = document(st, run, now)
-    print(msgspec.json.format(msgspec.json.encode(doc)).decode() if args.output == "json" else render_doc(doc, run, now))
+    as_json = args.output == "json"
+    print(msgspec.json.format(msgspec.json.encode(doc)).decode() if as_json else render_doc(doc, run, now))
     return 0

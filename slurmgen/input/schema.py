@@ -21,7 +21,7 @@ def refuse_json_array(path: Path, kind: str) -> None:
     """A JSON-lines input whose first non-blank byte is '[' is one JSON array: refused, with how to convert it."""
     if not kind.startswith("jsonl"):
         return
-    from slurmgen.inputs import read
+    from slurmgen.input.formats import read
 
     first = next(read(path, kind, 1), None)  # (index, line, the first non-blank line, BOM and blanks stripped)
     if first is not None and first[2].startswith(b"["):

@@ -8,8 +8,8 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from slurmgen.config import LLMConf, SlurmgenConf
-from slurmgen.confload import workflow_classes
+from slurmgen.config.load import workflow_classes
+from slurmgen.config.types import LLMConf, SlurmgenConf
 from slurmgen.errors import ConfigError
 
 DEFAULT_WORKFLOW = "nr"

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from slurmgen import runlock
 from slurmgen.errors import ConfigError
+from slurmgen.run import lock as runlock
 from slurmgen.rundir import RunDir
 
 
