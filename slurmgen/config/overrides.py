@@ -123,8 +123,8 @@ def _check_type(key: str, value: str, workflow_cls: type | None) -> None:
         parsed = OverridesParser.create().parse_override(f"{key}={value}")
     except HydraException:
         return  # Hydra's own message, at its turn
-    options = parsed.value().list if isinstance(parsed.value(), ChoiceSweep) else (
-        [] if parsed.is_sweep_override() else [parsed.value()])
+    given = parsed.value()
+    options = given.list if isinstance(given, ChoiceSweep) else [] if parsed.is_sweep_override() else [given]
     for option in options:
         try:
             OmegaConf.merge(OmegaConf.structured(schema), {name: option})
