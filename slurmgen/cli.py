@@ -36,6 +36,10 @@ def main() -> None:
         from slurmgen.export.cli import main as export_main
 
         sys.exit(export_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["view"]:
+        from slurmgen.view.cli import main as view_main
+
+        sys.exit(view_main(sys.argv[2:]))
     if sys.argv[1:2] == ["status"]:
         from slurmgen.status import main as status_main
 
