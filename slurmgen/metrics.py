@@ -242,8 +242,13 @@ class PeerMetrics:
         self.llm_latency = _Labelled(Counter("slurmgen_llm_latency_seconds", "Seconds from sending to reading "
                                              "the answered LLM attempts (rate / rate of _ok = mean latency)", llm,
                                              registry=r))
-        self.llm_outstanding = _Labelled(Gauge("slurmgen_llm_outstanding", "LLM requests outstanding",
-                                               ["endpoint"], registry=r))
+        self.llm_outstanding = _Labelled(Gauge("slurmgen_llm_outstanding", "LLM requests outstanding (in flight)",
+                                               llm, registry=r))
+        self.tool_ops = _Labelled(Counter("slurmgen_tool_sessions", "Tool-pool session operations of this peer, "
+                                          "by kind (open, call, close, lost)", ["kind"], registry=r),
+                                  ("open", "call", "close", "lost"))
+        self.tool_open = Gauge("slurmgen_tool_sessions_open", "Tool-pool sessions this peer opened and has not "
+                               "released yet", registry=r)
         self.spill_inline = Counter("slurmgen_spill_inline_fallbacks", "Times the spill store was full (or "
                                     "failed) and a task's payloads travelled inline", registry=r)
         self.spill_free_failed = Counter("slurmgen_spill_free_failed", "Spill delete transactions that failed "
@@ -300,9 +305,19 @@ class PeerMetrics:
             self.spill_used.set(float(spill.get("used_bytes", 0)))
         for kind, n in dict(stats.get("cross_node", {})).items():
             d.add(("cross_node", kind), self.cross_node[kind], float(n))
+        self._sync_outstanding(stats)
+        tools = dict(stats.get("tools", {}))
+        for kind, n in tools.items():
+            d.add(("tools", kind), self.tool_ops[kind], float(n))
+        self.tool_open.set(max(0, int(tools.get("open", 0)) - int(tools.get("close", 0))))
+
+    def _sync_outstanding(self, stats: Mapping[str, Any]) -> None:
+        """LLM requests in flight, per endpoint and its pool (0 for an endpoint with none now)."""
         outstanding = dict(stats.get("llm_outstanding", {}))
-        for url in set(self.llm_outstanding.children) | set(outstanding):
-            self.llm_outstanding[url].set(float(outstanding.get(url, 0)))
+        pools = {url: str((s if isinstance(s, Mapping) else msgspec.structs.asdict(s)).get("pool") or "default")
+                 for url, s in dict(stats.get("llm", {})).items()}
+        for key in set(self.llm_outstanding.children) | {(u, pools.get(u, "default")) for u in outstanding}:
+            self.llm_outstanding[key].set(float(outstanding.get(key[0], 0)))
 
 
 class DriverMetrics:

@@ -48,26 +48,18 @@ def main(argv: list[str]) -> int:
 
 
 def serve(index: Index, host: str, port: int) -> int:
-    import asyncio
-
-    from aiohttp import web
-
-    from slurmgen.view.server import app
-
-    async def run() -> None:
-        runner = web.AppRunner(app(index), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0][1]
-        print(f"slurmgen view: http://{host}:{bound}/  (Ctrl-C to stop)", flush=True)
-        await asyncio.Event().wait()
+    from slurmgen.view.server import make_server
 
     try:
-        asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
+        server = make_server(index, host, port)
     except OSError as exc:
         print(f"slurmgen view: error: cannot serve on {host}:{port}: {exc}; choose another --port", file=sys.stderr)
         return 2
+    print(f"slurmgen view: http://{host}:{server.server_address[1]}/  (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0

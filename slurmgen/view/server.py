@@ -1,4 +1,4 @@
-"""The viewer's HTTP server (aiohttp, localhost): the page, and a small JSON API over the index.
+"""The viewer's HTTP server (stdlib ``http.server``, localhost): the page, and a small JSON API.
 
 ``GET /api/meta`` (the run and its filter values), ``GET /api/rows?<filter>&offset=&limit=``
 (a page of the list), ``GET /api/record/<n>`` (one record as written). The index is
@@ -7,11 +7,14 @@ extended at most once a second, so a live run's new records appear on the next r
 
 from __future__ import annotations
 
+import threading
 import time
+import urllib.parse
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
 import msgspec
-from aiohttp import web
 
 from slurmgen.errors import SlurmgenError
 from slurmgen.view.fields import STATUS_NAMES
@@ -43,47 +46,74 @@ def meta_of(index: Index) -> Meta:
                 roles=m.roles, pools=m.pools, metrics=m.metrics, finished=index.run.summary.exists())
 
 
+class HttpError(Exception):
+    def __init__(self, status: HTTPStatus, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
 class Viewer:
+    """The answers, one request at a time (the index is not shared between threads)."""
+
     def __init__(self, index: Index) -> None:
         self.index = index
+        self.lock = threading.Lock()
         self.refreshed = time.monotonic()
 
-    def _fresh(self) -> Index:
-        if time.monotonic() - self.refreshed >= REFRESH_S:
-            self.index.refresh()
-            self.refreshed = time.monotonic()
-        return self.index
+    def answer(self, path: str, query: dict[str, str]) -> tuple[bytes, str]:
+        """(body, content type) for a GET of ``path``."""
+        if path == "/":
+            return page_html(), "text/html; charset=utf-8"
+        with self.lock:
+            if time.monotonic() - self.refreshed >= REFRESH_S:
+                self.index.refresh()
+                self.refreshed = time.monotonic()
+            if path == "/api/meta":
+                return msgspec.json.encode(meta_of(self.index)), "application/json"
+            if path == "/api/rows":
+                return msgspec.json.encode(self._rows(query)), "application/json"
+            if path.startswith("/api/record/"):
+                return self._record(path.rsplit("/", 1)[1]), "application/json"
+        raise HttpError(HTTPStatus.NOT_FOUND, f"no such page: {path}")
 
-    async def page(self, request: web.Request) -> web.Response:
-        return web.Response(body=page_html(), content_type="text/html")
-
-    async def meta(self, request: web.Request) -> web.Response:
-        return _json(meta_of(self._fresh()))
-
-    async def rows(self, request: web.Request) -> web.Response:
+    def _rows(self, query: dict[str, str]) -> msgspec.Struct:
         try:
-            f = Filter.parse(request.query)
-            offset = max(0, int(request.query.get("offset", "0") or 0))
-            limit = min(MAX_LIMIT, max(1, int(request.query.get("limit", "50") or 50)))
+            f = Filter.parse(query)
+            offset = max(0, int(query.get("offset") or 0))
+            limit = min(MAX_LIMIT, max(1, int(query.get("limit") or 50)))
         except (SlurmgenError, ValueError) as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from exc
-        return _json(page(self._fresh(), f, offset, limit))
+            raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from exc
+        return page(self.index, f, offset, limit)
 
-    async def record(self, request: web.Request) -> web.Response:
+    def _record(self, n: str) -> bytes:
         try:
-            line = self._fresh().read(int(request.match_info["n"]))
+            return self.index.read(int(n))
         except (ValueError, IndexError) as exc:
-            raise web.HTTPNotFound(text=f"no record {request.match_info['n']}") from exc
-        return web.Response(body=line, content_type="application/json")
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no record {n}") from exc
 
 
-def _json(value: msgspec.Struct) -> web.Response:
-    return web.Response(body=msgspec.json.encode(value), content_type="application/json")
+def handler(viewer: Viewer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            try:
+                body, kind = viewer.answer(url.path, dict(urllib.parse.parse_qsl(url.query)))
+                status = HTTPStatus.OK
+            except HttpError as exc:
+                body, kind, status = f"{exc.status.value}: {exc}".encode(), "text/plain; charset=utf-8", exc.status
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # no line per request
+            pass
+
+    return Handler
 
 
-def app(index: Index) -> web.Application:
-    v = Viewer(index)
-    application = web.Application()
-    application.add_routes([web.get("/", v.page), web.get("/api/meta", v.meta), web.get("/api/rows", v.rows),
-                            web.get("/api/record/{n}", v.record)])
-    return application
+def make_server(index: Index, host: str, port: int) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), handler(Viewer(index)))
+    server.daemon_threads = True
+    return server
