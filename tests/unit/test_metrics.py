@@ -42,7 +42,7 @@ def test_target_file_is_file_sd(exporter: Exporter, tmp_path: Path) -> None:
     assert set(group) == {"targets", "labels"}
     assert group["targets"] == [f"127.0.0.1:{exporter.port}"] and exporter.port > 0
     labels = group["labels"]
-    assert labels["process"] == "peer-3" and labels["kind"] == "peer" and labels["run"] == "run"
+    assert labels["process"] == "peer-3" and labels["component"] == "peer" and labels["run"] == "run"
     assert all(isinstance(v, str) for v in labels.values())  # file_sd wants string labels
     assert not any(p.name.startswith(".") for p in path.parent.iterdir())  # no temp file left
 
@@ -87,7 +87,6 @@ def test_peer_counters_move(exporter: Exporter) -> None:
     assert value(after, "slurmgen_llm_outstanding", endpoint="http://a:1", pool="teacher") == 3
     assert value(after, "slurmgen_tool_sessions_total", kind="open") == 4
     assert value(after, "slurmgen_tool_sessions_total", kind="call") == 11
-    assert value(after, "slurmgen_tool_sessions_open") == 1
     assert value(after, "slurmgen_role_latency_seconds_count", role="score") == 2
     assert value(after, "slurmgen_prompt_tokens_total", role="score") == 200
     assert value(after, "slurmgen_completion_tokens_total", role="score") == 40
