@@ -1,6 +1,6 @@
 """The command line: Hydra composes the config; the driver runs it.
 
-The subcommands that only read a run directory (``export``, ``status``, ``view``) are
+The subcommands that only read a run directory (``export``, ``status``, ``view``, ``plan``) are
 dispatched before Hydra is imported, so that they start quickly.
 """
 
@@ -50,6 +50,10 @@ def main() -> None:
         from slurmgen.status import main as status_main
 
         sys.exit(status_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["plan"]:
+        from slurmgen.plan.cli import main as plan_main
+
+        sys.exit(plan_main(sys.argv[2:]))
     if sys.argv[1:2] == ["view"]:
         from slurmgen.view.cli import main as view_main
 
