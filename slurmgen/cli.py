@@ -1,7 +1,7 @@
 """The command line: Hydra composes the config; the driver runs it.
 
-The subcommands that only read a run directory (``export``, ``status``, ``view``, ``plan``) are
-dispatched before Hydra is imported, so that they start quickly.
+The subcommands that only read a run directory (``export``, ``status``, ``view``,
+``plan``) are dispatched before Hydra is imported, so that they start quickly.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ if TYPE_CHECKING:
 
 def _hydra_main(cfg: DictConfig) -> int:
     """Hydra's task function (module level: hydra/launcher=submitit pickles it)."""
-    from slurmgen.confload import typed
-    from slurmgen.driver import run_or_explain
+    from slurmgen.config.load import typed
     from slurmgen.errors import SlurmgenError
-    from slurmgen.sweep import job_run_dir
+    from slurmgen.run.driver import run_or_explain
+    from slurmgen.run.sweep import job_run_dir
 
     try:
         conf = typed(cfg)
@@ -35,31 +35,28 @@ def _hydra_main(cfg: DictConfig) -> int:
 def _run_hydra() -> None:
     import hydra
 
-    from slurmgen.confload import register_all
+    from slurmgen.config.load import register_all
 
     register_all()
     hydra.main(version_base="1.3", config_path="pkg://slurmgen.configs", config_name="config")(_hydra_main)()
 
 
+SUBCOMMANDS = {  # name -> "module:function(argv) -> exit code"
+    "export": "slurmgen.export.cli:main",
+    "status": "slurmgen.run.status:main",
+    "view": "slurmgen.view.cli:main",
+    "plan": "slurmgen.capacity.cli:main",
+}
+
+
 def main() -> None:
-    if sys.argv[1:2] == ["export"]:
-        from slurmgen.export.cli import main as export_main
+    if sys.argv[1:2] and sys.argv[1] in SUBCOMMANDS:
+        import importlib
 
-        sys.exit(export_main(sys.argv[2:]))
-    if sys.argv[1:2] == ["status"]:
-        from slurmgen.status import main as status_main
-
-        sys.exit(status_main(sys.argv[2:]))
-    if sys.argv[1:2] == ["plan"]:
-        from slurmgen.plan.cli import main as plan_main
-
-        sys.exit(plan_main(sys.argv[2:]))
-    if sys.argv[1:2] == ["view"]:
-        from slurmgen.view.cli import main as view_main
-
-        sys.exit(view_main(sys.argv[2:]))
+        module, _, function = SUBCOMMANDS[sys.argv[1]].partition(":")
+        sys.exit(getattr(importlib.import_module(module), function)(sys.argv[2:]))
+    from slurmgen.config.overrides import check_overrides, open_keys
     from slurmgen.errors import SlurmgenError
-    from slurmgen.overrides import check_overrides, open_keys
 
     try:
         check_overrides(sys.argv[1:])

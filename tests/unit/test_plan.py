@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from slurmgen.capacity.calibration import load
+from slurmgen.capacity.sizing import size
 from slurmgen.errors import ConfigError
-from slurmgen.plan.calibration import load
-from slurmgen.plan.sizing import size
 
 
 def calibration_run(root: Path) -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import msgspec
 
+from slurmgen.capacity.calibration import load
+from slurmgen.capacity.sizing import Plan, size
 from slurmgen.errors import SlurmgenError
-from slurmgen.plan.calibration import load
-from slurmgen.plan.sizing import Plan, size
 
 
 def parser() -> argparse.ArgumentParser:

@@ -13,8 +13,8 @@ import math
 
 import msgspec
 
+from slurmgen.capacity.calibration import Calibration, PoolCal
 from slurmgen.errors import ConfigError
-from slurmgen.plan.calibration import Calibration, PoolCal
 
 
 class PoolPlan(msgspec.Struct, kw_only=True):
