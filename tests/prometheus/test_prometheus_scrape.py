@@ -30,13 +30,15 @@ pytestmark = [
     pytest.mark.skipif(not PROMETHEUS.exists(), reason="no /usr/bin/prometheus: apt-get install -y prometheus"),
 ]
 LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-SCRAPE_S = 1
-# tau2 on the mock domain (tool pools), the user simulator on its own LLM pool; slow enough
-# that requests are in flight at scrapes; /metrics kept up 4 scrape intervals after the end.
+SCRAPE_MS = 500  # Prometheus's own durations: "500ms"
+SCRAPE_S = SCRAPE_MS / 1000
+# tau2 on the mock domain (tool pools), the user simulator on its own LLM pool; the simulator
+# at real speed (time_scale=1), so that requests and tool sessions are open at some scrapes;
+# the peers' stats every 0.25 s; /metrics kept up 8 scrape intervals after the end.
 RUN = ("workflow=tau2", "workflow.domain=mock", "workflow.max_steps=40",
-       "llms.user_sim.model=sim-llama-3.1-70b", "llms.user_sim.replicas=1", "llms.user_sim.time_scale=3",
-       "workflow.role_llm.user=user_sim", "llm.time_scale=3", "run.progress=false", "run.lease_renew_s=0.5",
-       f"run.metrics_linger_s={4 * SCRAPE_S}")
+       "llms.user_sim.model=sim-llama-3.1-70b", "llms.user_sim.replicas=1", "llms.user_sim.time_scale=1",
+       "workflow.role_llm.user=user_sim", "llm.time_scale=1", "run.progress=false", "run.lease_renew_s=0.25",
+       f"run.metrics_linger_s={8 * SCRAPE_S}")
 
 
 class Prometheus:
@@ -76,8 +78,8 @@ def prometheus(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     home = tmp_path_factory.mktemp("prometheus")
     config = home / "prometheus.yml"
     config.write_text(f"""global:
-  scrape_interval: {SCRAPE_S}s
-  scrape_timeout: {SCRAPE_S}s
+  scrape_interval: {SCRAPE_MS}ms
+  scrape_timeout: {SCRAPE_MS}ms
 scrape_configs:
   - job_name: slurmgen
     file_sd_configs:
@@ -155,7 +157,7 @@ def test_tool_sessions_match_the_tool_pools_own_counts(prometheus: Prometheus, s
     assert ops[("call",)] == sum(p["calls"] for p in pools)
     assert ops[("close",)] == ops[("open",)] and ops[("lost",)] == 0
     opened = 'sum(slurmgen_tool_sessions_total{kind="open"}) - sum(slurmgen_tool_sessions_total{kind="close"})'
-    most = prometheus.one(f"max_over_time(({opened})[15m:{SCRAPE_S}s])")
+    most = prometheus.one(f"max_over_time(({opened})[15m:{SCRAPE_MS}ms])")
     print(f"most tool sessions open at a scrape: {most:.0f}")
     assert most > 0
 
@@ -183,9 +185,9 @@ def test_every_dashboard_query_refers_to_scraped_series(prometheus: Prometheus, 
     start, end = scraped["window"]
     empty = []
     for expr in exprs:  # as Grafana sends it over the run's time range
-        query = expr.replace("$run", run_dir.name).replace("$__rate_interval", f"{4 * SCRAPE_S}s")
+        query = expr.replace("$run", run_dir.name).replace("$__rate_interval", f"{4 * SCRAPE_MS}ms")
         result = prometheus.get("/api/v1/query_range", query=query, start=f"{start:.3f}", end=f"{end:.3f}",
-                                step=f"{SCRAPE_S}s")
+                                step=f"{SCRAPE_S}")
         if not result["result"]:
             empty.append(expr)
     assert not empty, f"dashboard queries with no data over the run: {empty}"
