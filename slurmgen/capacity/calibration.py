@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
-import yaml
+from omegaconf import OmegaConf
 
 from slurmgen.errors import ConfigError
 from slurmgen.rundir import RunDir
@@ -67,7 +67,9 @@ def load(run_dir: Path) -> Calibration:
         raise ConfigError(f"{run_dir} is not a finished run (no summary.json or config.yaml): calibrate with a "
                           "short run of your workflow first, e.g. python -m slurmgen workflow=W dataset.limit=200")
     summary = msgspec.json.decode(run.summary.read_bytes())
-    config = yaml.safe_load(run.config.read_text())
+    config = OmegaConf.to_container(OmegaConf.load(run.config))
+    if not isinstance(config, dict):
+        raise ConfigError(f"{run.config} is not a run's resolved config (a mapping)")
     records = int(summary["tasks_total"])
     active = _active_s(run) or float(summary["wall_s"])
     if records == 0:

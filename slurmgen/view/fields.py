@@ -71,7 +71,7 @@ class Row(msgspec.Struct, kw_only=True):
 DECODER = msgspec.json.Decoder(Fields)
 
 
-def decode(line: bytes) -> Fields | None:
+def decode(line: bytes | memoryview) -> Fields | None:
     """The fields of one record line; None if the line is not a record."""
     try:
         return DECODER.decode(line)
@@ -79,7 +79,7 @@ def decode(line: bytes) -> Fields | None:
         return None
 
 
-def row(n: int, line: bytes) -> Row:
+def row(n: int, line: bytes | memoryview) -> Row:
     f = decode(line)
     if f is None:
         return Row(n=n, task_id=f"(unreadable line, {len(line)} bytes)", status="unreadable", reason="", trial=0,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen.view.fields import row
+from slurmgen.view.fields import Row, row
 from slurmgen.view.index import Index
 from slurmgen.view.query import Filter, matching
 from slurmgen.view.server import meta_of, page_html
@@ -28,7 +28,10 @@ MAIN_SCRIPT = b'<script>\n"use strict";'
 def write(index: Index, out: Path, where: Filter, limit: int) -> tuple[int, int]:
     """Write the copy; return (records copied, records that matched)."""
     out.mkdir(parents=True, exist_ok=True)
-    rows, records, seeds, matched = [], {}, {}, 0
+    rows: list[Row] = []
+    records: dict[int, msgspec.Raw] = {}
+    seeds: dict[int, str] = {}
+    matched = 0
     for block in matching(index, where):
         for n in block[: max(0, limit - len(rows))]:
             line = index.read(int(n))
