@@ -1,6 +1,7 @@
 """The viewer's index of a run: a few fixed-width columns per record, kept in the run dir.
 
-``RUN/state/view-index/`` holds one file per column (``offset.u8``, ``status.u1``, ...: the
+``RUN/state/view-index/`` (or, for a run this user cannot write, a directory under
+``~/.cache/slurmgen/view-index/``) holds one file per column (``offset.u8``, ``status.u1``, ...: the
 record's byte offset and length in its shard, and the fields the list filters on) and
 ``meta.json`` (how many bytes of each shard are indexed, and the string tables the
 columns' codes refer to). Built once, then extended from where it stopped: a live run's
@@ -12,6 +13,7 @@ viewer's memory does not grow with the run.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 from array import array
@@ -114,6 +116,22 @@ def _bits(table: list[str], values: list[str], limit: int) -> int:
     return out
 
 
+def index_dir(run: RunDir) -> Path:
+    """``RUN/state/view-index``; for a run this user cannot write (someone else's), a directory
+    under ``~/.cache/slurmgen/view-index/`` named after the run's path."""
+    own = run.state / "view-index"
+    try:
+        own.mkdir(parents=True, exist_ok=True)
+        if os.access(own, os.W_OK):
+            return own
+    except OSError:
+        pass
+    key = hashlib.blake2b(str(run.root.resolve()).encode(), digest_size=8).hexdigest()
+    cache = Path.home() / ".cache" / "slurmgen" / "view-index" / f"{run.root.name}-{key}"
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
 def _dtypes(meta: Meta) -> dict[str, str]:
     return {**COLUMNS, **{f"m{i}": "f4" for i in range(len(meta.metrics))}}
 
@@ -125,8 +143,7 @@ class Index:
         self.run = RunDir(Path(run_dir))
         if not self.run.results.is_dir():
             raise SlurmgenError(f"{run_dir} is not a run directory (no results/ in it); give the run.dir of a run")
-        self.dir = self.run.state / "view-index"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = index_dir(self.run)
         self.meta = self._load()
         self._maps: dict[str, np.ndarray] = {}
         self._fds: dict[int, int] = {}

@@ -134,3 +134,16 @@ def test_text_search_pages_by_where_it_stopped(tmp_path: Path, recs: list[Record
 def test_not_a_run_directory(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not a run directory"):
         Index(tmp_path)
+
+
+def test_a_run_this_user_cannot_write_is_indexed_in_the_cache(tmp_path: Path, recs: list[Record],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path / "theirs", recs[:5])
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    real_access = index_mod.os.access
+    monkeypatch.setattr(index_mod.os, "access", lambda p, mode: False if "view-index" in str(p) and
+                        "home" not in str(p) else real_access(p, mode))
+    ix = Index(tmp_path / "theirs")
+    assert ix.refresh() == 5
+    assert ix.dir.parent == tmp_path / "home" / ".cache" / "slurmgen" / "view-index"
+    assert ix.dir.name.startswith("theirs-")
