@@ -94,10 +94,10 @@ def test_help_lists_the_commands_then_the_config():
     proc = sg("--help")
     assert proc.returncode == 0, proc.stderr
     head = proc.stdout.split("== Configuration groups ==")[0]
-    for command in ("status", "export", "report", "render"):
+    for command in ("status", "export", "view", "plan", "report", "render"):
         assert f"\n  {command}  " in head, head
     assert "workflow: coral, nr, tau2" in proc.stdout  # Hydra's part follows
-    for command in ("status", "export", "report"):
+    for command in ("status", "export", "report", "view", "plan"):
         sub = sg(command, "--help")
         assert sub.returncode == 0 and f"usage: slurmgen {command}" in sub.stdout, sub.stdout + sub.stderr
     assert "--output {text,json}" in sg("status", "--help").stdout
