@@ -62,6 +62,7 @@ class Status:
     done: int = 0
     by_status: collections.Counter[str] = field(default_factory=collections.Counter)
     failed_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    truncated: collections.Counter[str] = field(default_factory=collections.Counter)  # role -> replies cut
     tokens: int = 0
     recent_tokens: int = 0
     recent_tasks: int = 0
@@ -114,6 +115,7 @@ def _add(st: Status, rec: _Rec, now: float) -> None:
     if rec.status == "failed":
         st.failed_reasons[rec.reason.split(":", 1)[0]] += 1
     tokens = sum(u.prompt_tokens + u.completion_tokens for u in rec.usage.values())
+    st.truncated.update({role: u.truncated for role, u in rec.usage.items() if u.truncated})
     st.tokens += tokens
     st.usages.append(rec.usage)
     if rec.finished_at:
@@ -145,6 +147,8 @@ def render(st: Status, run: RunDir, now: float) -> str:
         lines.append(cross)
     if st.failed_reasons:
         lines.append("failed by reason: " + ", ".join(f"{k} {v}" for k, v in st.failed_reasons.most_common()))
+    if st.truncated:
+        lines.append("replies cut at max_tokens: " + ", ".join(f"{k} {v}" for k, v in sorted(st.truncated.items())))
     rate_now = st.recent_tokens / WINDOW_S
     lines.append(f"tokens/s: {rate_now:.0f} now (last {WINDOW_S:.0f} s), {st.tokens / span:.0f} overall")
     for role, lat in sorted(st.role_latency.items()):

@@ -71,6 +71,8 @@ class Summary(msgspec.Struct, kw_only=True):
     usage_by_role: dict[str, Usage]
     metrics: dict[str, float]
     usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.pools)
+    # per role: LLM replies cut at max_tokens (finish_reason "length"); roles with none left out
+    truncated_by_role: dict[str, int] = {}
     first_failure: str = ""  # the reason of the first task that failed (bad input rows aside)
     expected_tasks: int = 0
     duplicates_skipped: int = 0  # input rows not run: their id repeats an earlier row's (dataset.on_duplicate=skip)
@@ -152,6 +154,7 @@ def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s
             acc.prompt_tokens += u.prompt_tokens
             acc.completion_tokens += u.completion_tokens
             acc.requests += u.requests
+            acc.truncated += u.truncated
         if r.finished_at >= started_at:
             recent_tasks += 1
             recent_tokens += sum(u.prompt_tokens + u.completion_tokens for u in r.usage.values())
@@ -166,5 +169,5 @@ def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s
         tokens_per_s=round(recent_tokens / wall_s, 2) if wall_s > 0 else 0.0,
         tasks_per_s=round(recent_tasks / wall_s, 3) if wall_s > 0 else 0.0,
         reasons=dict(reasons), usage_by_role=dict(roles), metrics=metrics(records), expected_tasks=expected,
-        first_failure=first,
+        first_failure=first, truncated_by_role={role: u.truncated for role, u in roles.items() if u.truncated},
     )

@@ -30,7 +30,8 @@ attempt of this client waits until it has passed — and a request whose last at
 429 raises ``LLMError(kind="rate_limited")``; another status's ``Retry-After`` delays
 that request only. A replica that refuses connections is avoided for ``down_s``. A 400
 saying the context is too long raises ``LLMError(kind="context_too_long")`` at once;
-other 4xx raise ``LLMError`` at once.
+other 4xx (``max_tokens`` above the model's length, an unknown model: no retry can fix them)
+raise ``LLMError(kind="bad_request")`` at once.
 
 Unreachable replicas (a node lost or cut off): each replica has its own connections,
 closed when it leaves the replica list (the registry expired it), which fails its
@@ -451,7 +452,7 @@ class LLMClient:
             raise _AttemptFailed(f"HTTP 429: {message}", kind="rate_limited", retry_after=retry_after)
         if status in _RETRY_STATUS or status >= 500:
             raise _AttemptFailed(f"HTTP {status}: {message}", retry_after=retry_after)
-        raise LLMError(f"{url} rejected the request: HTTP {status}: {message}")
+        raise LLMError(f"{url} rejected the request: HTTP {status}: {message}", kind="bad_request")
 
     def _http(self, replica: _Replica) -> aiohttp.ClientSession:
         """The replica's own session: at most max_connections_per_endpoint sockets (the process's

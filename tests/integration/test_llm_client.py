@@ -165,23 +165,33 @@ def test_persistent_errors_raise_llm_error_naming_endpoint_and_status() -> None:
     assert "HTTP 503" in str(err) and "engine dead" in str(err)
 
 
-def test_other_client_errors_are_not_retried() -> None:
+def test_other_client_errors_are_bad_requests_not_retried() -> None:
     hits = []
 
     async def reject(request: web.Request) -> web.Response:
         hits.append(1)
-        return web.json_response({"error": {"message": "unknown field"}}, status=400)
+        if (await request.json())["model"] != "m":  # vLLM's answer to an unknown model
+            return web.json_response({"error": {"message": "The model `x` does not exist."}}, status=404)
+        return web.json_response({"error": {"message": "max_tokens=10240 cannot be greater than "
+                                                       "max_model_len=2048"}}, status=400)
 
-    async def go() -> None:
+    async def go() -> list[LLMError]:
+        errors = []
         async with fake_server(reject) as url:
             client = LLMClient(backoff_s=0.001)
-            client.set_endpoints([Endpoint(url=url, model="m")])
-            with pytest.raises(LLMError, match="unknown field"):
-                await client.chat(ASK, sampling=SAMPLING)
+            client.set_endpoints([Endpoint(url=url, model="m"), Endpoint(url=url + "/", model="x")])
+            for model in ("m", "x"):
+                with pytest.raises(LLMError) as info:
+                    await client.chat(ASK, sampling=SAMPLING, model=model)
+                errors.append(info.value)
             await client.close()
+        return errors
 
-    asyncio.run(go())
-    assert len(hits) == 1
+    too_long, unknown = asyncio.run(go())
+    assert len(hits) == 2  # one attempt each
+    assert too_long.kind == unknown.kind == "bad_request"
+    assert "HTTP 400" in str(too_long) and "max_model_len=2048" in str(too_long)
+    assert "HTTP 404" in str(unknown) and "does not exist" in str(unknown)
 
 
 def test_timeout_gives_kind_timeout() -> None:
