@@ -50,6 +50,10 @@ class WorkflowConf:
     # a role not named here uses "default"
     role_llm: dict[str, str] = field(default_factory=dict)
 
+    def resolve(self, conf: SlurmgenConf) -> None:
+        """Settle defaults that depend on the rest of the run's config (e.g. a pool's backend);
+        called once the config is typed. Nothing to do by default."""
+
 
 @dataclass
 class SlurmJobConf:

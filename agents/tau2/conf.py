@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slurmgen.config import SamplingConf, WorkflowConf
+from slurmgen import pools
+from slurmgen.config import SamplingConf, SlurmgenConf, WorkflowConf
 
 _PKG = "slurmgen.agents.tau2"
 
@@ -55,5 +56,10 @@ class Tau2Conf(WorkflowConf):
     # prepended to both system prompts (Matrix: "Reasoning: high." for gpt-oss); tau2: none
     prompt_prefix: str = ""
     # append the task's "<domain>/<id>" to the user simulator's system prompt (after the
-    # scenario) so scripted simulators (llm.script=oracle) know the task; false = tau2's exact prompt
-    task_id_in_user_prompt: bool = True
+    # scenario): the simulator's scripts (llm.backend=sim) learn the task from it; false = tau2's
+    # exact prompt; unset = true only when the user role's pool is the simulator
+    task_id_in_user_prompt: bool | None = None
+
+    def resolve(self, conf: SlurmgenConf) -> None:
+        if self.task_id_in_user_prompt is None:
+            self.task_id_in_user_prompt = pools.declared(conf)[pools.role_pool(conf, "user")].backend == "sim"
