@@ -205,7 +205,10 @@ class RunConf:
     # only its last attempt's record counts toward max_failure_rate / fail_fast_tasks
     max_attempts: int = 3
     retry_on: list[str] = field(default_factory=lambda: ["llm_error", "timeout", "rate_limited", "tool_error",
-                                                         "lost"])
+                                                         "lost", "server_died"])
+    # a task whose LLM server died under its request (server_died) this many times is written
+    # failed as engine_died (a poison request) instead of being tried again
+    max_engine_deaths: int = 2
     # the driver restarts a crashed process (peer, service, registry) this many times
     max_restarts: int = 10
     # on SIGTERM / preemption: stop issuing, let tasks in flight finish for this long

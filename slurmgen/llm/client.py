@@ -31,7 +31,10 @@ attempt of this client waits until it has passed — and a request whose last at
 that request only. A replica that refuses connections is avoided for ``down_s``. A 400
 saying the context is too long raises ``LLMError(kind="context_too_long")`` at once;
 other 4xx (``max_tokens`` above the model's length, an unknown model: no retry can fix them)
-raise ``LLMError(kind="bad_request")`` at once.
+raise ``LLMError(kind="bad_request")`` at once. A request whose server dropped it mid-way
+(disconnected, connection reset: the server died or restarted) ends, once its retries are
+spent, as ``LLMError(kind="server_died")``: its task's origin counts such deaths
+(slurmgen.runtime.origin, a poison request).
 
 Unreachable replicas (a node lost or cut off): each replica has its own connections,
 closed when it leaves the replica list (the registry expired it), which fails its
@@ -295,6 +298,7 @@ class LLMClient:
         estimate = estimate_tokens(body, sampling.max_tokens)
         failures: list[str] = []
         tried: set[str] = set()
+        died = False  # some attempt's server dropped it mid-request
         for attempt in range(self.max_retries + 1):
             permit = await self.limiter.acquire(estimate)
             try:
@@ -310,8 +314,9 @@ class LLMClient:
                 permit.done()
             failures.append(f"{replica.endpoint.url}: {failed}")
             tried.add(replica.endpoint.url)
+            died = died or failed.kind == "server_died"
             if attempt == self.max_retries:
-                raise LLMError(self._give_up(failures), kind=failed.kind) from None
+                raise LLMError(self._give_up(failures), kind="server_died" if died else failed.kind) from None
             replica.stats.retries += 1
             await asyncio.sleep(self._delay(attempt, failed, model, tried))
         raise AssertionError("unreachable")
@@ -421,6 +426,10 @@ class LLMClient:
             if replica.left:
                 raise _AttemptFailed(f"the replica left (its node died or is unreachable): {exc!r}",
                                      refused=True) from None
+            if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
+                replica.down_until = time.monotonic() + self.down_s
+                raise _AttemptFailed(f"the server dropped the request ({type(exc).__name__}: {exc}): it died "
+                                     "or restarted", kind="server_died") from None
             raise _AttemptFailed(f"{type(exc).__name__}: {exc}") from None
         return self._reply(replica, status, raw, retry_after)
 

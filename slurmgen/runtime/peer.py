@@ -448,7 +448,7 @@ def node_of(conf: SlurmgenConf, shard: int) -> str:
 def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:
     return OriginPolicy(trials=conf.run.trials, max_in_flight=max(1, -(-conf.run.max_in_flight // shards)),
                         run_seed=conf.run.seed, lease_s=conf.run.lease_s, max_attempts=conf.run.max_attempts,
-                        retry_on=tuple(conf.run.retry_on))
+                        retry_on=tuple(conf.run.retry_on), max_engine_deaths=conf.run.max_engine_deaths)
 
 
 async def amain(args: argparse.Namespace) -> None:
