@@ -48,7 +48,7 @@ SERVER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCA
 # offset", gpu_model_runner._bookkeeping_sync) when a request with a `seed` — slurmgen
 # always sends one — is prefilled in several steps; with chunking off a prompt is
 # prefilled in one step (max-model-len <= the CPU default max-num-batched-tokens 2048).
-EXTRA_ARGS = ["--dtype", "bfloat16", "--max-model-len", "2048", "--enforce-eager", "--no-enable-chunked-prefill",
+EXTRA_ARGS = ["--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--no-enable-chunked-prefill",
               "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
 READY_TIMEOUT_S = 600.0
 
