@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from slurmgen.launchers.commands import cpu_dtype, cpu_without_bf16
 
 from slurmgen.errors import ConfigError
 from slurmgen.exitcodes import Exit
-from slurmgen.launchers.commands import cpu_dtype, cpu_without_bf16
 
 AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
 SAPPHIRE = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
@@ -43,7 +43,8 @@ def test_float32_added_given_kept_bf16_refused():
 def test_a_bf16_vllm_run_on_this_cpu_is_refused_before_anything_starts(tmp_path: Path):
     proc = subprocess.run([sys.executable, "-m", "slurmgen", "workflow=nr", "llm.backend=vllm",
                            f"llm.model_path={tmp_path}", "llm.extra_args=[--dtype,bfloat16]",
-                           f"run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=120)
+                           f"run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=120,
+                          check=False)
     assert proc.returncode == Exit.REFUSED, proc.stderr
     assert "--dtype bfloat16" in proc.stderr and "no bf16 instructions" in proc.stderr
     assert not (tmp_path / "run" / "logs" / "llm-0.log").exists()
