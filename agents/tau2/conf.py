@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from slurmgen import pools
 from slurmgen.config import SamplingConf, SlurmgenConf, WorkflowConf
+from slurmgen.errors import ConfigError
 
 _PKG = "slurmgen.agents.tau2"
 
@@ -60,7 +61,13 @@ class Tau2Conf(WorkflowConf):
     # scenario): the simulator's scripts (llm.backend=sim) learn the task from it; false = tau2's
     # exact prompt; unset = true only when the user role's pool is the simulator
     task_id_in_user_prompt: bool | None = None
+    # the agent's tool_choice: auto (tau2's), required (a tool call every agent turn: not tau2's
+    # benchmark, for exercising the tool-call path with a weak model) or none
+    agent_tool_choice: str = "auto"
 
     def resolve(self, conf: SlurmgenConf) -> None:
+        if self.agent_tool_choice not in ("auto", "required", "none"):
+            raise ConfigError(f"workflow.agent_tool_choice={self.agent_tool_choice!r} is unknown; valid: auto "
+                              "(tau2's), required, none")
         if self.task_id_in_user_prompt is None:
             self.task_id_in_user_prompt = pools.declared(conf)[pools.role_pool(conf, "user")].backend == "sim"
