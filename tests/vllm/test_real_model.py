@@ -208,3 +208,54 @@ def test_tau2_transcripts_equal_tau2s_own_runner(real_server: VllmService, tmp_p
                      f"{sum(m['completion_tokens'] for m in ours)}, {state['termination']}, reward {state.get('reward')}")
     check_usage_and_finish(list(recs.values()), json.loads((run_dir / "summary.json").read_text()))
     print("tau2 vs tau2's runner on " + REAL_MODEL_NAME + ": " + "; ".join(lines))
+
+
+def test_nr_json_readers_on_real_structured_json(real_server: VllmService):
+    """workflow.structured=[score,question]: NR's own roles ask the real server for JSON by schema
+    and read the replies; a reply that is not cut at max_tokens parses."""
+    import asyncio
+    import logging
+
+    from slurmgen.agents.nr.conf import NRConf
+    from slurmgen.agents.nr.data import builtin_path
+    from slurmgen.agents.nr.roles import question_role, score_role
+
+    from slurmgen.config import SamplingConf
+    from slurmgen.llm.client import LLMClient
+    from slurmgen.llm.types import Endpoint
+    from slurmgen.protocol import Orchestrator
+    from slurmgen.workflow import RoleContext
+
+    conf = NRConf(structured=["score", "question"], max_text_chars=1200,
+                  score_sampling=SamplingConf(temperature=0.0, max_tokens=96),
+                  question_sampling=SamplingConf(temperature=0.0, max_tokens=160))
+    rows = Path(builtin_path()).read_text().splitlines()[:2]
+
+    async def go() -> list[Orchestrator]:
+        client = LLMClient(request_timeout_s=600)
+        client.set_endpoints([Endpoint(url=real_server.url, model=REAL_MODEL_NAME)])
+        ctx = RoleContext(llm=client, conf=conf, log=logging.getLogger("test"))
+        done = []
+        for i, row in enumerate(rows):
+            orch = Orchestrator(task_id=f"d{i}:0", row_id=f"d{i}", trial=0, seed=i, origin="t",
+                                row=msgspec.Raw(row.encode()))
+            await score_role(orch, ctx)
+            await question_role(orch, ctx)
+            done.append(orch)
+        await client.close()
+        return done
+
+    t0 = time.monotonic()
+    done = asyncio.run(go())
+    TIMINGS["NR structured score + question, 2 documents"] = time.monotonic() - t0
+    parsed = 0
+    for orch in done:
+        for turn in orch.history:
+            assert turn.role in ("score", "question") and turn.finish_reason in ("stop", "length")
+            if turn.finish_reason == "stop":  # complete JSON by schema: the reader takes it
+                assert json.loads(turn.content) == json.loads(bytes(turn.data)) or turn.role == "score"
+                assert bytes(turn.data) != b"null", (turn.role, turn.content)
+                parsed += 1
+    assert parsed >= 2
+    print(f"NR structured on {REAL_MODEL_NAME}: {parsed} of {sum(len(o.history) for o in done)} replies parsed; "
+          f"outcomes {[(o.status, o.reason) for o in done]}")
