@@ -152,6 +152,9 @@ class LLMConf:
     # start the server with --enable-auto-tool-choice --tool-call-parser <this> (unless
     # extra_args names a parser); "" = never
     tool_call_parser: str = "hermes"
+    # ask the server for each request's prompt and reply token ids (vLLM's return_token_ids):
+    # records keep them per turn, `slurmgen export --shape tokens` writes them
+    return_token_ids: bool = False
     # cluster=slurm: the SLURM resources of this pool's servers (one array task per replica)
     slurm: SlurmJobConf = field(default_factory=lambda: SlurmJobConf(cpus_per_task=2))
 

@@ -49,6 +49,9 @@ class Turn(msgspec.Struct, kw_only=True, omit_defaults=True):
     pool: str = ""  # the LLM pool it belongs to
     # why the LLM stopped: stop | length (cut at max_tokens) | tool_calls | ... ("" = no LLM call)
     finish_reason: str = ""
+    # llm.return_token_ids (vLLM): the prompt exactly as the model saw it, and its reply, in token ids
+    prompt_token_ids: list[int] = []
+    token_ids: list[int] = []
     content_ref: SpillRef | None = None  # set when content was spilled (content is then "" on the wire)
 
 

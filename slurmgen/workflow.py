@@ -149,6 +149,7 @@ def add_turn(orch: Orchestrator, role: str, reply: ChatReply | None, *, data: An
         turn.completion_tokens = reply.usage.completion_tokens
         turn.model, turn.pool = reply.model, reply.pool
         turn.finish_reason = reply.finish_reason
+        turn.prompt_token_ids, turn.token_ids = reply.prompt_token_ids, reply.token_ids
         if reply.tool_calls:
             turn.tool_calls = msgspec.Raw(msgspec.json.encode(reply.tool_calls))
         usage = orch.usage.setdefault(role, Usage())

@@ -84,11 +84,13 @@ class _Message(msgspec.Struct, kw_only=True):
 class _Choice(msgspec.Struct, kw_only=True):
     message: _Message
     finish_reason: str | None = None
+    token_ids: list[int] | None = None  # vLLM with return_token_ids
 
 
 class _Completion(msgspec.Struct, kw_only=True):
     choices: list[_Choice]
     usage: CompletionUsage | None = None
+    prompt_token_ids: list[int] | None = None  # vLLM with return_token_ids
 
 
 class _AttemptFailed(Exception):
@@ -186,8 +188,10 @@ class LLMClient:
         sticky_load_factor: float = 1.25,
         pool: str = "default",
         limiter: Limiter | None = None,
+        return_token_ids: bool = False,
     ) -> None:
         self.pool = pool  # the LLM pool this client speaks to (replies and stats name it)
+        self.return_token_ids = return_token_ids  # ask vLLM for the prompt's and the reply's token ids
         self.request_timeout_s = request_timeout_s
         self.unreachable_s = unreachable_s
         self.max_retries = max_retries
@@ -232,6 +236,7 @@ class LLMClient:
             endpoint_wait_s=conf.ready_timeout_s,
             sticky_load_factor=conf.sticky_load_factor,
             limiter=limiter,
+            return_token_ids=conf.return_token_ids,
         )
 
     # -- replicas ------------------------------------------------------------
@@ -338,6 +343,8 @@ class LLMClient:
                 body[key] = value
         if seed is not None:
             body["seed"] = seed
+        if self.return_token_ids:
+            body["return_token_ids"] = True
         return msgspec.json.encode(body)
 
     async def _pick(self, model: str | None, sticky_key: str | None, tried: set[str]) -> _Replica:
@@ -447,6 +454,8 @@ class LLMClient:
                 content=choice.message.content,
                 tool_calls=choice.message.tool_calls or [],
                 finish_reason=choice.finish_reason or "stop",
+                prompt_token_ids=completion.prompt_token_ids or [],
+                token_ids=choice.token_ids or [],
                 usage=completion.usage or CompletionUsage(),
                 endpoint=url,
                 model=replica.endpoint.model,

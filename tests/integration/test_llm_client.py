@@ -334,3 +334,34 @@ def test_requests_on_a_replica_that_left_are_retried_at_once_elsewhere() -> None
     assert {r.content for r in replies} == {"from the survivor"} and took < 0.5, took
     gone = next(s for url, s in stats.items() if s.ok == 0)
     assert gone.requests == gone.errors == gone.retries == 3
+
+
+def test_finish_reason_and_token_ids_reach_the_reply() -> None:
+    """vLLM's return_token_ids: asked for only when llm.return_token_ids is on; kept in the reply."""
+    seen: list[dict[str, Any]] = []
+
+    async def vllm_like(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(body)
+        ids = body.get("return_token_ids", False)
+        return web.json_response({
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "a b"}, "finish_reason": "length",
+                         "token_ids": [7, 8] if ids else None}],
+            "prompt_token_ids": [1, 2, 3] if ids else None,
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+
+    async def go() -> list[ChatReply]:
+        replies = []
+        async with fake_server(vllm_like) as url:
+            for flag in (False, True):
+                client = LLMClient(return_token_ids=flag)
+                client.set_endpoints([Endpoint(url=url, model="m")])
+                replies.append(await client.chat(ASK, sampling=SAMPLING))
+                await client.close()
+        return replies
+
+    plain, with_ids = asyncio.run(go())
+    assert "return_token_ids" not in seen[0] and seen[1]["return_token_ids"] is True
+    assert plain.finish_reason == with_ids.finish_reason == "length"
+    assert (plain.prompt_token_ids, plain.token_ids) == ([], [])
+    assert (with_ids.prompt_token_ids, with_ids.token_ids) == ([1, 2, 3], [7, 8])

@@ -61,3 +61,23 @@ def test_summary_status_and_report_count_truncations_per_role(tmp_path: Path):
     assert "replies cut at max_tokens: question 1, score 2" in text
     html = write_report(run.root).read_text()
     assert "cut at max_tokens" in html
+
+
+def test_token_ids_are_kept_per_turn_and_exported_by_role():
+    from slurmgen.export.shapes import resolve
+
+    orch = Orchestrator(task_id="a:0", row_id="a", trial=0, seed=1, origin="p")
+    for role, prompt, out in (("user", [1, 2], [3]), ("assistant", [1, 2, 3, 4], [5, 6])):
+        r = reply("stop", 2)
+        r.prompt_token_ids, r.token_ids = prompt, out
+        add_turn(orch, role, r)
+    add_turn(orch, "env", None, data={"ok": True})
+    rec = record(orch)
+    line = json.loads(msgspec.json.encode(rec))
+    assert line["history"][1]["prompt_token_ids"] == [1, 2, 3, 4] and "token_ids" not in line["history"][2]
+    row = resolve("tokens", {}, "any")(msgspec.json.decode(msgspec.json.encode(rec), type=Record))
+    assert row == {"task_id": "a:0", "status": "rejected", "turns": [
+        {"role": "user", "prompt_token_ids": [1, 2], "token_ids": [3], "finish_reason": "stop", "model": "m"},
+        {"role": "assistant", "prompt_token_ids": [1, 2, 3, 4], "token_ids": [5, 6], "finish_reason": "stop",
+         "model": "m"}]}
+    assert resolve("tokens", {}, "any")(record(task("b:0", [("score", "stop")]))) is None  # no ids asked for

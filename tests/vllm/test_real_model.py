@@ -212,7 +212,8 @@ def test_tau2_transcripts_equal_tau2s_own_runner(real_server: VllmService, tmp_p
 
 def test_nr_json_readers_on_real_structured_json(real_server: VllmService):
     """workflow.structured=[score,question]: NR's own roles ask the real server for JSON by schema
-    and read the replies; a reply that is not cut at max_tokens parses."""
+    and read the replies; a reply that is not cut at max_tokens parses. With return_token_ids each
+    turn keeps the token ids the model saw and wrote."""
     import asyncio
     import logging
 
@@ -232,7 +233,7 @@ def test_nr_json_readers_on_real_structured_json(real_server: VllmService):
     rows = Path(builtin_path()).read_text().splitlines()[:2]
 
     async def go() -> list[Orchestrator]:
-        client = LLMClient(request_timeout_s=600)
+        client = LLMClient(request_timeout_s=600, return_token_ids=True)  # llm.return_token_ids
         client.set_endpoints([Endpoint(url=real_server.url, model=REAL_MODEL_NAME)])
         ctx = RoleContext(llm=client, conf=conf, log=logging.getLogger("test"))
         done = []
@@ -252,6 +253,8 @@ def test_nr_json_readers_on_real_structured_json(real_server: VllmService):
     for orch in done:
         for turn in orch.history:
             assert turn.role in ("score", "question") and turn.finish_reason in ("stop", "length")
+            # token-exact: what the model saw and wrote, as many ids as the usage counts
+            assert len(turn.prompt_token_ids) == turn.prompt_tokens and len(turn.token_ids) == turn.completion_tokens
             if turn.finish_reason == "stop":  # complete JSON by schema: the reader takes it
                 assert json.loads(turn.content) == json.loads(bytes(turn.data)) or turn.role == "score"
                 assert bytes(turn.data) != b"null", (turn.role, turn.content)
