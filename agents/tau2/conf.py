@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slurmgen import pools
-from slurmgen.config import SamplingConf, SlurmgenConf, WorkflowConf
+from slurmgen.config import pools
+from slurmgen.config.types import SamplingConf, SlurmgenConf, WorkflowConf
 from slurmgen.errors import ConfigError
 
 _PKG = "slurmgen.agents.tau2"

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from slurmgen.config import SamplingConf
+from slurmgen.config.types import SamplingConf
 from slurmgen.llm.types import Endpoint
 
 

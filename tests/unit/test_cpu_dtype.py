@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from slurmgen.launchers.commands import cpu_dtype, cpu_without_bf16
+from slurmgen.run.commands import cpu_dtype, cpu_without_bf16
 
 from slurmgen.errors import ConfigError
 from slurmgen.exitcodes import Exit

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen import status
+from slurmgen.run import status
 from slurmgen.llm.types import ChatReply, CompletionUsage
 from slurmgen.protocol import Orchestrator
 from slurmgen.records import Record
 from slurmgen.report import write_report
 from slurmgen.rundir import RunDir
-from slurmgen.summary import summarize
+from slurmgen.run.summary import summarize
 from slurmgen.workflow import add_turn
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_module
 
-from slurmgen.confload import register_all, typed
+from slurmgen.config.load import register_all, typed
 
 
 def conf_of(*overrides: str):

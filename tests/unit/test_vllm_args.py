@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
-from slurmgen.launchers.plan import llm_spec
+from slurmgen.run.plan import llm_spec
 
-from slurmgen.confload import register_all, typed
+from slurmgen.config.load import register_all, typed
 from slurmgen.errors import ConfigError
 
 PARSER = ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]

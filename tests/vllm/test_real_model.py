@@ -221,7 +221,7 @@ def test_nr_json_readers_on_real_structured_json(real_server: VllmService):
     from slurmgen.agents.nr.data import builtin_path
     from slurmgen.agents.nr.roles import question_role, score_role
 
-    from slurmgen.config import SamplingConf
+    from slurmgen.config.types import SamplingConf
     from slurmgen.llm.client import LLMClient
     from slurmgen.llm.types import Endpoint
     from slurmgen.protocol import Orchestrator

@@ -70,7 +70,7 @@ class Summary(msgspec.Struct, kw_only=True):
     reasons: dict[str, int]
     usage_by_role: dict[str, Usage]
     metrics: dict[str, float]
-    usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.pools)
+    usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.config.pools)
     # per role: LLM replies cut at max_tokens (finish_reason "length"); roles with none left out
     truncated_by_role: dict[str, int] = {}
     first_failure: str = ""  # the reason of the first task that failed (bad input rows aside)
