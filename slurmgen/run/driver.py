@@ -18,7 +18,7 @@ import msgspec
 from slurmgen.transport import hosts, ports
 from slurmgen.input import duplicates
 from slurmgen.config.types import SlurmgenConf
-from slurmgen.errors import DatasetError, EarlyStop, SlurmgenError, StartupError
+from slurmgen.errors import ConfigError, DatasetError, EarlyStop, SlurmgenError, StartupError
 from slurmgen.exitcodes import Exit
 from slurmgen.run.launcher import make_launcher
 from slurmgen.run.plan import make_plan
