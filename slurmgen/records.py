@@ -41,6 +41,13 @@ class Record(msgspec.Struct, kw_only=True):
 STATUSES = ("ok", "rejected", "failed")
 
 
+def reason_class(status: str, reason: str) -> str:
+    """A failed task's reason is "<class>: <message>" (URLs, numbers, row lines): its class; a
+    workflow's own reason (ok, rejected) is a class already."""
+    reason = reason or "(none)"
+    return reason.split(":", 1)[0].strip() if status == "failed" else reason
+
+
 def input_of(raw: bytes | None) -> msgspec.Raw:
     """What a record keeps of its row."""
     return msgspec.Raw(raw) if raw is not None and len(raw) <= INPUT_INLINE_MAX else msgspec.Raw(b"null")

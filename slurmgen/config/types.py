@@ -200,6 +200,8 @@ class RunConf:
     startup_timeout_s: float = 120.0
     # show a progress bar (off when stderr is not a terminal)
     progress: bool = True
+    # when stderr is not a terminal (a pipe, a log file): one progress line every so many seconds; 0 = none
+    progress_every_s: float = 30.0
     # the processes' logs under RUN/logs: text lines, or json (one object per line, with a
     # "task" field on every line about a task)
     log_format: str = "text"

@@ -450,13 +450,16 @@ class LLMClient:
                 stats.errors += 1
                 raise _AttemptFailed(f"unreadable completion ({exc})") from None
             stats.ok += 1
+            usage = completion.usage or CompletionUsage()
+            stats.prompt_tokens += usage.prompt_tokens
+            stats.completion_tokens += usage.completion_tokens
             return ChatReply(
                 content=choice.message.content,
                 tool_calls=choice.message.tool_calls or [],
                 finish_reason=choice.finish_reason or "stop",
                 prompt_token_ids=completion.prompt_token_ids or [],
                 token_ids=choice.token_ids or [],
-                usage=completion.usage or CompletionUsage(),
+                usage=usage,
                 endpoint=url,
                 model=replica.endpoint.model,
                 pool=self.pool,

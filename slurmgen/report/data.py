@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from slurmgen.protocol import Usage
+from slurmgen.records import reason_class
 from slurmgen.rundir import RunDir
 
 MAX_QUALITY_KEYS = 6
@@ -62,12 +63,6 @@ class ReportData:
     @property
     def workflow(self) -> str:
         return str((self.summary or {}).get("workflow", ""))
-
-
-def reason_class(status: str, reason: str) -> str:
-    """A failed task's reason carries a message ('llm_error: ...'): keep its class."""
-    reason = reason or "(none)"
-    return reason.split(":", 1)[0].strip() if status == "failed" else reason
 
 
 def bucket_width(span_s: float, target: int = 40) -> float:
