@@ -292,8 +292,11 @@ def real_model(vllm_venv: Path) -> Path:
 
 
 def real_llm_conf(model_dir: Path, server_python: str) -> LLMConf:
+    """The tier's one server: SmolLM2 with the shipped tools-aware template (its own drops `tools`),
+    so tau2's agent sees its tools and one server start serves every test."""
     return LLMConf(backend="vllm", model=REAL_MODEL_NAME, model_path=str(model_dir), server_python=server_python,
-                   replicas=1, extra_args=list(REAL_ARGS), ready_timeout_s=READY_TIMEOUT_S)
+                   replicas=1, extra_args=list(REAL_ARGS), ready_timeout_s=READY_TIMEOUT_S,
+                   chat_template="chatml_tools")
 
 
 @pytest.fixture(scope="session")
