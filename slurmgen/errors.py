@@ -49,7 +49,9 @@ class LLMError(SlurmgenError):
 
     def __init__(self, message: str, *, kind: str = "llm_error") -> None:
         super().__init__(message)
-        self.kind = kind  # llm_error | context_too_long | timeout | rate_limited (429 on every attempt)
+        # llm_error | context_too_long | bad_request (a 4xx no retry fixes) | timeout |
+        # rate_limited (429 on every attempt) | engine_died (a request that killed its server again)
+        self.kind = kind
 
 
 class RowError(SlurmgenError):

@@ -21,6 +21,7 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0
+    truncated: int = 0  # replies cut at max_tokens (finish_reason "length")
     model: str = ""  # the served model that answered the role (its last request)
     pool: str = ""  # the LLM pool it belongs to
 
@@ -46,6 +47,11 @@ class Turn(msgspec.Struct, kw_only=True, omit_defaults=True):
     at: float = 0.0
     model: str = ""  # the served model that produced the content ("" = no LLM call)
     pool: str = ""  # the LLM pool it belongs to
+    # why the LLM stopped: stop | length (cut at max_tokens) | tool_calls | ... ("" = no LLM call)
+    finish_reason: str = ""
+    # llm.return_token_ids (vLLM): the prompt exactly as the model saw it, and its reply, in token ids
+    prompt_token_ids: list[int] = []
+    token_ids: list[int] = []
     content_ref: SpillRef | None = None  # set when content was spilled (content is then "" on the wire)
 
 

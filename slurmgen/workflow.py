@@ -148,12 +148,15 @@ def add_turn(orch: Orchestrator, role: str, reply: ChatReply | None, *, data: An
         turn.prompt_tokens = reply.usage.prompt_tokens
         turn.completion_tokens = reply.usage.completion_tokens
         turn.model, turn.pool = reply.model, reply.pool
+        turn.finish_reason = reply.finish_reason
+        turn.prompt_token_ids, turn.token_ids = reply.prompt_token_ids, reply.token_ids
         if reply.tool_calls:
             turn.tool_calls = msgspec.Raw(msgspec.json.encode(reply.tool_calls))
         usage = orch.usage.setdefault(role, Usage())
         usage.prompt_tokens += reply.usage.prompt_tokens
         usage.completion_tokens += reply.usage.completion_tokens
         usage.requests += 1
+        usage.truncated += reply.finish_reason == "length"
         usage.model, usage.pool = reply.model, reply.pool
     if data is not None:
         turn.data = msgspec.Raw(msgspec.json.encode(data))

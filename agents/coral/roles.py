@@ -30,7 +30,7 @@ from slurmgen.workflow import RoleContext, add_turn, finish
 
 from .conf import AgreementRule
 from .data import Question
-from .parse import AGENTS, extract, match
+from .parse import AGENTS, extract, extractor_format, match
 from .prompting import agent_view, extractor_messages, load_prompt, opening
 from .state import CoralState, load_state, store_state
 
@@ -55,9 +55,10 @@ def sticky_key(ctx: RoleContext, role: str, orch: Orchestrator) -> str | None:
 
 
 async def _ask(orch: Orchestrator, ctx: RoleContext, role: str, messages: list[ChatMessage],
-               sampling: SamplingConf) -> ChatReply:
+               sampling: SamplingConf, response_format: dict | None = None) -> ChatReply:
     params = Sampling(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens)
-    return await ctx.llm.chat(messages, sampling=params, seed=orch.seed, sticky_key=sticky_key(ctx, role, orch))
+    return await ctx.llm.chat(messages, sampling=params, seed=orch.seed, sticky_key=sticky_key(ctx, role, orch),
+                              response_format=response_format)
 
 
 async def _speak(orch: Orchestrator, ctx: RoleContext, role: str) -> None:
@@ -88,7 +89,8 @@ async def extractor_role(orch: Orchestrator, ctx: RoleContext) -> None:
         raise RuntimeError(f"the extractor follows an agent turn, not {last.role!r}")
     q = question_of(orch)
     messages = extractor_messages(q, last.content, ctx.conf.extractor_prompt, ctx.conf.extractor_user_prompt)
-    reply = await _ask(orch, ctx, "extractor", messages, ctx.conf.extractor_sampling)
+    fmt = extractor_format(len(q.options)) if ctx.conf.structured_extractor else None
+    reply = await _ask(orch, ctx, "extractor", messages, ctx.conf.extractor_sampling, fmt)
     extraction = extract(reply.content, last.role, q.answer)
     state = load_state(orch)
     state.extractions.append(extraction)

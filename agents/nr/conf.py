@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slurmgen.config.types import SamplingConf, WorkflowConf
+from slurmgen.config.types import SamplingConf, SlurmgenConf, WorkflowConf
+from slurmgen.errors import ConfigError
 
 _PKG = "slurmgen.agents.nr"
 
@@ -20,6 +21,8 @@ def _roles() -> dict[str, str]:
         "question": f"{_PKG}.roles:question_role",
     }
 
+
+STRUCTURED_ROLES = ("score", "question")  # roles whose reply is a JSON object
 
 @dataclass
 class NRConf(WorkflowConf):
@@ -56,3 +59,13 @@ class NRConf(WorkflowConf):
     # they go into a prompt, so that a huge web page cannot overflow the model's
     # context (~6k tokens by default; Matrix sends the whole text). 0 = never cut.
     max_text_chars: int = 24000
+    # roles whose reply is requested as JSON by schema (response_format json_schema: vLLM's and
+    # SGLang's structured outputs) and read as a bare JSON object: score, question. Off by
+    # default: the reference asks for a fenced JSON block and rejects replies without one.
+    structured: list[str] = field(default_factory=list)
+
+    def resolve(self, conf: SlurmgenConf) -> None:
+        unknown = [r for r in self.structured if r not in STRUCTURED_ROLES]
+        if unknown:
+            raise ConfigError(f"workflow.structured={self.structured}: {', '.join(unknown)} cannot be structured; "
+                              f"valid: {', '.join(STRUCTURED_ROLES)}")

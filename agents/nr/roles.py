@@ -18,7 +18,16 @@ from slurmgen.protocol import Orchestrator
 from slurmgen.workflow import RoleContext, add_turn, finish
 
 from .data import Document
-from .parse import SUCCESS, judge_classifier, judge_en, judge_question, judge_score
+from .parse import (
+    SUCCESS,
+    CriteriaScores,
+    ExamQuestion,
+    judge_classifier,
+    judge_en,
+    judge_question,
+    judge_score,
+    response_format,
+)
 from .prompting import stage_messages
 from .state import load_state, store_state
 
@@ -36,12 +45,15 @@ def _document(orch: Orchestrator) -> Document:
 
 
 async def _ask(
-    orch: Orchestrator, ctx: RoleContext, doc: Document, prompt_file: str, sampling: SamplingConf
+    orch: Orchestrator, ctx: RoleContext, doc: Document, prompt_file: str, sampling: SamplingConf,
+    schema: type[msgspec.Struct] | None = None,
 ) -> ChatReply:
-    """One chat completion: the stage's system prompt, then the document text."""
+    """One chat completion: the stage's system prompt, then the document text; ``schema``: the reply
+    is constrained to a JSON object of that Struct (workflow.structured)."""
     messages = stage_messages(prompt_file, doc.text, ctx.conf.max_text_chars)
     params = Sampling(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens)
-    return await ctx.llm.chat(messages, sampling=params, seed=orch.seed, sticky_key=None)
+    fmt = response_format(schema) if schema is not None else None
+    return await ctx.llm.chat(messages, sampling=params, seed=orch.seed, sticky_key=None, response_format=fmt)
 
 
 async def filter_role(orch: Orchestrator, ctx: RoleContext) -> None:
@@ -61,8 +73,10 @@ async def filter_role(orch: Orchestrator, ctx: RoleContext) -> None:
 
 async def score_role(orch: Orchestrator, ctx: RoleContext) -> None:
     """Points rubric; every one of the four criteria must score above zero."""
-    reply = await _ask(orch, ctx, _document(orch), ctx.conf.score_prompt, ctx.conf.score_sampling)
-    reason, scores = judge_score(reply.content)
+    bare = "score" in ctx.conf.structured
+    reply = await _ask(orch, ctx, _document(orch), ctx.conf.score_prompt, ctx.conf.score_sampling,
+                       CriteriaScores if bare else None)
+    reason, scores = judge_score(reply.content, bare)
     state = load_state(orch)
     state.scores = scores
     add_turn(orch, "score", reply, data=scores, at=time.time())
@@ -73,8 +87,10 @@ async def score_role(orch: Orchestrator, ctx: RoleContext) -> None:
 
 async def question_role(orch: Orchestrator, ctx: RoleContext) -> None:
     """Exam question with a boxed independent answer; success ends the task."""
-    reply = await _ask(orch, ctx, _document(orch), ctx.conf.question_prompt, ctx.conf.question_sampling)
-    reason, result = judge_question(reply.content)
+    bare = "question" in ctx.conf.structured
+    reply = await _ask(orch, ctx, _document(orch), ctx.conf.question_prompt, ctx.conf.question_sampling,
+                       ExamQuestion if bare else None)
+    reason, result = judge_question(reply.content, bare)
     add_turn(orch, "question", reply, data=result, at=time.time())
     if reason == SUCCESS:
         state = load_state(orch)

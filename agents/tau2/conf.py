@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slurmgen.config.types import SamplingConf, WorkflowConf
+from slurmgen.config import pools
+from slurmgen.config.types import SamplingConf, SlurmgenConf, WorkflowConf
+from slurmgen.errors import ConfigError
 
 _PKG = "slurmgen.agents.tau2"
 
@@ -37,6 +39,7 @@ class Tau2Conf(WorkflowConf):
     # the built-in dataset: the installed tau2 tasks of workflow.domain in workflow.task_split
     builtin_dataset: str = f"{_PKG}.data:builtin_${{workflow.domain}}__${{workflow.task_split}}"
     toolpool_factory: str = f"{_PKG}.domain:open_session"
+    tool_roles: list[str] = field(default_factory=lambda: ["assistant", "user"])
 
     # airline | retail | telecom | mock (telecom-workflow: telecom with the workflow policy)
     domain: str = "airline"
@@ -55,5 +58,16 @@ class Tau2Conf(WorkflowConf):
     # prepended to both system prompts (Matrix: "Reasoning: high." for gpt-oss); tau2: none
     prompt_prefix: str = ""
     # append the task's "<domain>/<id>" to the user simulator's system prompt (after the
-    # scenario) so scripted simulators (llm.script=oracle) know the task; false = tau2's exact prompt
-    task_id_in_user_prompt: bool = True
+    # scenario): the simulator's scripts (llm.backend=sim) learn the task from it; false = tau2's
+    # exact prompt; unset = true only when the user role's pool is the simulator
+    task_id_in_user_prompt: bool | None = None
+    # the agent's tool_choice: auto (tau2's), required (a tool call every agent turn: not tau2's
+    # benchmark, for exercising the tool-call path with a weak model) or none
+    agent_tool_choice: str = "auto"
+
+    def resolve(self, conf: SlurmgenConf) -> None:
+        if self.agent_tool_choice not in ("auto", "required", "none"):
+            raise ConfigError(f"workflow.agent_tool_choice={self.agent_tool_choice!r} is unknown; valid: auto "
+                              "(tau2's), required, none")
+        if self.task_id_in_user_prompt is None:
+            self.task_id_in_user_prompt = pools.declared(conf)[pools.role_pool(conf, "user")].backend == "sim"
