@@ -214,6 +214,9 @@ def run_slurmgen_tau2(bench: Any, name: str, domain: str, fleet: SimFleet, cpus:
     argv = slurmgen_argv("tau2", run_dir, fleet, peers=p["tau2_peers"], max_in_flight=m, trials=1,
                          curve_on=bench.curve_on, dataset=str(tau2_dataset(domain, p["tau2_rows"])),
                          extra=[f"workflow.domain={domain}", "dataset.on_duplicate=suffix",
+                                # the replicas are the simulator behind llm.backend=openai: its oracle
+                                # script reads the task from this line (tau2's runner gets it too)
+                                "workflow.task_id_in_user_prompt=true",
                                                          f"workflow.max_steps={MAX_STEPS}",
                                                          f"run.peer_capacity={max(512, m)}"])
     log(f"{name}: slurmgen tau2 {domain} peers={p['tau2_peers']} max_in_flight={m} cpus={cpus}")
