@@ -24,14 +24,29 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import msgspec
 
 from slurmgen.errors import ConfigError
 from slurmgen.llm.types import ChatMessage, ChatReply, Sampling
-from slurmgen.protocol import Orchestrator, Turn, Usage
+from slurmgen.protocol import Failure, Orchestrator, Status, Turn, Usage
+
+__all__ = [
+    "Failure",
+    "Orchestrator",
+    "Record",
+    "RoleContext",
+    "Status",
+    "Turn",
+    "Usage",
+    "Workflow",
+    "add_turn",
+    "fail",
+    "finish",
+]
 from slurmgen.records import Record
 
 
@@ -161,7 +176,21 @@ def add_turn(orch: Orchestrator, role: str, reply: ChatReply | None, *, data: An
     return turn
 
 
-def finish(orch: Orchestrator, status: str, reason: str) -> None:
-    """Mark the task terminal; the transition function should then return None."""
+def finish(orch: Orchestrator, status: Status, reason: str) -> None:
+    """Mark the task terminal; the transition function should then return None.
+
+    ``status`` is ``Status.OK`` or ``Status.REJECTED`` (with the workflow's reason), or
+    ``Status.FAILED`` with a reason that starts with a ``Failure`` ("tool_error: ..."; see
+    ``fail``). Anything else raises at once: a typo must not count as nothing."""
+    if not isinstance(status, Status) or status is Status.RUNNING:
+        raise TypeError(f"finish(): status must be Status.OK, Status.REJECTED or Status.FAILED, not {status!r}")
+    if status is Status.FAILED and Failure.of(reason) is None:
+        raise ValueError(f"finish(): a failed task's reason must start with a Failure class "
+                         f"({', '.join(Failure)}), not {reason!r}; use fail(orch, Failure.X, message)")
     orch.status = status
     orch.reason = reason
+
+
+def fail(orch: Orchestrator, failure: Failure, message: str) -> None:
+    """Mark the task failed with ``failure`` (its record's reason is "<failure>: <message>")."""
+    finish(orch, Status.FAILED, Failure(failure).reason(message))

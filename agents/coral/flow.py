@@ -8,6 +8,7 @@ import msgspec
 
 from slurmgen.protocol import Orchestrator, Turn
 from slurmgen.records import Record
+from slurmgen.workflow import Status
 
 from .parse import AGENTS, Extraction
 from .roles import AGREEMENT, MAX_TURNS
@@ -20,7 +21,7 @@ def transition(orch: Orchestrator) -> str | None:
     """student (opening) -> teacher -> extractor -> matcher -> student -> extractor ->
     matcher -> teacher ...; the matcher's terminal status (agreement, max_turns) or a
     failure ends it."""
-    if orch.status != "running":
+    if orch.status != Status.RUNNING:
         return None
     history = orch.history
     if not history:
@@ -66,7 +67,7 @@ def metrics(records: list[Record]) -> dict[str, float]:
     t_len, s_len, conv_len = [], [], []
     extractions: list[Extraction] = []
     for r in records:
-        ok = r.status == "ok"
+        ok = r.status == Status.OK
         agreement.append(float(ok and r.metrics.get("agreement", 0.0) > 0))
         correctness.append(float(ok and r.metrics.get("agreement_correctness", 0.0) > 0))
         conv = agent_turns(r.history)
@@ -79,7 +80,7 @@ def metrics(records: list[Record]) -> dict[str, float]:
             conv_len.append(float(sum(teacher) + sum(student)))
         read = (_extraction.decode(t.data) for t in r.history if t.role == "extractor")
         extractions.extend(e for e in read if e is not None)
-    failed = sum(r.status == "failed" for r in records)
+    failed = sum(r.status == Status.FAILED for r in records)
     valid = [e for e in extractions if e.valid]
     return {
         "agreement": _mean(agreement),

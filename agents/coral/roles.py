@@ -26,7 +26,7 @@ import msgspec
 from slurmgen.config.types import SamplingConf
 from slurmgen.llm.types import ChatMessage, ChatReply, Sampling
 from slurmgen.protocol import Orchestrator
-from slurmgen.workflow import RoleContext, add_turn, finish
+from slurmgen.workflow import RoleContext, Status, add_turn, finish
 
 from .conf import AgreementRule
 from .data import Question
@@ -117,6 +117,6 @@ async def matcher_role(orch: Orchestrator, ctx: RoleContext) -> None:
     }
     add_turn(orch, "matcher", None, data=decision, at=time.time())
     if decision.agreement:
-        finish(orch, "ok", AGREEMENT)
+        finish(orch, Status.OK, AGREEMENT)
     elif decision.rated_turns >= ctx.conf.max_turns:
-        finish(orch, "ok", MAX_TURNS)
+        finish(orch, Status.OK, MAX_TURNS)

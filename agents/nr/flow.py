@@ -6,6 +6,7 @@ from collections import Counter
 
 from slurmgen.protocol import Orchestrator
 from slurmgen.records import Record
+from slurmgen.workflow import Status
 
 from .parse import REJECTIONS, SUCCESS
 
@@ -15,7 +16,7 @@ NEXT_ROLE = {"filter": "score", "score": "question"}  # question is the last sta
 
 def transition(orch: Orchestrator) -> str | None:
     """filter -> score -> question; the first failed gate (a terminal status) ends it."""
-    if orch.status != "running":
+    if orch.status != Status.RUNNING:
         return None
     if not orch.history:
         return FIRST_ROLE

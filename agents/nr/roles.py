@@ -15,7 +15,7 @@ import msgspec
 from slurmgen.config.types import SamplingConf
 from slurmgen.llm.types import ChatReply, Sampling
 from slurmgen.protocol import Orchestrator
-from slurmgen.workflow import RoleContext, add_turn, finish
+from slurmgen.workflow import RoleContext, Status, add_turn, finish
 
 from .data import Document
 from .parse import SUCCESS, judge_classifier, judge_en, judge_question, judge_score
@@ -56,7 +56,7 @@ async def filter_role(orch: Orchestrator, ctx: RoleContext) -> None:
     add_turn(orch, "filter", reply, data=FilterData(en=state.en), at=time.time())
     store_state(orch, state)
     if reason is not None:
-        finish(orch, "rejected", reason)
+        finish(orch, Status.REJECTED, reason)
 
 
 async def score_role(orch: Orchestrator, ctx: RoleContext) -> None:
@@ -68,7 +68,7 @@ async def score_role(orch: Orchestrator, ctx: RoleContext) -> None:
     add_turn(orch, "score", reply, data=scores, at=time.time())
     store_state(orch, state)
     if reason is not None:
-        finish(orch, "rejected", reason)
+        finish(orch, Status.REJECTED, reason)
 
 
 async def question_role(orch: Orchestrator, ctx: RoleContext) -> None:
@@ -80,6 +80,6 @@ async def question_role(orch: Orchestrator, ctx: RoleContext) -> None:
         state = load_state(orch)
         state.question = result
         store_state(orch, state)
-        finish(orch, "ok", SUCCESS)
+        finish(orch, Status.OK, SUCCESS)
     else:
-        finish(orch, "rejected", reason)
+        finish(orch, Status.REJECTED, reason)

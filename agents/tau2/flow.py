@@ -22,6 +22,7 @@ import msgspec
 
 from slurmgen.protocol import Orchestrator, Turn
 from slurmgen.records import Record
+from slurmgen.workflow import Status
 
 TERMINATIONS = ("user_stop", "agent_stop", "max_steps", "too_many_errors", "agent_error", "user_error")
 
@@ -81,7 +82,7 @@ def first_role(orch: Orchestrator) -> str:
 
 
 def transition(orch: Orchestrator) -> str | None:
-    if orch.status != "running":
+    if orch.status != Status.RUNNING:
         return None
     if not orch.history:
         return first_role(orch)
@@ -114,7 +115,7 @@ def end_of_step(state: Tau2State, conf: Any, *, llm: bool, to_env: bool) -> None
 
 def reward_of(record: Record) -> float:
     """A failed task (LLM error, lost tool pool, ...) scores 0."""
-    return float(record.metrics.get("reward", 0.0)) if record.status == "ok" else 0.0
+    return float(record.metrics.get("reward", 0.0)) if record.status == Status.OK else 0.0
 
 
 def pass_hat_k(successes_by_task: dict[str, list[bool]], k: int) -> float:
@@ -133,14 +134,14 @@ def metrics(records: list[Record]) -> dict[str, float]:
         by_task[r.row_id].append(abs(reward_of(r) - 1.0) <= 1e-6)
     trials = max(len(s) for s in by_task.values())
     out: dict[str, float] = {"reward": sum(reward_of(r) for r in records) / total,
-                             "tasks": float(len(by_task)), "conv_err": float(sum(r.status == "failed" for r in records))}
+                             "tasks": float(len(by_task)), "conv_err": float(sum(r.status == Status.FAILED for r in records))}
     for k in range(1, trials + 1):
         out[f"pass^{k}"] = pass_hat_k(by_task, k)
     ends: Counter[str] = Counter({t: 0 for t in TERMINATIONS})
     stops: Counter[str] = Counter()
     steps = errors = tool_calls = 0
     for r in records:
-        state = msgspec.json.decode(r.output, type=Tau2State | None) if r.status == "ok" else None
+        state = msgspec.json.decode(r.output, type=Tau2State | None) if r.status == Status.OK else None
         ends[state.termination if state and state.termination else "error"] += 1
         if state is not None:
             steps, errors, tool_calls = steps + state.steps, errors + state.errors, tool_calls + state.tool_calls

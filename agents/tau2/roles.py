@@ -20,11 +20,20 @@ import msgspec
 from slurmgen.config.types import SamplingConf
 from slurmgen.llm.types import ChatMessage, ChatReply, Sampling
 from slurmgen.protocol import Orchestrator, Turn
-from slurmgen.workflow import RoleContext, add_turn, finish
+from slurmgen.workflow import Failure, RoleContext, Status, add_turn, fail, finish
 
 from . import domain
 from .flow import Tau2State, caller_of, end_of_step, load_state, store_state
-from .history import EnvData, EnvResult, agent_view, arguments, plain, seed, tool_calls, user_view
+from .history import (
+    EnvData,
+    EnvResult,
+    agent_view,
+    arguments,
+    plain,
+    seed,
+    tool_calls,
+    user_view,
+)
 
 domain.warm()
 
@@ -144,10 +153,10 @@ async def reward_role(orch: Orchestrator, ctx: RoleContext) -> None:
         info = await loop.run_in_executor(_evaluator, domain.evaluate, conf.domain, task, plain(orch.history),
                                           state.termination or "user_stop")
     except Exception as exc:  # e.g. the replay did not reproduce a recorded tool output
-        finish(orch, "failed", f"reward_error: {type(exc).__name__}: {exc}")
+        fail(orch, Failure.REWARD_ERROR, f"{type(exc).__name__}: {exc}")
         return
     state.reward = float(info["reward"])
     orch.metrics["reward"] = state.reward
     orch.history.append(Turn(role="reward", data=msgspec.Raw(msgspec.json.encode(info)), at=time.time()))
     store_state(orch, state)
-    finish(orch, "ok", state.termination or "user_stop")
+    finish(orch, Status.OK, state.termination or "user_stop")

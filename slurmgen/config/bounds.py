@@ -15,6 +15,7 @@ from slurmgen.transport import ports
 from slurmgen.config.types import SlurmgenConf
 from slurmgen.input.duplicates import MODES
 from slurmgen.errors import ConfigError
+from slurmgen.protocol import Failure
 from slurmgen.transport.hosts import PLACED
 
 @dataclass(frozen=True)
@@ -102,6 +103,10 @@ def check_bounds(conf: SlurmgenConf) -> None:
                    "(holders renew leases every lease_renew_s)")
     if conf.dataset.hf and conf.dataset.path:
         bad.append(f"dataset.hf={conf.dataset.hf!r} and dataset.path={conf.dataset.path!r}: give one of them")
+    unknown = [c for c in conf.run.retry_on if c not in {f.value for f in Failure}]
+    if unknown:
+        bad.append(f"run.retry_on={list(conf.run.retry_on)!r}: {', '.join(map(repr, unknown))} is no failure "
+                   f"class; valid: {', '.join(Failure)}")
     if conf.dataset.on_duplicate not in MODES:
         bad.append(f"dataset.on_duplicate={conf.dataset.on_duplicate!r} is unknown; valid: {', '.join(MODES)}")
     try:

@@ -197,7 +197,7 @@ class RunConf:
     # lease_s (its holder died, its message was lost) is issued again from its row
     lease_renew_s: float = 2.0
     lease_s: float = 10.0
-    # attempts per task; a failure whose class is in retry_on is tried again (from its row), and
+    # attempts per task; a failure whose class (slurmgen.protocol.Failure) is in retry_on is tried again (from its row), and
     # only its last attempt's record counts toward max_failure_rate / fail_fast_tasks
     max_attempts: int = 3
     retry_on: list[str] = field(default_factory=lambda: ["llm_error", "timeout", "rate_limited", "tool_error",

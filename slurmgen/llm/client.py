@@ -29,7 +29,7 @@ once). A 429's ``Retry-After`` (or ``retry-after-ms``) pauses the whole pool —
 attempt of this client waits until it has passed — and a request whose last attempt got
 429 raises ``LLMError(kind="rate_limited")``; another status's ``Retry-After`` delays
 that request only. A replica that refuses connections is avoided for ``down_s``. A 400
-saying the context is too long raises ``LLMError(kind="context_too_long")`` at once;
+saying the context is too long raises ``LLMError(kind=Failure.CONTEXT_TOO_LONG)`` at once;
 other 4xx raise ``LLMError`` at once.
 
 Unreachable replicas (a node lost or cut off): each replica has its own connections,
@@ -58,6 +58,7 @@ import msgspec
 
 from slurmgen.proc import fdlimit
 from slurmgen.errors import LLMError
+from slurmgen.protocol import Failure
 from slurmgen.llm.ratelimit import Limiter, LimiterStats, estimate_tokens, share
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall
 
@@ -90,7 +91,7 @@ class _Completion(msgspec.Struct, kw_only=True):
 class _AttemptFailed(Exception):
     """One attempt failed in a way another attempt may not."""
 
-    def __init__(self, message: str, *, kind: str = "llm_error", refused: bool = False, retry_after: float = 0.0):
+    def __init__(self, message: str, *, kind: Failure = Failure.LLM_ERROR, refused: bool = False, retry_after: float = 0.0):
         super().__init__(message)
         self.kind = kind
         self.refused = refused
@@ -303,7 +304,7 @@ class LLMClient:
                 return reply
             except _AttemptFailed as exc:
                 failed = exc
-                if exc.kind == "rate_limited":
+                if exc.kind is Failure.RATE_LIMITED:
                     self.limiter.pause(exc.retry_after)  # the whole pool waits, not only this request
             finally:
                 permit.done()
@@ -378,7 +379,7 @@ class LLMClient:
                 if r.endpoint.url not in tried and r.down_until <= now and model in (None, r.endpoint.model):
                     return 0.0
         delay = self.backoff_s * 2.0**attempt * (0.5 + self._rng.random())
-        if exc.kind == "rate_limited":
+        if exc.kind is Failure.RATE_LIMITED:
             return delay  # its Retry-After paused the pool: the limiter holds the next attempt back
         return max(delay, exc.retry_after)
 
@@ -410,7 +411,7 @@ class LLMClient:
             raise _AttemptFailed(f"no connection within {self.unreachable_s:g} s", refused=True) from None
         except asyncio.TimeoutError:
             stats.errors += 1
-            raise _AttemptFailed(f"no reply within {self.request_timeout_s:g} s", kind="timeout") from None
+            raise _AttemptFailed(f"no reply within {self.request_timeout_s:g} s", kind=Failure.TIMEOUT) from None
         except aiohttp.ClientConnectorError as exc:
             stats.errors += 1
             replica.down_until = time.monotonic() + self.down_s
@@ -445,10 +446,10 @@ class LLMClient:
         stats.errors += 1
         message = _error_message(raw)
         if status in (400, 413, 422) and any(m in message.lower() for m in _CONTEXT_MARKERS):
-            raise LLMError(f"{url}: HTTP {status}: {message}", kind="context_too_long")
+            raise LLMError(f"{url}: HTTP {status}: {message}", kind=Failure.CONTEXT_TOO_LONG)
         if status == 429:
             stats.rate_limited += 1
-            raise _AttemptFailed(f"HTTP 429: {message}", kind="rate_limited", retry_after=retry_after)
+            raise _AttemptFailed(f"HTTP 429: {message}", kind=Failure.RATE_LIMITED, retry_after=retry_after)
         if status in _RETRY_STATUS or status >= 500:
             raise _AttemptFailed(f"HTTP {status}: {message}", retry_after=retry_after)
         raise LLMError(f"{url} rejected the request: HTTP {status}: {message}")

@@ -42,13 +42,14 @@ from prometheus_client.process_collector import ProcessCollector
 
 from slurmgen.transport import hosts, ports
 from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.protocol import TERMINAL
 
 log = logging.getLogger("slurmgen.metrics")
 
 # role handlers: a local filter (ms) up to a long multi-turn LLM conversation (minutes)
 ROLE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 120.0, 300.0, 600.0)
 HOP_TYPES = ("orch", "orch_local", "orch_home", "hold", "credit", "malformed")
-STATUSES = ("ok", "rejected", "failed")
+STATUSES = tuple(s.value for s in TERMINAL)
 
 
 def sd_dir(run_dir: Path | str) -> Path:

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.protocol import Usage
+from slurmgen.protocol import Failure, Status, Usage
 from slurmgen.rundir import RunDir
 
 MAX_QUALITY_KEYS = 6
@@ -25,7 +25,7 @@ class _Turn(msgspec.Struct):
 class _Rec(msgspec.Struct):
     """The fields of a record the report reads (``output`` stays undecoded)."""
 
-    status: str
+    status: Status
     reason: str = ""
     usage: dict[str, Usage] = {}
     metrics: dict[str, float] = {}
@@ -64,10 +64,11 @@ class ReportData:
         return str((self.summary or {}).get("workflow", ""))
 
 
-def reason_class(status: str, reason: str) -> str:
+def reason_class(status: Status, reason: str) -> str:
     """A failed task's reason carries a message ('llm_error: ...'): keep its class."""
-    reason = reason or "(none)"
-    return reason.split(":", 1)[0].strip() if status == "failed" else reason
+    if status is Status.FAILED:
+        return str(Failure.of(reason) or "other")
+    return reason or "(none)"
 
 
 def bucket_width(span_s: float, target: int = 40) -> float:
@@ -181,7 +182,7 @@ def _add(data: ReportData, rec: _Rec, finished: list[tuple[float, int]], metrics
     for k, v in rec.metrics.items():
         if isinstance(v, (int, float)) and math.isfinite(v):
             metrics[k].append(float(v))
-    if not metrics and rec.status != "failed":
+    if not metrics and rec.status != Status.FAILED:
         outputs.append(output_numbers(rec.output))
 
 

@@ -17,17 +17,18 @@ import msgspec
 
 from slurmgen.errors import SlurmgenError
 from slurmgen.llm.types import EndpointStats
-from slurmgen.protocol import Turn, Usage
-from slurmgen.rundir import RunDir
+from slurmgen.protocol import Failure, Turn, Usage
+from slurmgen.protocol import Status as TaskStatus
 from slurmgen.run.summary import pool_usage
 from slurmgen.run.watchdog import StallReport
+from slurmgen.rundir import RunDir
 
 WINDOW_S = 30.0
 S = TypeVar("S", bound=msgspec.Struct)
 
 
 class _Rec(msgspec.Struct):
-    status: str
+    status: TaskStatus
     reason: str = ""
     usage: dict[str, Usage] = {}
     history: list[Turn] = []
@@ -111,8 +112,8 @@ def _read_stats(run: RunDir, component: str, kind: type[S]) -> list[S]:
 def _add(st: Status, rec: _Rec, now: float) -> None:
     st.done += 1
     st.by_status[rec.status] += 1
-    if rec.status == "failed":
-        st.failed_reasons[rec.reason.split(":", 1)[0]] += 1
+    if rec.status is TaskStatus.FAILED:
+        st.failed_reasons[str(Failure.of(rec.reason) or "other")] += 1
     tokens = sum(u.prompt_tokens + u.completion_tokens for u in rec.usage.values())
     st.tokens += tokens
     st.usages.append(rec.usage)

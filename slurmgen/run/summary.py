@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import msgspec
 
 from slurmgen.llm.types import EndpointStats
-from slurmgen.protocol import Usage
+from slurmgen.protocol import Failure, Usage
 from slurmgen.records import Record
 
 
@@ -155,7 +155,7 @@ def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s
         if r.finished_at >= started_at:
             recent_tasks += 1
             recent_tokens += sum(u.prompt_tokens + u.completion_tokens for u in r.usage.values())
-    failed = [r for r in records if r.status == "failed" and not r.reason.startswith("bad_input")]
+    failed = [r for r in records if r.failure not in (None, Failure.BAD_INPUT)]
     first = min(failed, key=lambda r: r.finished_at).reason if failed else ""
     prompt = sum(u.prompt_tokens for u in roles.values())
     completion = sum(u.completion_tokens for u in roles.values())

@@ -14,16 +14,16 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import msgspec
 
 from slurmgen.input.dataset import BadRow, GoodRow
-from slurmgen.protocol import Orchestrator
+from slurmgen.protocol import Failure, Orchestrator, Status
 from slurmgen.records import Record, input_of
 from slurmgen.runtime.ledger import Ledger
-from slurmgen.workflow import Workflow, close_state, finish, open_state
+from slurmgen.workflow import Workflow, close_state, fail, open_state
 
 log = logging.getLogger("slurmgen.origin")
 
@@ -31,11 +31,6 @@ log = logging.getLogger("slurmgen.origin")
 def task_seed(run_seed: int, task_id: str) -> int:
     digest = hashlib.blake2b(f"{run_seed}:{task_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
-
-
-def failure_class(reason: str) -> str:
-    """'llm_error: ...' -> 'llm_error'."""
-    return reason.split(":", 1)[0].strip()
 
 
 def to_record(orch: Orchestrator, row: GoodRow | None = None) -> Record:
@@ -66,7 +61,7 @@ class OriginPolicy:
     run_seed: int
     lease_s: float
     max_attempts: int
-    retry_on: tuple[str, ...]
+    retry_on: tuple[Failure, ...]
 
 
 class Origin:
@@ -117,12 +112,12 @@ class Origin:
             first = self.workflow.transition(orch)
         except Exception as exc:  # a transition bug fails its task only
             log.exception("task=%s the first transition failed", task_id)
-            finish(orch, "failed", f"internal: {type(exc).__name__}: {exc}")
+            fail(orch, Failure.INTERNAL, f"{type(exc).__name__}: {exc}")
             first = None
         finally:
             close_state(orch)
         if first is None:
-            orch.status = orch.status if orch.status != "running" else "ok"
+            orch.status = orch.status if orch.status is not Status.RUNNING else Status.OK
             self.complete(orch)
             return
         orch.next_role = first
@@ -131,7 +126,7 @@ class Origin:
     def _write_bad(self, row: BadRow, trial: int) -> None:
         now = time.time()
         task_id = f"{row.row_id}:{trial}"
-        record = Record(task_id=task_id, row_id=row.row_id, trial=trial, status="failed", reason=row.reason,
+        record = Record(task_id=task_id, row_id=row.row_id, trial=trial, status=Status.FAILED, reason=row.reason,
                         input=input_of(row.raw), line=row.lineno, seed=task_seed(self.policy.run_seed, task_id),
                         peer=self.peer_id, created_at=now, finished_at=now)
         if self.ledger.write(record):
@@ -167,7 +162,7 @@ class Origin:
             self.duplicates += 1
             log.info("task=%s dropped a late duplicate (attempt %d)", orch.task_id, orch.attempt)
             return
-        if orch.status == "failed" and orch.attempt < lease.attempt:  # a newer attempt is under way
+        if orch.status == Status.FAILED and orch.attempt < lease.attempt:  # a newer attempt is under way
             self.duplicates += 1
             log.info("task=%s dropped attempt %d's failure: attempt %d is under way (%s)", orch.task_id,
                      orch.attempt, lease.attempt, orch.reason)
@@ -188,7 +183,7 @@ class Origin:
         self._slots.release()
 
     def _retryable(self, orch: Orchestrator) -> bool:
-        return orch.status == "failed" and failure_class(orch.reason) in self.policy.retry_on
+        return orch.status is Status.FAILED and Failure.of(orch.reason) in self.policy.retry_on
 
     def stop_issuing(self) -> None:
         self.stopped = True

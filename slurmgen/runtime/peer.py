@@ -18,40 +18,49 @@ import resource
 import time
 import uuid
 from collections import deque
-from typing import Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen.transport import codec, curve, hosts, sockets
-from slurmgen.input import duplicates
-from slurmgen.proc import fdlimit
-from slurmgen.config.types import SlurmgenConf
 from slurmgen.config.load import load_run_config
-from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
-from slurmgen.proc.diskspace import guarded_write
+from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import DiskFull
-from slurmgen.proc.lifecycle import serve_until_signalled, until_stopped
+from slurmgen.input import duplicates
+from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
 from slurmgen.llm.poolset import PoolClients
+from slurmgen.proc import fdlimit
+from slurmgen.proc.diskspace import guarded_write
+from slurmgen.proc.faults import fault
+from slurmgen.proc.lifecycle import serve_until_signalled, until_stopped
 from slurmgen.proc.logs import setup_logging
-from slurmgen.registry.membership import RegistryClient
 from slurmgen.proc.metrics import Exporter
-from slurmgen.protocol import Blobs, Credit, FetchBlobs, FreeBlobs, Hold, Member, Orchestrator
+from slurmgen.proc.tasks import TaskSet
+from slurmgen.protocol import (
+    Blobs,
+    Credit,
+    Failure,
+    FetchBlobs,
+    FreeBlobs,
+    Hold,
+    Member,
+    Orchestrator,
+)
+from slurmgen.registry.membership import RegistryClient
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.runtime.blobs import BlobService
-from slurmgen.proc.faults import fault
 from slurmgen.runtime.ledger import Ledger
-from slurmgen.runtime.outbox import Meter, Outbox, drain
 from slurmgen.runtime.origin import Origin, OriginPolicy
+from slurmgen.runtime.outbox import Meter, Outbox, drain
 from slurmgen.runtime.readiness import wait_ready
 from slurmgen.runtime.router import CreditRouter
-from slurmgen.proc.tasks import TaskSet
 from slurmgen.runtime.worker import run_role
 from slurmgen.spill.policy import Spiller, SpillLost
 from slurmgen.toolpool.client import ToolPools
-from slurmgen.workflow import RoleContext, finish, load_workflow
+from slurmgen.transport import codec, curve, hosts, sockets
+from slurmgen.workflow import RoleContext, fail, load_workflow
 
 log = logging.getLogger("slurmgen.peer")
 
@@ -194,7 +203,7 @@ class Peer:
             try:
                 await self.blobs.spiller.fill(orch)
             except SpillLost as exc:
-                finish(orch, "failed", f"lost: {exc}")
+                fail(orch, Failure.LOST, f"{exc}")
             refs = self.blobs.spiller.refs_by_node(orch)
             Spiller.clear_refs(orch)
         fault("home")
@@ -211,7 +220,7 @@ class Peer:
             raise exc  # the process stops; the resume writes it
         if orch.task_id in self.origin.leases:
             Spiller.clear_refs(orch)
-            finish(orch, "failed", f"lost: coming home on {self.peer_id} failed: {type(exc).__name__}: {exc}")
+            fail(orch, Failure.LOST, f"coming home on {self.peer_id} failed: {type(exc).__name__}: {exc}")
             self.origin.complete(orch)  # "lost" is retried from its row while run.max_attempts allow
         self._maybe_mark_done()
 
@@ -244,7 +253,7 @@ class Peer:
             raise exc
         if self.held.get(orch.task_id) is not orch or orch in self.pending.get(orch.next_role, ()):
             return  # it was passed on before the failure: not this hop's to fail
-        finish(orch, "failed", f"lost: hop on {self.peer_id} failed: {type(exc).__name__}: {exc}")
+        fail(orch, Failure.LOST, f"hop on {self.peer_id} failed: {type(exc).__name__}: {exc}")
         orch.next_role = ""
         self.send(orch)
 
@@ -271,7 +280,7 @@ class Peer:
         try:
             await blobs.spiller.fill(orch)
         except SpillLost as exc:  # the payload's node died: the task starts again from its row
-            finish(orch, "failed", f"lost: {exc}")
+            fail(orch, Failure.LOST, f"{exc}")
             orch.next_role = ""
             return
         await run_role(self.workflow, self._ctx(orch), orch, self.log_file)
@@ -435,7 +444,7 @@ def node_of(conf: SlurmgenConf, shard: int) -> str:
 def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:
     return OriginPolicy(trials=conf.run.trials, max_in_flight=max(1, -(-conf.run.max_in_flight // shards)),
                         run_seed=conf.run.seed, lease_s=conf.run.lease_s, max_attempts=conf.run.max_attempts,
-                        retry_on=tuple(conf.run.retry_on))
+                        retry_on=tuple(map(Failure, conf.run.retry_on)))
 
 
 async def amain(args: argparse.Namespace) -> None:

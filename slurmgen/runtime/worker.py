@@ -5,8 +5,15 @@ from __future__ import annotations
 import logging
 
 from slurmgen.errors import LLMError, ToolPoolError
-from slurmgen.protocol import Orchestrator
-from slurmgen.workflow import RoleContext, Workflow, close_state, finish, open_state
+from slurmgen.protocol import Failure, Orchestrator, Status
+from slurmgen.workflow import (
+    RoleContext,
+    Workflow,
+    close_state,
+    fail,
+    finish,
+    open_state,
+)
 
 log = logging.getLogger("slurmgen.worker")
 
@@ -26,24 +33,24 @@ async def run_role(workflow: Workflow, ctx: RoleContext | None, orch: Orchestrat
         await handler(orch, ctx)
     except (LLMError, ToolPoolError) as exc:
         log.warning("task=%s role=%s %s: %s", orch.task_id, role, exc.kind, exc)
-        finish(orch, "failed", f"{exc.kind}: {exc}")
+        fail(orch, exc.kind, str(exc))
     except Exception as exc:  # the one boundary catch: a role bug fails its task only
         log.exception("task=%s role=%s internal error", orch.task_id, role)
-        finish(orch, "failed", f"internal: {type(exc).__name__}: {exc}")
-    if orch.status == "failed":
+        fail(orch, Failure.INTERNAL, f"{type(exc).__name__}: {exc}")
+    if orch.status == Status.FAILED:
         orch.log = f"{log_file} task={orch.task_id}"
     orch.step += 1
     try:
-        nxt = workflow.transition(orch) if orch.status == "running" else None
+        nxt = workflow.transition(orch) if orch.status == Status.RUNNING else None
     except Exception as exc:  # a transition bug fails its task only, like a role's
         log.exception("task=%s transition after role=%s failed", orch.task_id, role)
-        finish(orch, "failed", f"internal: {type(exc).__name__}: {exc}")
+        fail(orch, Failure.INTERNAL, f"{type(exc).__name__}: {exc}")
         nxt = None
     finally:
         close_state(orch)
     if nxt is None:
-        if orch.status == "running":
-            finish(orch, "ok", orch.reason or "done")
+        if orch.status == Status.RUNNING:
+            finish(orch, Status.OK, orch.reason or "done")
         orch.next_role = ""
     else:
         orch.next_role = nxt

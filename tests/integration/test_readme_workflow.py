@@ -3,12 +3,12 @@
 import json
 import re
 
-from tests.conftest import read_records, REPO, run_own_workflow
+from tests.conftest import REPO, read_records, run_own_workflow
 
 
 def readme_example() -> str:
     text = (REPO / "README.md").read_text()
-    match = re.search(r"<!-- example: myflow.py -->\n```python\n(.*?)```", text, re.S)
+    match = re.search(r"<!-- example: myflow.py -->\n```python\n(.*?)```", text, re.DOTALL)
     assert match, "the README lost its example"
     return match.group(1)
 
@@ -41,7 +41,7 @@ import msgspec
 from slurmgen.config.types import WorkflowConf
 from slurmgen.llm.types import ChatMessage, Sampling
 from slurmgen.sim.script import ScriptReply
-from slurmgen.workflow import add_turn, finish
+from slurmgen.workflow import Status, add_turn, finish
 
 
 class Row(msgspec.Struct):
@@ -85,9 +85,9 @@ async def revise(orch, ctx):
     add_turn(orch, "revise", reply)
     orch.state["final"] = reply.content
     if len(reply.content.split()) >= ctx.conf.min_words:
-        finish(orch, "ok", "revised")
+        finish(orch, Status.OK, "revised")
     else:
-        finish(orch, "rejected", "too_short")
+        finish(orch, Status.REJECTED, "too_short")
 
 
 def transition(orch):
@@ -95,7 +95,7 @@ def transition(orch):
 
 
 def metrics(records):
-    return {"revised": sum(r.status == "ok" for r in records)}
+    return {"revised": sum(r.status == Status.OK for r in records)}
 
 
 def script(request, rng):

@@ -14,7 +14,7 @@ from slurmgen.agents.nr.flow import metrics, transition
 
 from slurmgen.protocol import Orchestrator, Turn, Usage
 from slurmgen.records import Record
-from slurmgen.workflow import finish, load_workflow
+from slurmgen.workflow import Status, finish, load_workflow
 
 
 def orch(*roles: str, status: str = "running") -> Orchestrator:
@@ -42,7 +42,7 @@ def test_terminal_status_ends_the_task(roles: tuple[str, ...], status: str) -> N
 
 def test_rejection_after_filter_stops_before_score() -> None:
     task = orch("filter")
-    finish(task, "rejected", "filter_by_classifier")
+    finish(task, Status.REJECTED, "filter_by_classifier")
     assert transition(task) is None
 
 
