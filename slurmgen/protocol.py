@@ -24,6 +24,9 @@ class _Str(str, enum.Enum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __hash__(self) -> int:  # a member and its value are one key ({"ok": 1}[Status.OK])
+        return hash(self.value)
+
 
 class Status(_Str):
     RUNNING = "running"  # on its way (never in a record)

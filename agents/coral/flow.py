@@ -6,24 +6,24 @@ from statistics import fmean
 
 import msgspec
 
-from slurmgen.protocol import Orchestrator, Turn
-from slurmgen.records import Record
-from slurmgen.workflow import Status
+from slurmgen.workflow import Record, Status, Task, Turn
 
+from .data import Question
 from .parse import AGENTS, Extraction
 from .roles import AGREEMENT, MAX_TURNS
+from .state import CoralState
 
 OPENER = "student"  # speaks the templated opening
 FIRST_SPEAKER = "teacher"  # the first LLM turn
 
 
-def transition(orch: Orchestrator) -> str | None:
+def transition(task: Task[Question, CoralState]) -> str | None:
     """student (opening) -> teacher -> extractor -> matcher -> student -> extractor ->
     matcher -> teacher ...; the matcher's terminal status (agreement, max_turns) or a
     failure ends it."""
-    if orch.status != Status.RUNNING:
+    if task.status is not Status.RUNNING:
         return None
-    history = orch.history
+    history = task.history
     if not history:
         return OPENER
     last = history[-1].role

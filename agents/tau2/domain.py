@@ -53,7 +53,7 @@ STOP_TOKENS = {STOP: "stop", TRANSFER: "transfer", OUT_OF_SCOPE: "out_of_scope"}
 
 def check_domain(domain: str) -> str:
     if domain not in DOMAINS:
-        from slurmgen.errors import ConfigError
+        from slurmgen.workflow import ConfigError
 
         raise ConfigError(f"workflow.domain={domain!r} is unknown; valid: {', '.join(DOMAINS)}")
     return domain
@@ -247,7 +247,7 @@ def load_tasks(domain: str, split: str) -> list[dict[str, Any]]:
     splits_file = folder / "split_tasks.json"
     splits = json.loads(splits_file.read_text()) if splits_file.exists() else {}
     if split not in splits:
-        from slurmgen.errors import ConfigError
+        from slurmgen.workflow import ConfigError
 
         raise ConfigError(f"workflow.task_split={split!r} is not a split of {domain}; valid: "
                           f"{', '.join(sorted(splits) + ['all'])}")

@@ -20,15 +20,13 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.protocol import Orchestrator, Turn
-from slurmgen.records import Record
-from slurmgen.workflow import Status
+from slurmgen.workflow import Orchestrator, Record, Status, Task, Turn
 
 TERMINATIONS = ("user_stop", "agent_stop", "max_steps", "too_many_errors", "agent_error", "user_error")
 
 
 class Tau2State(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Per-task counters, carried in ``Orchestrator.state`` (the record's ``output``)."""
+    """Per-task counters, decoded by the runtime for each hop (``task.state``) (the record's ``output``)."""
 
     steps: int = 0  # tau2's step_count (with workflow.count_env_steps=false: LLM calls only)
     llm_calls: int = 0
@@ -37,16 +35,6 @@ class Tau2State(msgspec.Struct, kw_only=True, omit_defaults=True):
     termination: str = ""  # a tau2 TerminationReason value once the conversation ended
     stop: str = ""  # which user token ended it: stop | transfer | out_of_scope
     reward: float | None = None
-
-
-def load_state(orch: Orchestrator) -> Tau2State:
-    if isinstance(orch.state, Tau2State):  # decoded for this hop by the runtime (workflow.state)
-        return orch.state
-    return msgspec.json.decode(orch.state, type=Tau2State | None) or Tau2State()
-
-
-def store_state(orch: Orchestrator, state: Tau2State) -> None:
-    orch.state = msgspec.Raw(msgspec.json.encode(state))
 
 
 def has_tool_calls(turn: Turn) -> bool:
@@ -81,15 +69,16 @@ def first_role(orch: Orchestrator) -> str:
     return "user"
 
 
-def transition(orch: Orchestrator) -> str | None:
-    if orch.status != Status.RUNNING:
+def transition(task: Task[Any, Tau2State]) -> str | None:
+    orch = task.orch
+    if orch.status is not Status.RUNNING:
         return None
     if not orch.history:
         return first_role(orch)
     last = orch.history[-1]
     if last.role == "reward":
         return None
-    if load_state(orch).termination:
+    if task.state.termination:
         return "reward"
     if last.role == "env":
         return caller_of(orch.history)

@@ -16,8 +16,7 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.llm.types import ChatMessage, ToolCall, ToolFunction
-from slurmgen.protocol import Orchestrator, Turn
+from slurmgen.workflow import ChatMessage, Orchestrator, ToolCall, ToolFunction, Turn
 
 from .flow import has_tool_calls
 

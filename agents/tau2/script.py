@@ -33,9 +33,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from slurmgen.llm.types import ChatMessage, ToolCall, ToolFunction
-from slurmgen.sim.content import lorem
-from slurmgen.sim.script import ScriptReply, ScriptRequest
+from slurmgen.workflow import (
+    ChatMessage,
+    ScriptReply,
+    ScriptRequest,
+    ToolCall,
+    ToolFunction,
+    lorem,
+)
 
 TASK_ID = re.compile(r"<task_id>([^/<]+)/(.+?)</task_id>")
 REF = re.compile(r"<<ref:([^/]+)/(.+?)>>")

@@ -1,15 +1,10 @@
 """Finding workflow config classes and loading a run's resolved config, typed.
 
-Workflows are found through the ``slurmgen.workflows`` entry-point group
-(``name = "package.module:ConfClass"``), so a user's package adds one without
-touching slurmgen, and — for a quick experiment without packaging — through the
-environment variable ``SLURMGEN_WORKFLOWS="name=module:ConfClass[,name2=...]"``.
+A workflow's conf class comes from its ``Workflow`` object (slurmgen.config.workflows).
 """
 
 from __future__ import annotations
 
-import os
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +13,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from slurmgen.config.types import LLMConf, SlurmgenConf, WorkflowConf, register_configs
 from slurmgen.errors import ConfigError
-from slurmgen.workflow import import_path
+from slurmgen.config.workflows import workflows
 
-GROUP = "slurmgen.workflows"
-
-
-ENV = "SLURMGEN_WORKFLOWS"
-
-
-def workflow_classes() -> dict[str, type]:
-    classes = {ep.name: ep.load() for ep in entry_points(group=GROUP)}
-    for item in filter(None, os.environ.get(ENV, "").split(",")):
-        name, sep, path = item.partition("=")
-        if not sep:
-            raise ConfigError(f"{ENV}: {item!r} must look like name=package.module:ConfClass")
-        classes[name.strip()] = import_path(path.strip(), f"{ENV} ({name.strip()})")
-    return classes
+def workflow_classes() -> dict[str, type[WorkflowConf]]:
+    return {name: wf.conf for name, wf in workflows().items()}
 
 
 def register_all() -> dict[str, type]:

@@ -19,7 +19,7 @@ from slurmgen.export import shapes, writers
 from slurmgen.export.card import card, card_path
 from slurmgen.export.read import iter_records
 from slurmgen.rundir import RunDir
-from slurmgen.workflow import import_path
+from slurmgen.config.workflows import get_workflow
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -45,7 +45,7 @@ def export(args: argparse.Namespace) -> tuple[Path, int, int]:
     statuses = None if args.status == "any" else set(args.status.split(","))
     register_all()
     conf = load_run_config(run.config)
-    rules = import_path(conf.workflow.export, "workflow.export") if conf.workflow.export else {}
+    rules = get_workflow(conf.workflow.name).export
     try:
         shape = shapes.resolve(args.shape, rules, conf.workflow.name)
     except ValueError as exc:

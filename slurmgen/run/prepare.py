@@ -20,20 +20,21 @@ from slurmgen.run.resume import check_resume
 from slurmgen.run.watchdog import check_conf as check_watchdog_conf
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.transport import curve
-from slurmgen.workflow import Workflow, import_path, load_workflow
+from slurmgen.config.workflows import builtin_dataset, get_workflow
+from slurmgen.workflow import Workflow
 
 
 def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     """Everything that can fail before a process starts fails here."""
     fdlimit.raise_nofile()  # the processes started here inherit it
     check_bounds(conf)
-    workflow = load_workflow(conf.workflow)
+    workflow = get_workflow(conf.workflow.name)
     if conf.dataset.hf:
         conf.dataset.path = str(dataset.check_path(f"{formats.HUB}{conf.dataset.hf}:{conf.dataset.split}"))
     elif conf.dataset.path:
         conf.dataset.path = str(dataset.check_path(conf.dataset.path))
     else:
-        conf.dataset.path = str(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")())
+        conf.dataset.path = str(builtin_dataset(workflow, conf))
     make_plan(conf, Path(conf.run.dir))  # validates backends and sizes
     check_watchdog_conf(conf.run)
     source = Path(conf.dataset.path)
@@ -59,5 +60,5 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
 def scan_rows(conf: SlurmgenConf, workflow: Workflow) -> tuple[int, duplicates.Duplicates]:
     """Count the rows and find duplicate ids (refused unless dataset.on_duplicate says otherwise)."""
     d = conf.dataset
-    return dataset.find_duplicates(Path(d.path), d.limit, workflow.row_type, d.max_row_bytes, d.on_duplicate,
+    return dataset.find_duplicates(Path(d.path), d.limit, workflow.row, d.max_row_bytes, d.on_duplicate,
                                    f"dataset.path={d.path!r}")

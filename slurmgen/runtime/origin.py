@@ -23,7 +23,7 @@ from slurmgen.input.dataset import BadRow, GoodRow
 from slurmgen.protocol import Failure, Orchestrator, Status
 from slurmgen.records import Record, input_of
 from slurmgen.runtime.ledger import Ledger
-from slurmgen.workflow import Workflow, close_state, fail, open_state
+from slurmgen.workflow import Workflow, fail, first_role
 
 log = logging.getLogger("slurmgen.origin")
 
@@ -107,21 +107,22 @@ class Origin:
             seed=task_seed(self.policy.run_seed, task_id), origin=self.peer_id, attempt=lease.attempt,
             row=msgspec.Raw(lease.row.raw), created_at=time.time(),
         )
-        try:
-            open_state(self.workflow, orch)
-            first = self.workflow.transition(orch)
-        except Exception as exc:  # a transition bug fails its task only
-            log.exception("task=%s the first transition failed", task_id)
-            fail(orch, Failure.INTERNAL, f"{type(exc).__name__}: {exc}")
-            first = None
-        finally:
-            close_state(orch)
+        first = self._first_role(orch)
         if first is None:
             orch.status = orch.status if orch.status is not Status.RUNNING else Status.OK
             self.complete(orch)
             return
         orch.next_role = first
         self.send(orch)
+
+    def _first_role(self, orch: Orchestrator) -> str | None:
+        """The transition before any role (a fresh state); a bug in it fails its task only."""
+        try:
+            return first_role(self.workflow, orch)
+        except Exception as exc:  # a transition bug fails its task only
+            log.exception("task=%s the first transition failed", orch.task_id)
+            fail(orch, Failure.INTERNAL, f"{type(exc).__name__}: {exc}")
+            return None
 
     def _write_bad(self, row: BadRow, trial: int) -> None:
         now = time.time()

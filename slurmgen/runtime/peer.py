@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
+from typing import Any
+
 import msgspec
 import zmq
 import zmq.asyncio
@@ -60,7 +62,8 @@ from slurmgen.runtime.worker import run_role
 from slurmgen.spill.policy import Spiller, SpillLost
 from slurmgen.toolpool.client import ToolPools
 from slurmgen.transport import codec, curve, hosts, sockets
-from slurmgen.workflow import RoleContext, fail, load_workflow
+from slurmgen.config.workflows import get_workflow
+from slurmgen.workflow import RoleContext, fail
 
 log = logging.getLogger("slurmgen.peer")
 
@@ -71,7 +74,9 @@ class Peer:
         self.peer_id = f"peer-{shard}.{uuid.uuid4().hex[:6]}"
         # owns every background coroutine: hops, tasks coming home, queued sends, own loops
         self.tasks = TaskSet(self.peer_id)
-        self.workflow = load_workflow(conf.workflow)
+        self.workflow = get_workflow(conf.workflow.name)
+        if self.workflow.warm is not None:
+            self.workflow.warm()  # e.g. import a heavy library before the first task
         self.ctx = zmq.asyncio.Context()
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
         host = hosts.default_host(conf.cluster.kind, conf.cluster.host, conf.cluster.interface)
@@ -272,7 +277,7 @@ class Peer:
         self.metrics.role_end(mark, orch)
         self.send(orch)
 
-    def _ctx(self, orch: Orchestrator) -> RoleContext | None:
+    def _ctx(self, orch: Orchestrator) -> RoleContext[Any] | None:
         """The role's context (its LLM pool); None for a role the workflow lacks (run_role fails the task)."""
         return self.role_ctx.get(orch.next_role)
 
@@ -393,7 +398,7 @@ class Peer:
         leases = self.tasks.loop(self._leases(), kind="leases")
         await wait_ready(self.registry, self.workflow, self.conf, stop)
         rows = iter_shard(check_path(self.conf.dataset.path), self.conf.dataset.limit, self.shard,
-                          self.shards, self.workflow.row_type, self.conf.dataset.max_row_bytes,
+                          self.shards, self.workflow.row, self.conf.dataset.max_row_bytes,
                           duplicates.load(self.run.state))
         source = self.tasks.loop(self._issue(rows), kind="source", may_return=True)
         source.add_done_callback(self._source_ended)

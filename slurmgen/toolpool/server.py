@@ -35,7 +35,7 @@ from slurmgen.protocol import Member, SessionCall, SessionClose, SessionOpen, Se
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.proc.faults import fault
 from slurmgen.proc.tasks import TaskSet
-from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, load_factory, pool_factory
+from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, pool_factory
 
 log = logging.getLogger("slurmgen.toolpool")
 
@@ -47,11 +47,11 @@ class PoolServer:
     def __init__(self, run: RunDir, name: str) -> None:
         self.run = run
         self.conf = load_run_config(run.config)
-        factory_path = pool_factory(self.conf)
-        if not factory_path:
+        factory = pool_factory(self.conf)
+        if factory is None:
             raise SystemExit(f"{name}: no session factory (set toolpool.factory or the workflow's toolpool_factory)")
         tp = self.conf.toolpool
-        self.host = SessionHost(load_factory(factory_path), tp.capacity, tp.idle_s)
+        self.host = SessionHost(factory, tp.capacity, tp.idle_s)
         self.member_id = f"{name}.{uuid.uuid4().hex[:6]}"
         self.tasks = TaskSet(self.member_id)  # requests, session closes, own loops, registry client
         self.ctx = zmq.asyncio.Context()

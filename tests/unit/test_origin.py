@@ -15,7 +15,11 @@ from slurmgen.protocol import Orchestrator
 from slurmgen.run.progress import ResultsTail
 from slurmgen.runtime.ledger import Ledger, repair_and_read
 from slurmgen.runtime.origin import Origin, OriginPolicy
-from slurmgen.workflow import Failure, Status, Workflow, finish
+from slurmgen.workflow import Failure, Status, Workflow, WorkflowConf, finish
+
+class _Row(msgspec.Struct):
+    x: int = 0
+
 
 POLICY = OriginPolicy(trials=1, max_in_flight=8, run_seed=0, lease_s=60, max_attempts=3,
                       retry_on=(Failure.LLM_ERROR, Failure.TIMEOUT))
@@ -24,8 +28,8 @@ POLICY = OriginPolicy(trials=1, max_in_flight=8, run_seed=0, lease_s=60, max_att
 def origin(tmp_path: Path, policy: OriginPolicy = POLICY,
            shard: str = "shard.jsonl") -> tuple[Origin, list[Orchestrator]]:
     sent: list[Orchestrator] = []
-    wf = Workflow(name="t", roles={}, transition=lambda o: "solve" if o.step == 0 else None,
-                  metrics=lambda recs: {}, row_type=msgspec.Struct)
+    wf = Workflow(name="t", roles={}, transition=lambda t: "solve" if t.orch.step == 0 else None,
+                  metrics=lambda recs: {}, row=_Row, conf=WorkflowConf)
     return Origin("peer-0", Ledger(tmp_path / shard), wf, policy, sent.append), sent
 
 

@@ -4,6 +4,7 @@ a failure class fails loudly where it is written, in config, and in a record rea
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import msgspec
@@ -17,11 +18,16 @@ from slurmgen.export.read import iter_records
 from slurmgen.records import Record
 from slurmgen.run.progress import Counts
 from slurmgen.runtime.worker import run_role
-from slurmgen.workflow import Failure, Orchestrator, Status, Workflow, fail, finish
+from slurmgen.workflow import Failure, Orchestrator, RoleContext, Status, Workflow, WorkflowConf, fail, finish
+
+
+class _Row(msgspec.Struct):
+    x: int = 0
 
 
 def task() -> Orchestrator:
-    return Orchestrator(task_id="r:0", row_id="r", trial=0, seed=1, origin="peer-0", next_role="solve")
+    return Orchestrator(task_id="r:0", row_id="r", trial=0, seed=1, origin="peer-0", next_role="solve",
+                        row=msgspec.Raw(b'{"x": 1}'))
 
 
 def test_a_status_typo_raises_where_it_is_written() -> None:
@@ -48,9 +54,10 @@ def test_a_role_writing_a_typo_fails_its_task_instead_of_counting_as_nothing() -
         finish(orch, "okay", "solved")  # type: ignore[arg-type]  # the typo under test
 
     wf = Workflow(name="t", roles={"solve": solve}, transition=lambda o: None,  # type: ignore[dict-item]
-                  metrics=lambda recs: {}, row_type=msgspec.Struct)
+                  metrics=lambda recs: {}, row=_Row, conf=WorkflowConf)
     orch = task()
-    asyncio.run(run_role(wf, None, orch))
+    ctx = RoleContext(llm=None, conf=WorkflowConf(name="t"), log=logging.getLogger("t"))  # type: ignore[arg-type]  # no LLM
+    asyncio.run(run_role(wf, ctx, orch))
     assert orch.status is Status.FAILED and Failure.of(orch.reason) is Failure.INTERNAL
     assert "finish(): status must be" in orch.reason
 
