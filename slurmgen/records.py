@@ -48,6 +48,14 @@ class Record(msgspec.Struct, kw_only=True):
 
 
 
+def reason_class(status: Status | str, reason: str) -> str:
+    """A failed task's reason is "<class>: <message>" (URLs, numbers, row lines): its Failure class
+    ("other" if none); a workflow's own reason (ok, rejected) is a class already."""
+    if status == Status.FAILED:
+        return str(Failure.of(reason) or "other")
+    return reason or "(none)"
+
+
 def input_of(raw: bytes | None) -> msgspec.Raw:
     """What a record keeps of its row."""
     return msgspec.Raw(raw) if raw is not None and len(raw) <= INPUT_INLINE_MAX else msgspec.Raw(b"null")

@@ -62,6 +62,23 @@ class RunDir:
             d.mkdir(parents=True, exist_ok=True)
         return self
 
+    def make_writable(self) -> "RunDir":
+        """make(), then prove a file can be written there; an OSError becomes a ConfigError naming run.dir."""
+        from slurmgen.errors import ConfigError
+
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"run.dir={self.root} is a file, not a directory; choose another run.dir "
+                              "(a new or an existing run's directory) or move the file away")
+        try:
+            self.make()
+            with tempfile.TemporaryFile(dir=self.state):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"run.dir={self.root} cannot be written ({exc.strerror or exc}: "
+                              f"{exc.filename or self.root}); choose a run.dir on a filesystem you can write, "
+                              "e.g. run.dir=$HOME/runs/NAME") from None
+        return self
+
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write a file so that readers see either the old or the whole new content."""

@@ -36,7 +36,7 @@ from slurmgen.export.shapes import default_chat, state_of
 from slurmgen.input.builtin import cached_jsonl, write_jsonl_atomically
 from slurmgen.llm.types import ChatMessage, ChatReply, Sampling, ToolCall, ToolFunction
 from slurmgen.protocol import Failure, Orchestrator, Status, Turn, Usage
-from slurmgen.records import Record
+from slurmgen.records import Record, reason_class
 from slurmgen.sim.content import count_tokens, lorem, truncate_tokens
 from slurmgen.sim.script import ScriptReply, ScriptRequest
 
@@ -44,7 +44,7 @@ __all__ = [
     # a workflow and its parts
     "Workflow", "WorkflowConf", "Task", "RoleContext", "Record", "Turn", "Usage", "Orchestrator",
     # outcomes
-    "Status", "Failure", "add_turn", "finish", "fail", "DatasetError",
+    "Status", "Failure", "add_turn", "finish", "fail", "reason_class", "DatasetError",
     # the LLM
     "ChatMessage", "ChatReply", "Sampling", "ToolCall", "ToolFunction",
     # the simulator's scripts

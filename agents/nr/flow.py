@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from slurmgen.workflow import Record, Status, Task
+from slurmgen.workflow import Record, Status, Task, reason_class
 
 from .data import Document
 from .parse import REJECTIONS, SUCCESS
@@ -38,7 +38,7 @@ def metrics(records: list[Record]) -> dict[str, float]:
     total = len(records)
     statuses = Counter(r.status for r in records)
     reasons = Counter({reason: 0 for reason in (*REJECTIONS, SUCCESS)})
-    reasons.update(r.reason for r in records if r.reason)
+    reasons.update(reason_class(r.status, r.reason) for r in records if r.reason)  # a failure by its class
     tokens = [_tokens(r) for r in records]
     out: dict[str, float] = {
         "total_input": float(total),

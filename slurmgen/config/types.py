@@ -156,6 +156,8 @@ class RunConf:
     startup_timeout_s: float = 120.0
     # show a progress bar (off when stderr is not a terminal)
     progress: bool = True
+    # when stderr is not a terminal (a pipe, a log file): one progress line every so many seconds; 0 = none
+    progress_every_s: float = 30.0
     # the processes' logs under RUN/logs: text lines, or json (one object per line, with a
     # "task" field on every line about a task)
     log_format: str = "text"
@@ -202,6 +204,9 @@ class RunConf:
     # also write the targets, as <run>-<name>.json, into this flat directory (one file_sd
     # glob for every run, for a site's Prometheus); "" = the run directory only
     metrics_sd_dir: str = ""
+    # keep serving /metrics (the driver's and the peers') this long after the last record, so
+    # that a Prometheus scraping every N s sees the final counts (set it above N); 0 = stop at once
+    metrics_linger_s: float = 0.0
 
 
 @dataclass

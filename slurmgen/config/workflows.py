@@ -35,25 +35,49 @@ def import_path(path: str, what: str) -> Any:
         raise ConfigError(f"{what}={path!r}: {module_name!r} has no attribute {attr!r}") from None
 
 
+_added: dict[str, tuple[Workflow, str]] = {}  # found again from a run directory (add())
+
+
 def workflows() -> dict[str, Workflow]:
     """Every registered workflow by name (the environment variable's override the entry points')."""
-    return dict(_found(os.environ.get(ENV, "")))
+    return {name: wf for name, (wf, _) in _registered().items()}
+
+
+def workflow_path(name: str) -> str:
+    """Where ``name``'s Workflow object is: "package.module:attribute"."""
+    return _registered()[name][1]
+
+
+def add(name: str, path: str) -> Workflow:
+    """Register the Workflow at ``path`` as ``name`` for this process (a run recorded it)."""
+    wf = import_path(path, ENV)
+    _check(name, wf, path)
+    _added[name] = (wf, path)
+    return wf  # type: ignore[no-any-return]  # checked by _check
+
+
+def _registered() -> dict[str, tuple[Workflow, str]]:
+    return {**dict(_found(os.environ.get(ENV, ""))), **_added}
+
+
+def _check(name: str, wf: object, where: str) -> None:
+    if not isinstance(wf, Workflow):
+        raise ConfigError(f"{where} is a {type(wf).__name__}, not a slurmgen.workflow.Workflow")
+    if wf.name != name:
+        raise ConfigError(f"{where}: registered as {name!r} but its Workflow is named {wf.name!r}")
 
 
 @functools.cache
-def _found(env: str) -> tuple[tuple[str, Workflow], ...]:
-    found = {ep.name: (ep.load(), f"entry point {ep.value}") for ep in entry_points(group=GROUP)}
+def _found(env: str) -> tuple[tuple[str, tuple[Workflow, str]], ...]:
+    found = {ep.name: (ep.load(), ep.value) for ep in entry_points(group=GROUP)}
     for item in filter(None, env.split(",")):
         name, sep, path = item.partition("=")
         if not sep:
             raise ConfigError(f"{ENV}: {item!r} must look like name=package.module:WORKFLOW")
-        found[name.strip()] = (import_path(path.strip(), f"{ENV} ({name.strip()})"), f"{ENV} {path.strip()}")
+        found[name.strip()] = (import_path(path.strip(), f"{ENV} ({name.strip()})"), path.strip())
     for name, (wf, where) in found.items():
-        if not isinstance(wf, Workflow):
-            raise ConfigError(f"{where} is a {type(wf).__name__}, not a slurmgen.workflow.Workflow")
-        if wf.name != name:
-            raise ConfigError(f"{where}: registered as {name!r} but its Workflow is named {wf.name!r}")
-    return tuple((name, wf) for name, (wf, _) in found.items())
+        _check(name, wf, where)
+    return tuple(found.items())
 
 
 def get_workflow(name: str) -> Workflow:

@@ -434,11 +434,14 @@ class LLMClient:
                 stats.errors += 1
                 raise _AttemptFailed(f"unreadable completion ({exc})") from None
             stats.ok += 1
+            usage = completion.usage or CompletionUsage()
+            stats.prompt_tokens += usage.prompt_tokens
+            stats.completion_tokens += usage.completion_tokens
             return ChatReply(
                 content=choice.message.content,
                 tool_calls=choice.message.tool_calls or [],
                 finish_reason=choice.finish_reason or "stop",
-                usage=completion.usage or CompletionUsage(),
+                usage=usage,
                 endpoint=url,
                 model=replica.endpoint.model,
                 pool=self.pool,

@@ -71,5 +71,7 @@ class EndpointStats(msgspec.Struct, kw_only=True):
     retries: int = 0  # failed attempts that were then retried
     rate_limited: int = 0  # attempts answered 429 (also counted in errors)
     latency_s: float = 0.0  # summed over the attempts answered with a completion
+    prompt_tokens: int = 0  # the answered attempts' usage, counted as they arrive (live, before any record)
+    completion_tokens: int = 0
     pool: str = ""  # the LLM pool of the client that sent them
     model: str = ""  # the replica's served model name

@@ -10,7 +10,8 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.protocol import Failure, Status, Usage
+from slurmgen.protocol import Status, Usage
+from slurmgen.records import reason_class
 from slurmgen.rundir import RunDir
 
 MAX_QUALITY_KEYS = 6
@@ -62,13 +63,6 @@ class ReportData:
     @property
     def workflow(self) -> str:
         return str((self.summary or {}).get("workflow", ""))
-
-
-def reason_class(status: Status, reason: str) -> str:
-    """A failed task's reason carries a message ('llm_error: ...'): keep its class."""
-    if status is Status.FAILED:
-        return str(Failure.of(reason) or "other")
-    return reason or "(none)"
 
 
 def bucket_width(span_s: float, target: int = 40) -> float:

@@ -10,11 +10,12 @@ from pathlib import Path
 import msgspec
 
 from slurmgen.config.bounds import check_bounds
-from slurmgen.config.load import dump
+from slurmgen.config.load import dump, workflow_spec
 from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import DatasetError
-from slurmgen.input import dataset, duplicates, formats
+from slurmgen.input import dataset, duplicates, formats, schema
 from slurmgen.proc import fdlimit
+from slurmgen.run import lock
 from slurmgen.run.plan import make_plan
 from slurmgen.run.resume import check_resume
 from slurmgen.run.watchdog import check_conf as check_watchdog_conf
@@ -24,7 +25,7 @@ from slurmgen.config.workflows import builtin_dataset, get_workflow
 from slurmgen.workflow import Workflow
 
 
-def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
+def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int, lock.Holder]:
     """Everything that can fail before a process starts fails here."""
     fdlimit.raise_nofile()  # the processes started here inherit it
     check_bounds(conf)
@@ -39,6 +40,8 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     check_watchdog_conf(conf.run)
     source = Path(conf.dataset.path)
     conf.dataset.format = formats.detect(source)
+    schema.refuse_json_array(source, conf.dataset.format)
+    schema.check_columns(source, conf.dataset.format, workflow.row, "workflow.row")
     conf.dataset.fingerprint = formats.fingerprint(source, conf.dataset.format)
     rows, dups = scan_rows(conf, workflow)
     expected = (rows - len(dups.skipped)) * conf.run.trials
@@ -50,11 +53,16 @@ def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
     conf.run.dir = str(run.root)
     text = dump(conf)
     check_resume(run, conf)
-    run.make()
-    curve.prepare_keys(run.root, conf.run.curve)
-    write_atomic(run.config, text.encode())
-    write_atomic(duplicates.path(run.state), msgspec.json.encode(dups))
-    return run, workflow, expected
+    holder = lock.acquire(run.make_writable())
+    try:
+        curve.prepare_keys(run.root, conf.run.curve)
+        write_atomic(run.config, text.encode())
+        write_atomic(duplicates.path(run.state), msgspec.json.encode(dups))
+        write_atomic(run.state / "workflow.json", msgspec.json.encode(workflow_spec(conf.workflow.name)))
+    except BaseException:
+        lock.release(run, holder)
+        raise
+    return run, workflow, expected, holder
 
 
 def scan_rows(conf: SlurmgenConf, workflow: Workflow) -> tuple[int, duplicates.Duplicates]:

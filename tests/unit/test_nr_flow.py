@@ -145,3 +145,11 @@ def test_document_reads_a_dclm_record_with_extra_fields() -> None:
     assert doc.row_id() == "<urn:uuid:1>" and doc.en() == 0.0
     with pytest.raises(msgspec.ValidationError, match="WARC-Record-ID"):
         msgspec.json.decode(b'{"text": "t", "metadata": {}}', type=Document)
+
+
+def test_failures_count_by_class_not_by_message() -> None:
+    records = [record("failed", f"llm_error: http://10.0.0.{i}:8000: HTTP 400: max_tokens={i} is too large", 0, 0)
+               for i in range(3)] + [record("failed", "bad_input: line 7: missing field `text`")]
+    out = metrics(records)
+    assert out["reason/llm_error"] == 3 and out["reason/bad_input"] == 1
+    assert not [k for k in out if "http" in k or "line" in k]
