@@ -79,9 +79,9 @@ def _as_written(cls: type) -> type:
         if t is msgspec.Raw:
             t, default = Any, None
         elif t is Status:  # a record is never "running"
-            t = Literal[tuple(s.value for s in TERMINAL)]  # type: ignore[valid-type]  # built from the enum
+            t = Literal[tuple(s.value for s in TERMINAL)]
         elif getattr(t, "__origin__", None) is list and _has_raw(t.__args__[0]):
-            t = list[_as_written(t.__args__[0])]  # type: ignore[misc]
+            t = list[_as_written(t.__args__[0])]  # type: ignore[misc]  # a list type built at run time
         if default is msgspec.NODEFAULT and f.default_factory is not msgspec.NODEFAULT:
             default = f.default_factory()
         fields.append((f.name, t) if default is msgspec.NODEFAULT else (f.name, t, default))

@@ -31,7 +31,7 @@ from typing import Any, Awaitable, Callable, Generic, Mapping, Protocol, TypeVar
 import msgspec
 
 from slurmgen.config.types import WorkflowConf
-from slurmgen.errors import DatasetError
+from slurmgen.errors import ConfigError, DatasetError
 from slurmgen.export.shapes import default_chat, state_of
 from slurmgen.input.builtin import cached_jsonl, write_jsonl_atomically
 from slurmgen.llm.types import ChatMessage, ChatReply, Sampling, ToolCall, ToolFunction
@@ -44,7 +44,7 @@ __all__ = [
     # a workflow and its parts
     "Workflow", "WorkflowConf", "Task", "RoleContext", "Record", "Turn", "Usage", "Orchestrator",
     # outcomes
-    "Status", "Failure", "add_turn", "finish", "fail", "reason_class", "DatasetError",
+    "Status", "Failure", "add_turn", "finish", "fail", "reason_class", "DatasetError", "ConfigError",
     # the LLM
     "ChatMessage", "ChatReply", "Sampling", "ToolCall", "ToolFunction",
     # the simulator's scripts
@@ -116,7 +116,7 @@ class Task(Generic[RowT, StateT]):
 Role = Callable[[Task[Any, Any], RoleContext[Any]], Awaitable[None]]
 Transition = Callable[[Task[Any, Any]], "str | None"]
 Metrics = Callable[[list[Record]], "dict[str, float]"]
-Script = Callable[..., ScriptReply]  # (ScriptRequest, random.Random) -> ScriptReply
+Script = Callable[..., "ScriptReply | None"]  # (ScriptRequest, random.Random) -> a reply, None = generic
 ExportShape = Callable[[Record], "dict[str, Any] | None"]
 
 
@@ -134,7 +134,7 @@ class Workflow:
     # the simulator's content scripts: "default" is what llm.script=auto uses; llm.script=<name> picks another
     sim_scripts: Mapping[str, Script] = field(default_factory=dict)
     # (the run's workflow conf) -> path of the built-in dataset (generated on demand); None = none
-    builtin_dataset: Callable[[Any], Path] | None = None
+    builtin_dataset: Callable[[Any], str | Path] | None = None
     # (spec) -> tool-pool session; None = the workflow uses no tool pool
     toolpool_factory: Callable[[Any], Any] | None = None
     # `slurmgen export --shape`: {"chat" | "sft": function(record) -> dict | None}; empty = the default chat
@@ -155,12 +155,12 @@ class Workflow:
 
     def new_task(self, orch: Orchestrator) -> Task[Any, Any]:
         """The hop's Task: the row and the state decoded once (a fresh state before the first role)."""
-        row = msgspec.json.decode(orch.row, type=self.row)
+        row: Any = msgspec.json.decode(orch.row, type=self.row)
         raw = bytes(orch.state)
         if raw == b"null":
             return Task(orch, row, self.state())
         try:
-            state = msgspec.json.decode(raw, type=self.state)
+            state: Any = msgspec.json.decode(raw, type=self.state)
         except msgspec.ValidationError as exc:
             raise TypeError(f"the task's state does not match the workflow's state type "
                             f"{self.state.__name__}: {exc}") from None

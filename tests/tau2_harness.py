@@ -10,13 +10,13 @@ from typing import Any, Callable
 
 import msgspec
 
+from slurmgen.config.workflows import get_workflow
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Sampling
 from slurmgen.protocol import Orchestrator
 from slurmgen.runtime.worker import run_role
 from slurmgen.sim.content import count_tokens
 from slurmgen.sim.script import ScriptRequest
 from slurmgen.toolpool import LocalPools
-from slurmgen.config.workflows import get_workflow
 from slurmgen.workflow import RoleContext, first_role
 
 

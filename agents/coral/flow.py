@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from statistics import fmean
 
 import msgspec
@@ -45,7 +46,7 @@ def agent_turns(history: list[Turn]) -> list[Turn]:
     return [t for t in history if t.role in AGENTS][1:]
 
 
-def _mean(values: list[float]) -> float:
+def _mean(values: Sequence[float]) -> float:
     return fmean(values) if values else 0.0
 
 

@@ -170,7 +170,7 @@ async def reward_role(task: Tau2Hop, ctx: Tau2Context) -> None:
     try:
         info = await loop.run_in_executor(_evaluator, _domain().evaluate, conf.domain, tau2_task, plain(orch.history),
                                           state.termination or "user_stop")
-    except Exception as exc:  # e.g. the replay did not reproduce a recorded tool output
+    except Exception as exc:  # noqa: BLE001 - e.g. the replay did not reproduce a recorded tool output
         fail(orch, Failure.REWARD_ERROR, f"{type(exc).__name__}: {exc}")
         return
     state.reward = float(info["reward"])

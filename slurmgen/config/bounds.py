@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from slurmgen.config import pools
-from slurmgen.transport import ports
 from slurmgen.config.types import SlurmgenConf
-from slurmgen.input.duplicates import MODES
 from slurmgen.errors import ConfigError
+from slurmgen.input.duplicates import MODES
 from slurmgen.protocol import Failure
+from slurmgen.transport import ports
 from slurmgen.transport.hosts import PLACED
+
 
 @dataclass(frozen=True)
 class Bound:
@@ -129,7 +130,7 @@ def _outside(node: Any, bounds: tuple[Bound, ...], prefix: str) -> list[str]:
         if not bound.applies(node):
             continue
         value = value_of(node, bound.key)
-        if isinstance(value, float) and math.isnan(value) or not bound.ok(value):
+        if (isinstance(value, float) and math.isnan(value)) or not bound.ok(value):
             bad.append(f"{prefix}{bound.key}={value!r} is out of range: valid is {bound.valid}")
     return bad
 

@@ -77,7 +77,7 @@ def typed(cfg: Any, spec: WorkflowSpec | None = None) -> SlurmgenConf:
     schema = OmegaConf.structured(SlurmgenConf(workflow=cls()))
     try:
         merged = OmegaConf.merge(schema, cfg)
-        conf: SlurmgenConf = OmegaConf.to_object(merged)  # type: ignore[assignment]
+        conf: SlurmgenConf = OmegaConf.to_object(merged)  # type: ignore[assignment]  # to_object of a structured SlurmgenConf is one
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
     conf.llms = {name: _pool(name, spec) for name, spec in conf.llms.items()}
@@ -94,7 +94,7 @@ def _pool(name: str, spec: Any) -> LLMConf:
     if not isinstance(spec, dict):
         raise ConfigError(f"llms.{name} must be a mapping of LLM pool settings (see LLMConf), not {spec!r}")
     try:
-        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LLMConf), spec))  # type: ignore[return-value]
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LLMConf), spec))  # type: ignore[return-value]  # to_object of a structured LLMConf is one
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid config: llms.{name}: {exc}") from exc
 

@@ -8,7 +8,7 @@ run, spill, toolpool. Workflows register their own ``WorkflowConf`` subclass in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -324,7 +324,7 @@ def register_workflow(name: str, node: Any) -> None:
     ConfigStore.instance().store(group="workflow", name=name, node=node)
 
 
-def register_configs(workflows: Optional[dict[str, Any]] = None) -> None:
+def register_configs(workflows: dict[str, Any] | None = None) -> None:
     cs = ConfigStore.instance()
     cs.store(name="slurmgen_schema", node=SlurmgenConf)
     # cluster=local | cluster=slurm select the launcher (every knob stays in ClusterConf)

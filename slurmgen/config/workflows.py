@@ -53,7 +53,7 @@ def add(name: str, path: str) -> Workflow:
     wf = import_path(path, ENV)
     _check(name, wf, path)
     _added[name] = (wf, path)
-    return wf  # type: ignore[no-any-return]  # checked by _check
+    return wf
 
 
 def _registered() -> dict[str, tuple[Workflow, str]]:

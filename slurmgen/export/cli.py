@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from slurmgen.config.load import load_run_config, register_all
+from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import ConfigError, SlurmgenError
 from slurmgen.exitcodes import Exit
 from slurmgen.export import shapes, writers
 from slurmgen.export.card import card, card_path
 from slurmgen.export.read import iter_records
-from slurmgen.records import STATUSES
+from slurmgen.protocol import TERMINAL
 from slurmgen.rundir import RunDir
-from slurmgen.config.workflows import get_workflow
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -34,7 +34,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--shape", choices=shapes.SHAPES, default="records",
                     help="records: the records as written; chat: messages per task; sft: prompt/completion pairs")
     ap.add_argument("--status", default="ok", help=f"ok (default), any, or a list such as ok,rejected "
-                    f"(of {', '.join(STATUSES)})")
+                    f"(of {', '.join(TERMINAL)})")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
     return ap.parse_args(argv)
 
@@ -84,9 +84,9 @@ SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet":
 
 def check_statuses(text: str) -> set[str]:
     wanted = {s.strip() for s in text.split(",")}
-    unknown = sorted(wanted - set(STATUSES))
+    unknown = sorted(wanted - {s.value for s in TERMINAL})
     if unknown:
-        raise ConfigError(f"--status {text}: unknown status {', '.join(unknown)}; valid: {', '.join(STATUSES)}, "
+        raise ConfigError(f"--status {text}: unknown status {', '.join(unknown)}; valid: {', '.join(TERMINAL)}, "
                           "a list of them (ok,rejected) or any")
     return wanted
 

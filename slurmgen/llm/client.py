@@ -56,11 +56,11 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from slurmgen.proc import fdlimit
 from slurmgen.errors import LLMError
-from slurmgen.protocol import Failure
 from slurmgen.llm.ratelimit import Limiter, LimiterStats, estimate_tokens, share
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall
+from slurmgen.proc import fdlimit
+from slurmgen.protocol import Failure
 
 _RETRY_STATUS = frozenset({408, 425})  # plus every 5xx, and 429 (as rate_limited)
 _CONTEXT_MARKERS = (
@@ -99,7 +99,7 @@ class _AttemptFailed(Exception):
 
 
 class _Replica:
-    __slots__ = ("endpoint", "outstanding", "sem", "down_until", "stats", "session", "left")
+    __slots__ = ("down_until", "endpoint", "left", "outstanding", "sem", "session", "stats")
 
     def __init__(self, endpoint: Endpoint, cap: int, stats: EndpointStats) -> None:
         self.endpoint = endpoint

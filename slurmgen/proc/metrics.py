@@ -40,9 +40,9 @@ import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.process_collector import ProcessCollector
 
-from slurmgen.transport import hosts, ports
-from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.protocol import TERMINAL, Failure
+from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.transport import hosts, ports
 
 log = logging.getLogger("slurmgen.metrics")
 
@@ -252,7 +252,8 @@ class PeerMetrics:
                                                llm, registry=r))
         self.tool_ops = _Labelled(Counter("slurmgen_tool_sessions", "Tool-pool session operations of this peer, "
                                           "by kind (open, call, close, lost); a task may close on another peer "
-                                          "than the one that opened: sessions open = sum(open) - sum(close)", ["kind"], registry=r),
+                                          "than the one that opened: sessions open = sum(open) - sum(close)",
+                                          ["kind"], registry=r),
                                   ("open", "call", "close", "lost"))
         self.spill_inline = Counter("slurmgen_spill_inline_fallbacks", "Times the spill store was full (or "
                                     "failed) and a task's payloads travelled inline", registry=r)

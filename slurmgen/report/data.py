@@ -15,7 +15,8 @@ from slurmgen.records import reason_class
 from slurmgen.rundir import RunDir
 
 MAX_QUALITY_KEYS = 6
-_NICE_WIDTHS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+_NICE_WIDTHS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600,
+                43200, 86400)
 
 
 class _Turn(msgspec.Struct):

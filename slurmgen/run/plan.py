@@ -10,15 +10,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slurmgen.config.types import LLMConf, SlurmgenConf
-from slurmgen.errors import ConfigError
-from slurmgen.run import commands
-from slurmgen.transport import hosts, ports
 from slurmgen.config import pools
-from slurmgen.proc.logs import FORMAT_ENV, check_format
-from slurmgen.toolpool import sandbox
+from slurmgen.config.types import LLMConf, SlurmgenConf
 from slurmgen.config.workflows import get_workflow
+from slurmgen.errors import ConfigError
+from slurmgen.proc.logs import FORMAT_ENV, check_format
+from slurmgen.run import commands
+from slurmgen.toolpool import sandbox
 from slurmgen.toolpool.session import pool_factory, pool_size
+from slurmgen.transport import hosts, ports
 
 
 @dataclass(frozen=True)

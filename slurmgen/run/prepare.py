@@ -12,6 +12,7 @@ import msgspec
 from slurmgen.config.bounds import check_bounds
 from slurmgen.config.load import dump, workflow_spec
 from slurmgen.config.types import SlurmgenConf
+from slurmgen.config.workflows import builtin_dataset, get_workflow
 from slurmgen.errors import DatasetError
 from slurmgen.input import dataset, duplicates, formats, schema
 from slurmgen.proc import fdlimit
@@ -21,7 +22,6 @@ from slurmgen.run.resume import check_resume
 from slurmgen.run.watchdog import check_conf as check_watchdog_conf
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.transport import curve
-from slurmgen.config.workflows import builtin_dataset, get_workflow
 from slurmgen.workflow import Workflow
 
 

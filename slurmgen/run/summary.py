@@ -177,8 +177,8 @@ def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s
     prompt = sum(u.prompt_tokens for u in roles.values())
     completion = sum(u.completion_tokens for u in roles.values())
     summary = Summary(
-        workflow=workflow, tasks_total=len(records), tasks_ok=by_status["ok"],
-        tasks_rejected=by_status["rejected"], tasks_failed=by_status["failed"],
+        workflow=workflow, tasks_total=len(records), tasks_ok=by_status[Status.OK],
+        tasks_rejected=by_status[Status.REJECTED], tasks_failed=by_status[Status.FAILED],
         prompt_tokens=prompt, completion_tokens=completion, wall_s=round(wall_s, 3),
         tokens_per_s=round(recent_tokens / wall_s, 2) if wall_s > 0 else 0.0,
         tasks_per_s=round(recent_tasks / wall_s, 3) if wall_s > 0 else 0.0,

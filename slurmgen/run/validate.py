@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slurmgen.input import dataset, formats
 from slurmgen.config.bounds import check_bounds
 from slurmgen.config.types import SlurmgenConf
-from slurmgen.run.plan import make_plan
 from slurmgen.config.workflows import builtin_dataset, get_workflow
+from slurmgen.input import dataset, formats
+from slurmgen.run.plan import make_plan
 
 
 @dataclass

@@ -20,7 +20,6 @@ import uuid
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-
 from typing import Any
 
 import msgspec
@@ -29,6 +28,7 @@ import zmq.asyncio
 
 from slurmgen.config.load import load_run_config
 from slurmgen.config.types import SlurmgenConf
+from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import DiskFull
 from slurmgen.input import duplicates
 from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
@@ -62,7 +62,6 @@ from slurmgen.runtime.worker import run_role
 from slurmgen.spill.policy import Spiller, SpillLost
 from slurmgen.toolpool.client import ToolPools
 from slurmgen.transport import codec, curve, hosts, sockets
-from slurmgen.config.workflows import get_workflow
 from slurmgen.workflow import RoleContext, fail
 
 log = logging.getLogger("slurmgen.peer")
@@ -312,21 +311,28 @@ class Peer:
             case Hold(task_ids=task_ids):
                 self.received["hold"] += 1
                 self.origin.renew(task_ids)
-            case FetchBlobs() | Blobs() | FreeBlobs() if self.blobs is None:
-                self.received["blobs_without_spill"] += 1
-            case FetchBlobs():
-                self.received["fetch"] += 1
-                self.blobs.on_fetch(sender, msg)
-            case Blobs():
-                self.blobs.on_blobs(msg)
-            case FreeBlobs():
-                self.blobs.on_free(msg)
+            case FetchBlobs() | Blobs() | FreeBlobs():
+                self._on_blobs_message(sender, msg)
             case Credit(n=n):
                 self.received["credit"] += 1
                 self.router.credit(sender, n)
                 self._pump_all()
             case None:
                 self.received["malformed"] += 1
+
+    def _on_blobs_message(self, sender: str, msg: FetchBlobs | Blobs | FreeBlobs) -> None:
+        blobs = self.blobs
+        if blobs is None:
+            self.received["blobs_without_spill"] += 1
+            return
+        match msg:
+            case FetchBlobs():
+                self.received["fetch"] += 1
+                blobs.on_fetch(sender, msg)
+            case Blobs():
+                blobs.on_blobs(msg)
+            case FreeBlobs():
+                blobs.on_free(msg)
 
     def _maybe_mark_done(self) -> None:
         done = self.run.shard_done(self.shard)
@@ -340,7 +346,7 @@ class Peer:
             return  # the source loop's owner has it
         try:
             self._maybe_mark_done()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a done-callback: the task set reports it
             self.tasks.fail("marking the shard done", exc)
 
     def _stats(self) -> dict[str, object]:
@@ -349,7 +355,8 @@ class Peer:
                 "cpu_s": usage.ru_utime + usage.ru_stime, "llm": {u: msgspec.to_builtins(s) for u, s in self.llm.stats().items()},
                 "llm_limiter": msgspec.to_builtins(self.llm.limiter_stats()),
                 "in_flight": len(self.origin.leases), "held": len(self.held),
-                "llm_outstanding": self.llm.outstanding(), "issued": self.origin.issued, "reissued": self.origin.reissued, "retried": self.origin.retried,
+                "llm_outstanding": self.llm.outstanding(), "issued": self.origin.issued,
+                "reissued": self.origin.reissued, "retried": self.origin.retried,
                 "written": self.origin.written, "duplicates": self.origin.duplicates,
                 "refused_frames": self.decoder.refused, "tools": dict(self.tools.counts),
                 "oldest_in_flight": list(itertools.islice(self.origin.leases, 8)),  # issue order

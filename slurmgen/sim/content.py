@@ -235,8 +235,8 @@ _FORMATS = {
     "email": lambda rng: f"{rng.choice(_WORDS)}{rng.randint(1, 99)}@example.com",
     "uri": lambda rng: f"https://example.com/{rng.choice(_WORDS)}",
     "uuid": lambda rng: (
-        "%08x-%04x-4%03x-8%03x-%012x"
-        % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), rng.getrandbits(12), rng.getrandbits(48))
+        f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-4{rng.getrandbits(12):03x}-8{rng.getrandbits(12):03x}-"
+        f"{rng.getrandbits(48):012x}"
     ),
 }
 
@@ -337,7 +337,7 @@ class ReplyPlan:
     after n tokens.
     """
 
-    __slots__ = ("content", "ends", "calls", "total")
+    __slots__ = ("calls", "content", "ends", "total")
 
     def __init__(self, content: str | None, tool_calls: list[ToolCall] | None) -> None:
         self.content = content or ""

@@ -23,11 +23,20 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen.transport import codec
 from slurmgen.errors import ToolPoolError
-from slurmgen.protocol import Failure, Member, Orchestrator, SessionCall, SessionClose, SessionHandle, SessionOpen, SessionReply
 from slurmgen.proc.tasks import TaskSet
+from slurmgen.protocol import (
+    Failure,
+    Member,
+    Orchestrator,
+    SessionCall,
+    SessionClose,
+    SessionHandle,
+    SessionOpen,
+    SessionReply,
+)
 from slurmgen.toolpool.session import Factory, PoolFull, SessionHost, UnknownSession, session_id
+from slurmgen.transport import codec
 
 log = logging.getLogger("slurmgen.toolpool.client")
 

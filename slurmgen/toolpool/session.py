@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Protocol
 
-
 DEFAULT_POOL_SIZE = 2  # members started for a workflow that names a factory (toolpool.size=-1)
 
 
@@ -48,7 +47,7 @@ def pool_factory(conf: Any) -> Factory | None:
     from slurmgen.config.workflows import get_workflow, import_path  # the registry imports the author module
 
     if conf.toolpool.factory:
-        return import_path(conf.toolpool.factory, "toolpool.factory")  # type: ignore[no-any-return]  # checked callable by its use
+        return import_path(conf.toolpool.factory, "toolpool.factory")
     return get_workflow(conf.workflow.name).toolpool_factory
 
 
@@ -117,7 +116,7 @@ class SessionHost:
         self.closed += 1
         try:
             session.close()
-        except Exception:  # a session's own cleanup must not take the member down
+        except Exception:  # noqa: BLE001 - a session's own cleanup must not take the member down
             pass
         return True
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 import msgspec
 import pytest
 from omegaconf import OmegaConf
-from slurmgen.agents.coral import flow, roles
+
+from slurmgen.agents.coral import WORKFLOW, flow, roles
 from slurmgen.agents.coral.conf import AgreementRule, CoralConf
 from slurmgen.agents.coral.data import Question
 from slurmgen.agents.coral.parse import Extraction
@@ -26,16 +27,14 @@ from slurmgen.agents.coral.prompting import (
     opening,
 )
 from slurmgen.agents.coral.state import CoralState
-
 from slurmgen.config.load import typed, workflow_classes
+from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import ConfigError, LLMError
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Sampling
 from slurmgen.protocol import Orchestrator, Turn, Usage
 from slurmgen.records import Record
-from slurmgen.agents.coral import WORKFLOW
-from slurmgen.config.workflows import get_workflow
+from slurmgen.workflow import RoleContext, Status, Task
 from tests.drive import drive
-from slurmgen.workflow import RoleContext, Status, Task, first_role
 
 ROLES = {"teacher": roles.teacher_role, "student": roles.student_role,
          "extractor": roles.extractor_role, "matcher": roles.matcher_role}

@@ -15,20 +15,20 @@ from functools import cache
 
 import msgspec
 import pytest
+
 from slurmgen.agents.coral import WORKFLOW, flow, roles, script
-from tests.drive import drive
 from slurmgen.agents.coral.conf import AgreementRule, CoralConf
 from slurmgen.agents.coral.data import Question, builtin_path
 from slurmgen.agents.coral.parse import extract
 from slurmgen.agents.coral.prompting import agent_view, extractor_messages, load_prompt
 from slurmgen.agents.coral.state import CoralState
-
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Sampling
 from slurmgen.protocol import Orchestrator, Turn
 from slurmgen.records import Record
 from slurmgen.sim.content import count_tokens
 from slurmgen.sim.script import ScriptRequest
 from slurmgen.workflow import RoleContext
+from tests.drive import drive
 
 ROLES = {"teacher": roles.teacher_role, "student": roles.student_role,
          "extractor": roles.extractor_role, "matcher": roles.matcher_role}

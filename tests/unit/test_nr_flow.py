@@ -7,16 +7,15 @@ from pathlib import Path
 import msgspec
 import pytest
 from omegaconf import OmegaConf
-from slurmgen.agents.nr import corpus, data
+
+from slurmgen.agents.nr import WORKFLOW, corpus, data
 from slurmgen.agents.nr.conf import NRConf
 from slurmgen.agents.nr.data import Document
 from slurmgen.agents.nr.flow import metrics, transition
-
-from slurmgen.protocol import Orchestrator, Turn, Usage
-from slurmgen.records import Record
-from slurmgen.agents.nr import WORKFLOW
 from slurmgen.agents.nr.state import NRState
 from slurmgen.config.workflows import get_workflow
+from slurmgen.protocol import Orchestrator, Turn, Usage
+from slurmgen.records import Record
 from slurmgen.workflow import Status, Task, finish
 
 

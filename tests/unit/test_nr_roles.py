@@ -15,18 +15,17 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from slurmgen.agents.nr import flow, parse, roles, script
+
+from slurmgen.agents.nr import WORKFLOW, parse, roles, script
 from slurmgen.agents.nr.conf import NRConf
 from slurmgen.agents.nr.data import Document, builtin_path
 from slurmgen.agents.nr.prompting import stage_messages
 from slurmgen.agents.nr.state import NRState
-
 from slurmgen.errors import LLMError
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Sampling
 from slurmgen.protocol import Orchestrator
 from slurmgen.sim.content import count_tokens
 from slurmgen.sim.script import ScriptRequest
-from slurmgen.agents.nr import WORKFLOW
 from slurmgen.workflow import RoleContext
 from tests.drive import drive
 

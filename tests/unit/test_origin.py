@@ -17,6 +17,7 @@ from slurmgen.runtime.ledger import Ledger, repair_and_read
 from slurmgen.runtime.origin import Origin, OriginPolicy
 from slurmgen.workflow import Failure, Status, Workflow, WorkflowConf, finish
 
+
 class _Row(msgspec.Struct):
     x: int = 0
 

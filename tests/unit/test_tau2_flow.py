@@ -5,18 +5,18 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from slurmgen.agents.tau2 import WORKFLOW
 from slurmgen.agents.tau2.conf import Tau2Conf
 from slurmgen.agents.tau2.flow import Tau2State, end_of_step, first_role, metrics, pass_hat_k
 from slurmgen.agents.tau2.flow import transition as route
-from slurmgen.agents.tau2 import WORKFLOW
+from slurmgen.llm.types import ToolCall, ToolFunction
+from slurmgen.protocol import Orchestrator, Turn, Usage
+from slurmgen.records import Record
 from slurmgen.workflow import Status, Task, close_task
 
 
 def transition(o: Orchestrator, state: Tau2State | None = None) -> str | None:
     return route(Task(o, None, state or Tau2State()))
-from slurmgen.llm.types import ToolCall, ToolFunction
-from slurmgen.protocol import Orchestrator, Turn, Usage
-from slurmgen.records import Record
 
 
 def orch(row: dict | None = None) -> Orchestrator:

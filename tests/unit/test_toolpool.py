@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from slurmgen.config.load import workflow_classes
-from slurmgen.config.types import SlurmgenConf, ToolPoolConf, WorkflowConf
+from slurmgen.config.types import SlurmgenConf, ToolPoolConf
 from slurmgen.errors import ConfigError
 from slurmgen.run.plan import make_plan, sim_script
 from slurmgen.toolpool import sandbox

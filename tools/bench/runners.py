@@ -41,12 +41,12 @@ from typing import Any, Iterator, Mapping
 
 import msgspec
 
+from slurmgen.config.workflows import get_workflow
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint
 from slurmgen.protocol import Orchestrator
 from slurmgen.runtime.origin import task_seed, to_record
 from slurmgen.runtime.worker import run_role
-from slurmgen.config.workflows import builtin_dataset, get_workflow
 from slurmgen.workflow import RoleContext, Workflow, first_role
 
 MODEL = "sim-llama-3.1-8b"
