@@ -50,7 +50,9 @@ class LLMError(SlurmgenError):
 
     def __init__(self, message: str, *, kind: Failure = Failure.LLM_ERROR) -> None:
         super().__init__(message)
-        self.kind = Failure(kind)  # LLM_ERROR | CONTEXT_TOO_LONG | TIMEOUT | RATE_LIMITED (429 on every attempt)
+        # LLM_ERROR | CONTEXT_TOO_LONG | BAD_REQUEST (a 4xx no retry fixes) | TIMEOUT |
+        # RATE_LIMITED (429 on every attempt) | SERVER_DIED (the server dropped it) | ENGINE_DIED
+        self.kind = Failure(kind)
 
 
 class RowError(SlurmgenError):

@@ -43,6 +43,9 @@ class Failure(_Str):
 
     LLM_ERROR = "llm_error"  # an LLM request failed after its retries
     CONTEXT_TOO_LONG = "context_too_long"  # the server refused the prompt as too long
+    BAD_REQUEST = "bad_request"  # a 4xx no retry fixes (max_tokens over the model's length, an unknown model)
+    SERVER_DIED = "server_died"  # the LLM server dropped the request mid-way (died or restarted)
+    ENGINE_DIED = "engine_died"  # the same request killed its server run.max_engine_deaths times (a poison request)
     TIMEOUT = "timeout"  # an LLM request got no reply in time
     RATE_LIMITED = "rate_limited"  # HTTP 429 on every attempt
     TOOL_ERROR = "tool_error"  # a tool-pool session could not be opened or called
@@ -76,6 +79,7 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0
+    truncated: int = 0  # replies cut at max_tokens (finish_reason "length")
     model: str = ""  # the served model that answered the role (its last request)
     pool: str = ""  # the LLM pool it belongs to
 
@@ -101,6 +105,11 @@ class Turn(msgspec.Struct, kw_only=True, omit_defaults=True):
     at: float = 0.0
     model: str = ""  # the served model that produced the content ("" = no LLM call)
     pool: str = ""  # the LLM pool it belongs to
+    # why the LLM stopped: stop | length (cut at max_tokens) | tool_calls | ... ("" = no LLM call)
+    finish_reason: str = ""
+    # llm.return_token_ids (vLLM): the prompt exactly as the model saw it, and its reply, in token ids
+    prompt_token_ids: list[int] = []
+    token_ids: list[int] = []
     content_ref: SpillRef | None = None  # set when content was spilled (content is then "" on the wire)
 
 

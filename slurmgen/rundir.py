@@ -51,6 +51,12 @@ class RunDir:
         """Written by a service supervisor whose service never became healthy (the reason)."""
         return self.state / f"{name}.not-ready"
 
+    @property
+    def refused(self) -> Path:
+        """Written by a peer that found, once the servers were up, that the config cannot work
+        (slurmgen.llm.limits): the reasons; the driver stops the run with exit code 2."""
+        return self.state / "refused"
+
     def stats(self, name: str) -> Path:
         return self.state / f"stats-{name}.json"
 

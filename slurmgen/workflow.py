@@ -30,7 +30,7 @@ from typing import Any, Awaitable, Callable, Generic, Mapping, Protocol, TypeVar
 
 import msgspec
 
-from slurmgen.config.types import WorkflowConf
+from slurmgen.config.types import SlurmgenConf, WorkflowConf
 from slurmgen.errors import ConfigError, DatasetError
 from slurmgen.export.shapes import default_chat, state_of
 from slurmgen.input.builtin import cached_jsonl, write_jsonl_atomically
@@ -42,7 +42,7 @@ from slurmgen.sim.script import ScriptReply, ScriptRequest
 
 __all__ = [
     # a workflow and its parts
-    "Workflow", "WorkflowConf", "Task", "RoleContext", "Record", "Turn", "Usage", "Orchestrator",
+    "Workflow", "WorkflowConf", "SlurmgenConf", "role_backend", "Task", "RoleContext", "Record", "Turn", "Usage", "Orchestrator",
     # outcomes
     "Status", "Failure", "add_turn", "finish", "fail", "reason_class", "DatasetError", "ConfigError",
     # the LLM
@@ -195,12 +195,15 @@ def add_turn(task: Task[Any, Any] | Orchestrator, role: str, reply: ChatReply | 
         turn.prompt_tokens = reply.usage.prompt_tokens
         turn.completion_tokens = reply.usage.completion_tokens
         turn.model, turn.pool = reply.model, reply.pool
+        turn.finish_reason = reply.finish_reason
+        turn.prompt_token_ids, turn.token_ids = reply.prompt_token_ids, reply.token_ids
         if reply.tool_calls:
             turn.tool_calls = msgspec.Raw(msgspec.json.encode(reply.tool_calls))
         usage = orch.usage.setdefault(role, Usage())
         usage.prompt_tokens += reply.usage.prompt_tokens
         usage.completion_tokens += reply.usage.completion_tokens
         usage.requests += 1
+        usage.truncated += reply.finish_reason == "length"
         usage.model, usage.pool = reply.model, reply.pool
     if data is not None:
         turn.data = msgspec.Raw(msgspec.json.encode(data))
@@ -227,3 +230,11 @@ def finish(task: Task[Any, Any] | Orchestrator, status: Status, reason: str) -> 
 def fail(task: Task[Any, Any] | Orchestrator, failure: Failure, message: str) -> None:
     """Mark the task failed with ``failure`` (its record's reason is "<failure>: <message>")."""
     finish(task, Status.FAILED, Failure(failure).reason(message))
+
+
+def role_backend(conf: SlurmgenConf, role: str) -> str:
+    """The backend (sim, vllm, sglang, openai) of the LLM pool ``role`` talks to (for a conf's
+    ``resolve``)."""
+    from slurmgen.config import pools  # pools finds the workflow's roles through the registry
+
+    return pools.declared(conf)[pools.role_pool(conf, role)].backend

@@ -43,7 +43,7 @@ class ScriptLLM:
 def make_conf(**overrides: Any) -> Any:
     from slurmgen.agents.tau2.conf import Tau2Conf
 
-    conf = Tau2Conf()
+    conf = Tau2Conf(task_id_in_user_prompt=True)  # the scripts learn the task from it (a sim run's default)
     for k, v in overrides.items():
         setattr(conf, k, v)
     return conf

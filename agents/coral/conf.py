@@ -43,6 +43,9 @@ class CoralConf(WorkflowConf):
     extractor_sampling: Sampling = field(
         default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, max_tokens=32)
     )
+    # request the extractor's reply by JSON schema ({"answer": "(X)" | "not sure yet"}: vLLM's and
+    # SGLang's structured outputs); off by default: the reference reads the extractor's free text
+    structured_extractor: bool = False
     # keep each conversation's requests of one role on one LLM replica (prefix cache)
     sticky_routing: bool = True
     # prompt files, in agents/coral/prompts/ (or absolute paths)

@@ -36,7 +36,7 @@ from slurmgen.workflow import (
 
 from .conf import AgreementRule, CoralConf
 from .data import Question
-from .parse import AGENTS, extract, match
+from .parse import AGENTS, extract, extractor_format, match
 from .prompting import agent_view, extractor_messages, load_prompt, opening
 from .state import CoralState
 
@@ -58,8 +58,9 @@ def sticky_key(ctx: CoralContext, role: str, task: CoralTask) -> str | None:
 
 
 async def _ask(task: CoralTask, ctx: CoralContext, role: str, messages: list[ChatMessage],
-               sampling: Sampling) -> ChatReply:
-    return await ctx.llm.chat(messages, sampling=sampling, seed=task.seed, sticky_key=sticky_key(ctx, role, task))
+               sampling: Sampling, response_format: dict | None = None) -> ChatReply:
+    return await ctx.llm.chat(messages, sampling=sampling, seed=task.seed, sticky_key=sticky_key(ctx, role, task),
+                              response_format=response_format)
 
 
 async def _speak(task: CoralTask, ctx: CoralContext, role: str) -> None:
@@ -90,7 +91,8 @@ async def extractor_role(task: CoralTask, ctx: CoralContext) -> None:
         raise RuntimeError(f"the extractor follows an agent turn, not {last.role!r}")
     q = task.row
     messages = extractor_messages(q, last.content, ctx.conf.extractor_prompt, ctx.conf.extractor_user_prompt)
-    reply = await _ask(task, ctx, "extractor", messages, ctx.conf.extractor_sampling)
+    fmt = extractor_format(len(q.options)) if ctx.conf.structured_extractor else None
+    reply = await _ask(task, ctx, "extractor", messages, ctx.conf.extractor_sampling, fmt)
     extraction = extract(reply.content, last.role, q.answer)
     task.state.extractions.append(extraction)
     add_turn(task, "extractor", reply, data=extraction, at=time.time())

@@ -36,6 +36,8 @@ import math
 import random
 import re
 
+import msgspec
+
 from slurmgen.workflow import (
     ChatMessage,
     ScriptReply,
@@ -210,6 +212,10 @@ def respond(req: ScriptRequest, rng: random.Random) -> ScriptReply | None:
         content = agent_reply(req.messages)
     elif kind == EXTRACTOR_MARKER:
         content = extractor_reply(req.messages)
+        if req.response_format:  # structured outputs: only the schema's answers exist
+            found = re.search(r"\(([A-Z])\)", content)
+            answer = f"({found.group(1)})" if found else "not sure yet"
+            content = msgspec.json.encode({"answer": answer}).decode()
     else:
         return None
     if count_tokens(content) > req.max_tokens:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slurmgen.workflow import Sampling, WorkflowConf
+from slurmgen.workflow import ConfigError, Sampling, SlurmgenConf, WorkflowConf
 
+STRUCTURED_ROLES = ("score", "question")  # roles whose reply is a JSON object
 
 @dataclass
 class NRConf(WorkflowConf):
@@ -38,3 +39,13 @@ class NRConf(WorkflowConf):
     # they go into a prompt, so that a huge web page cannot overflow the model's
     # context (~6k tokens by default; Matrix sends the whole text). 0 = never cut.
     max_text_chars: int = 24000
+    # roles whose reply is requested as JSON by schema (response_format json_schema: vLLM's and
+    # SGLang's structured outputs) and read as a bare JSON object: score, question. Off by
+    # default: the reference asks for a fenced JSON block and rejects replies without one.
+    structured: list[str] = field(default_factory=list)
+
+    def resolve(self, conf: SlurmgenConf) -> None:
+        unknown = [r for r in self.structured if r not in STRUCTURED_ROLES]
+        if unknown:
+            raise ConfigError(f"workflow.structured={self.structured}: {', '.join(unknown)} cannot be structured; "
+                              f"valid: {', '.join(STRUCTURED_ROLES)}")

@@ -24,7 +24,16 @@ from slurmgen.workflow import (
 
 from .conf import NRConf
 from .data import Document
-from .parse import SUCCESS, judge_classifier, judge_en, judge_question, judge_score
+from .parse import (
+    SUCCESS,
+    CriteriaScores,
+    ExamQuestion,
+    judge_classifier,
+    judge_en,
+    judge_question,
+    judge_score,
+    response_format,
+)
 from .prompting import stage_messages
 from .state import NRState
 
@@ -38,10 +47,13 @@ class FilterData(msgspec.Struct, kw_only=True):
     en: float
 
 
-async def _ask(task: NRTask, ctx: NRContext, prompt_file: str, sampling: Sampling) -> ChatReply:
-    """One chat completion: the stage's system prompt, then the document text."""
+async def _ask(task: NRTask, ctx: NRContext, prompt_file: str, sampling: Sampling,
+               schema: type[msgspec.Struct] | None = None) -> ChatReply:
+    """One chat completion: the stage's system prompt, then the document text; ``schema``: the reply
+    is constrained to a JSON object of that Struct (workflow.structured)."""
     messages = stage_messages(prompt_file, task.row.text, ctx.conf.max_text_chars)
-    return await ctx.llm.chat(messages, sampling=sampling, seed=task.seed, sticky_key=None)
+    fmt = response_format(schema) if schema is not None else None
+    return await ctx.llm.chat(messages, sampling=sampling, seed=task.seed, sticky_key=None, response_format=fmt)
 
 
 async def filter_role(task: NRTask, ctx: NRContext) -> None:
@@ -59,8 +71,9 @@ async def filter_role(task: NRTask, ctx: NRContext) -> None:
 
 async def score_role(task: NRTask, ctx: NRContext) -> None:
     """Points rubric; every one of the four criteria must score above zero."""
-    reply = await _ask(task, ctx, ctx.conf.score_prompt, ctx.conf.score_sampling)
-    reason, scores = judge_score(reply.content)
+    bare = "score" in ctx.conf.structured
+    reply = await _ask(task, ctx, ctx.conf.score_prompt, ctx.conf.score_sampling, CriteriaScores if bare else None)
+    reason, scores = judge_score(reply.content, bare)
     task.state.scores = scores
     add_turn(task, "score", reply, data=scores, at=time.time())
     if reason is not None:
@@ -69,8 +82,10 @@ async def score_role(task: NRTask, ctx: NRContext) -> None:
 
 async def question_role(task: NRTask, ctx: NRContext) -> None:
     """Exam question with a boxed independent answer; success ends the task."""
-    reply = await _ask(task, ctx, ctx.conf.question_prompt, ctx.conf.question_sampling)
-    reason, result = judge_question(reply.content)
+    bare = "question" in ctx.conf.structured
+    reply = await _ask(task, ctx, ctx.conf.question_prompt, ctx.conf.question_sampling,
+                       ExamQuestion if bare else None)
+    reason, result = judge_question(reply.content, bare)
     add_turn(task, "question", reply, data=result, at=time.time())
     if reason == SUCCESS:
         task.state.question = result

@@ -173,6 +173,18 @@ def _question_reply(rng: random.Random, text: str, order: random.Random) -> str:
     return "```json\n" + body + "\n```"
 
 
+def _structured_reply(stage: str, rng: random.Random, text: str, order: random.Random) -> str:
+    """What a server with structured outputs answers (workflow.structured): the schema's JSON object alone."""
+    if stage == "score":
+        points = [rng.choice(POSITIVE_POINTS) for _ in range(4)]
+        if rng.random() < SCORE_NON_POSITIVE_RATE:
+            points[rng.randrange(4)] = rng.choice(NON_POSITIVE_POINTS)
+        return msgspec.json.encode({f"criteria_{i}": p for i, p in enumerate(points, 1)}).decode()
+    branch = _pick(rng, (("no_question", QUESTION_NO_QUESTION_RATE), ("no_answer", QUESTION_NO_ANSWER_RATE),
+                         ("no_boxed", QUESTION_NO_BOXED_RATE)))
+    return msgspec.json.encode(_exam_question(rng, _keywords(text), branch, order)).decode()
+
+
 _WRITERS = {"filter": _filter_reply, "score": _score_reply, "question": _question_reply}
 
 
@@ -186,7 +198,10 @@ def respond(req: ScriptRequest, rng: random.Random) -> ScriptReply | None:
     if stage is None:
         return None
     text = _document(req.messages)
-    content = _WRITERS[stage](_draw(stage, text), text, _draw(stage, text, req.seed))
+    if req.response_format and stage in ("score", "question"):
+        content = _structured_reply(stage, _draw(stage, text), text, _draw(stage, text, req.seed))
+    else:
+        content = _WRITERS[stage](_draw(stage, text), text, _draw(stage, text, req.seed))
     if count_tokens(content) > req.max_tokens:
         return ScriptReply(content=truncate_tokens(content, req.max_tokens), finish_reason="length")
     return ScriptReply(content=content)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slurmgen.workflow import Sampling, WorkflowConf
+from slurmgen.workflow import ConfigError, Sampling, SlurmgenConf, WorkflowConf, role_backend
 
 
 @dataclass
 class Tau2Conf(WorkflowConf):
     name: str = "tau2"
+    tool_roles: list[str] = field(default_factory=lambda: ["assistant", "user"])
 
     # airline | retail | telecom | mock (telecom-workflow: telecom with the workflow policy)
     domain: str = "airline"
@@ -32,5 +33,16 @@ class Tau2Conf(WorkflowConf):
     # prepended to both system prompts (Matrix: "Reasoning: high." for gpt-oss); tau2: none
     prompt_prefix: str = ""
     # append the task's "<domain>/<id>" to the user simulator's system prompt (after the
-    # scenario) so scripted simulators (llm.script=oracle) know the task; false = tau2's exact prompt
-    task_id_in_user_prompt: bool = True
+    # scenario): the simulator's scripts (llm.backend=sim) learn the task from it; false = tau2's
+    # exact prompt; unset = true only when the user role's pool is the simulator
+    task_id_in_user_prompt: bool | None = None
+    # the agent's tool_choice: auto (tau2's), required (a tool call every agent turn: not tau2's
+    # benchmark, for exercising the tool-call path with a weak model) or none
+    agent_tool_choice: str = "auto"
+
+    def resolve(self, conf: SlurmgenConf) -> None:
+        if self.agent_tool_choice not in ("auto", "required", "none"):
+            raise ConfigError(f"workflow.agent_tool_choice={self.agent_tool_choice!r} is unknown; valid: auto "
+                              "(tau2's), required, none")
+        if self.task_id_in_user_prompt is None:
+            self.task_id_in_user_prompt = role_backend(conf, "user") == "sim"

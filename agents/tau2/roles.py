@@ -140,7 +140,7 @@ async def assistant_role(task: Tau2Hop, ctx: Tau2Context) -> None:
     tools = _domain().tool_schemas(conf.domain)[0]
     messages = [_system(ctx, _domain().agent_system_prompt(conf.domain)), *agent_view(orch.history)]
     reply = await ctx.llm.chat(messages, sampling=conf.agent_sampling, seed=orch.seed,
-                               tools=tools, tool_choice="auto", sticky_key=f"agent:{orch.task_id}")
+                               tools=tools, tool_choice=conf.agent_tool_choice, sticky_key=f"agent:{orch.task_id}")
     _llm_step(orch, ctx, "assistant", reply, state)
 
 

@@ -47,6 +47,7 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("run.max_in_flight", at_least(1), ">= 1"),
     Bound("run.peer_capacity", at_least(1), ">= 1"),
     Bound("run.max_attempts", at_least(1), ">= 1"),
+    Bound("run.max_engine_deaths", at_least(1), ">= 1"),
     Bound("run.max_restarts", at_least(0), ">= 0"),
     Bound("run.lease_renew_s", above(0), "> 0"),
     Bound("run.lease_s", above(0), "> 0, and more than run.lease_renew_s"),

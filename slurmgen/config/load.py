@@ -81,6 +81,7 @@ def typed(cfg: Any, spec: WorkflowSpec | None = None) -> SlurmgenConf:
     except OmegaConfBaseException as exc:
         raise ConfigError(f"invalid config: {exc}") from exc
     conf.llms = {name: _pool(name, spec) for name, spec in conf.llms.items()}
+    conf.workflow.resolve(conf)
     return conf
 
 

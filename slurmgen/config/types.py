@@ -23,6 +23,13 @@ class WorkflowConf:
     # role -> LLM pool (a name of `llms`, or "default" = `llm`): which model a role talks to;
     # a role not named here uses "default"
     role_llm: dict[str, str] = field(default_factory=dict)
+    # roles that offer the LLM tools: a vllm pool serving one starts with a tool-call parser
+    # (llm.tool_call_parser)
+    tool_roles: list[str] = field(default_factory=list)
+
+    def resolve(self, conf: SlurmgenConf) -> None:
+        """Settle defaults that depend on the rest of the run's config (e.g. a pool's backend);
+        called once the config is typed. Nothing to do by default."""
 
 
 @dataclass
@@ -111,6 +118,17 @@ class LLMConf:
     server_env: dict[str, str] = field(default_factory=dict)
     # sim: refuse prompts longer than this many tokens (as vLLM's --max-model-len)
     max_model_len: int = 131072
+    # vllm: the chat template (--chat-template): "" = the model's own; a template shipped in
+    # slurmgen/templates by name (chatml_tools: ChatML that renders `tools` and Hermes tool
+    # calls, for models whose own template ignores tools) or a path to a jinja file
+    chat_template: str = ""
+    # vllm: when a role of the workflow that offers tools (workflow.tool_roles) uses this pool,
+    # start the server with --enable-auto-tool-choice --tool-call-parser <this> (unless
+    # extra_args names a parser); "" = never
+    tool_call_parser: str = "hermes"
+    # ask the server for each request's prompt and reply token ids (vLLM's return_token_ids):
+    # records keep them per turn, `slurmgen export --shape tokens` writes them
+    return_token_ids: bool = False
     # cluster=slurm: the SLURM resources of this pool's servers (one array task per replica)
     slurm: SlurmJobConf = field(default_factory=lambda: SlurmJobConf(cpus_per_task=2))
 
@@ -177,7 +195,10 @@ class RunConf:
     # only its last attempt's record counts toward max_failure_rate / fail_fast_tasks
     max_attempts: int = 3
     retry_on: list[str] = field(default_factory=lambda: ["llm_error", "timeout", "rate_limited", "tool_error",
-                                                         "lost"])
+                                                         "lost", "server_died"])
+    # a task whose LLM server died under its request (server_died) this many times is written
+    # failed as engine_died (a poison request) instead of being tried again
+    max_engine_deaths: int = 2
     # the driver restarts a crashed process (peer, service, registry) this many times
     max_restarts: int = 10
     # on SIGTERM / preemption: stop issuing, let tasks in flight finish for this long

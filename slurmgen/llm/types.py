@@ -52,6 +52,8 @@ class ChatReply(msgspec.Struct, kw_only=True):
     endpoint: str = ""  # base URL that answered
     model: str = ""  # the served model name that answered
     pool: str = ""  # the LLM pool it belongs to
+    prompt_token_ids: list[int] = []  # what the model saw (llm.return_token_ids, vLLM)
+    token_ids: list[int] = []  # what it produced
 
 
 class Endpoint(msgspec.Struct, frozen=True, kw_only=True):

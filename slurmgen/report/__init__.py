@@ -90,9 +90,10 @@ def _summary_tables(summary: dict[str, Any] | None) -> str:
         parts += ["<h3>Reasons</h3>", _table(["reason", "tasks", "share", "examples"], rows)]
     usage = summary.get("usage_by_role") or {}
     if usage:
-        rows = [[role, u.get("requests", 0), u.get("prompt_tokens", 0), u.get("completion_tokens", 0)]
-                for role, u in usage.items()]
-        parts += ["<h3>Usage by role</h3>", _table(["role", "requests", "prompt tokens", "completion tokens"], rows)]
+        rows = [[role, u.get("requests", 0), u.get("prompt_tokens", 0), u.get("completion_tokens", 0),
+                 u.get("truncated", 0)] for role, u in usage.items()]
+        parts += ["<h3>Usage by role</h3>", _table(["role", "requests", "prompt tokens", "completion tokens",
+                                                    "cut at max_tokens"], rows)]
     pools = summary.get("usage_by_pool") or {}
     if pools:
         rows = [[name, u.get("model", ""), u.get("attempts", 0), u.get("prompt_tokens", 0),

@@ -16,7 +16,7 @@ from typing import Protocol
 import msgspec
 
 from slurmgen.config.types import SlurmgenConf
-from slurmgen.errors import DatasetError, EarlyStop, SlurmgenError, StartupError
+from slurmgen.errors import ConfigError, DatasetError, EarlyStop, SlurmgenError, StartupError
 from slurmgen.exitcodes import Exit
 from slurmgen.input import duplicates
 from slurmgen.proc.logs import setup_logging
@@ -48,6 +48,7 @@ class Terminated(BaseException):
 
 def _clear_stale(run: RunDir, shards: int) -> None:
     run.registry_address.unlink(missing_ok=True)
+    run.refused.unlink(missing_ok=True)
     for i in range(max(shards, len(list(run.state.glob("shard-*.done"))))):
         run.shard_done(i).unlink(missing_ok=True)
 
@@ -96,6 +97,15 @@ def _wait_registry(run: RunDir, supervisor: Watcher, timeout_s: float) -> None:
         time.sleep(0.05)
 
 
+def _check_refused(run: RunDir) -> None:
+    try:
+        text = run.refused.read_text()
+    except FileNotFoundError:
+        return
+    raise ConfigError("the run was refused before any task was issued (the servers are up, the config cannot work "
+                      "with them):\n  " + "\n  ".join(text.splitlines()))
+
+
 def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBar, expected: int,
            metrics: DriverMetrics | None = None) -> None:
     tail = ResultsTail(run.results)
@@ -112,6 +122,7 @@ def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBa
         if _all_done(run, conf.run.peers):
             bar.update(tail.poll())
             return
+        _check_refused(run)
         supervisor.check()
         watchdog.check(counts.done)
         time.sleep(POLL_S)

@@ -69,7 +69,9 @@ def llm_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = 
     """Replica ``index`` of an LLM pool (an int, or a shell variable such as
     ``${SLURM_ARRAY_TASK_ID}`` in templates)."""
     name, llm = pools.server_name(pool, index), pools.declared(conf)[pool]
-    inner = commands.server_command(llm, run_dir, name, sim_script(conf, llm), python, key=pools.key(pool))
+    tools = any(pools.role_pool(conf, role) == pool for role in conf.workflow.tool_roles)
+    inner = commands.server_command(llm, run_dir, name, sim_script(conf, llm), python, key=pools.key(pool),
+                                    local=conf.cluster.kind == "local", tools=tools)
     argv = commands.supervised(run_dir, name, llm, inner, python, host=_host(conf), pool=pool)
     return ProcessSpec(name, "llm", argv, env=dict(llm.server_env), index=index if isinstance(index, int) else -1,
                        pool=pool)

@@ -64,6 +64,7 @@ class Status:
     done: int = 0
     by_status: collections.Counter[str] = field(default_factory=collections.Counter)
     failed_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    truncated: collections.Counter[str] = field(default_factory=collections.Counter)  # role -> replies cut
     tokens: int = 0
     recent_tokens: int = 0
     recent_tasks: int = 0
@@ -116,6 +117,7 @@ def _add(st: Status, rec: _Rec, now: float) -> None:
     if rec.status is TaskStatus.FAILED:
         st.failed_reasons[str(Failure.of(rec.reason) or "other")] += 1
     tokens = sum(u.prompt_tokens + u.completion_tokens for u in rec.usage.values())
+    st.truncated.update({role: u.truncated for role, u in rec.usage.items() if u.truncated})
     st.tokens += tokens
     st.usages.append(rec.usage)
     if rec.finished_at:
@@ -157,6 +159,7 @@ class StatusDoc(msgspec.Struct, kw_only=True):
     in_flight: int
     expected: int
     failed_by_reason: dict[str, int]  # per failure class
+    truncated_by_role: dict[str, int]  # LLM replies cut at max_tokens (finish_reason "length"), per role
     tokens_in_records: int  # prompt + completion tokens of the records written
     tokens_answered: int  # every answered LLM attempt so far (the peers' live counters; unwritten tasks too)
     llm_requests: int  # attempts the peers' clients sent
@@ -190,6 +193,7 @@ def document(st: Status, run: RunDir, now: float) -> StatusDoc:
         run=str(run.root), done=st.done, by_status=dict(sorted(st.by_status.items())),
         in_flight=sum(p.in_flight for p in st.peers), expected=st.expected,
         failed_by_reason=dict(st.failed_reasons.most_common()), tokens_in_records=st.tokens,
+        truncated_by_role=dict(sorted(st.truncated.items())),
         tokens_answered=sum(u.tokens_answered for u in pools.values()),
         llm_requests=sum(u.attempts for u in pools.values()), tokens_per_s=rates,
         role_latency={role: RoleLatency(round(statistics.median(lat), 4), round(max(lat), 4), len(lat))
@@ -226,6 +230,8 @@ def render_doc(doc: StatusDoc, run: RunDir, now: float) -> str:
     lines += filter(None, [_cross_node_line(doc.cross_node)])
     if doc.failed_by_reason:
         lines.append("failed by reason: " + ", ".join(f"{k} {v}" for k, v in doc.failed_by_reason.items()))
+    if doc.truncated_by_role:
+        lines.append("replies cut at max_tokens: " + ", ".join(f"{k} {v}" for k, v in doc.truncated_by_role.items()))
     lines.append(f"tokens: {doc.tokens_in_records} in records written; {doc.tokens_answered} answered so far in "
                  f"{doc.llm_requests} LLM requests (the peers' live counters, tasks in flight too)")
     lines += _rate_lines(doc.tokens_per_s)

@@ -73,6 +73,8 @@ class Summary(msgspec.Struct, kw_only=True):
     usage_by_role: dict[str, Usage]
     metrics: dict[str, float]
     usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.config.pools)
+    # per role: LLM replies cut at max_tokens (finish_reason "length"); roles with none left out
+    truncated_by_role: dict[str, int] = {}
     first_failure: str = ""  # the reason of the first task that failed (bad input rows only if nothing else failed)
     reason_examples: dict[str, list[str]] = {}  # per failure class: up to 3 distinct whole reasons
     measured_from: float = 0.0  # when the invocation that measured wall_s and the rates started (a rerun
@@ -168,6 +170,7 @@ def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s
             acc.prompt_tokens += u.prompt_tokens
             acc.completion_tokens += u.completion_tokens
             acc.requests += u.requests
+            acc.truncated += u.truncated
         if r.finished_at >= started_at:
             recent_tasks += 1
             recent_tokens += sum(u.prompt_tokens + u.completion_tokens for u in r.usage.values())
@@ -184,6 +187,7 @@ def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s
         tasks_per_s=round(recent_tasks / wall_s, 3) if wall_s > 0 else 0.0,
         reasons=dict(reasons), usage_by_role=dict(roles), metrics={}, expected_tasks=expected,
         first_failure=first, reason_examples=examples(failed),
+        truncated_by_role={role: u.truncated for role, u in roles.items() if u.truncated},
     )
     summary.metrics, summary.metrics_error = workflow_metrics(metrics, records)
     return summary

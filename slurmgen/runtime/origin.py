@@ -6,6 +6,10 @@ died, its message was lost — is issued again from its row with ``attempt + 1``
 first result to come home is written; any later one (a slow "dead" holder, a
 duplicate delivery) is dropped. A failure of a retryable class is issued again until
 ``max_attempts``.
+
+A poison request: a task whose LLM request was dropped by its dying server
+(``server_died``) ``max_engine_deaths`` times — the same request killing a fresh server
+again — is written failed as ``engine_died`` instead of being issued again.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ class Lease:
     trial: int
     attempt: int
     deadline: float
+    deaths: int = 0  # attempts whose LLM server died under them (server_died)
 
 
 ISSUE_BATCH = 256  # tasks issued between two yields to the event loop (tens of thousands of free slots at start)
@@ -62,6 +67,7 @@ class OriginPolicy:
     lease_s: float
     max_attempts: int
     retry_on: tuple[Failure, ...]
+    max_engine_deaths: int = 2
 
 
 class Origin:
@@ -173,7 +179,12 @@ class Origin:
             self.left += 1
             log.info("task=%s failed while stopping (%s): left for the resume", orch.task_id, orch.reason)
             return
-        if self._retryable(orch) and lease.attempt + 1 < self.policy.max_attempts:
+        if self._poisonous(orch, lease):
+            orch.reason = Failure.ENGINE_DIED.reason(
+                f"the LLM server died under this task's request {lease.deaths} times "
+                f"(run.max_engine_deaths={self.policy.max_engine_deaths}); see the LLM server logs; last: "
+                + orch.reason.partition(":")[2].strip())
+        elif self._retryable(orch) and lease.attempt + 1 < self.policy.max_attempts:
             self.retried += 1
             self._again(orch.task_id, orch.reason)
             return
@@ -182,6 +193,12 @@ class Origin:
         if written:
             self.written += 1
         self._slots.release()
+
+    def _poisonous(self, orch: Orchestrator, lease: Lease) -> bool:
+        if orch.status is not Status.FAILED or Failure.of(orch.reason) is not Failure.SERVER_DIED:
+            return False
+        lease.deaths += 1
+        return lease.deaths >= self.policy.max_engine_deaths
 
     def _retryable(self, orch: Orchestrator) -> bool:
         return orch.status is Status.FAILED and Failure.of(orch.reason) in self.policy.retry_on

@@ -32,6 +32,7 @@ from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import DiskFull
 from slurmgen.input import duplicates
 from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
+from slurmgen.llm import limits
 from slurmgen.llm.poolset import PoolClients
 from slurmgen.proc import fdlimit
 from slurmgen.proc.diskspace import guarded_write
@@ -404,6 +405,11 @@ class Peer:
         receiver = self.tasks.loop(self._receive(), kind="receiver")
         leases = self.tasks.loop(self._leases(), kind="leases")
         await wait_ready(self.registry, self.workflow, self.conf, stop)
+        if await self._refused():
+            await stop.wait()  # nothing issued: the driver reads RUN/state/refused and stops the run
+            receiver.cancel()
+            leases.cancel()
+            return
         rows = iter_shard(check_path(self.conf.dataset.path), self.conf.dataset.limit, self.shard,
                           self.shards, self.workflow.row, self.conf.dataset.max_row_bytes,
                           duplicates.load(self.run.state))
@@ -415,6 +421,15 @@ class Peer:
             await self._drain()
         for task in (source, receiver, leases):
             task.cancel()
+
+    async def _refused(self) -> bool:
+        """A max_tokens that no replica's max_model_len allows: say so in RUN/state/refused."""
+        endpoints = [ep for client in self.llm.clients.values() for ep in client.endpoints()]
+        bad = limits.problems(limits.max_tokens_fields(self.conf.workflow), await limits.lengths(endpoints))
+        if bad:
+            log.error("refusing to issue tasks: %s", "; ".join(bad))
+            write_atomic(self.run.refused, "\n".join(bad).encode())
+        return bool(bad)
 
     async def _issue(self, rows: Iterable[GoodRow | BadRow]) -> None:
         fault("source")
@@ -456,7 +471,7 @@ def node_of(conf: SlurmgenConf, shard: int) -> str:
 def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:
     return OriginPolicy(trials=conf.run.trials, max_in_flight=max(1, -(-conf.run.max_in_flight // shards)),
                         run_seed=conf.run.seed, lease_s=conf.run.lease_s, max_attempts=conf.run.max_attempts,
-                        retry_on=tuple(map(Failure, conf.run.retry_on)))
+                        retry_on=tuple(map(Failure, conf.run.retry_on)), max_engine_deaths=conf.run.max_engine_deaths)
 
 
 async def amain(args: argparse.Namespace) -> None:

@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate-burst", type=int, default=0, metavar="N",
                    help="requests the rate limit lets through at once; 0 = one second's worth")
     p.add_argument("--api-key", default="", help="require 'Authorization: Bearer KEY' (as vLLM's --api-key)")
+    p.add_argument("--die-on", default="", metavar="TEXT",
+                   help="exit (code 0) on a chat request whose messages contain TEXT: a poison request, for tests")
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         api_key=args.api_key,
+        die_on=args.die_on,
     )
     try:
         fdlimit.raise_nofile()  # a socket per request in flight

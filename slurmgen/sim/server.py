@@ -58,6 +58,9 @@ class SimOptions(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit: float = 0.0  # chat requests per minute; more are answered 429; 0 = no limit
     rate_burst: int = 0  # requests the limit lets through at once; 0 = one second's worth (at least 1)
     api_key: str = ""  # required as "Authorization: Bearer KEY" on /v1/*; "" = none
+    # a chat request whose messages contain this text kills the server (exit code 0, as vLLM's
+    # API server after an EngineDeadError): a poison request, for testing; "" = never
+    die_on: str = ""
 
 
 class _Part(msgspec.Struct, kw_only=True):
@@ -330,6 +333,7 @@ class SimServer:
         try:
             self._admit(request)
             req = self._parse(await request.read())
+            self._maybe_die(req)
             live = self._prepare(req)
             if live is None:  # the script said hang: never answer (until the client leaves)
                 await asyncio.Event().wait()
@@ -346,6 +350,12 @@ class SimServer:
             return web.Response(body=self._completion(live), content_type="application/json")
         finally:
             self._release(live)
+
+    def _maybe_die(self, req: ChatRequest) -> None:
+        marker = self.options.die_on
+        if marker and any(marker in (m.plain().content or "") for m in req.messages):
+            print(f"EngineDeadError: the engine died on a request containing {marker!r} (--die-on)", flush=True)
+            os._exit(0)
 
     def _admit(self, request: web.Request) -> None:
         """The key first (a refused request costs no quota), then the rate limit."""
