@@ -3,7 +3,8 @@
     python -m slurmgen.launchers.render workflow=nr cluster=slurm run.dir=DIR [key=value ...]
 
 writes ``DIR/config.yaml`` (what the jobs read) and ``DIR/sbatch/{registry,llm,peers,
-hetjob}.sbatch`` (plus ``llm-<name>.sbatch`` per further LLM pool) + ``submit.sh``; ``bash DIR/sbatch/submit.sh`` submits them by hand.
+hetjob}.sbatch`` (plus ``llm-<name>.sbatch`` per further LLM pool) + ``submit.sh``;
+``bash DIR/sbatch/submit.sh`` submits them by hand.
 Placeholders are ``{{name}}``; the text is a pure function of the config
 (``render_all``), pinned by golden files in ``tests/golden/sbatch/``.
 """
@@ -17,12 +18,11 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from slurmgen.launchers import fit
-from slurmgen.launchers.resources import directives, job_conf, job_name
-
 from slurmgen.config import pools
 from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import ConfigError
+from slurmgen.launchers import fit
+from slurmgen.launchers.resources import directives, job_conf, job_name
 from slurmgen.run.plan import llm_spec, peer_spec, pool_spec, registry_spec
 from slurmgen.toolpool.session import pool_size
 

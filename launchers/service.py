@@ -26,16 +26,16 @@ import aiohttp
 import msgspec
 import zmq.asyncio
 
-from slurmgen.transport import hosts, ports
 from slurmgen.errors import StartupError
 from slurmgen.proc.lifecycle import until_stopped
 from slurmgen.proc.lifeline import die_with_parent
 from slurmgen.proc.logs import setup_logging
-from slurmgen.registry.membership import RegistryClient
 from slurmgen.proc.metrics import write_target
-from slurmgen.protocol import Member
-from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.proc.tasks import TaskSet
+from slurmgen.protocol import Member
+from slurmgen.registry.membership import RegistryClient
+from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.transport import hosts, ports
 
 log = logging.getLogger("slurmgen.service")
 
@@ -139,8 +139,8 @@ async def supervise(args: argparse.Namespace, run: RunDir) -> int:
     log.info("%s healthy at %s and registered", args.name, url)
     code = await serve(args, run, child, client, ctx, stop, port)
     if tasks.fatal is not None:
-        print(f"slurmgen service {args.name}: its registry client failed: {tasks.fatal!r}; see {run.log(args.name + '.supervisor')}",
-              file=sys.stderr)
+        print(f"slurmgen service {args.name}: its registry client failed: {tasks.fatal!r}; "
+              f"see {run.log(args.name + '.supervisor')}", file=sys.stderr)
         return 1
     return code
 

@@ -63,12 +63,12 @@ class RunDir:
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
-    def make(self) -> "RunDir":
+    def make(self) -> RunDir:
         for d in (self.root, self.results, self.logs, self.state):
             d.mkdir(parents=True, exist_ok=True)
         return self
 
-    def make_writable(self) -> "RunDir":
+    def make_writable(self) -> RunDir:
         """make(), then prove a file can be written there; an OSError becomes a ConfigError naming run.dir."""
         from slurmgen.errors import ConfigError
 

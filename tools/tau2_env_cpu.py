@@ -47,11 +47,12 @@ def slurmgen_way(dom: str, row: dict[str, Any], task: Any) -> float:
 
 
 def runner_way(dom: str, row: dict[str, Any], task: Any) -> float:
-    from slurmgen.agents.tau2 import domain
     from tau2.data_model.message import ToolCall
     from tau2.data_model.simulation import SimulationRun, TerminationReason
     from tau2.evaluator.evaluator import EvaluationType, evaluate_simulation
     from tau2.registry import registry
+
+    from slurmgen.agents.tau2 import domain
 
     env = registry.get_env_constructor(dom)()
     if task.initial_state is not None:
@@ -70,8 +71,9 @@ def runner_way(dom: str, row: dict[str, Any], task: Any) -> float:
 
 
 def main(argv: list[str]) -> int:
-    from slurmgen.agents.tau2 import domain
     from tau2.registry import registry
+
+    from slurmgen.agents.tau2 import domain
 
     dom, n = argv[0], int(argv[1]) if len(argv) > 1 else 10
     rows = domain.load_tasks(dom, "base")[:n]

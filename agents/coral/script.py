@@ -38,9 +38,13 @@ import re
 
 import msgspec
 
-from slurmgen.llm.types import ChatMessage
-from slurmgen.sim.content import count_tokens, truncate_tokens
-from slurmgen.sim.script import ScriptReply, ScriptRequest
+from slurmgen.workflow import (
+    ChatMessage,
+    ScriptReply,
+    ScriptRequest,
+    count_tokens,
+    truncate_tokens,
+)
 
 from .prompting import AGENT_MARKER, DUMMY_FIRST, EXTRACTOR_MARKER, kind_of
 from .questions import LETTERS, gold_position

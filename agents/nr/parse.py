@@ -14,7 +14,6 @@ strings of the reference, or ``None`` when the document passes the gate.
 from __future__ import annotations
 
 import functools
-
 import re
 from typing import Any, TypeVar
 

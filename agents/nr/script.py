@@ -26,9 +26,13 @@ import re
 
 import msgspec
 
-from slurmgen.llm.types import ChatMessage
-from slurmgen.sim.content import count_tokens, truncate_tokens
-from slurmgen.sim.script import ScriptReply, ScriptRequest
+from slurmgen.workflow import (
+    ChatMessage,
+    ScriptReply,
+    ScriptRequest,
+    count_tokens,
+    truncate_tokens,
+)
 
 from .parse import QUESTION_CATEGORIES, ExamQuestion
 from .prompting import stage_of

@@ -151,7 +151,7 @@ class SharedBase:
         """A database of the same class whose tables copy on write."""
         fields = {name: CowTable(getattr(self.db, name), self.text) for name in self.tables}
         fields.update({name: copy.deepcopy(getattr(self.db, name)) for name in self.rest})
-        return type(self.db).model_construct(**fields)
+        return type(self.db).model_construct(**fields)  # type: ignore[arg-type]  # pydantic stubs type the first positional (_fields_set); these are field values
 
 
 def delta_hash(db: BaseModel) -> str:
@@ -175,7 +175,7 @@ def _plain(value: Any) -> Any:
 def materialise(db: BaseModel) -> BaseModel:
     """The same database with plain dicts (what tau2's own hash and dumps expect)."""
     fields = {name: (value.materialised() if isinstance(value, CowTable) else value) for name, value in db}
-    return type(db).model_construct(**fields)
+    return type(db).model_construct(**fields)  # type: ignore[arg-type]  # as in fresh(): field values by name
 
 
 def full_hash(db: BaseModel) -> str:

@@ -33,9 +33,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from slurmgen.llm.types import ChatMessage, ToolCall, ToolFunction
-from slurmgen.sim.content import lorem
-from slurmgen.sim.script import ScriptReply, ScriptRequest
+from slurmgen.workflow import (
+    ChatMessage,
+    ScriptReply,
+    ScriptRequest,
+    ToolCall,
+    ToolFunction,
+    lorem,
+)
 
 TASK_ID = re.compile(r"<task_id>([^/<]+)/(.+?)</task_id>")
 REF = re.compile(r"<<ref:([^/]+)/(.+?)>>")
@@ -47,13 +52,13 @@ MODES = (("oracle", 0.45), ("detour", 0.08), ("sloppy", 0.10), ("nothing", 0.10)
          ("out_of_scope", 0.07), ("errors", 0.08), ("chat", 0.05))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tasks(domain: str) -> dict[str, dict[str, Any]]:
     spec = importlib.util.find_spec("tau2")
     if spec is None or not spec.submodule_search_locations:
         return {}
     folder = "telecom" if domain.startswith("telecom") else domain
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "tau2" / "domains" / folder / "tasks.json"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "tau2" / "domains" / folder / "tasks.json"
     if not path.exists():
         return {}
     return {t["id"]: t for t in json.loads(path.read_text())}
@@ -163,7 +168,9 @@ def _assistant(req: ScriptRequest, rng: random.Random, domain: str, task_id: str
         made = _own_calls(msgs, "call_e")
         if msgs[-1].role == "tool" and made >= 12:
             return ScriptReply(content="I am sorry, the system keeps failing.")
-        bogus = rng.choice([("lookup_everything", {"query": "all"}), (None, {"no_such_argument": 1})])
+        choices: list[tuple[str | None, dict[str, Any]]] = [("lookup_everything", {"query": "all"}),
+                                                            (None, {"no_such_argument": 1})]
+        bogus = rng.choice(choices)
         name = bogus[0] or _first_tool(req)
         return ScriptReply(tool_calls=[_call(f"call_e{made}", name, bogus[1])])
     if mode == "chat":

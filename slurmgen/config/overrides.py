@@ -23,7 +23,7 @@ def _schema_of(group: str, workflow_cls: type) -> type | None:
     if group == "workflow":
         return workflow_cls
     f = _fields(SlurmgenConf).get(group)
-    return f.default_factory if f is not None and f.default_factory is not dataclasses.MISSING else None  # type: ignore[return-value]
+    return f.default_factory if f is not None and f.default_factory is not dataclasses.MISSING else None
 
 
 def _split(arg: str) -> tuple[str, str] | None:
@@ -82,6 +82,7 @@ def _check_key(key: str, workflow_cls: type | None) -> None:
         raise ConfigError(f"unknown config key {key!r}; top-level groups: {', '.join(groups)}")
     if not rest:
         return
+    schema: type | None
     if group == "llms":  # llms.<pool>.<an LLMConf field>
         pool, _, rest = rest.partition(".")
         group, schema = f"llms.{pool}", LLMConf

@@ -8,44 +8,18 @@ run, spill, toolpool. Workflows register their own ``WorkflowConf`` subclass in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 
 @dataclass
-class SamplingConf:
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 1024
-
-
-@dataclass
 class WorkflowConf:
+    """A workflow's knobs: its conf class subclasses this (``workflow.<field>=...``, ``ctx.conf``).
+    The workflow itself (roles, transition, types ...) is its ``Workflow`` object."""
+
     name: str = MISSING
-    # role name -> "package.module:async_function"
-    roles: dict[str, str] = field(default_factory=dict)
-    # "package.module:function" (orch) -> next role or None when done
-    transition: str = MISSING
-    # "package.module:function" (records) -> dict of metrics for summary.json
-    metrics: str = MISSING
-    # "package.module:Struct" with a row_id() method: the input row schema
-    row: str = MISSING
-    # "package.module:Struct" (every field with a default): the task's state, what roles see as
-    # orch.state and the record's output; "" = a dict (a JSON object)
-    state: str = ""
-    # "package.module:function": the simulator's content script for this workflow
-    sim_script: str = ""
-    # more scripts by name: llm.script=<name> picks one (e.g. tau2's "oracle")
-    sim_scripts: dict[str, str] = field(default_factory=dict)
-    # "package.module:function" () -> path of the built-in dataset (generated on demand)
-    builtin_dataset: str = ""
-    # "package.module:function" (spec) -> tool-pool session; "" = the workflow uses no tool pool
-    toolpool_factory: str = ""
-    # "package.module:SHAPES": {"chat" | "sft": function(record) -> dict | None} for
-    # `slurmgen export --shape`; "" = the default chat (every turn with content) and no sft
-    export: str = ""
     # role -> LLM pool (a name of `llms`, or "default" = `llm`): which model a role talks to;
     # a role not named here uses "default"
     role_llm: dict[str, str] = field(default_factory=dict)
@@ -217,7 +191,7 @@ class RunConf:
     # lease_s (its holder died, its message was lost) is issued again from its row
     lease_renew_s: float = 2.0
     lease_s: float = 10.0
-    # attempts per task; a failure whose class is in retry_on is tried again (from its row), and
+    # attempts per task; a failure whose class (slurmgen.protocol.Failure) is in retry_on is tried again (from its row), and
     # only its last attempt's record counts toward max_failure_rate / fail_fast_tasks
     max_attempts: int = 3
     retry_on: list[str] = field(default_factory=lambda: ["llm_error", "timeout", "rate_limited", "tool_error",
@@ -372,7 +346,7 @@ def register_workflow(name: str, node: Any) -> None:
     ConfigStore.instance().store(group="workflow", name=name, node=node)
 
 
-def register_configs(workflows: Optional[dict[str, Any]] = None) -> None:
+def register_configs(workflows: dict[str, Any] | None = None) -> None:
     cs = ConfigStore.instance()
     cs.store(name="slurmgen_schema", node=SlurmgenConf)
     # cluster=local | cluster=slurm select the launcher (every knob stays in ClusterConf)

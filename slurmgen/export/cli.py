@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from slurmgen.config.load import load_run_config, register_all
+from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import ConfigError, SlurmgenError
 from slurmgen.exitcodes import Exit
 from slurmgen.export import shapes, writers
 from slurmgen.export.card import card, card_path
 from slurmgen.export.read import iter_records
-from slurmgen.records import STATUSES
+from slurmgen.protocol import TERMINAL
 from slurmgen.rundir import RunDir
-from slurmgen.workflow import import_path
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -34,7 +34,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--shape", choices=shapes.SHAPES, default="records",
                     help="records: the records as written; chat: messages per task; sft: prompt/completion pairs")
     ap.add_argument("--status", default="ok", help=f"ok (default), any, or a list such as ok,rejected "
-                    f"(of {', '.join(STATUSES)})")
+                    f"(of {', '.join(TERMINAL)})")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
     return ap.parse_args(argv)
 
@@ -50,7 +50,7 @@ def export(args: argparse.Namespace) -> tuple[Path, int, int]:
     args.format = args.format or format_of(out)
     register_all()
     conf = load_run_config(run.config)
-    rules = import_path(conf.workflow.export, "workflow.export") if conf.workflow.export else {}
+    rules = get_workflow(conf.workflow.name).export
     try:
         shape = shapes.resolve(args.shape, rules, conf.workflow.name)
     except ValueError as exc:
@@ -84,9 +84,9 @@ SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet":
 
 def check_statuses(text: str) -> set[str]:
     wanted = {s.strip() for s in text.split(",")}
-    unknown = sorted(wanted - set(STATUSES))
+    unknown = sorted(wanted - {s.value for s in TERMINAL})
     if unknown:
-        raise ConfigError(f"--status {text}: unknown status {', '.join(unknown)}; valid: {', '.join(STATUSES)}, "
+        raise ConfigError(f"--status {text}: unknown status {', '.join(unknown)}; valid: {', '.join(TERMINAL)}, "
                           "a list of them (ok,rejected) or any")
     return wanted
 

@@ -8,6 +8,7 @@ one, ``chat`` maps each turn with content to ``{role, content}`` and there is no
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import msgspec
@@ -39,7 +40,7 @@ def state_of(rec: Record) -> dict[str, Any]:
     return json.loads(bytes(rec.output)) or {}
 
 
-def resolve(shape: str, rules: dict[str, ShapeFn], workflow: str) -> ShapeFn:
+def resolve(shape: str, rules: Mapping[str, ShapeFn], workflow: str) -> ShapeFn:
     """The function for ``shape``, or a ValueError that says which shapes this workflow has."""
     if shape == "records":
         return as_record

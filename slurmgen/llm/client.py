@@ -29,11 +29,11 @@ once). A 429's ``Retry-After`` (or ``retry-after-ms``) pauses the whole pool —
 attempt of this client waits until it has passed — and a request whose last attempt got
 429 raises ``LLMError(kind="rate_limited")``; another status's ``Retry-After`` delays
 that request only. A replica that refuses connections is avoided for ``down_s``. A 400
-saying the context is too long raises ``LLMError(kind="context_too_long")`` at once;
+saying the context is too long raises ``LLMError(kind=Failure.CONTEXT_TOO_LONG)`` at once;
 other 4xx (``max_tokens`` above the model's length, an unknown model: no retry can fix them)
-raise ``LLMError(kind="bad_request")`` at once. A request whose server dropped it mid-way
+raise ``LLMError(kind=Failure.BAD_REQUEST)`` at once. A request whose server dropped it mid-way
 (disconnected, connection reset: the server died or restarted) ends, once its retries are
-spent, as ``LLMError(kind="server_died")``: its task's origin counts such deaths
+spent, as ``LLMError(kind=Failure.SERVER_DIED)``: its task's origin counts such deaths
 (slurmgen.runtime.origin, a poison request).
 
 Unreachable replicas (a node lost or cut off): each replica has its own connections,
@@ -60,10 +60,11 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from slurmgen.proc import fdlimit
 from slurmgen.errors import LLMError
 from slurmgen.llm.ratelimit import Limiter, LimiterStats, estimate_tokens, share
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall
+from slurmgen.proc import fdlimit
+from slurmgen.protocol import Failure
 
 _RETRY_STATUS = frozenset({408, 425})  # plus every 5xx, and 429 (as rate_limited)
 _CONTEXT_MARKERS = (
@@ -96,7 +97,7 @@ class _Completion(msgspec.Struct, kw_only=True):
 class _AttemptFailed(Exception):
     """One attempt failed in a way another attempt may not."""
 
-    def __init__(self, message: str, *, kind: str = "llm_error", refused: bool = False, retry_after: float = 0.0):
+    def __init__(self, message: str, *, kind: Failure = Failure.LLM_ERROR, refused: bool = False, retry_after: float = 0.0):
         super().__init__(message)
         self.kind = kind
         self.refused = refused
@@ -104,7 +105,7 @@ class _AttemptFailed(Exception):
 
 
 class _Replica:
-    __slots__ = ("endpoint", "outstanding", "sem", "down_until", "stats", "session", "left")
+    __slots__ = ("down_until", "endpoint", "left", "outstanding", "sem", "session", "stats")
 
     def __init__(self, endpoint: Endpoint, cap: int, stats: EndpointStats) -> None:
         self.endpoint = endpoint
@@ -313,15 +314,15 @@ class LLMClient:
                 return reply
             except _AttemptFailed as exc:
                 failed = exc
-                if exc.kind == "rate_limited":
+                if exc.kind is Failure.RATE_LIMITED:
                     self.limiter.pause(exc.retry_after)  # the whole pool waits, not only this request
             finally:
                 permit.done()
             failures.append(f"{replica.endpoint.url}: {failed}")
             tried.add(replica.endpoint.url)
-            died = died or failed.kind == "server_died"
+            died = died or failed.kind is Failure.SERVER_DIED
             if attempt == self.max_retries:
-                raise LLMError(self._give_up(failures), kind="server_died" if died else failed.kind) from None
+                raise LLMError(self._give_up(failures), kind=Failure.SERVER_DIED if died else failed.kind) from None
             replica.stats.retries += 1
             await asyncio.sleep(self._delay(attempt, failed, model, tried))
         raise AssertionError("unreachable")
@@ -391,7 +392,7 @@ class LLMClient:
                 if r.endpoint.url not in tried and r.down_until <= now and model in (None, r.endpoint.model):
                     return 0.0
         delay = self.backoff_s * 2.0**attempt * (0.5 + self._rng.random())
-        if exc.kind == "rate_limited":
+        if exc.kind is Failure.RATE_LIMITED:
             return delay  # its Retry-After paused the pool: the limiter holds the next attempt back
         return max(delay, exc.retry_after)
 
@@ -423,7 +424,7 @@ class LLMClient:
             raise _AttemptFailed(f"no connection within {self.unreachable_s:g} s", refused=True) from None
         except asyncio.TimeoutError:
             stats.errors += 1
-            raise _AttemptFailed(f"no reply within {self.request_timeout_s:g} s", kind="timeout") from None
+            raise _AttemptFailed(f"no reply within {self.request_timeout_s:g} s", kind=Failure.TIMEOUT) from None
         except aiohttp.ClientConnectorError as exc:
             stats.errors += 1
             replica.down_until = time.monotonic() + self.down_s
@@ -436,7 +437,7 @@ class LLMClient:
             if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
                 replica.down_until = time.monotonic() + self.down_s
                 raise _AttemptFailed(f"the server dropped the request ({type(exc).__name__}: {exc}): it died "
-                                     "or restarted", kind="server_died") from None
+                                     "or restarted", kind=Failure.SERVER_DIED) from None
             raise _AttemptFailed(f"{type(exc).__name__}: {exc}") from None
         return self._reply(replica, status, raw, retry_after)
 
@@ -467,13 +468,13 @@ class LLMClient:
         stats.errors += 1
         message = _error_message(raw)
         if status in (400, 413, 422) and any(m in message.lower() for m in _CONTEXT_MARKERS):
-            raise LLMError(f"{url}: HTTP {status}: {message}", kind="context_too_long")
+            raise LLMError(f"{url}: HTTP {status}: {message}", kind=Failure.CONTEXT_TOO_LONG)
         if status == 429:
             stats.rate_limited += 1
-            raise _AttemptFailed(f"HTTP 429: {message}", kind="rate_limited", retry_after=retry_after)
+            raise _AttemptFailed(f"HTTP 429: {message}", kind=Failure.RATE_LIMITED, retry_after=retry_after)
         if status in _RETRY_STATUS or status >= 500:
             raise _AttemptFailed(f"HTTP {status}: {message}", retry_after=retry_after)
-        raise LLMError(f"{url} rejected the request: HTTP {status}: {message}", kind="bad_request")
+        raise LLMError(f"{url} rejected the request: HTTP {status}: {message}", kind=Failure.BAD_REQUEST)
 
     def _http(self, replica: _Replica) -> aiohttp.ClientSession:
         """The replica's own session: at most max_connections_per_endpoint sockets (the process's

@@ -4,7 +4,7 @@ vLLM answers ``max_tokens`` above its ``max_model_len`` with HTTP 400 on every r
 (``max_tokens=10240 cannot be greater than max_model_len=2048``): each task would fail with
 ``bad_request``. Once the servers are up, a peer asks each replica's ``/v1/models`` for the
 ``max_model_len`` of the model it serves (vLLM and SGLang list it; a server that does not is
-not judged) and compares every ``max_tokens`` of the workflow's config (its ``SamplingConf``
+not judged) and compares every ``max_tokens`` of the workflow's config (its ``Sampling``
 fields) with the largest of them: a value above every replica's length cannot succeed on
 any pool. The peer then writes the problems to ``RUN/state/refused`` and issues nothing; the
 driver stops the run with exit code 2 (slurmgen.driver).
@@ -19,8 +19,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from slurmgen.config.types import SamplingConf
-from slurmgen.llm.types import Endpoint
+from slurmgen.llm.types import Endpoint, Sampling
 
 
 class _Model(msgspec.Struct):
@@ -33,13 +32,13 @@ class _Models(msgspec.Struct):
 
 
 def max_tokens_fields(conf: Any, prefix: str = "workflow") -> dict[str, int]:
-    """``workflow.<field>.max_tokens`` -> value, for every SamplingConf in the workflow's config."""
+    """``workflow.<field>.max_tokens`` -> value, for every Sampling in the workflow's config."""
     out: dict[str, int] = {}
     if not dataclasses.is_dataclass(conf):
         return out
     for f in dataclasses.fields(conf):
         value = getattr(conf, f.name)
-        if isinstance(value, SamplingConf):
+        if isinstance(value, Sampling):
             out[f"{prefix}.{f.name}.max_tokens"] = value.max_tokens
         elif dataclasses.is_dataclass(value):
             out.update(max_tokens_fields(value, f"{prefix}.{f.name}"))

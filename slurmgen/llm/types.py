@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import msgspec
 
 
@@ -24,7 +26,11 @@ class ChatMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str | None = None
 
 
-class Sampling(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+@dataclass
+class Sampling:
+    """How a model samples: declared in a workflow's conf (``workflow.<x>_sampling.temperature=...``)
+    and handed as is to ``ctx.llm.chat(..., sampling=...)``."""
+
     temperature: float = 0.0
     top_p: float = 1.0
     max_tokens: int = 1024

@@ -124,7 +124,8 @@ def supervised(run_dir: Path, name: str, llm: LLMConf, inner: list[str], python:
     ``host`` is the address the server binds ("auto" = this node's address, on a cluster).
     """
     return [python, "-m", "slurmgen.launchers.service", "--run-dir", str(run_dir), "--name", name,
-            "--host", host, "--kind", "llm", "--model", llm.model, "--pool", pool, "--capacity", str(llm.max_concurrency_per_endpoint),
+            "--host", host, "--kind", "llm", "--model", llm.model, "--pool", pool,
+            "--capacity", str(llm.max_concurrency_per_endpoint),
             "--health-path", health_path(llm), "--ready-timeout", str(llm.ready_timeout_s), "--", *inner]
 
 

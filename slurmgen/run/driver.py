@@ -173,6 +173,11 @@ def _run(conf: SlurmgenConf, run: RunDir, workflow: Workflow, expected: int) -> 
         signal.signal(signal.SIGTERM, previous)
         if conf.cluster.kind == "local":  # every spill store of the run is on this machine
             shutil.rmtree(spill_root(conf.spill, run.root), ignore_errors=True)
+    return _summarize(run, workflow, expected, started)
+
+
+def _summarize(run: RunDir, workflow: Workflow, expected: int, started: float) -> Summary:
+    """summary.json and report.html from the records (and the state files) of the run."""
     records = list(read_records(run.results))
     summary = summarize(records, workflow=workflow.name, started_at=started,
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)

@@ -18,7 +18,8 @@ import msgspec
 
 from slurmgen.errors import SlurmgenError
 from slurmgen.llm.types import EndpointStats
-from slurmgen.protocol import Turn, Usage
+from slurmgen.protocol import Failure, Turn, Usage
+from slurmgen.protocol import Status as TaskStatus
 from slurmgen.run.summary import PoolUsage, pool_usage
 from slurmgen.run.watchdog import StallReport
 from slurmgen.rundir import RunDir
@@ -28,7 +29,7 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 
 class _Rec(msgspec.Struct):
-    status: str
+    status: TaskStatus
     reason: str = ""
     usage: dict[str, Usage] = {}
     history: list[Turn] = []
@@ -116,8 +117,8 @@ def _read_stats(run: RunDir, component: str, kind: type[S]) -> list[S]:
 def _add(st: Status, rec: _Rec, now: float) -> None:
     st.done += 1
     st.by_status[rec.status] += 1
-    if rec.status == "failed":
-        st.failed_reasons[rec.reason.split(":", 1)[0]] += 1
+    if rec.status is TaskStatus.FAILED:
+        st.failed_reasons[str(Failure.of(rec.reason) or "other")] += 1
     tokens = sum(u.prompt_tokens + u.completion_tokens for u in rec.usage.values())
     st.truncated.update({role: u.truncated for role, u in rec.usage.items() if u.truncated})
     st.tokens += tokens

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from slurmgen.llm.types import EndpointStats
-from slurmgen.protocol import Usage
+from slurmgen.protocol import Failure, Status, Usage
 from slurmgen.records import Record, reason_class
 
 
@@ -174,14 +174,14 @@ def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s
         if r.finished_at >= started_at:
             recent_tasks += 1
             recent_tokens += sum(u.prompt_tokens + u.completion_tokens for u in r.usage.values())
-    failed = [r for r in records if r.status == "failed"]
-    ran = [r for r in failed if not r.reason.startswith("bad_input")] or failed  # a role's failure first
+    failed = [r for r in records if r.status is Status.FAILED]
+    ran = [r for r in failed if r.failure is not Failure.BAD_INPUT] or failed  # a role's failure first
     first = min(ran, key=lambda r: r.finished_at).reason if ran else ""
     prompt = sum(u.prompt_tokens for u in roles.values())
     completion = sum(u.completion_tokens for u in roles.values())
     summary = Summary(
-        workflow=workflow, tasks_total=len(records), tasks_ok=by_status["ok"],
-        tasks_rejected=by_status["rejected"], tasks_failed=by_status["failed"],
+        workflow=workflow, tasks_total=len(records), tasks_ok=by_status[Status.OK],
+        tasks_rejected=by_status[Status.REJECTED], tasks_failed=by_status[Status.FAILED],
         prompt_tokens=prompt, completion_tokens=completion, wall_s=round(wall_s, 3),
         tokens_per_s=round(recent_tokens / wall_s, 2) if wall_s > 0 else 0.0,
         tasks_per_s=round(recent_tasks / wall_s, 3) if wall_s > 0 else 0.0,

@@ -12,11 +12,13 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 
-from slurmgen.proc import fdlimit
 from slurmgen.errors import SlurmgenError
+from slurmgen.proc import fdlimit
 from slurmgen.sim.latency import PROFILES
 from slurmgen.sim.server import SimOptions, SimServer
 
@@ -65,13 +67,13 @@ async def serve(options: SimOptions, host: str, port: int) -> None:
         await runner.cleanup()
 
 
-def _run(coro: object) -> None:
+def _run(coro: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        asyncio.run(coro)
     else:
-        uvloop.run(coro)  # type: ignore[arg-type]
+        uvloop.run(coro)
 
 
 def main(argv: list[str] | None = None) -> int:

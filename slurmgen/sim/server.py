@@ -36,9 +36,9 @@ from aiohttp import web
 
 from slurmgen.llm.ratelimit import TokenBucket
 from slurmgen.llm.types import ChatMessage, ToolCall
+from slurmgen.proc.faults import fault
 from slurmgen.sim.content import ReplyPlan, count_tokens, generic_reply, load_script
 from slurmgen.sim.latency import PROFILES, Engine
-from slurmgen.proc.faults import fault
 from slurmgen.sim.script import ScriptReply, ScriptRequest
 
 log = logging.getLogger("slurmgen.sim")
@@ -167,7 +167,7 @@ class SimMetrics:
     """Request-level metrics; engine gauges and token counters are read at scrape time."""
 
     def __init__(self, model: str, time_scale: float) -> None:
-        self.labels = 'model_name="%s"' % model.replace("\\", "\\\\").replace('"', '\\"')
+        self.labels = "model_name=\"{}\"".format(model.replace("\\", "\\\\").replace('"', '\\"'))
         self.time_scale = time_scale
         self.ttft = Histogram("vllm:time_to_first_token_seconds", _TTFT_BUCKETS)
         self.e2e = Histogram("vllm:e2e_request_latency_seconds", _E2E_BUCKETS)
@@ -209,7 +209,7 @@ def _sample(name: str, kind: str, labels: str, value: float) -> list[str]:
 class _Live:
     """One request in flight: its reply plan and how far the Engine got."""
 
-    __slots__ = ("rid", "plan", "n_out", "prompt", "finish", "stream", "produced", "finished", "event", "t0", "t_first")
+    __slots__ = ("event", "finish", "finished", "n_out", "plan", "produced", "prompt", "rid", "stream", "t0", "t_first")
 
     def __init__(self, rid: str, plan: ReplyPlan, n_out: int, prompt: int, finish: str) -> None:
         self.rid = rid

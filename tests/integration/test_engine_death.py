@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from slurmgen.config.types import WorkflowConf
-from slurmgen.llm.types import ChatMessage, Sampling
-from slurmgen.workflow import add_turn
+from slurmgen.workflow import ChatMessage, Sampling, Workflow, WorkflowConf, add_turn
 
 
 class Row(msgspec.Struct):
@@ -33,32 +31,30 @@ class Row(msgspec.Struct):
 @dataclass
 class EchoConf(WorkflowConf):
     name: str = "echo"
-    roles: dict[str, str] = field(default_factory=lambda: {"ask": "echo:ask"})
-    transition: str = "echo:transition"
-    metrics: str = "echo:metrics"
-    row: str = "echo:Row"
 
 
-async def ask(orch, ctx):
-    row = msgspec.json.decode(orch.row, type=Row)
-    reply = await ctx.llm.chat([ChatMessage(role="user", content=row.text)], sampling=Sampling(max_tokens=8),
-                               seed=orch.seed)
-    add_turn(orch, "ask", reply)
+async def ask(task, ctx):
+    reply = await ctx.llm.chat([ChatMessage(role="user", content=task.row.text)], sampling=Sampling(max_tokens=8),
+                               seed=task.seed)
+    add_turn(task, "ask", reply)
 
 
-def transition(orch):
-    return None if orch.history else "ask"
+def transition(task):
+    return None if task.history else "ask"
 
 
 def metrics(records):
     return {}
+
+
+WORKFLOW = Workflow(name="echo", conf=EchoConf, roles={"ask": ask}, transition=transition, metrics=metrics, row=Row)
 """
 
 
 def test_a_request_that_kills_its_server_twice_fails_as_engine_died(tmp_path: Path):
     rows = [{"id": f"r{i}", "text": f"question {i}" + (" POISON" if i == 2 else "")} for i in range(5)]
     t0 = time.monotonic()
-    proc = run_own_workflow(tmp_path, "echo=echo:EchoConf", ECHO, rows, "llm.extra_args=[--die-on,POISON]",
+    proc = run_own_workflow(tmp_path, "echo=echo:WORKFLOW", ECHO, rows, "llm.extra_args=[--die-on,POISON]",
                             "llm.time_scale=300", "run.fail_fast_tasks=0", "run.max_failure_rate=0.5",
                             "run.stall_s=60", "run.stall_stop_s=120", timeout=240)
     took = time.monotonic() - t0

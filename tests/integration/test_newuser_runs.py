@@ -58,8 +58,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from slurmgen.config.types import WorkflowConf
-from slurmgen.workflow import add_turn, finish
+from slurmgen.workflow import Status, Workflow, WorkflowConf, add_turn, finish
 
 
 class Row(msgspec.Struct):
@@ -72,28 +71,27 @@ class Row(msgspec.Struct):
 @dataclass
 class EchoConf(WorkflowConf):
     name: str = "echo"
-    roles: dict[str, str] = field(default_factory=lambda: {"echo": "echo:echo"})
-    transition: str = "echo:transition"
-    metrics: str = "echo:metrics"
-    row: str = "echo:Row"
 
 
-async def echo(orch, ctx):
-    add_turn(orch, "echo", None, data={"n": 1})
-    finish(orch, "ok", "done")
+async def echo(task, ctx):
+    add_turn(task, "echo", None, data={"n": 1})
+    finish(task, Status.OK, "done")
 
 
-def transition(orch):
-    return None if orch.history else "echo"
+def transition(task):
+    return None if task.history else "echo"
 
 
 def metrics(records):
     return {"mean": sum(r.output.get("n") for r in records)}  # output is JSON bytes: AttributeError
+
+
+WORKFLOW = Workflow(name="echo", conf=EchoConf, roles={"echo": echo}, transition=transition, metrics=metrics, row=Row)
 """
 
 
 def test_a_bug_in_the_workflows_metrics_is_named_and_costs_no_file(tmp_path):
-    proc = run_own_workflow(tmp_path, "echo=echo:EchoConf", METRICS_BUG, [{"id": f"r{i}"} for i in range(12)],
+    proc = run_own_workflow(tmp_path, "echo=echo:WORKFLOW", METRICS_BUG, [{"id": f"r{i}"} for i in range(12)],
                             "llm.replicas=1")
     assert proc.returncode == Exit.METRICS_FAILED, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
@@ -104,7 +102,7 @@ def test_a_bug_in_the_workflows_metrics_is_named_and_costs_no_file(tmp_path):
     assert summary["tasks_ok"] == 12 and summary["metrics"] == {}
     assert summary["metrics_error"].startswith("workflow.metrics=echo:metrics raised AttributeError")
     assert "a bug in the workflow" in (run_dir / "report.html").read_text()
-    # export without SLURMGEN_WORKFLOWS: the run dir says where the workflow's config class is
+    # export without SLURMGEN_WORKFLOWS: the run dir says where the workflow is
     env = {k: v for k, v in os.environ.items() if k not in ("SLURMGEN_WORKFLOWS", "PYTHONPATH")}
     out = subprocess.run([sys.executable, "-m", "slurmgen", "export", str(run_dir), "--out", str(tmp_path / "x.jsonl")],
                          check=False, capture_output=True, text=True, cwd=REPO, env=env)
@@ -113,7 +111,7 @@ def test_a_bug_in_the_workflows_metrics_is_named_and_costs_no_file(tmp_path):
     out = subprocess.run([sys.executable, "-m", "slurmgen", "export", str(run_dir), "--out", str(tmp_path / "y.jsonl")],
                          check=False, capture_output=True, text=True, cwd=REPO, env=env)
     assert out.returncode == Exit.REFUSED and "workflow 'echo' is not registered here" in out.stderr, out.stderr
-    assert "SLURMGEN_WORKFLOWS=echo=echo:EchoConf" in out.stderr and f"PYTHONPATH={tmp_path}" in out.stderr
+    assert "SLURMGEN_WORKFLOWS=echo=echo:WORKFLOW" in out.stderr and f"PYTHONPATH={tmp_path}" in out.stderr
 
 
 def test_throughput_figures_are_labelled_and_a_no_op_rerun_keeps_them(tmp_path):

