@@ -36,6 +36,10 @@ def main() -> None:
         from slurmgen.export.cli import main as export_main
 
         sys.exit(export_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["regrade"]:
+        from slurmgen.regrade import main as regrade_main
+
+        sys.exit(regrade_main(sys.argv[2:]))
     if sys.argv[1:2] == ["status"]:
         from slurmgen.status import main as status_main
 

@@ -8,7 +8,7 @@ run, spill, toolpool. Workflows register their own ``WorkflowConf`` subclass in 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -46,6 +46,9 @@ class WorkflowConf:
     # "package.module:SHAPES": {"chat" | "sft": function(record) -> dict | None} for
     # `slurmgen export --shape`; "" = the default chat (every turn with content) and no sft
     export: str = ""
+    # "package.module:function" (conf) -> (function(record) -> record, what it reads) for
+    # `slurmgen regrade`: a record's reward again from its trajectory; "" = no regrade
+    regrade: str = ""
     # role -> LLM pool (a name of `llms`, or "default" = `llm`): which model a role talks to;
     # a role not named here uses "default"
     role_llm: dict[str, str] = field(default_factory=dict)
@@ -345,7 +348,7 @@ def register_workflow(name: str, node: Any) -> None:
     ConfigStore.instance().store(group="workflow", name=name, node=node)
 
 
-def register_configs(workflows: Optional[dict[str, Any]] = None) -> None:
+def register_configs(workflows: dict[str, Any] | None = None) -> None:
     cs = ConfigStore.instance()
     cs.store(name="slurmgen_schema", node=SlurmgenConf)
     # cluster=local | cluster=slurm select the launcher (every knob stays in ClusterConf)

@@ -331,3 +331,60 @@ def check_tasks(domain: str, task_ids: list[str], split: str) -> list[Outcome]:
         for plan in plans(task, tools, pool, f"{domain}/{task['id']}"):
             out.append(compare(domain, task, plan))
     return out
+
+
+# -- a finished run's records ------------------------------------------------------------
+
+
+def tau2_messages(history: list[Any]) -> list[Any]:
+    """A record's turns as tau2 messages, written apart from slurmgen's conversion (tool-call
+    arguments that are not a JSON object count as ``{}``, slurmgen's documented rule)."""
+    from tau2.data_model.message import (
+        AssistantMessage,
+        ToolCall,
+        ToolMessage,
+        UserMessage,
+    )
+
+    out: list[Any] = []
+    for turn in history:
+        if turn.role == "env":
+            out += [ToolMessage(id=r["id"], role="tool", content=r["content"], error=r.get("error", False),
+                                requestor=r.get("requestor", "assistant")) for r in msgspec.json.decode(turn.data)["results"]]
+        elif turn.role in ("assistant", "user"):
+            calls = []
+            for c in msgspec.json.decode(turn.tool_calls) or []:
+                try:
+                    args = json.loads(c["function"].get("arguments") or "{}")
+                except ValueError:
+                    args = {}
+                calls.append(ToolCall(id=c["id"], name=c["function"]["name"],
+                                      arguments=args if isinstance(args, dict) else {}, requestor=turn.role))
+            cls = AssistantMessage if turn.role == "assistant" else UserMessage
+            out.append(cls(role=turn.role, content=turn.content or None, tool_calls=calls or None))
+    for i, m in enumerate(out):
+        m.turn_idx = i
+    return out
+
+
+def verify_record(domain: str, task: dict[str, Any], record: Any) -> tuple[float, list[str]]:
+    """tau2's own evaluation of a record's trajectory, and how the record's reward differs from it."""
+    from tau2.data_model.simulation import SimulationRun, TerminationReason
+    from tau2.data_model.tasks import Task
+    from tau2.evaluator.evaluator import EvaluationType, evaluate_simulation
+
+    state = json.loads(bytes(record.output))
+    sim = SimulationRun(id="check", task_id=task["id"], start_time="", end_time="", duration=0.0,
+                        termination_reason=TerminationReason(state["termination"]),
+                        messages=tau2_messages([t for t in record.history if t.role != "reward"]))
+    info = json.loads(evaluate_simulation(simulation=sim, task=Task.model_validate(task),
+                                          evaluation_type=EvaluationType.ALL, solo_mode=False,
+                                          domain=domain).model_dump_json())
+    recorded = next((msgspec.json.decode(t.data) for t in record.history if t.role == "reward"), None)
+    problems = []
+    if recorded != info:
+        problems.append(f"{record.task_id}: RewardInfo differs (tau2 reward {info['reward']}, "
+                        f"record {record.metrics.get('reward')})")
+    if record.metrics.get("reward") != info["reward"]:
+        problems.append(f"{record.task_id}: metrics.reward {record.metrics.get('reward')} != tau2 {info['reward']}")
+    return info["reward"], problems

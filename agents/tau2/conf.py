@@ -32,11 +32,14 @@ class Tau2Conf(WorkflowConf):
     state: str = f"{_PKG}.flow:Tau2State"
     export: str = f"{_PKG}.export:SHAPES"
     sim_script: str = f"{_PKG}.script:respond"
-    # llm.script=oracle: replay each task's gold actions and required communications (reward 1)
-    sim_scripts: dict[str, str] = field(default_factory=lambda: {"oracle": f"{_PKG}.script:oracle"})
+    # llm.script=oracle: replay each task's gold actions and required communications (reward 1);
+    # llm.script=idle: a do-nothing agent (answers without acting; the user then stops)
+    sim_scripts: dict[str, str] = field(default_factory=lambda: {"oracle": f"{_PKG}.script:oracle",
+                                                                 "idle": f"{_PKG}.script:idle"})
     # the built-in dataset: the installed tau2 tasks of workflow.domain in workflow.task_split
     builtin_dataset: str = f"{_PKG}.data:builtin_${{workflow.domain}}__${{workflow.task_split}}"
     toolpool_factory: str = f"{_PKG}.domain:open_session"
+    regrade: str = f"{_PKG}.regrade:regrader"
 
     # airline | retail | telecom | mock (telecom-workflow: telecom with the workflow policy)
     domain: str = "airline"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import os
+import resource
 import time
 
 import pytest
@@ -36,19 +37,28 @@ def _check(args: tuple[str, list[str], str]) -> list[Outcome]:
     return check_tasks(*args)
 
 
-def run_all(dom: str, split: str) -> list[Outcome]:
+def run_all(dom: str, split: str) -> tuple[list[Outcome], float]:
+    """The outcomes, and the CPU seconds the worker processes used."""
     ids = [t["id"] for t in domain.load_tasks(dom, split)]
     workers = max(1, min(2, os.cpu_count() or 1))
     chunks = [(dom, ids[i::8 * workers], split) for i in range(8 * workers)]
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        return [o for part in pool.imap_unordered(_check, chunks) for o in part]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    try:
+        outcomes = [o for part in pool.imap_unordered(_check, chunks) for o in part]
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return outcomes, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("dom,split,n", CASES)
 def test_reward_equals_tau2s_on_every_task(dom: str, split: str, n: int) -> None:
     start = time.monotonic()
-    outcomes = run_all(dom, split)
+    outcomes, cpu = run_all(dom, split)
     elapsed = time.monotonic() - start
     assert len({o.task for o in outcomes}) == n
     assert collections.Counter(o.kind for o in outcomes) == {k: n for k in KINDS}
@@ -59,5 +69,5 @@ def test_reward_equals_tau2s_on_every_task(dom: str, split: str, n: int) -> None
     applied = collections.Counter(p for o in outcomes for p in o.applied)
     assert all(applied[p] for p in PERTURBATIONS), applied
     mean = {k: sum(o.reward or 0 for o in outcomes if o.kind == k) / n for k in KINDS}
-    print(f"\n{dom}/{split}: {n} tasks x {len(KINDS)} plans agree in {elapsed:.0f} s; mean tau2 reward "
+    print(f"\n{dom}/{split}: {n} tasks x {len(KINDS)} plans agree in {elapsed:.0f} s ({cpu:.0f} CPU-s); mean tau2 reward "
           + ", ".join(f"{k} {v:.3f}" for k, v in mean.items()) + f"; perturbations applied {dict(applied)}")
