@@ -38,7 +38,7 @@ def edit_last_assistant_text(run_dir: Path, task_id: str, text: str) -> None:
         for i, line in enumerate(lines):
             rec = json.loads(line)
             if rec["task_id"] == task_id:
-                said = [t for t in rec["history"] if t["role"] == "assistant" and t["content"]]
+                said = [t for t in rec["history"] if t["role"] == "assistant" and t.get("content")]
                 said[-1]["content"] = text
                 lines[i] = json.dumps(rec)
                 path.write_text("\n".join(lines) + "\n")
