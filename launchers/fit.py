@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from slurmgen.config import SlurmgenConf, SlurmJobConf
+from slurmgen.config.types import SlurmgenConf, SlurmJobConf
 from slurmgen.errors import ConfigError, SlurmgenError
 from slurmgen.launchers import slurmcmd
 from slurmgen.launchers.resources import AUTO, job_conf, job_name, where, with_job

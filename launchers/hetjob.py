@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from slurmgen.config import SlurmgenConf
+from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import ConfigError
 from slurmgen.launchers.resources import directives, job_conf, job_name, submitit_params
 

@@ -22,7 +22,7 @@ import submitit
 
 from slurmgen.errors import SlurmgenError
 from slurmgen.launchers.orphan import Watch
-from slurmgen.launchers.plan import ProcessSpec
+from slurmgen.run.plan import ProcessSpec
 
 log = logging.getLogger("slurmgen.job")
 

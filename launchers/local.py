@@ -9,8 +9,12 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from slurmgen.launchers.plan import ProcessSpec
-from slurmgen.lifeline import die_with_parent
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.errors import RunCrashed
+from slurmgen.proc.diskspace import check_room
+from slurmgen.run.plan import ProcessSpec
+from slurmgen.run.watchdog import last_errors
+from slurmgen.proc.lifeline import die_with_parent
 from slurmgen.rundir import RunDir
 
 log = logging.getLogger("slurmgen.launcher.local")
@@ -65,6 +69,50 @@ class LocalLauncher:
             _signal_group(r.proc, signal.SIGKILL)  # also reaps stray children of the group
             r.proc.wait()
         self.running = [r for r in self.running if r not in targets]
+
+
+class Supervisor:
+    """Restarts a crashed process (bounded); a peer resumes from its shard's records."""
+
+    def __init__(self, launcher: LocalLauncher, max_restarts: int) -> None:
+        self.launcher = launcher
+        self.max_restarts = max_restarts
+        self.restarts: dict[str, int] = {}
+
+    def check(self) -> None:
+        for r in self.launcher.exited():
+            check_room(self.launcher.run.root)  # a full disk: stop now, restarts would fail the same way
+            name, code = r.spec.name, r.proc.returncode
+            where = f"see {self.launcher.run.log(name + '.out')} and {self.launcher.run.logs}/"
+            if self.restarts.get(name, 0) >= self.max_restarts:
+                last = last_errors(self.launcher.run.log(name), 1) or last_errors(self.launcher.run.log(name + ".out"), 1)
+                raise RunCrashed(f"{name} exited with code {code} and was restarted {self.max_restarts} times "
+                                 f"already (run.max_restarts); {where}" + (f"; its last error: {last[0]}" if last else ""))
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            log.warning("%s exited with code %s: restarting it (%d/%d); %s", name, code,
+                        self.restarts[name], self.max_restarts, where)
+            self.launcher.restart(r)
+
+
+class LocalRun:
+    """``cluster.kind=local`` (entry point ``slurmgen.launchers``): the plan's processes on this
+    machine; check() restarts a crashed one (bounded by run.max_restarts)."""
+
+    def __init__(self, conf: SlurmgenConf, run: RunDir) -> None:
+        self.processes = LocalLauncher(run)
+        self.supervisor = Supervisor(self.processes, conf.run.max_restarts)
+
+    def start(self, spec: ProcessSpec) -> Running:
+        return self.processes.start(spec)
+
+    def start_all(self, specs: list[ProcessSpec]) -> list[Running]:
+        return self.processes.start_all(specs)
+
+    def check(self) -> None:
+        self.supervisor.check()
+
+    def stop(self, component: str | None = None, grace_s: float = 10.0) -> None:
+        self.processes.stop(component, grace_s)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:

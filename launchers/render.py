@@ -17,11 +17,11 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from slurmgen import pools
-from slurmgen.config import SlurmgenConf
+from slurmgen.config import pools
+from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import ConfigError
 from slurmgen.launchers import fit
-from slurmgen.launchers.plan import llm_spec, peer_spec, pool_spec, registry_spec
+from slurmgen.run.plan import llm_spec, peer_spec, pool_spec, registry_spec
 from slurmgen.launchers.resources import directives, job_conf, job_name
 from slurmgen.toolpool.session import pool_size
 
@@ -162,8 +162,8 @@ def compose(overrides: list[str]) -> SlurmgenConf:
     """The config ``python -m slurmgen <overrides>`` would run, with cluster.kind=slurm."""
     import hydra
 
-    from slurmgen.confload import register_all, typed
-    from slurmgen.overrides import check_overrides, open_keys
+    from slurmgen.config.load import register_all, typed
+    from slurmgen.config.overrides import check_overrides, open_keys
 
     check_overrides(overrides)
     register_all()
@@ -174,7 +174,7 @@ def compose(overrides: list[str]) -> SlurmgenConf:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from slurmgen.driver import prepare
+    from slurmgen.run.prepare import prepare
     from slurmgen.errors import SlurmgenError
 
     args = list(sys.argv[1:] if argv is None else argv)

@@ -3,7 +3,7 @@ parameters. Pure functions: the sbatch templates and the submitit launcher agree
 
 Components: ``registry``, ``peer``, ``toolpool`` (their resources in ``cluster.<component>``)
 and one per LLM pool, ``llm`` (the default pool: ``llm.slurm``) or ``llm-<name>``
-(``llms.<name>.slurm``), as ``slurmgen.pools.component`` names them.
+(``llms.<name>.slurm``), as ``slurmgen.config.pools.component`` names them.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from slurmgen import pools
-from slurmgen.config import SlurmgenConf, SlurmJobConf
+from slurmgen.config import pools
+from slurmgen.config.types import SlurmgenConf, SlurmJobConf
 from slurmgen.errors import ConfigError
 
 COMPONENTS = ("registry", "peer", "toolpool")  # besides one per LLM pool

@@ -26,16 +26,16 @@ import aiohttp
 import msgspec
 import zmq.asyncio
 
-from slurmgen import hosts, ports
+from slurmgen.transport import hosts, ports
 from slurmgen.errors import StartupError
-from slurmgen.lifecycle import until_stopped
-from slurmgen.lifeline import die_with_parent
-from slurmgen.logs import setup_logging
-from slurmgen.membership import RegistryClient
-from slurmgen.metrics import write_target
+from slurmgen.proc.lifecycle import until_stopped
+from slurmgen.proc.lifeline import die_with_parent
+from slurmgen.proc.logs import setup_logging
+from slurmgen.registry.membership import RegistryClient
+from slurmgen.proc.metrics import write_target
 from slurmgen.protocol import Member
 from slurmgen.rundir import RunDir, write_atomic
-from slurmgen.runtime.tasks import TaskSet
+from slurmgen.proc.tasks import TaskSet
 
 log = logging.getLogger("slurmgen.service")
 

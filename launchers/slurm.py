@@ -20,15 +20,15 @@ from typing import Any, Callable
 import submitit
 from submitit.slurm.slurm import SlurmJob
 
-from slurmgen import pools
-from slurmgen.config import SlurmgenConf
+from slurmgen.config import pools
+from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import ConfigError, RunCrashed, StartupError
 from slurmgen.launchers import fit, slurmcmd
 from slurmgen.launchers.hetjob import check_folder, hetjob_params
 from slurmgen.launchers.jobs import SpecJob
 from slurmgen.launchers.local import LocalLauncher, Running
 from slurmgen.launchers.orphan import Beat
-from slurmgen.launchers.plan import ProcessSpec
+from slurmgen.run.plan import ProcessSpec
 from slurmgen.launchers.resources import submitit_params
 from slurmgen.rundir import RunDir
 

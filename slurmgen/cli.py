@@ -7,17 +7,17 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from slurmgen.confload import register_all, typed
+from slurmgen.config.load import register_all, typed
+from slurmgen.config.overrides import check_overrides, open_keys
 from slurmgen.errors import SlurmgenError
-from slurmgen.overrides import check_overrides, open_keys
-from slurmgen.sweep import job_run_dir
+from slurmgen.run.sweep import job_run_dir
 
 register_all()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://slurmgen.configs", config_name="config")
 def _hydra_main(cfg: DictConfig) -> int:
-    from slurmgen.driver import run_or_explain
+    from slurmgen.run.driver import run_or_explain
 
     try:
         conf = typed(cfg)
@@ -37,11 +37,11 @@ def main() -> None:
 
         sys.exit(export_main(sys.argv[2:]))
     if sys.argv[1:2] == ["regrade"]:
-        from slurmgen.regrade import main as regrade_main
+        from slurmgen.run.regrade import main as regrade_main
 
         sys.exit(regrade_main(sys.argv[2:]))
     if sys.argv[1:2] == ["status"]:
-        from slurmgen.status import main as status_main
+        from slurmgen.run.status import main as status_main
 
         sys.exit(status_main(sys.argv[2:]))
     try:

@@ -59,7 +59,7 @@ class Member(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     roles: tuple[str, ...] = ()  # roles hosted (peers)
     capacity: int = 0  # concurrent handlers (peers) / requests (services)
     model: str = ""  # served model name (llm services)
-    pool: str = ""  # the LLM pool it belongs to (llm services; slurmgen.pools)
+    pool: str = ""  # the LLM pool it belongs to (llm services; slurmgen.config.pools)
     pid: int = 0
 
 

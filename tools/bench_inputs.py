@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from slurmgen.duplicates import scan
+from slurmgen.input.duplicates import scan
 
 
 def ids(n: int, dup_every: int):

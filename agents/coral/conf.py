@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from slurmgen.config import SamplingConf, WorkflowConf
+from slurmgen.config.types import SamplingConf, WorkflowConf
 
 _PKG = "slurmgen.agents.coral"
 

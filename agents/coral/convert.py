@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from slurmgen.builtin import write_jsonl_atomically
+from slurmgen.input.builtin import write_jsonl_atomically
 from slurmgen.errors import DatasetError
 
 from .data import LETTERS

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from slurmgen.builtin import cached_jsonl
+from slurmgen.input.builtin import cached_jsonl
 
 from .questions import LETTERS, make_questions
 

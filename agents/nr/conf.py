@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slurmgen.config import SamplingConf, WorkflowConf
+from slurmgen.config.types import SamplingConf, WorkflowConf
 
 _PKG = "slurmgen.agents.nr"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from slurmgen.builtin import cached_jsonl
+from slurmgen.input.builtin import cached_jsonl
 
 from .corpus import make_corpus
 

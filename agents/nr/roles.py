@@ -12,7 +12,7 @@ import time
 
 import msgspec
 
-from slurmgen.config import SamplingConf
+from slurmgen.config.types import SamplingConf
 from slurmgen.llm.types import ChatReply, Sampling
 from slurmgen.protocol import Orchestrator
 from slurmgen.workflow import RoleContext, add_turn, finish

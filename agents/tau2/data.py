@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from slurmgen.builtin import cached_jsonl
+from slurmgen.input.builtin import cached_jsonl
 
 BUILTIN_VERSION = "v1"  # bump when the conversion changes
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.builtin import cache_dir
+from slurmgen.input.builtin import cache_dir
 from slurmgen.protocol import Turn
 from slurmgen.records import Record
 

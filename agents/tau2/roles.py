@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.config import SamplingConf
+from slurmgen.config.types import SamplingConf
 from slurmgen.llm.types import ChatMessage, ChatReply, Sampling
 from slurmgen.protocol import Orchestrator, Turn
 from slurmgen.workflow import RoleContext, add_turn, finish

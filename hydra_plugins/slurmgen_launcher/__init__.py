@@ -63,7 +63,7 @@ class FitSlurmLauncher(SlurmLauncher):
 
 def driver_ask(params: Dict[str, Any]) -> "Ask":
     """The driver job's request, from the launcher's resolved parameters."""
-    from slurmgen.config import SlurmJobConf
+    from slurmgen.config.types import SlurmJobConf
     from slurmgen.launchers import fit
 
     mem_gb, cpus = params.get("mem_gb"), params.get("cpus_per_task")

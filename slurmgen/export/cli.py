@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from slurmgen.confload import load_run_config, register_all
+from slurmgen.config.load import load_run_config, register_all
 from slurmgen.errors import ConfigError, SlurmgenError
 from slurmgen.exitcodes import Exit
 from slurmgen.export import shapes, writers

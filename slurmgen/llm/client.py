@@ -16,7 +16,7 @@ the fewest outstanding requests, ties taken in turn. Each replica has a concurre
 
 Connections: HTTP/1.1 holds one connection per request in flight (kept alive and reused).
 Requests over a replica's cap, or over the process's socket budget (its open-file limit less
-a reserve, slurmgen.fdlimit), wait in the client in order instead of opening more sockets;
+a reserve, slurmgen.proc.fdlimit), wait in the client in order instead of opening more sockets;
 the request timeout starts once a request has its connection.
 
 Limits: every attempt passes the pool's ``Limiter`` first (slurmgen.llm.ratelimit:
@@ -56,7 +56,7 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from slurmgen import fdlimit
+from slurmgen.proc import fdlimit
 from slurmgen.errors import LLMError
 from slurmgen.llm.ratelimit import Limiter, LimiterStats, estimate_tokens, share
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-from slurmgen import pools
-from slurmgen.config import SlurmgenConf
+from slurmgen.config import pools
+from slurmgen.config.types import SlurmgenConf
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.ratelimit import LimiterStats
 from slurmgen.llm.types import Endpoint, EndpointStats

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen.diskspace import disk_full, is_full
+from slurmgen.proc.diskspace import disk_full, is_full
 from slurmgen.records import Record
 
 log = logging.getLogger("slurmgen.ledger")

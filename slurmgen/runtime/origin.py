@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 
 import msgspec
 
-from slurmgen.dataset import BadRow, GoodRow
+from slurmgen.input.dataset import BadRow, GoodRow
 from slurmgen.protocol import Orchestrator
 from slurmgen.records import Record, input_of
 from slurmgen.runtime.ledger import Ledger

@@ -14,7 +14,7 @@ from typing import Callable
 import zmq
 import zmq.asyncio
 
-from slurmgen.runtime.tasks import TaskSet
+from slurmgen.proc.tasks import TaskSet
 
 DRAIN_BATCH = 256  # frames handled before yielding to other coroutines
 

@@ -25,27 +25,29 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, duplicates, fdlimit, hosts, sockets
-from slurmgen.config import SlurmgenConf
-from slurmgen.confload import load_run_config
-from slurmgen.dataset import BadRow, GoodRow, check_path, iter_shard
-from slurmgen.diskspace import guarded_write
+from slurmgen.transport import codec, curve, hosts, sockets
+from slurmgen.input import duplicates
+from slurmgen.proc import fdlimit
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.config.load import load_run_config
+from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
+from slurmgen.proc.diskspace import guarded_write
 from slurmgen.errors import DiskFull
-from slurmgen.lifecycle import serve_until_signalled, until_stopped
+from slurmgen.proc.lifecycle import serve_until_signalled, until_stopped
 from slurmgen.llm.poolset import PoolClients
-from slurmgen.logs import setup_logging
-from slurmgen.membership import RegistryClient
-from slurmgen.metrics import Exporter
+from slurmgen.proc.logs import setup_logging
+from slurmgen.registry.membership import RegistryClient
+from slurmgen.proc.metrics import Exporter
 from slurmgen.protocol import Blobs, Credit, FetchBlobs, FreeBlobs, Hold, Member, Orchestrator
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.runtime.blobs import BlobService
-from slurmgen.runtime.faults import fault
+from slurmgen.proc.faults import fault
 from slurmgen.runtime.ledger import Ledger
 from slurmgen.runtime.outbox import Meter, Outbox, drain
 from slurmgen.runtime.origin import Origin, OriginPolicy
 from slurmgen.runtime.readiness import wait_ready
 from slurmgen.runtime.router import CreditRouter
-from slurmgen.runtime.tasks import TaskSet
+from slurmgen.proc.tasks import TaskSet
 from slurmgen.runtime.worker import run_role
 from slurmgen.spill.policy import Spiller, SpillLost
 from slurmgen.toolpool.client import ToolPools
@@ -342,7 +344,7 @@ class Peer:
                 "cross_node": self._cross_node()}
 
     def _cross_node(self) -> dict[str, int]:
-        """What this peer moved over the network to or from other nodes (slurmgen.summary.CrossNode)."""
+        """What this peer moved over the network to or from other nodes (slurmgen.run.summary.CrossNode)."""
         spiller = self.blobs.spiller if self.blobs is not None else None
         return {"bytes_sent": self.cross_node.bytes, "frames_sent": self.cross_node.frames,
                 "spill_bytes_fetched": spiller.fetched_bytes if spiller is not None else 0,

@@ -7,10 +7,10 @@ import asyncio
 import time
 from typing import Iterable
 
-from slurmgen import pools
-from slurmgen.config import SlurmgenConf
+from slurmgen.config import pools
+from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import StartupError
-from slurmgen.membership import RegistryClient
+from slurmgen.registry.membership import RegistryClient
 from slurmgen.toolpool.session import pool_size
 from slurmgen.workflow import Workflow
 

@@ -15,7 +15,7 @@ import sys
 
 from aiohttp import web
 
-from slurmgen import fdlimit
+from slurmgen.proc import fdlimit
 from slurmgen.errors import SlurmgenError
 from slurmgen.sim.latency import PROFILES
 from slurmgen.sim.server import SimOptions, SimServer

@@ -38,7 +38,7 @@ from slurmgen.llm.ratelimit import TokenBucket
 from slurmgen.llm.types import ChatMessage, ToolCall
 from slurmgen.sim.content import ReplyPlan, count_tokens, generic_reply, load_script
 from slurmgen.sim.latency import PROFILES, Engine
-from slurmgen.runtime.faults import fault
+from slurmgen.proc.faults import fault
 from slurmgen.sim.script import ScriptReply, ScriptRequest
 
 log = logging.getLogger("slurmgen.sim")

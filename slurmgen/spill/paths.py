@@ -6,7 +6,7 @@ import hashlib
 import tempfile
 from pathlib import Path
 
-from slurmgen.config import SpillConf
+from slurmgen.config.types import SpillConf
 
 
 def spill_root(conf: SpillConf, run_root: Path) -> Path:

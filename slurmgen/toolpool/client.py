@@ -1,7 +1,7 @@
 """The peers' side of the tool pools: open a task's session, call it, release it.
 
 ``ToolPools`` talks to the registered ``"toolpool"`` members over DEALER sockets made by
-``slurmgen.sockets`` (CurveZMQ). Requests carry an id; one receiver task per member
+``slurmgen.transport.sockets`` (CurveZMQ). Requests carry an id; one receiver task per member
 resolves the waiting futures. A member that leaves the registry table (its heartbeats
 stopped), a request not answered within ``toolpool.call_timeout_s``, or a member that no
 longer knows the session (it restarted) raise ``ToolPoolError`` whose ``kind`` follows
@@ -23,10 +23,10 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec
+from slurmgen.transport import codec
 from slurmgen.errors import ToolPoolError
 from slurmgen.protocol import Member, Orchestrator, SessionCall, SessionClose, SessionHandle, SessionOpen, SessionReply
-from slurmgen.runtime.tasks import TaskSet
+from slurmgen.proc.tasks import TaskSet
 from slurmgen.toolpool.session import Factory, PoolFull, SessionHost, UnknownSession, session_id
 
 log = logging.getLogger("slurmgen.toolpool.client")

@@ -26,15 +26,15 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, hosts, sockets
-from slurmgen.confload import load_run_config
-from slurmgen.lifecycle import serve_until_signalled, until_stopped
-from slurmgen.logs import setup_logging
-from slurmgen.membership import RegistryClient
+from slurmgen.transport import codec, curve, hosts, sockets
+from slurmgen.config.load import load_run_config
+from slurmgen.proc.lifecycle import serve_until_signalled, until_stopped
+from slurmgen.proc.logs import setup_logging
+from slurmgen.registry.membership import RegistryClient
 from slurmgen.protocol import Member, SessionCall, SessionClose, SessionOpen, SessionReply
 from slurmgen.rundir import RunDir, write_atomic
-from slurmgen.runtime.faults import fault
-from slurmgen.runtime.tasks import TaskSet
+from slurmgen.proc.faults import fault
+from slurmgen.proc.tasks import TaskSet
 from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, load_factory, pool_factory
 
 log = logging.getLogger("slurmgen.toolpool")

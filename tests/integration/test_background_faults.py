@@ -1,7 +1,7 @@
 """An exception in any background coroutine of a peer, a service supervisor or a tool-pool
 member is logged once and handled by its owner: the run still ends with every task once.
 
-SLURMGEN_FAULTS (slurmgen.runtime.faults) makes each named path raise once per run.
+SLURMGEN_FAULTS (slurmgen.proc.faults) makes each named path raise once per run.
 """
 
 import json

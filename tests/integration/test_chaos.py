@@ -43,7 +43,7 @@ def test_chaos_every_task_exactly_once(tmp_path):
             if driver.poll() is not None:
                 break
             needle = {"peer": "slurmgen.runtime.peer", "term-peer": "slurmgen.runtime.peer",
-                      "registry": "slurmgen.registry", "sim": "-m slurmgen.sim "}[what]
+                      "registry": "slurmgen.registry.server", "sim": "-m slurmgen.sim "}[what]
             victims = pids(run_dir, needle)
             if victims:  # SIGTERM = preemption: the peer drains, exits, is restarted, resumes
                 kill(rng.choice(victims), signal.SIGTERM if what == "term-peer" else signal.SIGKILL)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from slurmgen.config import WorkflowConf
+from slurmgen.config.types import WorkflowConf
 from slurmgen.llm.types import ChatMessage, Sampling
 from slurmgen.workflow import add_turn
 

@@ -12,9 +12,9 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, sockets
+from slurmgen.transport import codec, curve, sockets
 from slurmgen.protocol import Lookup, Orchestrator, Table
-from slurmgen.registry import RegistryAddress
+from slurmgen.registry.server import RegistryAddress
 from tests.conftest import count_records, read_records, REPO
 
 

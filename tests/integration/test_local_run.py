@@ -39,6 +39,6 @@ def test_orchestrators_never_pass_through_registry_or_driver(run_dir):
     assert all(p["received"].get("orch", 0) > 0 for p in peers), peers
     assert sum(p["received"].get("orch_home", 0) for p in peers) > 0
     # the driver has no socket at all: it does not even load the one module that makes them
-    code = "import sys, slurmgen.driver; print('slurmgen.sockets' in sys.modules)"
+    code = "import sys, slurmgen.run.driver; print('slurmgen.transport.sockets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -10,9 +10,9 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, sockets
+from slurmgen.transport import codec, curve, sockets
 from slurmgen.protocol import Heartbeat, Member, Orchestrator, Register, Refused, Stats, StatsReply, Table, Welcome
-from slurmgen.registry import RegistryAddress
+from slurmgen.registry.server import RegistryAddress
 from slurmgen.rundir import RunDir
 
 MEMBER = Member(peer_id="intruder", kind="peer", address="tcp://127.0.0.1:1")
@@ -22,7 +22,7 @@ MEMBER = Member(peer_id="intruder", kind="peer", address="tcp://127.0.0.1:1")
 def registry(tmp_path):
     run = RunDir(tmp_path).make()
     curve.generate(run.root)
-    proc = subprocess.Popen([sys.executable, "-m", "slurmgen.registry", "--run-dir", str(run.root)])
+    proc = subprocess.Popen([sys.executable, "-m", "slurmgen.registry.server", "--run-dir", str(run.root)])
     deadline = time.time() + 30
     while not run.registry_address.exists():
         assert time.time() < deadline and proc.poll() is None

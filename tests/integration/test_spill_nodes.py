@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from slurmgen.config import SpillConf
+from slurmgen.config.types import SpillConf
 from slurmgen.spill.paths import store_path
 from tests.conftest import count_records, read_records, REPO, run_slurmgen
 from tests.integration.test_chaos import pids

@@ -94,8 +94,8 @@ def test_regrade_refuses_what_is_not_a_tau2_run(tmp_path: Path) -> None:
 
     from slurmgen.agents.nr.conf import NRConf
 
-    from slurmgen.config import SlurmgenConf
-    from slurmgen.confload import dump
+    from slurmgen.config.load import dump
+    from slurmgen.config.types import SlurmgenConf
 
     conf = SlurmgenConf(workflow=NRConf())
     conf.run.dir = str(tmp_path)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from slurmgen.config import SpillConf
+from slurmgen.config.types import SpillConf
 from slurmgen.spill.paths import store_path
 from tests.conftest import REPO, count_records, read_records, slurmgen_processes
 from tests.multinode.conftest import FIGURES, ON_NODES, SCRIPT

@@ -3,7 +3,7 @@
 import msgspec
 import pytest
 
-from slurmgen.inputs import Want, _encode_rows
+from slurmgen.input.formats import Want, _encode_rows
 
 pa = pytest.importorskip("pyarrow")
 

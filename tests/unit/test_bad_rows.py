@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slurmgen.agents.nr.data import Document
-from slurmgen.dataset import BadRow, GoodRow, parse_row
+from slurmgen.input.dataset import BadRow, GoodRow, parse_row
 
 VALID = json.dumps({"text": "Prove that the sum of two odd numbers is even. " * 5,
                     "metadata": {"WARC-Record-ID": "<urn:uuid:x1>"},

@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
-from slurmgen.bounds import BOUNDS, check_bounds, value_of
-from slurmgen.confload import workflow_classes
-from slurmgen.config import SlurmgenConf
+from slurmgen.config.bounds import BOUNDS, check_bounds, value_of
+from slurmgen.config.load import workflow_classes
+from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import ConfigError
 
 

@@ -1,7 +1,7 @@
 import msgspec
 import pytest
 
-from slurmgen import codec
+from slurmgen.transport import codec
 from slurmgen.protocol import (
     PROTOCOL_VERSION, Credit, Heartbeat, Member, Orchestrator, Register, Table, Turn, Usage,
 )

@@ -2,11 +2,11 @@
 
 import pytest
 
-from slurmgen.config import SlurmgenConf
-from slurmgen.confload import typed, workflow_classes
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.config.load import typed, workflow_classes
 from slurmgen.errors import ConfigError
-from slurmgen.overrides import check_overrides
-from slurmgen.resume import differences
+from slurmgen.config.overrides import check_overrides
+from slurmgen.run.resume import differences
 from tests.conftest import run_slurmgen
 
 

@@ -14,7 +14,7 @@ import pytest
 from slurmgen.agents.coral import convert, data, questions
 from slurmgen.agents.coral.data import Question
 
-from slurmgen.dataset import BadRow, GoodRow, parse_row
+from slurmgen.input.dataset import BadRow, GoodRow, parse_row
 from slurmgen.errors import DatasetError
 
 HAVE_PYARROW = importlib.util.find_spec("pyarrow") is not None

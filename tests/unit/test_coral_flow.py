@@ -27,7 +27,7 @@ from slurmgen.agents.coral.prompting import (
 )
 from slurmgen.agents.coral.state import CoralState
 
-from slurmgen.confload import typed, workflow_classes
+from slurmgen.config.load import typed, workflow_classes
 from slurmgen.errors import ConfigError, LLMError
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Sampling
 from slurmgen.protocol import Orchestrator, Turn, Usage

@@ -7,8 +7,8 @@ import resource
 
 import pytest
 
-from slurmgen import fdlimit
-from slurmgen.config import LLMConf
+from slurmgen.proc import fdlimit
+from slurmgen.config.types import LLMConf
 from slurmgen.errors import ResourceLimitError
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint

@@ -10,7 +10,7 @@ import pytest
 
 from hydra_plugins.slurmgen_launcher import driver_ask, fit_driver
 from slurmgen.agents.nr.conf import NRConf
-from slurmgen.config import LLMConf, SlurmgenConf, SlurmJobConf
+from slurmgen.config.types import LLMConf, SlurmgenConf, SlurmJobConf
 from slurmgen.errors import ConfigError
 from slurmgen.launchers import fit
 from slurmgen.launchers.fit import Ask, DoesNotFit, parse_sinfo
@@ -188,7 +188,7 @@ def test_an_unresolved_auto_is_never_written_as_a_directive() -> None:
 
 def test_the_slurm_launcher_refuses_before_its_first_sbatch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from slurmgen.launchers import slurm
-    from slurmgen.launchers.plan import make_plan
+    from slurmgen.run.plan import make_plan
     from slurmgen.rundir import RunDir
 
     conf = SlurmgenConf(workflow=NRConf())

@@ -4,7 +4,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurmgen import codec
+from slurmgen.transport import codec
 from slurmgen.protocol import Credit, Hold, Orchestrator, Turn, Usage
 
 text = st.text(max_size=200)

@@ -10,7 +10,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from slurmgen import dataset
+from slurmgen.input import dataset
 
 
 class Meta(msgspec.Struct, frozen=True):

@@ -3,7 +3,7 @@ import json
 import msgspec
 import pytest
 
-from slurmgen.dataset import BadRow, GoodRow, check_path, iter_shard
+from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
 from slurmgen.errors import DatasetError
 from slurmgen.records import Record
 from slurmgen.runtime.ledger import Ledger

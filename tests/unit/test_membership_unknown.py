@@ -6,7 +6,7 @@ import asyncio
 
 import zmq.asyncio
 
-from slurmgen.membership import RegistryClient
+from slurmgen.registry.membership import RegistryClient
 from slurmgen.protocol import Member, Refused
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from slurmgen.metrics import Exporter, sd_dir
-from slurmgen.progress import Counts
+from slurmgen.proc.metrics import Exporter, sd_dir
+from slurmgen.run.progress import Counts
 from slurmgen.protocol import Orchestrator, Usage
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen.config import RunConf
-from slurmgen.dataset import GoodRow
-from slurmgen.progress import ResultsTail
+from slurmgen.config.types import RunConf
+from slurmgen.input.dataset import GoodRow
+from slurmgen.run.progress import ResultsTail
 from slurmgen.protocol import Orchestrator
 from slurmgen.runtime.ledger import Ledger, repair_and_read
 from slurmgen.runtime.origin import Origin, OriginPolicy

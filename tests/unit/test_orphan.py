@@ -11,7 +11,7 @@ from pathlib import Path
 from slurmgen.launchers import orphan
 from slurmgen.launchers.jobs import SpecJob
 from slurmgen.launchers.orphan import Beat, Watch
-from slurmgen.launchers.plan import ProcessSpec
+from slurmgen.run.plan import ProcessSpec
 
 
 def test_a_beating_driver_is_never_orphaned_a_silent_one_is(tmp_path: Path, monkeypatch) -> None:

@@ -1,5 +1,5 @@
-from slurmgen.membership import MemberView
-from slurmgen.peertable import PeerTable
+from slurmgen.registry.membership import MemberView
+from slurmgen.registry.peertable import PeerTable
 from slurmgen.protocol import Member, Table
 
 

@@ -7,17 +7,17 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-from slurmgen import pools
+from slurmgen.config import pools
 from slurmgen.agents.coral.conf import CoralConf
-from slurmgen.bounds import check_bounds
-from slurmgen.config import LLMConf, SlurmgenConf
-from slurmgen.confload import register_all, typed
+from slurmgen.config.bounds import check_bounds
+from slurmgen.config.types import LLMConf, SlurmgenConf
+from slurmgen.config.load import register_all, typed
 from slurmgen.errors import ConfigError
-from slurmgen.launchers.plan import make_plan
+from slurmgen.run.plan import make_plan
 from slurmgen.launchers.resources import job_conf, submitit_params
 from slurmgen.launchers.slurm import pack_units
-from slurmgen.overrides import check_overrides, open_keys
-from slurmgen.resume import differences
+from slurmgen.config.overrides import check_overrides, open_keys
+from slurmgen.run.resume import differences
 
 RUN = Path("/shared/run")
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from slurmgen.config import LLMConf
+from slurmgen.config.types import LLMConf
 from slurmgen.llm.client import LLMClient, _retry_after
 from slurmgen.llm.ratelimit import Limiter, TokenBucket, estimate_tokens, share
 

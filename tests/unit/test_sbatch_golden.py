@@ -15,7 +15,7 @@ from submitit.slurm.slurm import _make_sbatch_string
 
 from slurmgen.agents.coral.conf import CoralConf
 from slurmgen.agents.nr.conf import NRConf
-from slurmgen.config import LLMConf, SlurmgenConf, SlurmJobConf
+from slurmgen.config.types import LLMConf, SlurmgenConf, SlurmJobConf
 from slurmgen.launchers.hetjob import check_folder, hetjob_params
 from slurmgen.launchers.render import fill, render_all
 from slurmgen.errors import ConfigError

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from slurmgen.agents.nr.conf import NRConf
-from slurmgen.config import SlurmgenConf
-from slurmgen.launchers.plan import make_plan
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.run.plan import make_plan
 from slurmgen.launchers.render import render_all
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from slurmgen.agents.nr.conf import NRConf
-from slurmgen.config import SlurmgenConf
+from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import ConfigError
-from slurmgen.launchers.plan import llm_spec, make_plan
+from slurmgen.run.plan import llm_spec, make_plan
 from slurmgen.launchers.resources import directives, job_conf, submitit_params
 from slurmgen.launchers.slurm import pack_units
 
@@ -86,7 +86,7 @@ def test_hetjob_refuses_more_replicas_than_peers() -> None:
 
 
 def test_an_unknown_cluster_kind_names_the_valid_ones(tmp_path: Path) -> None:
-    from slurmgen.driver import make_launcher
+    from slurmgen.run.launcher import make_launcher
     from slurmgen.rundir import RunDir
 
     with pytest.raises(ConfigError, match="valid: local, slurm"):

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 
-from slurmgen.runtime.tasks import LoopEnded, TaskSet
+from slurmgen.proc.tasks import LoopEnded, TaskSet
 
 
 async def boom(msg: str = "boom") -> None:

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-
 from slurmgen.agents.tau2.conf import Tau2Conf
-from slurmgen.agents.tau2.flow import (Tau2State, end_of_step, first_role, load_state, metrics, pass_hat_k,
-                                       store_state, transition)
+from slurmgen.agents.tau2.flow import (
+    Tau2State,
+    end_of_step,
+    first_role,
+    load_state,
+    metrics,
+    pass_hat_k,
+    store_state,
+    transition,
+)
+
 from slurmgen.llm.types import ToolCall, ToolFunction
 from slurmgen.protocol import Orchestrator, Turn, Usage
 from slurmgen.records import Record

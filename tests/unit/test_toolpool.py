@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from slurmgen.config import SlurmgenConf, ToolPoolConf, WorkflowConf
+from slurmgen.config.types import SlurmgenConf, ToolPoolConf, WorkflowConf
 from slurmgen.errors import ConfigError
-from slurmgen.launchers.plan import make_plan, sim_script
+from slurmgen.run.plan import make_plan, sim_script
 from slurmgen.toolpool import sandbox
 from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, pool_size
 

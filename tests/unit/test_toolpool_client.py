@@ -7,7 +7,7 @@ import asyncio
 import msgspec
 import pytest
 
-from slurmgen import codec
+from slurmgen.transport import codec
 from slurmgen.errors import ToolPoolError
 from slurmgen.protocol import Member, Orchestrator, SessionCall, SessionClose, SessionOpen, SessionReply
 from slurmgen.toolpool.client import LocalPools, ToolPools

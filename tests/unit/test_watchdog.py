@@ -6,10 +6,10 @@ import os
 import msgspec
 import pytest
 
-from slurmgen.config import RunConf
+from slurmgen.config.types import RunConf
 from slurmgen.errors import ConfigError, RunStalled
 from slurmgen.rundir import RunDir
-from slurmgen.watchdog import StallReport, Watchdog, check_conf
+from slurmgen.run.watchdog import StallReport, Watchdog, check_conf
 
 
 class Clock:
@@ -115,7 +115,7 @@ def test_it_reads_a_peers_llm_counters_as_the_peer_writes_them(tmp_path):
     """The per-endpoint entry as Peer._stats writes it (floats and strings beside the counts):
     answers moving are progress. (A stricter type here once made every stats file unreadable.)"""
     from slurmgen.llm.types import EndpointStats
-    from slurmgen.watchdog import read_peer_stats
+    from slurmgen.run.watchdog import read_peer_stats
 
     def llm(ok: int) -> dict:
         return {"http://a:1": msgspec.to_builtins(EndpointStats(requests=ok + 1, ok=ok, latency_s=0.25 * ok,

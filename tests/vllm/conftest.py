@@ -31,13 +31,13 @@ import msgspec
 import pytest
 import zmq
 
-from slurmgen import codec
-from slurmgen.config import LLMConf
-from slurmgen.launchers import commands
+from slurmgen.transport import codec
+from slurmgen.config.types import LLMConf
+from slurmgen.run import commands
 from slurmgen.launchers.local import LocalLauncher, Running
-from slurmgen.launchers.plan import ProcessSpec
+from slurmgen.run.plan import ProcessSpec
 from slurmgen.protocol import Lookup, Member, Table
-from slurmgen.registry import RegistryAddress
+from slurmgen.registry.server import RegistryAddress
 from slurmgen.rundir import RunDir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -190,7 +190,7 @@ class VllmService:
         run = RunDir(self.run_dir).make()
         self.launcher = LocalLauncher(run)
         self.launcher.start(ProcessSpec("registry", "registry", [
-            sys.executable, "-m", "slurmgen.registry", "--run-dir", str(self.run_dir), "--host", "127.0.0.1"]))
+            sys.executable, "-m", "slurmgen.registry.server", "--run-dir", str(self.run_dir), "--host", "127.0.0.1"]))
         self.inner = commands.vllm_command(self.llm)
         self.argv = commands.supervised(self.run_dir, "llm-0", self.llm, self.inner)
         t0 = time.monotonic()

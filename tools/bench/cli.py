@@ -428,7 +428,7 @@ class Bench:
 
     def _connections_cap(self) -> int:
         """Requests the simulator can hold at once under llm.max_connections_per_replica's default."""
-        from slurmgen.config import LLMConf
+        from slurmgen.config.types import LLMConf
 
         return LLMConf().max_connections_per_replica * self.p["replicas"]
 
@@ -547,7 +547,7 @@ class _FdWatch(Watcher):
                     counts[kind] = max(counts.get(kind, 0), len(os.listdir(f"/proc/{pid}/fd")))
                 except OSError:
                     continue
-                if kind != "sim":  # the processes' own limit, raised at start (slurmgen.fdlimit)
+                if kind != "sim":  # the processes' own limit, raised at start (slurmgen.proc.fdlimit)
                     self.limit = max(self.limit, _nofile_limit(pid))
             for kind, n in counts.items():
                 self.peak[kind] = max(self.peak.get(kind, 0), n)

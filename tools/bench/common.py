@@ -35,7 +35,7 @@ WORKFLOW_SCRIPTS = {
 def _die_with_parent() -> None:
     """In the child: SIGTERM when the benchmark dies, however it dies (Linux PDEATHSIG)."""
     try:
-        from slurmgen.lifeline import die_with_parent
+        from slurmgen.proc.lifeline import die_with_parent
 
         die_with_parent()
     except Exception:
@@ -55,7 +55,7 @@ class Sim:
     url: str
 
 
-DEFAULT_POOL = "default"  # slurmgen.pools.DEFAULT: the pool `llm`
+DEFAULT_POOL = "default"  # slurmgen.config.pools.DEFAULT: the pool `llm`
 
 
 class SimFleet:
@@ -257,7 +257,7 @@ SLURMGEN_KINDS = ("driver", "registry", "peer", "toolpool")  # every process a s
 def classify(cmd: str) -> str:
     if "slurmgen.runtime.peer" in cmd:
         return "peer"
-    if "slurmgen.registry" in cmd:
+    if "slurmgen.registry.server" in cmd:
         return "registry"
     if "slurmgen.sim" in cmd:
         return "sim"

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from slurmgen.pools import key as pool_key
+from slurmgen.config.pools import key as pool_key
 
 from .common import PYTHON, REPO, Fleet, Sampler, _die_with_parent, log, scrape
 

@@ -1,8 +1,8 @@
 """Micro-benchmarks of slurmgen's own code paths, each in its own processes.
 
 ``hop``: two processes, each with a peer's sockets exactly as a peer makes them
-(``slurmgen.sockets.Sockets``: a ROUTER inbox, DEALER outboxes, CurveZMQ when keys
-are given), the peer codec (``slurmgen.codec``), the ``CreditRouter`` and the
+(``slurmgen.transport.sockets.Sockets``: a ROUTER inbox, DEALER outboxes, CurveZMQ when keys
+are given), the peer codec (``slurmgen.transport.codec``), the ``CreditRouter`` and the
 ``Orchestrator`` / ``Credit`` messages. A task message of 4 KiB goes A -> B -> A ...;
 each receipt does what ``Peer._receive`` + ``Peer._work``'s end + ``Peer._deliver``
 do around a role: decode, count, give a Credit back to the sender, pick the next peer
@@ -35,7 +35,7 @@ def make_orch(size: int = PAYLOAD_BYTES) -> "object":
     orch = Orchestrator(task_id="row-000001:0", row_id="row-000001", trial=0, seed=12345, origin="peer-A",
                         next_role="work", row=msgspec.Raw(b'{"text":""}'),
                         history=[Turn(role="work", content="x" * 100, prompt_tokens=10, completion_tokens=5)])
-    from slurmgen import codec
+    from slurmgen.transport import codec
 
     base = len(codec.encode(orch))
     orch.row = msgspec.Raw(b'{"text":"' + b"a" * max(0, size - base) + b'"}')
@@ -47,7 +47,7 @@ async def _hop_peer(name: str, other: str, start_at: float, warm: float, duratio
     import zmq
     import zmq.asyncio
 
-    from slurmgen import codec, curve, sockets
+    from slurmgen.transport import codec, curve, sockets
     from slurmgen.protocol import Credit, Member, Orchestrator
     from slurmgen.runtime.outbox import Outbox, drain
     from slurmgen.runtime.router import CreditRouter
@@ -151,7 +151,7 @@ def run_hop(bench_py: str, *, window: int, duration: float, warm: float = 1.0, c
 
     keys_dir = ""
     if curve_on:  # throw-away key pairs, never in the output directory
-        from slurmgen import curve
+        from slurmgen.transport import curve
 
         keys_dir = tempfile.mkdtemp(prefix="slurmgen-bench-keys-")
         curve.generate(Path(keys_dir))

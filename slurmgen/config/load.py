@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from slurmgen.config import LLMConf, SlurmgenConf, WorkflowConf, register_configs
+from slurmgen.config.types import LLMConf, SlurmgenConf, WorkflowConf, register_configs
 from slurmgen.errors import ConfigError
 from slurmgen.workflow import import_path
 

@@ -10,11 +10,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slurmgen.config import LLMConf, SlurmgenConf
+from slurmgen.config.types import LLMConf, SlurmgenConf
 from slurmgen.errors import ConfigError
-from slurmgen.launchers import commands
-from slurmgen import hosts, pools, ports
-from slurmgen.logs import FORMAT_ENV, check_format
+from slurmgen.run import commands
+from slurmgen.transport import hosts, ports
+from slurmgen.config import pools
+from slurmgen.proc.logs import FORMAT_ENV, check_format
 from slurmgen.toolpool import sandbox
 from slurmgen.toolpool.session import pool_factory, pool_size
 
@@ -26,7 +27,7 @@ class ProcessSpec:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
     index: int = 0  # replica or shard number (-1 in templates, where it is a shell variable)
-    pool: str = ""  # llm: the LLM pool it serves (slurmgen.pools)
+    pool: str = ""  # llm: the LLM pool it serves (slurmgen.config.pools)
 
     @property
     def job_component(self) -> str:
@@ -87,7 +88,7 @@ def pool_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str =
 
 def registry_spec(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -> ProcessSpec:
     return ProcessSpec("registry", "registry", [
-        python, "-m", "slurmgen.registry", "--run-dir", str(run_dir), "--host", _host(conf),
+        python, "-m", "slurmgen.registry.server", "--run-dir", str(run_dir), "--host", _host(conf),
         "--heartbeat-s", str(conf.run.heartbeat_s), "--liveness", str(conf.run.heartbeat_liveness)])
 
 

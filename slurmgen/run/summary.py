@@ -70,7 +70,7 @@ class Summary(msgspec.Struct, kw_only=True):
     reasons: dict[str, int]
     usage_by_role: dict[str, Usage]
     metrics: dict[str, float]
-    usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.pools)
+    usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.config.pools)
     first_failure: str = ""  # the reason of the first task that failed (bad input rows aside)
     expected_tasks: int = 0
     duplicates_skipped: int = 0  # input rows not run: their id repeats an earlier row's (dataset.on_duplicate=skip)

@@ -6,7 +6,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from slurmgen.config import SlurmgenConf
+from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import ConfigError
 from slurmgen.rundir import RunDir
 

@@ -7,7 +7,7 @@ import time
 
 from tqdm import tqdm
 
-from slurmgen.progress import Counts
+from slurmgen.run.progress import Counts
 
 
 class ProgressBar:

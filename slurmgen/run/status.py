@@ -19,8 +19,8 @@ from slurmgen.errors import SlurmgenError
 from slurmgen.llm.types import EndpointStats
 from slurmgen.protocol import Turn, Usage
 from slurmgen.rundir import RunDir
-from slurmgen.summary import pool_usage
-from slurmgen.watchdog import StallReport
+from slurmgen.run.summary import pool_usage
+from slurmgen.run.watchdog import StallReport
 
 WINDOW_S = 30.0
 S = TypeVar("S", bound=msgspec.Struct)
@@ -176,7 +176,7 @@ def _pool_lines(st: Status) -> list[str]:
 
 
 def _cross_node_line(peers: list[_PeerStats]) -> str:
-    """What crossed the network between nodes (slurmgen.summary.CrossNode); "" on one node."""
+    """What crossed the network between nodes (slurmgen.run.summary.CrossNode); "" on one node."""
     total: collections.Counter[str] = collections.Counter()
     for p in peers:
         total.update(p.cross_node)
@@ -197,9 +197,9 @@ def _stall_line(r: StallReport, run: RunDir, now: float) -> str:
 
 
 def expected_tasks(run: RunDir) -> int:
-    from slurmgen.confload import load_run_config
-    from slurmgen.dataset import count_rows
-    from slurmgen.duplicates import load
+    from slurmgen.config.load import load_run_config
+    from slurmgen.input.dataset import count_rows
+    from slurmgen.input.duplicates import load
 
     try:
         conf = load_run_config(run.config)

@@ -6,9 +6,9 @@ import zmq
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
 
-from slurmgen import ports
-from slurmgen.codec import MAX_FRAME_BYTES
-from slurmgen.curve import CurveKeys
+from slurmgen.transport import ports
+from slurmgen.transport.codec import MAX_FRAME_BYTES
+from slurmgen.transport.curve import CurveKeys
 
 HWM = 100_000
 # ZMTP heartbeats: a connection that hears nothing for HEARTBEAT_TIMEOUT_MS (its node died or

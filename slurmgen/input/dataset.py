@@ -15,9 +15,9 @@ from typing import Iterator
 
 import msgspec
 
-from slurmgen import duplicates
-from slurmgen.duplicates import Duplicates
-from slurmgen import inputs, rowid
+from slurmgen.input import duplicates
+from slurmgen.input.duplicates import Duplicates
+from slurmgen.input import formats, rowid
 from slurmgen.errors import DatasetError
 
 
@@ -39,26 +39,26 @@ class BadRow:
 def check_path(path: str) -> Path:
     """Fail before anything starts if the dataset cannot be read (missing, unreadable, a format
     slurmgen does not read)."""
-    if path.startswith(inputs.HUB):
-        inputs.load_hub(path)
+    if path.startswith(formats.HUB):
+        formats.load_hub(path)
         return Path(path)
     p = Path(path).expanduser()
     if not p.exists():
-        raise DatasetError(f"dataset.path={path!r} does not exist; give one of: {inputs.ACCEPTED}")
+        raise DatasetError(f"dataset.path={path!r} does not exist; give one of: {formats.ACCEPTED}")
     if not os.access(p, os.R_OK):
         raise DatasetError(f"dataset.path={path!r} is not readable by this user")
-    inputs.detect(p)
+    formats.detect(p)
     return p.resolve()
 
 
 def iter_lines(path: Path, limit: int) -> Iterator[tuple[int, int, bytes]]:
     """(row index, 1-based line or row number, the row as JSON) for every row, up to ``limit``."""
-    return inputs.read(path, inputs.detect(path), limit)
+    return formats.read(path, formats.detect(path), limit)
 
 
 def unit(path: Path) -> str:
     """What a position counts in this input's messages: lines of JSONL, rows of the others."""
-    return "line" if inputs.detect(path).startswith("jsonl") else "row"
+    return "line" if formats.detect(path).startswith("jsonl") else "row"
 
 
 def count_rows(path: Path, limit: int) -> int:
@@ -110,7 +110,7 @@ def _bad(lineno: int, reason: str, text: bytes, row_type: type[msgspec.Struct], 
 def id_columns(path: Path) -> frozenset[str] | None:
     """Where the id scan starts: no column of a columnar input (it adds those row_id() uses),
     or None for JSONL (each line is parsed whole: there are no columns to leave out)."""
-    return None if inputs.detect(path).startswith("jsonl") else frozenset()
+    return None if formats.detect(path).startswith("jsonl") else frozenset()
 
 
 def iter_ids(path: Path, limit: int, row_type: type[msgspec.Struct], max_bytes: int = 0,
@@ -123,7 +123,7 @@ def iter_ids(path: Path, limit: int, row_type: type[msgspec.Struct], max_bytes: 
             yield index, lineno, parse_row(lineno, line, row_type, max_bytes, label).row_id
         return
     names = _encode_names(row_type, columns)
-    for index, lineno, line in inputs.read(path, inputs.detect(path), limit, columns=names):
+    for index, lineno, line in formats.read(path, formats.detect(path), limit, columns=names):
         yield index, lineno, rowid.own_id(line, row_type, columns) or f"{label}-{lineno}"
 
 
@@ -155,7 +155,7 @@ def iter_shard(path: Path, limit: int, shard: int, shards: int, row_type: type[m
     renamed, skipped = dups.renamed, set(dups.skipped)
     columns = frozenset(dups.id_columns) if dups.id_columns is not None else None
     label = unit(path)
-    for index, lineno, line in inputs.read(path, inputs.detect(path), limit, shard=shard, shards=shards):
+    for index, lineno, line in formats.read(path, formats.detect(path), limit, shard=shard, shards=shards):
         if index in skipped:
             continue
         row = parse_row(lineno, line, row_type, max_bytes, label, columns)

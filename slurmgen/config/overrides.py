@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from slurmgen.config import LLMConf, SlurmgenConf
-from slurmgen.confload import workflow_classes
+from slurmgen.config.types import LLMConf, SlurmgenConf
+from slurmgen.config.load import workflow_classes
 from slurmgen.errors import ConfigError
 
 DEFAULT_WORKFLOW = "nr"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from slurmgen.config import LLMConf
+from slurmgen.config.types import LLMConf
 from slurmgen.errors import ConfigError
 
 BACKENDS = ("sim", "vllm", "sglang", "openai")

@@ -10,33 +10,30 @@ import shutil
 import signal
 import sys
 import time
-from typing import Any, Protocol
+from typing import Protocol
 from pathlib import Path
 
 import msgspec
 
-from slurmgen import curve, dataset, duplicates, fdlimit, hosts, inputs, ports
-from slurmgen.bounds import check_bounds
-from slurmgen.config import SlurmgenConf
-from slurmgen.confload import dump
-from slurmgen.diskspace import check_room
-from slurmgen.errors import ConfigError, DatasetError, EarlyStop, RunCrashed, SlurmgenError, StartupError
+from slurmgen.transport import hosts, ports
+from slurmgen.input import duplicates
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.errors import DatasetError, EarlyStop, SlurmgenError, StartupError
 from slurmgen.exitcodes import Exit
-from slurmgen.launchers.local import LocalLauncher
-from slurmgen.launchers.plan import make_plan
-from slurmgen.logs import setup_logging
-from slurmgen.metrics import DriverMetrics, Exporter
-from slurmgen.progress import Counts, ResultsTail
+from slurmgen.run.launcher import make_launcher
+from slurmgen.run.plan import make_plan
+from slurmgen.run.prepare import prepare
+from slurmgen.proc.logs import setup_logging
+from slurmgen.proc.metrics import DriverMetrics, Exporter
+from slurmgen.run.progress import Counts, ResultsTail
 from slurmgen.report import write_report
-from slurmgen.resume import check_resume
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.spill.paths import spill_root
-from slurmgen.summary import Summary, cross_node, endpoint_stats, pool_usage, read_records, spill_counts, summarize
-from slurmgen.ui import ProgressBar
-from slurmgen.validate import report as validation_report
-from slurmgen.validate import validate
-from slurmgen.watchdog import Watchdog, check_conf as check_watchdog_conf, last_errors
-from slurmgen.workflow import Workflow, import_path, load_workflow
+from slurmgen.run.summary import Summary, cross_node, endpoint_stats, pool_usage, read_records, spill_counts, summarize
+from slurmgen.run.ui import ProgressBar
+from slurmgen.run.validate import report as validation_report
+from slurmgen.run.validate import validate
+from slurmgen.run.watchdog import Watchdog
 
 log = logging.getLogger("slurmgen.driver")
 
@@ -45,46 +42,6 @@ POLL_S = 0.25
 
 class Terminated(BaseException):
     """SIGTERM reached the driver (a BaseException, like KeyboardInterrupt: nothing may swallow it)."""
-
-
-def prepare(conf: SlurmgenConf) -> tuple[RunDir, Workflow, int]:
-    """Everything that can fail before a process starts fails here."""
-    fdlimit.raise_nofile()  # the processes started here inherit it
-    check_bounds(conf)
-    workflow = load_workflow(conf.workflow)
-    if conf.dataset.hf:
-        conf.dataset.path = str(dataset.check_path(f"{inputs.HUB}{conf.dataset.hf}:{conf.dataset.split}"))
-    elif conf.dataset.path:
-        conf.dataset.path = str(dataset.check_path(conf.dataset.path))
-    else:
-        conf.dataset.path = str(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")())
-    make_plan(conf, Path(conf.run.dir))  # validates backends and sizes
-    check_watchdog_conf(conf.run)
-    source = Path(conf.dataset.path)
-    conf.dataset.format = inputs.detect(source)
-    conf.dataset.fingerprint = inputs.fingerprint(source, conf.dataset.format)
-    rows, dups = scan_rows(conf, workflow)
-    expected = (rows - len(dups.skipped)) * conf.run.trials
-    if expected == 0:
-        raise DatasetError(f"dataset.path={conf.dataset.path!r} has no rows: nothing to run. Give a file with "
-                           "one row per line (or a Parquet / Hugging Face dataset), or drop dataset.path for the "
-                           "workflow's built-in data")
-    run = RunDir(Path(conf.run.dir).resolve())
-    conf.run.dir = str(run.root)
-    text = dump(conf)
-    check_resume(run, conf)
-    run.make()
-    curve.prepare_keys(run.root, conf.run.curve)
-    write_atomic(run.config, text.encode())
-    write_atomic(duplicates.path(run.state), msgspec.json.encode(dups))
-    return run, workflow, expected
-
-
-def scan_rows(conf: SlurmgenConf, workflow: Workflow) -> tuple[int, duplicates.Duplicates]:
-    """Count the rows and find duplicate ids (refused unless dataset.on_duplicate says otherwise)."""
-    d = conf.dataset
-    return dataset.find_duplicates(Path(d.path), d.limit, workflow.row_type, d.max_row_bytes, d.on_duplicate,
-                                   f"dataset.path={d.path!r}")
 
 
 def _clear_stale(run: RunDir, shards: int) -> None:
@@ -96,29 +53,6 @@ def _clear_stale(run: RunDir, shards: int) -> None:
 class Watcher(Protocol):
     def check(self) -> None:
         """Raise RunCrashed (or another SlurmgenError) when the run cannot go on."""
-
-
-class Supervisor:
-    """Restarts a crashed process (bounded); a peer resumes from its shard's records."""
-
-    def __init__(self, launcher: LocalLauncher, max_restarts: int) -> None:
-        self.launcher = launcher
-        self.max_restarts = max_restarts
-        self.restarts: dict[str, int] = {}
-
-    def check(self) -> None:
-        for r in self.launcher.exited():
-            check_room(self.launcher.run.root)  # a full disk: stop now, restarts would fail the same way
-            name, code = r.spec.name, r.proc.returncode
-            where = f"see {self.launcher.run.log(name + '.out')} and {self.launcher.run.logs}/"
-            if self.restarts.get(name, 0) >= self.max_restarts:
-                last = last_errors(self.launcher.run.log(name), 1) or last_errors(self.launcher.run.log(name + ".out"), 1)
-                raise RunCrashed(f"{name} exited with code {code} and was restarted {self.max_restarts} times "
-                                 f"already (run.max_restarts); {where}" + (f"; its last error: {last[0]}" if last else ""))
-            self.restarts[name] = self.restarts.get(name, 0) + 1
-            log.warning("%s exited with code %s: restarting it (%d/%d); %s", name, code,
-                        self.restarts[name], self.max_restarts, where)
-            self.launcher.restart(r)
 
 
 def _top_reasons(counts: Counts) -> str:
@@ -180,20 +114,6 @@ def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBa
         time.sleep(POLL_S)
 
 
-def make_launcher(conf: SlurmgenConf, run: RunDir) -> tuple[Any, Any]:
-    """cluster.kind picks the launcher; the second item's check() watches the processes."""
-    if conf.cluster.kind == "slurm":
-        from slurmgen.launchers.slurm import SlurmLauncher
-
-        slurm = SlurmLauncher(conf, run)
-        return slurm, slurm
-    if conf.cluster.kind != "local":
-        raise ConfigError(f"cluster.kind={conf.cluster.kind!r} is unknown; valid: local, slurm "
-                          "(on the command line: cluster=local or cluster=slurm)")
-    local = LocalLauncher(run)
-    return local, Supervisor(local, conf.run.max_restarts)
-
-
 def execute(conf: SlurmgenConf) -> Summary | None:
     if conf.run.validate_only:
         result = validate(conf)
@@ -208,7 +128,7 @@ def execute(conf: SlurmgenConf) -> Summary | None:
         os.environ[ports.ENV] = conf.cluster.port_range
     started = time.time()
     plan = make_plan(conf, run.root)
-    launcher, supervisor = make_launcher(conf, run)
+    launcher = make_launcher(conf, run)
     _clear_stale(run, conf.run.peers)
     initial = ResultsTail(run.results).poll()
     bar = ProgressBar(expected, initial, enabled=conf.run.progress)
@@ -218,9 +138,9 @@ def execute(conf: SlurmgenConf) -> Summary | None:
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         launcher.start(plan.registry)
-        _wait_registry(run, supervisor, conf.run.startup_timeout_s)
+        _wait_registry(run, launcher, conf.run.startup_timeout_s)
         launcher.start_all([*plan.services, *plan.peers])
-        follow(run, supervisor, conf, bar, expected, metrics)
+        follow(run, launcher, conf, bar, expected, metrics)
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop short
         bar.close()

@@ -4,7 +4,7 @@ ROUTER: Register -> Welcome | Refused; Heartbeat -> (nothing) | Refused when unk
 Unregister; Lookup -> Table; Stats -> StatsReply. PUB: the Table, on every change and
 every few seconds. Its addresses are written atomically to ``<run>/registry.json``.
 
-    python -m slurmgen.registry --run-dir RUN [--host H]
+    python -m slurmgen.registry.server --run-dir RUN [--host H]
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen import codec, curve, fdlimit, hosts, sockets
-from slurmgen.logs import setup_logging
-from slurmgen.peertable import PeerTable
+from slurmgen.transport import codec, curve, hosts, sockets
+from slurmgen.proc import fdlimit
+from slurmgen.proc.logs import setup_logging
+from slurmgen.registry.peertable import PeerTable
 from slurmgen.protocol import (
     PROTOCOL_VERSION,
     Heartbeat,
@@ -36,8 +37,8 @@ from slurmgen.protocol import (
     Welcome,
 )
 from slurmgen.rundir import RunDir, write_atomic
-from slurmgen.runtime.faults import fault
-from slurmgen.runtime.tasks import TaskSet
+from slurmgen.proc.faults import fault
+from slurmgen.proc.tasks import TaskSet
 
 log = logging.getLogger("slurmgen.registry")
 
@@ -147,7 +148,7 @@ async def amain(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="slurmgen.registry", description=__doc__)
+    parser = argparse.ArgumentParser(prog="slurmgen.registry.server", description=__doc__)
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--heartbeat-s", type=float, default=1.0)

@@ -10,11 +10,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from slurmgen import pools, ports
-from slurmgen.config import SlurmgenConf
-from slurmgen.duplicates import MODES
+from slurmgen.config import pools
+from slurmgen.transport import ports
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.input.duplicates import MODES
 from slurmgen.errors import ConfigError
-from slurmgen.hosts import PLACED
+from slurmgen.transport.hosts import PLACED
 
 @dataclass(frozen=True)
 class Bound:

@@ -40,7 +40,7 @@ import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.process_collector import ProcessCollector
 
-from slurmgen import hosts, ports
+from slurmgen.transport import hosts, ports
 from slurmgen.rundir import RunDir, write_atomic
 
 log = logging.getLogger("slurmgen.metrics")
@@ -232,7 +232,7 @@ class PeerMetrics:
                                                "on this peer", ["role"], registry=r), roles)
         self.completion_tokens = _Labelled(Counter("slurmgen_completion_tokens", "Completion tokens spent by role "
                                                    "handlers on this peer", ["role"], registry=r), roles)
-        llm = ["endpoint", "pool"]  # the replica's URL and its LLM pool (slurmgen.pools)
+        llm = ["endpoint", "pool"]  # the replica's URL and its LLM pool (slurmgen.config.pools)
         self.llm_requests = _Labelled(Counter("slurmgen_llm_requests", "LLM request attempts", llm, registry=r))
         self.llm_ok = _Labelled(Counter("slurmgen_llm_ok", "LLM attempts answered with a completion", llm,
                                         registry=r))

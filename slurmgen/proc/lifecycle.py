@@ -6,7 +6,7 @@ import asyncio
 import signal
 from typing import Awaitable, Callable, TypeVar
 
-from slurmgen.runtime.tasks import TaskSet
+from slurmgen.proc.tasks import TaskSet
 
 T = TypeVar("T")
 

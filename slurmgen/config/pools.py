@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from slurmgen.config import LLMConf, SlurmgenConf
+from slurmgen.config.types import LLMConf, SlurmgenConf
 from slurmgen.errors import ConfigError
 
 DEFAULT = "default"

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.confload import load_run_config, register_all
+from slurmgen.config.load import load_run_config, register_all
 from slurmgen.errors import ConfigError, SlurmgenError
 from slurmgen.exitcodes import Exit
 from slurmgen.records import Record

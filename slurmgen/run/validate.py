@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slurmgen import dataset, inputs
-from slurmgen.bounds import check_bounds
-from slurmgen.config import SlurmgenConf
-from slurmgen.launchers.plan import make_plan
+from slurmgen.input import dataset, formats
+from slurmgen.config.bounds import check_bounds
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.run.plan import make_plan
 from slurmgen.workflow import import_path, load_workflow
 
 
@@ -26,7 +26,7 @@ def validate(conf: SlurmgenConf) -> Validation:
     """Raises SlurmgenError for a config problem; returns the bad rows otherwise."""
     check_bounds(conf)
     workflow = load_workflow(conf.workflow)
-    hub = f"{inputs.HUB}{conf.dataset.hf}:{conf.dataset.split}" if conf.dataset.hf else ""
+    hub = f"{formats.HUB}{conf.dataset.hf}:{conf.dataset.split}" if conf.dataset.hf else ""
     path = (dataset.check_path(hub or conf.dataset.path) if hub or conf.dataset.path
             else Path(import_path(conf.workflow.builtin_dataset, "workflow.builtin_dataset")()))
     make_plan(conf, Path(conf.run.dir))

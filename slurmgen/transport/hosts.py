@@ -7,7 +7,7 @@ import os
 import socket
 import struct
 
-from slurmgen.config import ClusterConf
+from slurmgen.config.types import ClusterConf
 from slurmgen.errors import ConfigError
 
 IFACE = "iface:"  # a --host value resolved on the process's own node: iface:<interface name>

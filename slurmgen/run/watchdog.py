@@ -25,7 +25,7 @@ from typing import Callable
 
 import msgspec
 
-from slurmgen.config import RunConf
+from slurmgen.config.types import RunConf
 from slurmgen.errors import ConfigError, RunStalled
 from slurmgen.llm.types import EndpointStats
 from slurmgen.rundir import RunDir, write_atomic

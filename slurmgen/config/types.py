@@ -114,7 +114,7 @@ class LLMConf:
     # further requests in order, in the client. It bounds the server's sockets and queue (vLLM
     # runs max_num_seqs at once: requests waiting beyond a few batches gain nothing there) and
     # the peers' (`ulimit -n`: each process also opens no more sockets than its open-file limit
-    # allows, slurmgen.fdlimit); 0 = no bound but that one
+    # allows, slurmgen.proc.fdlimit); 0 = no bound but that one
     max_connections_per_replica: int = 4096
     # the pool's limits over the whole run, as a hosted API's quota counts them; each of the
     # run.peers processes keeps to an even share (slurmgen.llm.ratelimit); 0 = unlimited.
@@ -334,7 +334,7 @@ class SlurmgenConf:
     llm: LLMConf = field(default_factory=LLMConf)  # the LLM pool named "default"
     # more LLM pools by name, each an LLMConf (e.g. +llms.judge.model=NAME on the command
     # line: unset fields keep LLMConf's defaults); roles pick theirs with workflow.role_llm;
-    # presets in configs/llms/ (llms=teacher_student). Typed by slurmgen.confload.typed.
+    # presets in configs/llms/ (llms=teacher_student). Typed by slurmgen.config.load.typed.
     llms: dict[str, Any] = field(default_factory=dict)
     dataset: DatasetConf = field(default_factory=DatasetConf)
     run: RunConf = field(default_factory=RunConf)
