@@ -318,6 +318,11 @@ def compare(domain: str, task: dict[str, Any], plan: Plan) -> Outcome:
     return Outcome(task["id"], plan.kind, plan.applied, info.get("reward"), problems)
 
 
+def check_chunk(args: tuple[str, list[str], str]) -> list[Outcome]:
+    """``check_tasks`` for a process pool."""
+    return check_tasks(*args)
+
+
 def check_tasks(domain: str, task_ids: list[str], split: str) -> list[Outcome]:
     """Every plan of every task in ``task_ids`` (run in a worker process)."""
     from slurmgen.agents.tau2 import domain as sg_domain

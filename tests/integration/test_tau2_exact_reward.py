@@ -6,7 +6,7 @@ gold, do-nothing, perturbed — run through tau2's own orchestrator and evaluato
 through slurmgen's roles and reward role; termination, trajectory and RewardInfo must be
 equal, and the gold plan scores 1.0. Telecom's ``full`` split (2,285 tasks) runs with
 ``SLURMGEN_TAU2_FULL=1``. Select with ``-m tau2_exact``; the work is spread over one
-forked process per core.
+process per core (spawned).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: p
 
 from slurmgen.agents.tau2 import domain
 
-from tests.tau2_differential import KINDS, PERTURBATIONS, Outcome, check_tasks
+from tests.tau2_differential import KINDS, PERTURBATIONS, Outcome, check_chunk
 
 pytestmark = pytest.mark.tau2_exact
 
@@ -33,19 +33,17 @@ CASES = [("airline", "all", 50), ("retail", "all", 114), ("telecom", "base", 114
              os.environ.get("SLURMGEN_TAU2_FULL") != "1", reason="telecom full (2,285 tasks): SLURMGEN_TAU2_FULL=1"))]
 
 
-def _check(args: tuple[str, list[str], str]) -> list[Outcome]:
-    return check_tasks(*args)
-
-
 def run_all(dom: str, split: str) -> tuple[list[Outcome], float]:
     """The outcomes, and the CPU seconds the worker processes used."""
     ids = [t["id"] for t in domain.load_tasks(dom, split)]
     workers = max(1, min(2, os.cpu_count() or 1))
     chunks = [(dom, ids[i::8 * workers], split) for i in range(8 * workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    pool = multiprocessing.get_context("fork").Pool(workers)
+    # spawn, not fork: a worker forked from a process whose reward thread already ran
+    # (an earlier test) would inherit an executor without its thread
+    pool = multiprocessing.get_context("spawn").Pool(workers)
     try:
-        outcomes = [o for part in pool.imap_unordered(_check, chunks) for o in part]
+        outcomes = [o for part in pool.imap_unordered(check_chunk, chunks) for o in part]
         pool.close()
     finally:
         pool.terminate()
