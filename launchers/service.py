@@ -148,7 +148,7 @@ async def supervise(args: argparse.Namespace, run: RunDir) -> int:
 async def serve(args: argparse.Namespace, run: RunDir, child: asyncio.subprocess.Process, client: RegistryClient,
                 ctx: zmq.asyncio.Context, stop: asyncio.Event, port: int) -> int:
     """Keep the healthy service registered until it exits or the supervisor is stopped."""
-    labels = {"kind": args.kind, **({"pool": args.pool} if args.pool else {})}
+    labels = {"component": args.kind, **({"pool": args.pool} if args.pool else {})}
     targets = write_target(run.root, args.name, f"{args.host}:{port}", labels)  # its /metrics
     waiter = asyncio.create_task(child.wait())
     stopper = asyncio.create_task(stop.wait())

@@ -231,6 +231,9 @@ class RunConf:
     # also write the targets, as <run>-<name>.json, into this flat directory (one file_sd
     # glob for every run, for a site's Prometheus); "" = the run directory only
     metrics_sd_dir: str = ""
+    # keep serving /metrics (the driver's and the peers') this long after the last record, so
+    # that a Prometheus scraping every N s sees the final counts (set it above N); 0 = stop at once
+    metrics_linger_s: float = 0.0
 
 
 @dataclass

@@ -49,6 +49,9 @@ log = logging.getLogger("slurmgen.metrics")
 ROLE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 120.0, 300.0, 600.0)
 HOP_TYPES = ("orch", "orch_local", "orch_home", "hold", "credit", "malformed")
 STATUSES = ("ok", "rejected", "failed")
+# failure classes of a record's reason (README, "Row-level errors"): their series exist from the start
+FAILURE_CLASSES = ("bad_input", "llm_error", "context_too_long", "timeout", "rate_limited", "tool_error", "lost",
+                   "internal")
 
 
 def sd_dir(run_dir: Path | str) -> Path:
@@ -68,7 +71,9 @@ def write_target(run_dir: Path | str, name: str, address: str, labels: Mapping[s
     """Write one ``file_sd`` target group for ``address`` ("host:port"); return the files.
 
     Also usable for a process that serves its own ``/metrics`` (a vLLM server: its
-    ``vllm:*`` metrics), e.g. ``write_target(run, "llm-0", "node12:8000", {"kind": "llm"})``.
+    ``vllm:*`` metrics), e.g. ``write_target(run, "llm-0", "node12:8000", {"component": "llm"})``.
+    Not ``kind``: metrics have a ``kind`` label, and a target label of the same name
+    would rename theirs to ``exported_kind`` in Prometheus.
     """
     run_dir = Path(run_dir)
     group = [{"targets": [address],
@@ -135,7 +140,8 @@ class Exporter:
         self.port = int(self._server.server_address[1])
         self.address = f"{_target_host(bind)}:{self.port}"
         self.target_files = write_target(self.run_dir, name, self.address,
-                                         {"kind": self.kind, "node": hosts.node_name(), "pid": str(os.getpid())},
+                                         {"component": self.kind, "node": hosts.node_name(),
+                                          "pid": str(os.getpid())},
                                          sd_extra_dir)
         log.info("metrics of %s at http://%s/metrics (target %s)", name, self.address, self.target_files[0])
 
@@ -242,8 +248,12 @@ class PeerMetrics:
         self.llm_latency = _Labelled(Counter("slurmgen_llm_latency_seconds", "Seconds from sending to reading "
                                              "the answered LLM attempts (rate / rate of _ok = mean latency)", llm,
                                              registry=r))
-        self.llm_outstanding = _Labelled(Gauge("slurmgen_llm_outstanding", "LLM requests outstanding",
-                                               ["endpoint"], registry=r))
+        self.llm_outstanding = _Labelled(Gauge("slurmgen_llm_outstanding", "LLM requests outstanding (in flight)",
+                                               llm, registry=r))
+        self.tool_ops = _Labelled(Counter("slurmgen_tool_sessions", "Tool-pool session operations of this peer, "
+                                          "by kind (open, call, close, lost); a task may close on another peer "
+                                          "than the one that opened: sessions open = sum(open) - sum(close)", ["kind"], registry=r),
+                                  ("open", "call", "close", "lost"))
         self.spill_inline = Counter("slurmgen_spill_inline_fallbacks", "Times the spill store was full (or "
                                     "failed) and a task's payloads travelled inline", registry=r)
         self.spill_free_failed = Counter("slurmgen_spill_free_failed", "Spill delete transactions that failed "
@@ -300,9 +310,17 @@ class PeerMetrics:
             self.spill_used.set(float(spill.get("used_bytes", 0)))
         for kind, n in dict(stats.get("cross_node", {})).items():
             d.add(("cross_node", kind), self.cross_node[kind], float(n))
+        self._sync_outstanding(stats)
+        for kind, n in dict(stats.get("tools", {})).items():
+            d.add(("tools", kind), self.tool_ops[kind], float(n))
+
+    def _sync_outstanding(self, stats: Mapping[str, Any]) -> None:
+        """LLM requests in flight, per endpoint and its pool (0 for an endpoint with none now)."""
         outstanding = dict(stats.get("llm_outstanding", {}))
-        for url in set(self.llm_outstanding.children) | set(outstanding):
-            self.llm_outstanding[url].set(float(outstanding.get(url, 0)))
+        pools = {url: str((s if isinstance(s, Mapping) else msgspec.structs.asdict(s)).get("pool") or "default")
+                 for url, s in dict(stats.get("llm", {})).items()}
+        for key in set(self.llm_outstanding.children) | {(u, pools.get(u, "default")) for u in outstanding}:
+            self.llm_outstanding[key].set(float(outstanding.get(key[0], 0)))
 
 
 class DriverMetrics:
@@ -316,7 +334,7 @@ class DriverMetrics:
         self.done = _Labelled(Counter("slurmgen_driver_tasks_done", "Records written, by status", ["status"],
                                       registry=r), STATUSES)
         self.failures = _Labelled(Counter("slurmgen_driver_failures", "Failed records, by reason class",
-                                          ["reason"], registry=r))
+                                          ["reason"], registry=r), FAILURE_CLASSES)
         self.tokens = _Labelled(Counter("slurmgen_driver_tokens", "Tokens of the written records",
                                         ["kind"], registry=r), ("prompt", "completion"))
         self.tokens_per_s = Gauge("slurmgen_driver_tokens_per_second",

@@ -141,6 +141,8 @@ def execute(conf: SlurmgenConf) -> Summary | None:
         _wait_registry(run, launcher, conf.run.startup_timeout_s)
         launcher.start_all([*plan.services, *plan.peers])
         follow(run, launcher, conf, bar, expected, metrics)
+        if conf.run.metrics and conf.run.metrics_linger_s > 0:
+            time.sleep(conf.run.metrics_linger_s)  # the final counts, for the last scrape
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop short
         bar.close()

@@ -42,7 +42,7 @@ def test_target_file_is_file_sd(exporter: Exporter, tmp_path: Path) -> None:
     assert set(group) == {"targets", "labels"}
     assert group["targets"] == [f"127.0.0.1:{exporter.port}"] and exporter.port > 0
     labels = group["labels"]
-    assert labels["process"] == "peer-3" and labels["kind"] == "peer" and labels["run"] == "run"
+    assert labels["process"] == "peer-3" and labels["component"] == "peer" and labels["run"] == "run"
     assert all(isinstance(v, str) for v in labels.values())  # file_sd wants string labels
     assert not any(p.name.startswith(".") for p in path.parent.iterdir())  # no temp file left
 
@@ -65,7 +65,8 @@ def test_peer_counters_move(exporter: Exporter) -> None:
              "received": {"orch": 7, "credit": 6, "bytes_orch_sent": 900},
              "llm": {"http://a:1": {"requests": 9, "ok": 8, "errors": 1, "retries": 1, "latency_s": 2.5,
                                     "pool": "teacher", "model": "m70"}},
-             "llm_outstanding": {"http://a:1": 3}, "refused_frames": 0, "cross_node": {"bytes_sent": 80}}
+             "llm_outstanding": {"http://a:1": 3}, "refused_frames": 0, "cross_node": {"bytes_sent": 80},
+             "tools": {"open": 4, "call": 11, "close": 3, "lost": 0}}
     m.sync(stats)
     m.sync({**stats, "issued": 6, "received": {"orch": 9, "credit": 6, "bytes_orch_sent": 900},
             "cross_node": {"bytes_sent": 200}})
@@ -83,7 +84,9 @@ def test_peer_counters_move(exporter: Exporter) -> None:
     assert value(after, "slurmgen_llm_errors_total", endpoint="http://a:1", pool="teacher") == 1
     assert value(after, "slurmgen_llm_retries_total", endpoint="http://a:1", pool="teacher") == 1
     assert value(after, "slurmgen_llm_latency_seconds_total", endpoint="http://a:1", pool="teacher") == 2.5
-    assert value(after, "slurmgen_llm_outstanding", endpoint="http://a:1") == 3
+    assert value(after, "slurmgen_llm_outstanding", endpoint="http://a:1", pool="teacher") == 3
+    assert value(after, "slurmgen_tool_sessions_total", kind="open") == 4
+    assert value(after, "slurmgen_tool_sessions_total", kind="call") == 11
     assert value(after, "slurmgen_role_latency_seconds_count", role="score") == 2
     assert value(after, "slurmgen_prompt_tokens_total", role="score") == 200
     assert value(after, "slurmgen_completion_tokens_total", role="score") == 40

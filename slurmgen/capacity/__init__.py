@@ -1,0 +1,1 @@
+"""``slurmgen plan CALIBRATION_RUN --records N --hours H``: size a run from a measured one."""
