@@ -6,7 +6,7 @@ gold, do-nothing, perturbed — run through tau2's own orchestrator and evaluato
 through slurmgen's roles and reward role; termination, trajectory and RewardInfo must be
 equal, and the gold plan scores 1.0. Telecom's ``full`` split (2,285 tasks) runs with
 ``SLURMGEN_TAU2_FULL=1``. Select with ``-m tau2_exact``; the work is spread over one
-process per core (spawned).
+process per core, at most 2 (spawned; ``SLURMGEN_TAU2_EXACT_WORKERS`` sets another count).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ CASES = [("airline", "all", 50), ("retail", "all", 114), ("telecom", "base", 114
 def run_all(dom: str, split: str) -> tuple[list[Outcome], float]:
     """The outcomes, and the CPU seconds the worker processes used."""
     ids = [t["id"] for t in domain.load_tasks(dom, split)]
-    workers = max(1, min(2, os.cpu_count() or 1))
+    workers = int(os.environ.get("SLURMGEN_TAU2_EXACT_WORKERS") or max(1, min(2, os.cpu_count() or 1)))
     chunks = [(dom, ids[i::8 * workers], split) for i in range(8 * workers)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     # spawn, not fork: a worker forked from a process whose reward thread already ran
