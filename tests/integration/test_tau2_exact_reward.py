@@ -52,7 +52,7 @@ def run_all(dom: str, split: str) -> tuple[list[Outcome], float]:
     return outcomes, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(3600)  # airline took over 30 min on a shared 2-core machine at load 12-18
 @pytest.mark.parametrize("dom,split,n", CASES)
 def test_reward_equals_tau2s_on_every_task(dom: str, split: str, n: int) -> None:
     start = time.monotonic()
