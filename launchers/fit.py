@@ -108,7 +108,7 @@ def time_limit(text: str) -> int | None:
         return None
     days, _, clock = text.rpartition("-")
     parts = [int(p) for p in clock.split(":")]
-    hours, minutes, seconds = ([0, 0, 0] + parts)[-3:] if len(parts) > 1 else (0, parts[0], 0)
+    hours, minutes, seconds = [0, 0, 0, *parts][-3:] if len(parts) > 1 else (0, parts[0], 0)
     return int(days or 0) * 1440 + hours * 60 + minutes + (seconds > 0)
 
 

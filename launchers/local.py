@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import RunCrashed
 from slurmgen.proc.diskspace import check_room
+from slurmgen.proc.lifeline import die_with_parent
 from slurmgen.run.plan import ProcessSpec
 from slurmgen.run.watchdog import last_errors
-from slurmgen.proc.lifeline import die_with_parent
 from slurmgen.rundir import RunDir
 
 log = logging.getLogger("slurmgen.launcher.local")

@@ -3,7 +3,8 @@
     python -m slurmgen.launchers.render workflow=nr cluster=slurm run.dir=DIR [key=value ...]
 
 writes ``DIR/config.yaml`` (what the jobs read) and ``DIR/sbatch/{registry,llm,peers,
-hetjob}.sbatch`` (plus ``llm-<name>.sbatch`` per further LLM pool) + ``submit.sh``; ``bash DIR/sbatch/submit.sh`` submits them by hand.
+hetjob}.sbatch`` (plus ``llm-<name>.sbatch`` per further LLM pool) + ``submit.sh``;
+``bash DIR/sbatch/submit.sh`` submits them by hand.
 Placeholders are ``{{name}}``; the text is a pure function of the config
 (``render_all``), pinned by golden files in ``tests/golden/sbatch/``.
 """
@@ -21,8 +22,8 @@ from slurmgen.config import pools
 from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import ConfigError
 from slurmgen.launchers import fit
-from slurmgen.run.plan import llm_spec, peer_spec, pool_spec, registry_spec
 from slurmgen.launchers.resources import directives, job_conf, job_name
+from slurmgen.run.plan import llm_spec, peer_spec, pool_spec, registry_spec
 from slurmgen.toolpool.session import pool_size
 
 TEMPLATES = ("registry.sbatch", "llm.sbatch", "peers.sbatch", "hetjob.sbatch", "submit.sh")
@@ -174,8 +175,9 @@ def compose(overrides: list[str]) -> SlurmgenConf:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from slurmgen.run.prepare import prepare
     from slurmgen.errors import SlurmgenError
+    from slurmgen.run import lock
+    from slurmgen.run.prepare import prepare
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] in (["-h"], ["--help"]):
@@ -187,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         conf = compose(args)
         if shutil.which("sinfo"):  # on a cluster: resources checked, auto sized (launchers/fit.py)
             conf = fit.fit_conf(conf, components(conf), fit.read_nodes())
-        run, _, _ = prepare(conf)
+        run, _, _, holder = prepare(conf)
+        lock.release(run, holder)  # rendering holds no lock: the driver that submits takes it
         written = write_all(conf, run.root)
     except SlurmgenError as exc:
         print(f"slurmgen: error: {exc}", file=sys.stderr)

@@ -48,7 +48,9 @@ def with_job(conf: SlurmgenConf, component: str, job: SlurmJobConf) -> SlurmgenC
     """A copy of ``conf`` whose ``component`` has the resources ``job`` (e.g. sized by launchers/fit.py)."""
     llm = {pools.component(name): name for name in pools.declared(conf)}
     if component not in llm:
-        return dataclasses.replace(conf, cluster=dataclasses.replace(conf.cluster, **{component: job}))
+        cluster = dataclasses.replace(conf.cluster)
+        setattr(cluster, component, job)  # the component's field of ClusterConf (registry, peers, toolpool ...)
+        return dataclasses.replace(conf, cluster=cluster)
     name = llm[component]
     if name == pools.DEFAULT:
         return dataclasses.replace(conf, llm=dataclasses.replace(conf.llm, slurm=job))

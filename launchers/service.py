@@ -26,16 +26,16 @@ import aiohttp
 import msgspec
 import zmq.asyncio
 
-from slurmgen.transport import hosts, ports
 from slurmgen.errors import StartupError
 from slurmgen.proc.lifecycle import until_stopped
 from slurmgen.proc.lifeline import die_with_parent
 from slurmgen.proc.logs import setup_logging
-from slurmgen.registry.membership import RegistryClient
 from slurmgen.proc.metrics import write_target
-from slurmgen.protocol import Member
-from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.proc.tasks import TaskSet
+from slurmgen.protocol import Member
+from slurmgen.registry.membership import RegistryClient
+from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.transport import hosts, ports
 
 log = logging.getLogger("slurmgen.service")
 
@@ -139,8 +139,8 @@ async def supervise(args: argparse.Namespace, run: RunDir) -> int:
     log.info("%s healthy at %s and registered", args.name, url)
     code = await serve(args, run, child, client, ctx, stop, port)
     if tasks.fatal is not None:
-        print(f"slurmgen service {args.name}: its registry client failed: {tasks.fatal!r}; see {run.log(args.name + '.supervisor')}",
-              file=sys.stderr)
+        print(f"slurmgen service {args.name}: its registry client failed: {tasks.fatal!r}; "
+              f"see {run.log(args.name + '.supervisor')}", file=sys.stderr)
         return 1
     return code
 
@@ -162,9 +162,24 @@ async def serve(args: argparse.Namespace, run: RunDir, child: asyncio.subprocess
     code = child.returncode
     await stop_child(child)
     if code is not None:
-        log.error("%s exited on its own with code %s", args.name, code)
+        tail = log_tail(run.log(args.name))
+        log.error("%s exited on its own with code %s (requests in flight were lost); its last log lines:\n%s",
+                  args.name, code, tail)
+        print(f"slurmgen service {args.name}: the server exited on its own with code {code}; its last log "
+              f"lines ({run.log(args.name)}):\n{tail}", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+def log_tail(path: Path, lines: int = 8, max_bytes: int = 64 * 1024) -> str:
+    """The last non-empty lines of a log (e.g. vLLM's EngineDeadError traceback)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - max_bytes))
+            text = f.read().decode(errors="replace")
+    except OSError as exc:
+        return f"(unreadable: {exc})"
+    return "\n".join([ln[-400:] for ln in text.splitlines() if ln.strip()][-lines:])
 
 
 def main(argv: list[str] | None = None) -> None:

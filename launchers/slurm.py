@@ -28,8 +28,8 @@ from slurmgen.launchers.hetjob import check_folder, hetjob_params
 from slurmgen.launchers.jobs import SpecJob
 from slurmgen.launchers.local import LocalLauncher, Running
 from slurmgen.launchers.orphan import Beat
-from slurmgen.run.plan import ProcessSpec
 from slurmgen.launchers.resources import submitit_params
+from slurmgen.run.plan import ProcessSpec
 from slurmgen.rundir import RunDir
 
 log = logging.getLogger("slurmgen.launcher.slurm")

@@ -2,6 +2,7 @@
 exit code for it (slurmgen.exitcodes)."""
 
 from slurmgen.exitcodes import Exit
+from slurmgen.protocol import Failure
 
 
 class SlurmgenError(Exception):
@@ -47,9 +48,11 @@ class EarlyStop(SlurmgenError):
 class LLMError(SlurmgenError):
     """An LLM request failed after its retries (retryable at the task level)."""
 
-    def __init__(self, message: str, *, kind: str = "llm_error") -> None:
+    def __init__(self, message: str, *, kind: Failure = Failure.LLM_ERROR) -> None:
         super().__init__(message)
-        self.kind = kind  # llm_error | context_too_long | timeout | rate_limited (429 on every attempt)
+        # LLM_ERROR | CONTEXT_TOO_LONG | BAD_REQUEST (a 4xx no retry fixes) | TIMEOUT |
+        # RATE_LIMITED (429 on every attempt) | SERVER_DIED (the server dropped it) | ENGINE_DIED
+        self.kind = Failure(kind)
 
 
 class RowError(SlurmgenError):
@@ -64,9 +67,9 @@ class ToolPoolError(SlurmgenError):
     or ``tool_lost`` (recorded failed at once; ``toolpool.on_lost=fail``).
     """
 
-    def __init__(self, message: str, *, kind: str = "tool_error") -> None:
+    def __init__(self, message: str, *, kind: Failure = Failure.TOOL_ERROR) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = Failure(kind)
 
 
 class RunStalled(SlurmgenError):

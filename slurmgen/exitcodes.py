@@ -17,5 +17,6 @@ class Exit(enum.IntEnum):
     FAILURE_RATE = 5  # finished, but more than run.max_failure_rate of the tasks failed
     CRASHED = 6  # a process kept crashing (run.max_restarts) or a job could not be resubmitted
     STALLED = 7  # no progress for run.stall_s while tasks remained (state/stall.json says why)
+    METRICS_FAILED = 8  # finished, every record written, but the workflow's metrics() raised (its bug)
     INTERRUPTED = 130  # SIGINT (Ctrl-C): processes stopped, resume with the same run.dir
     TERMINATED = 143  # SIGTERM: tasks drained, processes stopped, resume with the same run.dir

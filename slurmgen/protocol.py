@@ -7,9 +7,67 @@ Bump ``PROTOCOL_VERSION`` when a change breaks these rules.
 
 from __future__ import annotations
 
+import enum
+
 import msgspec
 
 PROTOCOL_VERSION = 1
+
+# ---------------------------------------------------------------------------
+# Outcomes: a task's status, and the class of a failure. Their values are what records
+# carry on disk (``status``, and the prefix of ``reason``: "<failure class>: <message>").
+
+
+class _Str(str, enum.Enum):
+    """A string enum that prints as its value (``f"{Failure.LOST}: ..."`` is "lost: ...")."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __hash__(self) -> int:  # a member and its value are one key ({"ok": 1}[Status.OK])
+        return hash(self.value)
+
+
+class Status(_Str):
+    RUNNING = "running"  # on its way (never in a record)
+    OK = "ok"
+    REJECTED = "rejected"  # the workflow decided against it (its reason says why)
+    FAILED = "failed"  # something broke; ``reason`` starts with a Failure
+
+
+TERMINAL = (Status.OK, Status.REJECTED, Status.FAILED)  # the statuses a record may have
+
+
+class Failure(_Str):
+    """Why a task failed: the first word of a failed record's ``reason``."""
+
+    LLM_ERROR = "llm_error"  # an LLM request failed after its retries
+    CONTEXT_TOO_LONG = "context_too_long"  # the server refused the prompt as too long
+    BAD_REQUEST = "bad_request"  # a 4xx no retry fixes (max_tokens over the model's length, an unknown model)
+    SERVER_DIED = "server_died"  # the LLM server dropped the request mid-way (died or restarted)
+    ENGINE_DIED = "engine_died"  # the same request killed its server run.max_engine_deaths times (a poison request)
+    TIMEOUT = "timeout"  # an LLM request got no reply in time
+    RATE_LIMITED = "rate_limited"  # HTTP 429 on every attempt
+    TOOL_ERROR = "tool_error"  # a tool-pool session could not be opened or called
+    TOOL_LOST = "tool_lost"  # a tool-pool member holding the session died (toolpool.on_lost=fail)
+    LOST = "lost"  # the task's message or its holder was lost
+    INTERNAL = "internal"  # a role or the transition raised
+    BAD_INPUT = "bad_input"  # the row could not be read or validated
+    REWARD_ERROR = "reward_error"  # the workflow's grading raised (tau2)
+
+    @classmethod
+    def of(cls, reason: str) -> Failure | None:
+        """The class a failed task's reason starts with ("llm_error: ..." -> LLM_ERROR); None if none."""
+        head = reason.split(":", 1)[0].strip()
+        return cls(head) if head in _FAILURES else None
+
+    def reason(self, message: str) -> str:
+        """The record's reason for this failure: "<class>: <message>"."""
+        return f"{self.value}: {message}"
+
+
+_FAILURES = frozenset(f.value for f in Failure)
+
 
 # ---------------------------------------------------------------------------
 # Payloads shared by several messages
@@ -21,6 +79,7 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: int = 0
+    truncated: int = 0  # replies cut at max_tokens (finish_reason "length")
     model: str = ""  # the served model that answered the role (its last request)
     pool: str = ""  # the LLM pool it belongs to
 
@@ -46,6 +105,11 @@ class Turn(msgspec.Struct, kw_only=True, omit_defaults=True):
     at: float = 0.0
     model: str = ""  # the served model that produced the content ("" = no LLM call)
     pool: str = ""  # the LLM pool it belongs to
+    # why the LLM stopped: stop | length (cut at max_tokens) | tool_calls | ... ("" = no LLM call)
+    finish_reason: str = ""
+    # llm.return_token_ids (vLLM): the prompt exactly as the model saw it, and its reply, in token ids
+    prompt_token_ids: list[int] = []
+    token_ids: list[int] = []
     content_ref: SpillRef | None = None  # set when content was spilled (content is then "" on the wire)
 
 
@@ -91,7 +155,7 @@ class Orchestrator(msgspec.Struct, tag="orch", kw_only=True, omit_defaults=True)
     history: list[Turn] = []
     usage: dict[str, Usage] = {}
     metrics: dict[str, float] = {}
-    status: str = "running"  # running | ok | rejected | failed
+    status: Status = Status.RUNNING
     reason: str = ""
     created_at: float = 0.0
     row_ref: SpillRef | None = None  # set when the row was spilled (row is then null on the wire)

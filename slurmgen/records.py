@@ -8,11 +8,11 @@ The JSON Schema of this Struct ships as ``slurmgen/schema/record.schema.json``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
-from slurmgen.protocol import Turn, Usage
+from slurmgen.protocol import TERMINAL, Failure, Status, Turn, Usage
 
 # A row longer than this is not copied into its record's ``input``; ``line`` still points at it.
 INPUT_INLINE_MAX = 1 << 20
@@ -22,7 +22,7 @@ class Record(msgspec.Struct, kw_only=True):
     task_id: str  # "<row_id>:<trial>", unique in the run
     row_id: str  # the row's own id (or "line-<n>" for a row whose id could not be read)
     trial: int
-    status: str  # ok | rejected | failed
+    status: Status  # ok | rejected | failed (never running)
     reason: str = ""  # why: the workflow's reason, or "<failure class>: <message>"
     usage: dict[str, Usage] = {}  # per role: prompt_tokens, completion_tokens, requests
     metrics: dict[str, float] = {}  # numbers a role recorded for this task
@@ -37,8 +37,23 @@ class Record(msgspec.Struct, kw_only=True):
     peer: str = ""  # origin peer that wrote it
     log: str = ""  # for a failed task: the log file and the task=<id> its lines carry
 
+    def __post_init__(self) -> None:  # also checks each record read back
+        if self.status is Status.RUNNING:
+            raise ValueError(f"record {self.task_id}: status 'running' is not a final status")
 
-STATUSES = ("ok", "rejected", "failed")
+    @property
+    def failure(self) -> Failure | None:
+        """The class of a failed record (None for ok / rejected)."""
+        return Failure.of(self.reason) if self.status is Status.FAILED else None
+
+
+
+def reason_class(status: Status | str, reason: str) -> str:
+    """A failed task's reason is "<class>: <message>" (URLs, numbers, row lines): its Failure class
+    ("other" if none); a workflow's own reason (ok, rejected) is a class already."""
+    if status == Status.FAILED:
+        return str(Failure.of(reason) or "other")
+    return reason or "(none)"
 
 
 def input_of(raw: bytes | None) -> msgspec.Raw:
@@ -63,8 +78,10 @@ def _as_written(cls: type) -> type:
         t, default = f.type, f.default
         if t is msgspec.Raw:
             t, default = Any, None
+        elif t is Status:  # a record is never "running"
+            t = Literal[tuple(s.value for s in TERMINAL)]
         elif getattr(t, "__origin__", None) is list and _has_raw(t.__args__[0]):
-            t = list[_as_written(t.__args__[0])]  # type: ignore[misc]
+            t = list[_as_written(t.__args__[0])]  # type: ignore[misc]  # a list type built at run time
         if default is msgspec.NODEFAULT and f.default_factory is not msgspec.NODEFAULT:
             default = f.default_factory()
         fields.append((f.name, t) if default is msgspec.NODEFAULT else (f.name, t, default))

@@ -51,15 +51,38 @@ class RunDir:
         """Written by a service supervisor whose service never became healthy (the reason)."""
         return self.state / f"{name}.not-ready"
 
+    @property
+    def refused(self) -> Path:
+        """Written by a peer that found, once the servers were up, that the config cannot work
+        (slurmgen.llm.limits): the reasons; the driver stops the run with exit code 2."""
+        return self.state / "refused"
+
     def stats(self, name: str) -> Path:
         return self.state / f"stats-{name}.json"
 
     def log(self, name: str) -> Path:
         return self.logs / f"{name}.log"
 
-    def make(self) -> "RunDir":
+    def make(self) -> RunDir:
         for d in (self.root, self.results, self.logs, self.state):
             d.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def make_writable(self) -> RunDir:
+        """make(), then prove a file can be written there; an OSError becomes a ConfigError naming run.dir."""
+        from slurmgen.errors import ConfigError
+
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"run.dir={self.root} is a file, not a directory; choose another run.dir "
+                              "(a new or an existing run's directory) or move the file away")
+        try:
+            self.make()
+            with tempfile.TemporaryFile(dir=self.state):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"run.dir={self.root} cannot be written ({exc.strerror or exc}: "
+                              f"{exc.filename or self.root}); choose a run.dir on a filesystem you can write, "
+                              "e.g. run.dir=$HOME/runs/NAME") from None
         return self
 
 

@@ -24,7 +24,7 @@ def run_slurmgen(*overrides: str, timeout: float = 240, check: bool = True) -> s
 
 def run_own_workflow(tmp_path: Path, spec: str, source: str, rows: list[dict], *overrides: str,
                      timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """A user's own workflow, as the README says to run one: ``spec`` is "name=module:ConfClass",
+    """A user's own workflow, as the README says to run one: ``spec`` is "name=module:WORKFLOW",
     ``source`` the module's text, ``rows`` its JSONL dataset; the run goes to tmp_path/run."""
     name, _, path = spec.partition("=")
     (tmp_path / f"{path.partition(':')[0]}.py").write_text(source)

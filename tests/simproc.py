@@ -60,7 +60,7 @@ def start_sim(model: str = "sim-test", timeout_s: float = START_TIMEOUT_S, **opt
     sim = SimProc(proc=proc, url="", model=model, stderr_path=Path(err_name), args=argv)
     try:
         sim.url = _wait_for_url(proc, timeout_s)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any start failure: stop the process, say why
         stop_sim(sim, sig=signal.SIGKILL)
         raise RuntimeError(f"simulator did not start: {' '.join(argv)}\n{sim.stderr()}") from None
     return sim

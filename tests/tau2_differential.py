@@ -267,7 +267,6 @@ def slurmgen_side(domain: str, task: dict[str, Any], plan: Plan) -> tuple[str, l
     """slurmgen's roles through the reward role: (reason, trajectory, RewardInfo or the failure)."""
     from slurmgen.agents.tau2.flow import has_tool_calls
     from slurmgen.agents.tau2.history import env_results, tool_calls
-
     from tests.tau2_harness import make_conf, run_task
 
     orch = asyncio.run(run_task(make_conf(domain=domain), task, None, llm=PlanLLM(plan.says)))

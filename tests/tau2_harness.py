@@ -11,13 +11,14 @@ from typing import Any
 
 import msgspec
 
+from slurmgen.config.workflows import get_workflow
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Sampling
 from slurmgen.protocol import Orchestrator
 from slurmgen.runtime.worker import run_role
 from slurmgen.sim.content import count_tokens
 from slurmgen.sim.script import ScriptRequest
 from slurmgen.toolpool import LocalPools
-from slurmgen.workflow import RoleContext, load_workflow
+from slurmgen.workflow import RoleContext, first_role
 
 
 class ScriptLLM:
@@ -43,7 +44,7 @@ class ScriptLLM:
 def make_conf(**overrides: Any) -> Any:
     from slurmgen.agents.tau2.conf import Tau2Conf
 
-    conf = Tau2Conf()
+    conf = Tau2Conf(task_id_in_user_prompt=True)  # the scripts learn the task from it (a sim run's default)
     for k, v in overrides.items():
         setattr(conf, k, v)
     return conf
@@ -53,12 +54,12 @@ async def run_task(conf: Any, row: dict[str, Any], script: Callable[..., Any], *
                    trial: int = 0, pools: Any = None, llm: Any = None) -> Orchestrator:
     from slurmgen.agents.tau2.domain import open_session
 
-    workflow = load_workflow(conf)
+    workflow = get_workflow(conf.name)
     pools = pools or LocalPools(open_session)
     ctx = RoleContext(llm=llm or ScriptLLM(script), conf=conf, log=logging.getLogger("test"), tools=pools)
     orch = Orchestrator(task_id=f"{row['id']}:{trial}", row_id=row["id"], trial=trial, seed=seed, origin="o",
                         row=msgspec.Raw(msgspec.json.encode(row)))
-    orch.next_role = workflow.transition(orch) or ""
+    orch.next_role = first_role(workflow, orch) or ""
     while orch.next_role:
         await run_role(workflow, ctx, orch)
     pools.release(orch)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench.cli import main  # noqa: E402
+from bench.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -59,7 +59,7 @@ def main() -> None:
     results = args.out / "results"
     results.mkdir(parents=True, exist_ok=True)
     (args.out / "state").mkdir(exist_ok=True)
-    files = [open(results / f"shard-{k:05d}.jsonl", "wb") for k in range(args.shards)]  # noqa: SIM115
+    files = [open(results / f"shard-{k:05d}.jsonl", "wb") for k in range(args.shards)]
     enc, t0, size = msgspec.json.Encoder(), time.perf_counter(), 0
     for i in range(args.records):
         line = enc.encode(synth(i, base[i % len(base)])) + b"\n"

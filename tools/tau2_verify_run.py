@@ -15,7 +15,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from slurmgen.agents.tau2 import domain as sg_domain
-
 from slurmgen.config.load import load_run_config, register_all
 from slurmgen.run.summary import read_records
 from tests.tau2_differential import verify_record

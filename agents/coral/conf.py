@@ -10,9 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from slurmgen.config.types import SamplingConf, WorkflowConf
-
-_PKG = "slurmgen.agents.coral"
+from slurmgen.workflow import Sampling, WorkflowConf
 
 
 class AgreementRule(str, enum.Enum):
@@ -28,26 +26,9 @@ class AgreementRule(str, enum.Enum):
     coral = "coral"
 
 
-def _roles() -> dict[str, str]:
-    return {
-        "teacher": f"{_PKG}.roles:teacher_role",
-        "student": f"{_PKG}.roles:student_role",
-        "extractor": f"{_PKG}.roles:extractor_role",
-        "matcher": f"{_PKG}.roles:matcher_role",
-    }
-
-
 @dataclass
 class CoralConf(WorkflowConf):
     name: str = "coral"
-    roles: dict[str, str] = field(default_factory=_roles)
-    transition: str = f"{_PKG}.flow:transition"
-    metrics: str = f"{_PKG}.flow:metrics"
-    row: str = f"{_PKG}.data:Question"
-    state: str = f"{_PKG}.state:CoralState"
-    export: str = f"{_PKG}.export:SHAPES"
-    sim_script: str = f"{_PKG}.script:respond"
-    builtin_dataset: str = f"{_PKG}.data:builtin_path"
 
     # a conversation ends without agreement once this many agent turns were rated
     # (Matrix counts matcher calls: 20 = 10 teacher + 10 student turns)
@@ -55,13 +36,16 @@ class CoralConf(WorkflowConf):
     # matrix = most recent valid answer per role; coral = last turn per role
     agreement_rule: AgreementRule = AgreementRule.matrix
     # teacher and student (same sampling, same system prompt)
-    agent_sampling: SamplingConf = field(
-        default_factory=lambda: SamplingConf(temperature=0.2, top_p=0.9, max_tokens=1024)
+    agent_sampling: Sampling = field(
+        default_factory=lambda: Sampling(temperature=0.2, top_p=0.9, max_tokens=1024)
     )
     # answer extractor: "(X)" or "not sure yet"
-    extractor_sampling: SamplingConf = field(
-        default_factory=lambda: SamplingConf(temperature=0.0, top_p=1.0, max_tokens=32)
+    extractor_sampling: Sampling = field(
+        default_factory=lambda: Sampling(temperature=0.0, top_p=1.0, max_tokens=32)
     )
+    # request the extractor's reply by JSON schema ({"answer": "(X)" | "not sure yet"}: vLLM's and
+    # SGLang's structured outputs); off by default: the reference reads the extractor's free text
+    structured_extractor: bool = False
     # keep each conversation's requests of one role on one LLM replica (prefix cache)
     sticky_routing: bool = True
     # prompt files, in agents/coral/prompts/ (or absolute paths)

@@ -28,8 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from slurmgen.input.builtin import write_jsonl_atomically
-from slurmgen.errors import DatasetError
+from slurmgen.workflow import DatasetError, write_jsonl_atomically
 
 from .data import LETTERS
 

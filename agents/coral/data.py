@@ -12,7 +12,7 @@ from typing import Annotated
 
 import msgspec
 
-from slurmgen.input.builtin import cached_jsonl
+from slurmgen.workflow import cached_jsonl
 
 from .questions import LETTERS, make_questions
 
@@ -43,6 +43,6 @@ def format_options(options: list[str]) -> str:
     return "\n".join(f"({letter}) {option}" for letter, option in zip(LETTERS, options))
 
 
-def builtin_path() -> str:
+def builtin_path(conf: object = None) -> str:
     """Path of the built-in question set, generated on first use (deterministic)."""
     return cached_jsonl(BUILTIN_NAME, lambda: make_questions(BUILTIN_SIZE, BUILTIN_SEED))

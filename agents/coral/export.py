@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slurmgen.export.shapes import state_of
-from slurmgen.records import Record
+from slurmgen.workflow import Record, state_of
 
 ROLES = {"student": "user", "teacher": "assistant"}
 

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from statistics import fmean
 
 import msgspec
 
-from slurmgen.protocol import Orchestrator, Turn
-from slurmgen.records import Record
+from slurmgen.workflow import Record, Status, Task, Turn
 
+from .data import Question
 from .parse import AGENTS, Extraction
 from .roles import AGREEMENT, MAX_TURNS
+from .state import CoralState
 
 OPENER = "student"  # speaks the templated opening
 FIRST_SPEAKER = "teacher"  # the first LLM turn
 
 
-def transition(orch: Orchestrator) -> str | None:
+def transition(task: Task[Question, CoralState]) -> str | None:
     """student (opening) -> teacher -> extractor -> matcher -> student -> extractor ->
     matcher -> teacher ...; the matcher's terminal status (agreement, max_turns) or a
     failure ends it."""
-    if orch.status != "running":
+    if task.status is not Status.RUNNING:
         return None
-    history = orch.history
+    history = task.history
     if not history:
         return OPENER
     last = history[-1].role
@@ -44,7 +46,7 @@ def agent_turns(history: list[Turn]) -> list[Turn]:
     return [t for t in history if t.role in AGENTS][1:]
 
 
-def _mean(values: list[float]) -> float:
+def _mean(values: Sequence[float]) -> float:
     return fmean(values) if values else 0.0
 
 
@@ -66,7 +68,7 @@ def metrics(records: list[Record]) -> dict[str, float]:
     t_len, s_len, conv_len = [], [], []
     extractions: list[Extraction] = []
     for r in records:
-        ok = r.status == "ok"
+        ok = r.status == Status.OK
         agreement.append(float(ok and r.metrics.get("agreement", 0.0) > 0))
         correctness.append(float(ok and r.metrics.get("agreement_correctness", 0.0) > 0))
         conv = agent_turns(r.history)
@@ -79,7 +81,7 @@ def metrics(records: list[Record]) -> dict[str, float]:
             conv_len.append(float(sum(teacher) + sum(student)))
         read = (_extraction.decode(t.data) for t in r.history if t.role == "extractor")
         extractions.extend(e for e in read if e is not None)
-    failed = sum(r.status == "failed" for r in records)
+    failed = sum(r.status == Status.FAILED for r in records)
     valid = [e for e in extractions if e.valid]
     return {
         "agreement": _mean(agreement),

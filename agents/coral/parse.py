@@ -56,6 +56,15 @@ class Match(msgspec.Struct, kw_only=True):
     rated_turns: int
 
 
+def extractor_format(options: int) -> dict:
+    """A ``response_format`` constraining the extractor to one of its answers: {"answer": "(X)"} or
+    {"answer": "not sure yet"} (structured outputs; ``extract`` reads either like plain text)."""
+    choices = [f"({chr(ord('A') + i)})" for i in range(options)] + [NOT_SURE]
+    schema = {"type": "object", "properties": {"answer": {"type": "string", "enum": choices}},
+              "required": ["answer"], "additionalProperties": False}
+    return {"type": "json_schema", "json_schema": {"name": "extraction", "schema": schema, "strict": True}}
+
+
 def extract(reply: str | None, role: str, gold: str) -> Extraction:
     """The extractor's reply -> hedge, first ``(X)`` letter, or invalid."""
     text = reply or ""

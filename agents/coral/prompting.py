@@ -20,8 +20,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from slurmgen.llm.types import ChatMessage
-from slurmgen.protocol import Turn
+from slurmgen.workflow import ChatMessage, Turn
 
 from .data import Question, format_options
 from .parse import AGENTS

@@ -36,9 +36,15 @@ import math
 import random
 import re
 
-from slurmgen.llm.types import ChatMessage
-from slurmgen.sim.content import count_tokens, truncate_tokens
-from slurmgen.sim.script import ScriptReply, ScriptRequest
+import msgspec
+
+from slurmgen.workflow import (
+    ChatMessage,
+    ScriptReply,
+    ScriptRequest,
+    count_tokens,
+    truncate_tokens,
+)
 
 from .prompting import AGENT_MARKER, DUMMY_FIRST, EXTRACTOR_MARKER, kind_of
 from .questions import LETTERS, gold_position
@@ -206,6 +212,10 @@ def respond(req: ScriptRequest, rng: random.Random) -> ScriptReply | None:
         content = agent_reply(req.messages)
     elif kind == EXTRACTOR_MARKER:
         content = extractor_reply(req.messages)
+        if req.response_format:  # structured outputs: only the schema's answers exist
+            found = re.search(r"\(([A-Z])\)", content)
+            answer = f"({found.group(1)})" if found else "not sure yet"
+            content = msgspec.json.encode({"answer": answer}).decode()
     else:
         return None
     if count_tokens(content) > req.max_tokens:

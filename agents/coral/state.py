@@ -1,4 +1,4 @@
-"""Per-task Coral state, carried JSON-encoded in ``Orchestrator.state``.
+"""Per-task Coral state, decoded by the runtime for each hop (``task.state``).
 
 It becomes the record's ``output``: the gold letter, every extraction in order, and
 the matcher's last decision (the rule used, the answers it matched, agreement,
@@ -8,8 +8,6 @@ agreement correctness, rated turns).
 from __future__ import annotations
 
 import msgspec
-
-from slurmgen.protocol import Orchestrator
 
 from .parse import Extraction
 
@@ -22,14 +20,3 @@ class CoralState(msgspec.Struct, kw_only=True):
     agreement: bool = False
     agreement_correctness: bool = False
     rated_turns: int = 0
-
-
-def load_state(orch: Orchestrator) -> CoralState:
-    """The task's Coral state; a fresh one before the first role has run."""
-    if isinstance(orch.state, CoralState):  # decoded for this hop by the runtime (workflow.state)
-        return orch.state
-    return msgspec.json.decode(orch.state, type=CoralState | None) or CoralState()
-
-
-def store_state(orch: Orchestrator, state: CoralState) -> None:
-    orch.state = msgspec.Raw(msgspec.json.encode(state))

@@ -8,45 +8,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from slurmgen.config.types import SamplingConf, WorkflowConf
+from slurmgen.workflow import ConfigError, Sampling, SlurmgenConf, WorkflowConf
 
-_PKG = "slurmgen.agents.nr"
-
-
-def _roles() -> dict[str, str]:
-    return {
-        "filter": f"{_PKG}.roles:filter_role",
-        "score": f"{_PKG}.roles:score_role",
-        "question": f"{_PKG}.roles:question_role",
-    }
-
+STRUCTURED_ROLES = ("score", "question")  # roles whose reply is a JSON object
 
 @dataclass
 class NRConf(WorkflowConf):
     name: str = "nr"
-    roles: dict[str, str] = field(default_factory=_roles)
-    transition: str = f"{_PKG}.flow:transition"
-    metrics: str = f"{_PKG}.flow:metrics"
-    row: str = f"{_PKG}.data:Document"
-    state: str = f"{_PKG}.state:NRState"
-    export: str = f"{_PKG}.export:SHAPES"
-    sim_script: str = f"{_PKG}.script:respond"
-    builtin_dataset: str = f"{_PKG}.data:builtin_path"
 
     # gate 0: a document whose fastText `en` score is below this is rejected
     # (`filter_by_en`) without an LLM call
     filter_en: float = 0.8
     # Yes/No classifier: only the exact reply "Yes" passes
-    filter_sampling: SamplingConf = field(
-        default_factory=lambda: SamplingConf(temperature=1.0, top_p=0.95, max_tokens=8)
+    filter_sampling: Sampling = field(
+        default_factory=lambda: Sampling(temperature=1.0, top_p=0.95, max_tokens=8)
     )
     # rubric scorer: analysis, then a fenced JSON block {criteria_1..criteria_4}
-    score_sampling: SamplingConf = field(
-        default_factory=lambda: SamplingConf(temperature=0.2, top_p=0.9, max_tokens=10240)
+    score_sampling: Sampling = field(
+        default_factory=lambda: Sampling(temperature=0.2, top_p=0.9, max_tokens=10240)
     )
     # exam-question writer: fenced JSON with question, category and answers
-    question_sampling: SamplingConf = field(
-        default_factory=lambda: SamplingConf(temperature=0.0, top_p=0.9, max_tokens=20480)
+    question_sampling: Sampling = field(
+        default_factory=lambda: Sampling(temperature=0.0, top_p=0.9, max_tokens=20480)
     )
     # system prompt files, in agents/nr/prompts/
     filter_prompt: str = "filter.txt"
@@ -56,3 +39,13 @@ class NRConf(WorkflowConf):
     # they go into a prompt, so that a huge web page cannot overflow the model's
     # context (~6k tokens by default; Matrix sends the whole text). 0 = never cut.
     max_text_chars: int = 24000
+    # roles whose reply is requested as JSON by schema (response_format json_schema: vLLM's and
+    # SGLang's structured outputs) and read as a bare JSON object: score, question. Off by
+    # default: the reference asks for a fenced JSON block and rejects replies without one.
+    structured: list[str] = field(default_factory=list)
+
+    def resolve(self, conf: SlurmgenConf) -> None:
+        unknown = [r for r in self.structured if r not in STRUCTURED_ROLES]
+        if unknown:
+            raise ConfigError(f"workflow.structured={self.structured}: {', '.join(unknown)} cannot be structured; "
+                              f"valid: {', '.join(STRUCTURED_ROLES)}")

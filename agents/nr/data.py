@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from slurmgen.input.builtin import cached_jsonl
+from slurmgen.workflow import cached_jsonl
 
 from .corpus import make_corpus
 
@@ -36,6 +36,6 @@ class Document(msgspec.Struct, kw_only=True):
         return self.language_id_whole_page_fasttext.get("en", 0.0)
 
 
-def builtin_path() -> str:
+def builtin_path(conf: object = None) -> str:
     """Path of the built-in dataset, generated on first use (deterministic)."""
     return cached_jsonl(BUILTIN_NAME, lambda: make_corpus(BUILTIN_SIZE, BUILTIN_SEED))

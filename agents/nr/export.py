@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slurmgen.export.shapes import default_chat, state_of
-from slurmgen.records import Record
+from slurmgen.workflow import Record, default_chat, state_of
 
 
 def sft(rec: Record) -> dict[str, Any] | None:

@@ -14,7 +14,6 @@ strings of the reference, or ``None`` when the document passes the gate.
 from __future__ import annotations
 
 import functools
-
 import re
 from typing import Any, TypeVar
 
@@ -128,14 +127,34 @@ def field_names(struct: type) -> tuple[str, ...]:
     return tuple(field.name for field in msgspec.structs.fields(struct))
 
 
-def extract_json(text: str, into: type[T]) -> T:
-    """The first fenced JSON block of ``text``, read tolerantly into the Struct ``into``."""
+def bare_json(text: str) -> dict[str, Any]:
+    """The whole reply as one JSON object (a reply constrained by a JSON schema has no fence)."""
+    try:
+        data = msgspec.json.decode(text.strip() or "null")
+    except msgspec.DecodeError as exc:
+        raise ExtractError(f"the reply is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ExtractError("the reply is not a JSON object")
+    return data
+
+
+def extract_json(text: str, into: type[T], bare: bool = False) -> T:
+    """The first fenced JSON block of ``text`` (``bare``: the whole reply), read tolerantly into ``into``."""
     names = field_names(into)
-    mapped = map_fields(fenced_json(text), names)
+    mapped = map_fields(bare_json(text) if bare else fenced_json(text), names)
     try:
         return msgspec.convert(mapped, into)
     except msgspec.ValidationError as exc:
         raise ExtractError(f"JSON block does not fit {into.__name__}: {exc}") from None
+
+
+def response_format(into: type[msgspec.Struct]) -> dict[str, Any]:
+    """An OpenAI ``response_format`` asking for a JSON object of ``into``'s fields (structured outputs)."""
+    schema = msgspec.json.schema(into)
+    body = schema.get("$defs", {}).get(into.__name__, schema)
+    body = {**body, "required": list(field_names(into)), "additionalProperties": False}
+    body.pop("title", None)
+    return {"type": "json_schema", "json_schema": {"name": into.__name__, "schema": body, "strict": True}}
 
 
 # ---------------------------------------------------------------------------
@@ -152,20 +171,20 @@ def judge_classifier(reply: str | None) -> str | None:
     return None if reply == "Yes" else FILTER_BY_CLASSIFIER
 
 
-def judge_score(reply: str | None) -> tuple[str | None, CriteriaScores | None]:
-    """All four criteria must score above zero."""
+def judge_score(reply: str | None, bare: bool = False) -> tuple[str | None, CriteriaScores | None]:
+    """All four criteria must score above zero. ``bare``: the reply was constrained to a JSON object."""
     try:
-        scores = extract_json(reply or "", CriteriaScores)
+        scores = extract_json(reply or "", CriteriaScores, bare)
     except ExtractError:
         return FILTER_BY_SCORE_WO_JSON, None
     values = msgspec.structs.astuple(scores)
     return (None if all(v > 0 for v in values) else FILTER_BY_SCORE), scores
 
 
-def judge_question(reply: str | None) -> tuple[str, ExamQuestion | None]:
+def judge_question(reply: str | None, bare: bool = False) -> tuple[str, ExamQuestion | None]:
     """A question, an independent answer, and a \\boxed{} conclusion in its last step."""
     try:
-        result = extract_json(reply or "", ExamQuestion)
+        result = extract_json(reply or "", ExamQuestion, bare)
     except ExtractError:
         return FILTER_BY_QUESTION_WO_JSON, None
     if not result.exam_question:

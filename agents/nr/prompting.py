@@ -12,7 +12,7 @@ import re
 from functools import cache
 from importlib import resources
 
-from slurmgen.llm.types import ChatMessage
+from slurmgen.workflow import ChatMessage
 
 from .parse import QUESTION_CATEGORIES
 

@@ -12,17 +12,33 @@ import time
 
 import msgspec
 
-from slurmgen.config.types import SamplingConf
-from slurmgen.llm.types import ChatReply, Sampling
-from slurmgen.protocol import Orchestrator
-from slurmgen.workflow import RoleContext, add_turn, finish
+from slurmgen.workflow import (
+    ChatReply,
+    RoleContext,
+    Sampling,
+    Status,
+    Task,
+    add_turn,
+    finish,
+)
 
+from .conf import NRConf
 from .data import Document
-from .parse import SUCCESS, judge_classifier, judge_en, judge_question, judge_score
+from .parse import (
+    SUCCESS,
+    CriteriaScores,
+    ExamQuestion,
+    judge_classifier,
+    judge_en,
+    judge_question,
+    judge_score,
+    response_format,
+)
 from .prompting import stage_messages
-from .state import load_state, store_state
+from .state import NRState
 
-_rows = msgspec.json.Decoder(Document)
+NRTask = Task[Document, NRState]
+NRContext = RoleContext[NRConf]
 
 
 class FilterData(msgspec.Struct, kw_only=True):
@@ -31,55 +47,48 @@ class FilterData(msgspec.Struct, kw_only=True):
     en: float
 
 
-def _document(orch: Orchestrator) -> Document:
-    return _rows.decode(orch.row)
+async def _ask(task: NRTask, ctx: NRContext, prompt_file: str, sampling: Sampling,
+               schema: type[msgspec.Struct] | None = None) -> ChatReply:
+    """One chat completion: the stage's system prompt, then the document text; ``schema``: the reply
+    is constrained to a JSON object of that Struct (workflow.structured)."""
+    messages = stage_messages(prompt_file, task.row.text, ctx.conf.max_text_chars)
+    fmt = response_format(schema) if schema is not None else None
+    return await ctx.llm.chat(messages, sampling=sampling, seed=task.seed, sticky_key=None, response_format=fmt)
 
 
-async def _ask(
-    orch: Orchestrator, ctx: RoleContext, doc: Document, prompt_file: str, sampling: SamplingConf
-) -> ChatReply:
-    """One chat completion: the stage's system prompt, then the document text."""
-    messages = stage_messages(prompt_file, doc.text, ctx.conf.max_text_chars)
-    params = Sampling(temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_tokens)
-    return await ctx.llm.chat(messages, sampling=params, seed=orch.seed, sticky_key=None)
-
-
-async def filter_role(orch: Orchestrator, ctx: RoleContext) -> None:
+async def filter_role(task: NRTask, ctx: NRContext) -> None:
     """Language gate (no LLM), then the Yes/No classifier on four criteria."""
-    doc, state = _document(orch), load_state(orch)
-    state.en = doc.en()
-    reason = judge_en(state.en, ctx.conf.filter_en)
+    task.state.en = task.row.en()
+    reason = judge_en(task.state.en, ctx.conf.filter_en)
     reply = None
     if reason is None:
-        reply = await _ask(orch, ctx, doc, ctx.conf.filter_prompt, ctx.conf.filter_sampling)
+        reply = await _ask(task, ctx, ctx.conf.filter_prompt, ctx.conf.filter_sampling)
         reason = judge_classifier(reply.content)
-    add_turn(orch, "filter", reply, data=FilterData(en=state.en), at=time.time())
-    store_state(orch, state)
+    add_turn(task, "filter", reply, data=FilterData(en=task.state.en), at=time.time())
     if reason is not None:
-        finish(orch, "rejected", reason)
+        finish(task, Status.REJECTED, reason)
 
 
-async def score_role(orch: Orchestrator, ctx: RoleContext) -> None:
+async def score_role(task: NRTask, ctx: NRContext) -> None:
     """Points rubric; every one of the four criteria must score above zero."""
-    reply = await _ask(orch, ctx, _document(orch), ctx.conf.score_prompt, ctx.conf.score_sampling)
-    reason, scores = judge_score(reply.content)
-    state = load_state(orch)
-    state.scores = scores
-    add_turn(orch, "score", reply, data=scores, at=time.time())
-    store_state(orch, state)
+    bare = "score" in ctx.conf.structured
+    reply = await _ask(task, ctx, ctx.conf.score_prompt, ctx.conf.score_sampling, CriteriaScores if bare else None)
+    reason, scores = judge_score(reply.content, bare)
+    task.state.scores = scores
+    add_turn(task, "score", reply, data=scores, at=time.time())
     if reason is not None:
-        finish(orch, "rejected", reason)
+        finish(task, Status.REJECTED, reason)
 
 
-async def question_role(orch: Orchestrator, ctx: RoleContext) -> None:
+async def question_role(task: NRTask, ctx: NRContext) -> None:
     """Exam question with a boxed independent answer; success ends the task."""
-    reply = await _ask(orch, ctx, _document(orch), ctx.conf.question_prompt, ctx.conf.question_sampling)
-    reason, result = judge_question(reply.content)
-    add_turn(orch, "question", reply, data=result, at=time.time())
+    bare = "question" in ctx.conf.structured
+    reply = await _ask(task, ctx, ctx.conf.question_prompt, ctx.conf.question_sampling,
+                       ExamQuestion if bare else None)
+    reason, result = judge_question(reply.content, bare)
+    add_turn(task, "question", reply, data=result, at=time.time())
     if reason == SUCCESS:
-        state = load_state(orch)
-        state.question = result
-        store_state(orch, state)
-        finish(orch, "ok", SUCCESS)
+        task.state.question = result
+        finish(task, Status.OK, SUCCESS)
     else:
-        finish(orch, "rejected", reason)
+        finish(task, Status.REJECTED, reason)

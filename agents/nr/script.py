@@ -3,8 +3,9 @@
 The stage is read from the system prompt's marker line. Every decision and every
 length is drawn from a ``random.Random`` seeded by a hash of (stage, document text),
 not from the simulator's ``rng``: any runner (slurmgen, the batch baseline) given the
-same documents gets the same replies, hence the same termination reasons and the same
-token counts, whatever seeds it uses.
+same documents gets the same termination reasons and the same token counts, whatever
+seeds it uses. The request's ``seed`` (``run.seed`` -> the task's seed) orders the
+sentences of the reasoning: another ``run.seed`` gives other texts, the same counts.
 
 Branch rates are fractions of the documents *reaching* the stage. Over the built-in
 dataset (11 % below the language gate) they give: filter_by_en 110, filter_by_classifier
@@ -25,9 +26,13 @@ import re
 
 import msgspec
 
-from slurmgen.llm.types import ChatMessage
-from slurmgen.sim.content import count_tokens, truncate_tokens
-from slurmgen.sim.script import ScriptReply, ScriptRequest
+from slurmgen.workflow import (
+    ChatMessage,
+    ScriptReply,
+    ScriptRequest,
+    count_tokens,
+    truncate_tokens,
+)
 
 from .parse import QUESTION_CATEGORIES, ExamQuestion
 from .prompting import stage_of
@@ -74,8 +79,9 @@ STEPS = [
 _WORD = re.compile(r"[A-Za-z][a-z]{5,}")
 
 
-def _draw(stage: str, text: str) -> random.Random:
-    digest = hashlib.sha256(f"{stage}\0{text}".encode()).digest()
+def _draw(stage: str, text: str, seed: int | None = None) -> random.Random:
+    key = f"{stage}\0{text}" if seed is None else f"{stage}\0{text}\0seed={seed}"
+    digest = hashlib.sha256(key.encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
@@ -110,7 +116,7 @@ def _prose(rng: random.Random, bank: list[str], keywords: list[str], tokens: int
     return out
 
 
-def _filter_reply(rng: random.Random, text: str) -> str:
+def _filter_reply(rng: random.Random, text: str, order: random.Random) -> str:
     return "No" if rng.random() < FILTER_NO_RATE else "Yes"
 
 
@@ -123,27 +129,30 @@ def _score_block(rng: random.Random, positive: bool) -> str:
     return "```json\n" + msgspec.json.encode(dict(zip(keys, points, strict=True))).decode() + "\n```"
 
 
-def _score_reply(rng: random.Random, text: str) -> str:
+def _score_reply(rng: random.Random, text: str, order: random.Random) -> str:
     branch = _pick(rng, (("no_json", SCORE_NO_JSON_RATE), ("non_positive", SCORE_NON_POSITIVE_RATE)))
-    analysis = " ".join(_prose(rng, ANALYSIS, _keywords(text), _tokens(rng, SCORE_TOKENS)))
+    sentences = _prose(rng, ANALYSIS, _keywords(text), _tokens(rng, SCORE_TOKENS))
+    order.shuffle(sentences)  # the seed's share: the same sentences (and tokens), another text
+    analysis = " ".join(sentences)
     if branch == "no_json":
         return analysis + "\n\nFinal scores: criteria_1=1, criteria_2=1, criteria_3=0.5, criteria_4=1."
     return analysis + "\n\n" + _score_block(rng, positive=branch == "ok")
 
 
-def _steps(rng: random.Random, keywords: list[str], answer: str, boxed: bool) -> list[str]:
+def _steps(rng: random.Random, keywords: list[str], answer: str, boxed: bool, order: random.Random) -> list[str]:
     """A numbered solution whose last step states the answer (boxed unless told not to)."""
     body = _prose(rng, STEPS, keywords, _tokens(rng, QUESTION_TOKENS) * 3 // 4)  # JSON adds ~25 %
+    order.shuffle(body)
     last = f"Hence the result is \\boxed{{{answer}}}." if boxed else f"Hence the result is {answer}."
     return [f"Step {i}: {s}" for i, s in enumerate([*body, last], 1)]
 
 
-def _exam_question(rng: random.Random, keywords: list[str], branch: str) -> ExamQuestion:
+def _exam_question(rng: random.Random, keywords: list[str], branch: str, order: random.Random) -> ExamQuestion:
     answer = str(rng.randint(2, 999))
     kw, kw2 = rng.choice(keywords), rng.choice(keywords)
     question = f"Given {kw} and {kw2} as described, determine the value asked for and justify each step."
     extracted = f"Combining {kw} with {kw2}, therefore the final answer is \\boxed{{{answer}}}."
-    steps = _steps(rng, keywords, answer, boxed=branch != "no_boxed")
+    steps = _steps(rng, keywords, answer, branch != "no_boxed", order)
     return ExamQuestion(
         exam_question="" if branch == "no_question" else question,
         question_category=rng.choice(QUESTION_CATEGORIES),
@@ -152,16 +161,28 @@ def _exam_question(rng: random.Random, keywords: list[str], branch: str) -> Exam
     )
 
 
-def _question_reply(rng: random.Random, text: str) -> str:
+def _question_reply(rng: random.Random, text: str, order: random.Random) -> str:
     branch = _pick(rng, (
         ("no_json", QUESTION_NO_JSON_RATE), ("no_question", QUESTION_NO_QUESTION_RATE),
         ("no_answer", QUESTION_NO_ANSWER_RATE), ("no_boxed", QUESTION_NO_BOXED_RATE),
     ))  # fmt: skip
-    result = _exam_question(rng, _keywords(text), branch)
+    result = _exam_question(rng, _keywords(text), branch, order)
     body = msgspec.json.format(msgspec.json.encode(result), indent=2).decode()
     if branch == "no_json":
         return "Here is the question I would ask:\n\n" + body  # no fenced block
     return "```json\n" + body + "\n```"
+
+
+def _structured_reply(stage: str, rng: random.Random, text: str, order: random.Random) -> str:
+    """What a server with structured outputs answers (workflow.structured): the schema's JSON object alone."""
+    if stage == "score":
+        points = [rng.choice(POSITIVE_POINTS) for _ in range(4)]
+        if rng.random() < SCORE_NON_POSITIVE_RATE:
+            points[rng.randrange(4)] = rng.choice(NON_POSITIVE_POINTS)
+        return msgspec.json.encode({f"criteria_{i}": p for i, p in enumerate(points, 1)}).decode()
+    branch = _pick(rng, (("no_question", QUESTION_NO_QUESTION_RATE), ("no_answer", QUESTION_NO_ANSWER_RATE),
+                         ("no_boxed", QUESTION_NO_BOXED_RATE)))
+    return msgspec.json.encode(_exam_question(rng, _keywords(text), branch, order)).decode()
 
 
 _WRITERS = {"filter": _filter_reply, "score": _score_reply, "question": _question_reply}
@@ -177,7 +198,10 @@ def respond(req: ScriptRequest, rng: random.Random) -> ScriptReply | None:
     if stage is None:
         return None
     text = _document(req.messages)
-    content = _WRITERS[stage](_draw(stage, text), text)
+    if req.response_format and stage in ("score", "question"):
+        content = _structured_reply(stage, _draw(stage, text), text, _draw(stage, text, req.seed))
+    else:
+        content = _WRITERS[stage](_draw(stage, text), text, _draw(stage, text, req.seed))
     if count_tokens(content) > req.max_tokens:
         return ScriptReply(content=truncate_tokens(content, req.max_tokens), finish_reason="length")
     return ScriptReply(content=content)

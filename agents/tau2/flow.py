@@ -20,14 +20,13 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.protocol import Orchestrator, Turn
-from slurmgen.records import Record
+from slurmgen.workflow import Orchestrator, Record, Status, Task, Turn
 
 TERMINATIONS = ("user_stop", "agent_stop", "max_steps", "too_many_errors", "agent_error", "user_error")
 
 
 class Tau2State(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Per-task counters, carried in ``Orchestrator.state`` (the record's ``output``)."""
+    """Per-task counters, decoded by the runtime for each hop (``task.state``) (the record's ``output``)."""
 
     steps: int = 0  # tau2's step_count (with workflow.count_env_steps=false: LLM calls only)
     llm_calls: int = 0
@@ -36,16 +35,6 @@ class Tau2State(msgspec.Struct, kw_only=True, omit_defaults=True):
     termination: str = ""  # a tau2 TerminationReason value once the conversation ended
     stop: str = ""  # which user token ended it: stop | transfer | out_of_scope
     reward: float | None = None
-
-
-def load_state(orch: Orchestrator) -> Tau2State:
-    if isinstance(orch.state, Tau2State):  # decoded for this hop by the runtime (workflow.state)
-        return orch.state
-    return msgspec.json.decode(orch.state, type=Tau2State | None) or Tau2State()
-
-
-def store_state(orch: Orchestrator, state: Tau2State) -> None:
-    orch.state = msgspec.Raw(msgspec.json.encode(state))
 
 
 def has_tool_calls(turn: Turn) -> bool:
@@ -80,15 +69,16 @@ def first_role(orch: Orchestrator) -> str:
     return "user"
 
 
-def transition(orch: Orchestrator) -> str | None:
-    if orch.status != "running":
+def transition(task: Task[Any, Tau2State]) -> str | None:
+    orch = task.orch
+    if orch.status is not Status.RUNNING:
         return None
     if not orch.history:
         return first_role(orch)
     last = orch.history[-1]
     if last.role == "reward":
         return None
-    if load_state(orch).termination:
+    if task.state.termination:
         return "reward"
     if last.role == "env":
         return caller_of(orch.history)
@@ -114,7 +104,7 @@ def end_of_step(state: Tau2State, conf: Any, *, llm: bool, to_env: bool) -> None
 
 def reward_of(record: Record) -> float:
     """A failed task (LLM error, lost tool pool, ...) scores 0."""
-    return float(record.metrics.get("reward", 0.0)) if record.status == "ok" else 0.0
+    return float(record.metrics.get("reward", 0.0)) if record.status == Status.OK else 0.0
 
 
 def pass_hat_k(successes_by_task: dict[str, list[bool]], k: int) -> float:
@@ -161,7 +151,7 @@ def metrics(records: list[Record]) -> dict[str, float]:
     by_task, missing = trials_by_task(records)
     trials = max(len(s) for s in by_task.values())
     out: dict[str, float] = {"reward": sum(reward_of(r) for r in records) / total,
-                             "tasks": float(len(by_task)), "conv_err": float(sum(r.status == "failed" for r in records)),
+                             "tasks": float(len(by_task)), "conv_err": float(sum(r.status == Status.FAILED for r in records)),
                              "missing_trials": float(missing)}
     for k in range(1, trials + 1):
         out[f"pass^{k}"] = pass_hat_k(by_task, k)
@@ -170,7 +160,7 @@ def metrics(records: list[Record]) -> dict[str, float]:
     stops: Counter[str] = Counter()
     steps = errors = tool_calls = 0
     for r in records:
-        state = msgspec.json.decode(r.output, type=Tau2State | None) if r.status == "ok" else None
+        state = msgspec.json.decode(r.output, type=Tau2State | None) if r.status == Status.OK else None
         ends[state.termination if state and state.termination else "error"] += 1
         if state is not None:
             steps, errors, tool_calls = steps + state.steps, errors + state.errors, tool_calls + state.tool_calls

@@ -16,8 +16,7 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.llm.types import ChatMessage, ToolCall, ToolFunction
-from slurmgen.protocol import Orchestrator, Turn
+from slurmgen.workflow import ChatMessage, Orchestrator, ToolCall, ToolFunction, Turn
 
 from .flow import has_tool_calls
 
@@ -101,7 +100,7 @@ def seed(orch: Orchestrator, message_history: list[dict[str, Any]]) -> None:
         return
     results: list[EnvResult] = []
     for msg in message_history:
-        role = msg.get("role")
+        role = str(msg.get("role") or "")
         if role == "tool":
             results.append(EnvResult(id=msg.get("id", ""), content=msg.get("content") or "",
                                      error=bool(msg.get("error")), requestor=msg.get("requestor", "assistant")))
@@ -109,7 +108,8 @@ def seed(orch: Orchestrator, message_history: list[dict[str, Any]]) -> None:
         if results:
             orch.history.append(Turn(role="env", data=msgspec.Raw(msgspec.json.encode(EnvData(results=results))), at=now))
             results = []
-        calls = [ToolCall(id=c.get("id", ""), function=ToolFunction(name=c["name"], arguments=json.dumps(c.get("arguments") or {})))
+        calls = [ToolCall(id=c.get("id", ""),
+                          function=ToolFunction(name=c["name"], arguments=json.dumps(c.get("arguments") or {})))
                  for c in msg.get("tool_calls") or []]
         turn = Turn(role=role, content=msg.get("content") or "", at=now)
         if calls:

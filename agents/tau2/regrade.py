@@ -17,9 +17,7 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.input.builtin import cache_dir
-from slurmgen.protocol import Turn
-from slurmgen.records import Record
+from slurmgen.workflow import Record, Turn, cache_dir
 
 from . import domain
 from .flow import Tau2State

@@ -13,20 +13,54 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import Any
 
 import msgspec
 
-from slurmgen.config.types import SamplingConf
-from slurmgen.llm.types import ChatMessage, ChatReply, Sampling
-from slurmgen.protocol import Orchestrator, Turn
-from slurmgen.workflow import RoleContext, add_turn, finish
+from slurmgen.workflow import (
+    ChatMessage,
+    ChatReply,
+    Failure,
+    Orchestrator,
+    RoleContext,
+    Status,
+    Task,
+    Turn,
+    add_turn,
+    fail,
+    finish,
+)
 
-from . import domain
-from .flow import Tau2State, caller_of, end_of_step, load_state, store_state
-from .history import EnvData, EnvResult, agent_view, arguments, plain, seed, tool_calls, user_view
+from .conf import Tau2Conf
+from .data import Tau2Task
+from .flow import Tau2State, caller_of, end_of_step
+from .history import (
+    EnvData,
+    EnvResult,
+    agent_view,
+    arguments,
+    plain,
+    seed,
+    tool_calls,
+    user_view,
+)
 
-domain.warm()
+Tau2Hop = Task[Tau2Task, Tau2State]
+Tau2Context = RoleContext[Tau2Conf]
+
+
+def _domain() -> ModuleType:
+    """tau2's side (imports the tau2 package: seconds), loaded on first use; the workflow's
+    ``warm`` loads it when a peer starts."""
+    from . import domain
+
+    return domain
+
+
+def warm() -> None:
+    _domain().warm()
+
 
 # tau2's evaluator is blocking Python (airline: two environments of a 7 MB database); it
 # runs on this thread so the peer's event loop keeps routing meanwhile.
@@ -38,7 +72,7 @@ class _Row(msgspec.Struct):
 
 
 def _task(orch: Orchestrator) -> Any:
-    return domain.parse_task(bytes(orch.row))
+    return _domain().parse_task(bytes(orch.row))
 
 
 def _start(orch: Orchestrator, state: Tau2State) -> None:
@@ -55,26 +89,22 @@ def _start(orch: Orchestrator, state: Tau2State) -> None:
 
 
 def _stop_token(text: str | None) -> str:
-    return next((name for tok, name in domain.STOP_TOKENS.items() if tok in (text or "")), "")
+    return next((name for tok, name in _domain().STOP_TOKENS.items() if tok in (text or "")), "")
 
 
-def _sampling(s: SamplingConf) -> Sampling:
-    return Sampling(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens)
-
-
-def _system(ctx: RoleContext, text: str) -> ChatMessage:
+def _system(ctx: Tau2Context, text: str) -> ChatMessage:
     prefix = ctx.conf.prompt_prefix
     return ChatMessage(role="system", content=f"{prefix}\n{text}" if prefix else text)
 
 
 def user_prompt(conf: Any, task: Any, task_id_marker: str) -> str:
-    text = domain.user_system_prompt(conf.domain, task)
+    text = _domain().user_system_prompt(conf.domain, task)
     if conf.task_id_in_user_prompt:
         text += f"\n\n<task_id>{task_id_marker}</task_id>"
     return text
 
 
-def _llm_step(orch: Orchestrator, ctx: RoleContext, role: str, reply: ChatReply, state: Tau2State) -> None:
+def _llm_step(orch: Orchestrator, ctx: Tau2Context, role: str, reply: ChatReply, state: Tau2State) -> None:
     """Record an LLM turn and apply tau2's end-of-step rules."""
     add_turn(orch, role, reply, at=time.time())
     state.llm_calls += 1
@@ -88,37 +118,35 @@ def _llm_step(orch: Orchestrator, ctx: RoleContext, role: str, reply: ChatReply,
     end_of_step(state, ctx.conf, llm=True, to_env=to_env)
     if to_env:
         state.tool_calls += len(reply.tool_calls)
-    store_state(orch, state)
 
 
-async def user_role(orch: Orchestrator, ctx: RoleContext) -> None:
-    conf, task, state = ctx.conf, _task(orch), load_state(orch)
+async def user_role(task: Tau2Hop, ctx: Tau2Context) -> None:
+    orch, conf, state, tau2_task = task.orch, ctx.conf, task.state, _task(task.orch)
     _start(orch, state)
     if state.termination:
-        store_state(orch, state)
         return
-    tools = domain.tool_schemas(conf.domain)[1]
-    messages = [_system(ctx, user_prompt(conf, task, f"{domain.data_domain(conf.domain)}/{task.id}")),
+    tools = _domain().tool_schemas(conf.domain)[1]
+    messages = [_system(ctx, user_prompt(conf, tau2_task, f"{_domain().data_domain(conf.domain)}/{tau2_task.id}")),
                 *user_view(orch.history)]
-    reply = await ctx.llm.chat(messages, sampling=_sampling(conf.user_sampling), seed=orch.seed,
+    reply = await ctx.llm.chat(messages, sampling=conf.user_sampling, seed=orch.seed,
                                tools=tools or None, tool_choice="auto" if tools else None,
                                sticky_key=f"user:{orch.task_id}")
     _llm_step(orch, ctx, "user", reply, state)
 
 
-async def assistant_role(orch: Orchestrator, ctx: RoleContext) -> None:
-    conf, state = ctx.conf, load_state(orch)
+async def assistant_role(task: Tau2Hop, ctx: Tau2Context) -> None:
+    orch, conf, state = task.orch, ctx.conf, task.state
     _start(orch, state)
-    tools = domain.tool_schemas(conf.domain)[0]
-    messages = [_system(ctx, domain.agent_system_prompt(conf.domain)), *agent_view(orch.history)]
-    reply = await ctx.llm.chat(messages, sampling=_sampling(conf.agent_sampling), seed=orch.seed,
-                               tools=tools, tool_choice="auto", sticky_key=f"agent:{orch.task_id}")
+    tools = _domain().tool_schemas(conf.domain)[0]
+    messages = [_system(ctx, _domain().agent_system_prompt(conf.domain)), *agent_view(orch.history)]
+    reply = await ctx.llm.chat(messages, sampling=conf.agent_sampling, seed=orch.seed,
+                               tools=tools, tool_choice=conf.agent_tool_choice, sticky_key=f"agent:{orch.task_id}")
     _llm_step(orch, ctx, "assistant", reply, state)
 
 
-async def env_role(orch: Orchestrator, ctx: RoleContext) -> None:
+async def env_role(task: Tau2Hop, ctx: Tau2Context) -> None:
     """Run the caller's tool calls in the task's session; one env turn per step."""
-    conf, state = ctx.conf, load_state(orch)
+    orch, conf, state = task.orch, ctx.conf, task.state
     _start(orch, state)
     if ctx.tools is None:
         raise RuntimeError("the tau2 workflow needs tool pools (toolpool.size >= 1)")
@@ -132,22 +160,20 @@ async def env_role(orch: Orchestrator, ctx: RoleContext) -> None:
     orch.history.append(Turn(role="env", data=msgspec.Raw(msgspec.json.encode(EnvData(results=results))),
                              at=time.time()))
     end_of_step(state, conf, llm=False, to_env=False)
-    store_state(orch, state)
 
 
-async def reward_role(orch: Orchestrator, ctx: RoleContext) -> None:
+async def reward_role(task: Tau2Hop, ctx: Tau2Context) -> None:
     """tau2's ``evaluate_simulation(..., ALL)``: the product of the task's reward-basis checks."""
-    conf, task, state = ctx.conf, _task(orch), load_state(orch)
+    orch, conf, state, tau2_task = task.orch, ctx.conf, task.state, _task(task.orch)
     _start(orch, state)
     loop = asyncio.get_running_loop()
     try:
-        info = await loop.run_in_executor(_evaluator, domain.evaluate, conf.domain, task, plain(orch.history),
+        info = await loop.run_in_executor(_evaluator, _domain().evaluate, conf.domain, tau2_task, plain(orch.history),
                                           state.termination or "user_stop")
-    except Exception as exc:  # e.g. the replay did not reproduce a recorded tool output
-        finish(orch, "failed", f"reward_error: {type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - e.g. the replay did not reproduce a recorded tool output
+        fail(orch, Failure.REWARD_ERROR, f"{type(exc).__name__}: {exc}")
         return
     state.reward = float(info["reward"])
     orch.metrics["reward"] = state.reward
     orch.history.append(Turn(role="reward", data=msgspec.Raw(msgspec.json.encode(info)), at=time.time()))
-    store_state(orch, state)
-    finish(orch, "ok", state.termination or "user_stop")
+    finish(orch, Status.OK, state.termination or "user_stop")

@@ -36,9 +36,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from slurmgen.llm.types import ChatMessage, ToolCall, ToolFunction
-from slurmgen.sim.content import lorem
-from slurmgen.sim.script import ScriptReply, ScriptRequest
+from slurmgen.workflow import (
+    ChatMessage,
+    ScriptReply,
+    ScriptRequest,
+    ToolCall,
+    ToolFunction,
+    lorem,
+)
 
 TASK_ID = re.compile(r"<task_id>([^/<]+)/(.+?)</task_id>")
 REF = re.compile(r"<<ref:([^/]+)/(.+?)>>")
@@ -168,7 +173,9 @@ def _assistant(req: ScriptRequest, rng: random.Random, domain: str, task_id: str
         made = _own_calls(msgs, "call_e")
         if msgs[-1].role == "tool" and made >= 12:
             return ScriptReply(content="I am sorry, the system keeps failing.")
-        bogus = rng.choice([("lookup_everything", {"query": "all"}), (None, {"no_such_argument": 1})])
+        choices: list[tuple[str | None, dict[str, Any]]] = [("lookup_everything", {"query": "all"}),
+                                                            (None, {"no_such_argument": 1})]
+        bogus = rng.choice(choices)
         name = bogus[0] or _first_tool(req)
         return ScriptReply(tool_calls=[_call(f"call_e{made}", name, bogus[1])])
     if mode == "chat":

@@ -15,7 +15,7 @@ configs/hydra/launcher/submitit.yaml selects it; every key of hydra-submitit-lau
 # Hydra app's plugin scan fast.
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.plugins import Plugins
@@ -43,6 +43,8 @@ class SlurmgenQueueConf(SlurmQueueConf):
 class FitSlurmLauncher(SlurmLauncher):
     """Checks the driver job against ``sinfo`` (one call), then submits it as the stock launcher does."""
 
+    params: dict[str, Any]  # set by the stock launcher's __init__ (its submitit parameters)
+
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from slurmgen.errors import SlurmgenError
         from slurmgen.launchers.fit import read_nodes
@@ -61,7 +63,7 @@ class FitSlurmLauncher(SlurmLauncher):
         return returns
 
 
-def driver_ask(params: Dict[str, Any]) -> "Ask":
+def driver_ask(params: dict[str, Any]) -> "Ask":
     """The driver job's request, from the launcher's resolved parameters."""
     from slurmgen.config.types import SlurmJobConf
     from slurmgen.launchers import fit
@@ -74,7 +76,7 @@ def driver_ask(params: Dict[str, Any]) -> "Ask":
                    shown={"mem": str(mem_gb)})
 
 
-def fit_driver(params: Dict[str, Any], nodes: Sequence["Node"]) -> Dict[str, Any]:
+def fit_driver(params: dict[str, Any], nodes: Sequence["Node"]) -> dict[str, Any]:
     """The launcher's parameters, checked against the nodes, with auto sizes as numbers.
 
     ``mem_gb: auto`` becomes submitit's ``mem`` (MB, exact) and ``mem_gb`` is dropped."""
@@ -107,7 +109,7 @@ def _mem_text(mem_gb: Any) -> str:
     return f"{gb:g}G"
 
 
-def _shape(params: Dict[str, Any]) -> str:
+def _shape(params: dict[str, Any]) -> str:
     mem = params.get("mem") or (f"{params['mem_gb']}G" if params.get("mem_gb") else "partition default")
     return (f"partition {params.get('partition') or 'default'}, {params.get('cpus_per_task') or 1} CPUs, "
             f"mem {mem}, {params.get('timeout_min')} min")

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from slurmgen.config import pools
-from slurmgen.transport import ports
 from slurmgen.config.types import SlurmgenConf
-from slurmgen.input.duplicates import MODES
 from slurmgen.errors import ConfigError
+from slurmgen.input.duplicates import MODES
+from slurmgen.protocol import Failure
+from slurmgen.transport import ports
 from slurmgen.transport.hosts import PLACED
+
 
 @dataclass(frozen=True)
 class Bound:
@@ -45,6 +47,7 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("run.max_in_flight", at_least(1), ">= 1"),
     Bound("run.peer_capacity", at_least(1), ">= 1"),
     Bound("run.max_attempts", at_least(1), ">= 1"),
+    Bound("run.max_engine_deaths", at_least(1), ">= 1"),
     Bound("run.max_restarts", at_least(0), ">= 0"),
     Bound("run.lease_renew_s", above(0), "> 0"),
     Bound("run.lease_s", above(0), "> 0, and more than run.lease_renew_s"),
@@ -102,6 +105,10 @@ def check_bounds(conf: SlurmgenConf) -> None:
                    "(holders renew leases every lease_renew_s)")
     if conf.dataset.hf and conf.dataset.path:
         bad.append(f"dataset.hf={conf.dataset.hf!r} and dataset.path={conf.dataset.path!r}: give one of them")
+    unknown = [c for c in conf.run.retry_on if c not in {f.value for f in Failure}]
+    if unknown:
+        bad.append(f"run.retry_on={list(conf.run.retry_on)!r}: {', '.join(map(repr, unknown))} is no failure "
+                   f"class; valid: {', '.join(Failure)}")
     if conf.dataset.on_duplicate not in MODES:
         bad.append(f"dataset.on_duplicate={conf.dataset.on_duplicate!r} is unknown; valid: {', '.join(MODES)}")
     try:
@@ -124,7 +131,7 @@ def _outside(node: Any, bounds: tuple[Bound, ...], prefix: str) -> list[str]:
         if not bound.applies(node):
             continue
         value = value_of(node, bound.key)
-        if isinstance(value, float) and math.isnan(value) or not bound.ok(value):
+        if (isinstance(value, float) and math.isnan(value)) or not bound.ok(value):
             bad.append(f"{prefix}{bound.key}={value!r} is out of range: valid is {bound.valid}")
     return bad
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from slurmgen.config.types import LLMConf, SlurmgenConf
+from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import ConfigError
 
 DEFAULT = "default"
@@ -30,7 +31,7 @@ def role_pool(conf: SlurmgenConf, role: str) -> str:
 
 def used(conf: SlurmgenConf) -> dict[str, LLMConf]:
     """The pools some role of the workflow uses, ``default`` first: the ones the run starts."""
-    names = {role_pool(conf, role) for role in conf.workflow.roles} or {DEFAULT}
+    names = {role_pool(conf, role) for role in get_workflow(conf.workflow.name).roles} or {DEFAULT}
     return {name: pool for name, pool in declared(conf).items() if name in names}
 
 
@@ -61,7 +62,7 @@ def problems(conf: SlurmgenConf) -> list[str]:
         out.append("llms.default: the default pool is `llm`; set llm.* instead")
     out += [f"llms.{name}: a pool name is lowercase letters, digits and _ (at most 32, a letter first)"
             for name in conf.llms if not _NAME.match(name)]
-    roles, pools = list(conf.workflow.roles), declared(conf)
+    roles, pools = list(get_workflow(conf.workflow.name).roles), declared(conf)
     for role, pool in conf.workflow.role_llm.items():
         if role not in roles:
             out.append(f"workflow.role_llm.{role}: workflow {conf.workflow.name!r} has no role {role!r} "

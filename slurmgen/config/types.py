@@ -15,43 +15,21 @@ from omegaconf import MISSING
 
 
 @dataclass
-class SamplingConf:
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_tokens: int = 1024
-
-
-@dataclass
 class WorkflowConf:
+    """A workflow's knobs: its conf class subclasses this (``workflow.<field>=...``, ``ctx.conf``).
+    The workflow itself (roles, transition, types ...) is its ``Workflow`` object."""
+
     name: str = MISSING
-    # role name -> "package.module:async_function"
-    roles: dict[str, str] = field(default_factory=dict)
-    # "package.module:function" (orch) -> next role or None when done
-    transition: str = MISSING
-    # "package.module:function" (records) -> dict of metrics for summary.json
-    metrics: str = MISSING
-    # "package.module:Struct" with a row_id() method: the input row schema
-    row: str = MISSING
-    # "package.module:Struct" (every field with a default): the task's state, what roles see as
-    # orch.state and the record's output; "" = a dict (a JSON object)
-    state: str = ""
-    # "package.module:function": the simulator's content script for this workflow
-    sim_script: str = ""
-    # more scripts by name: llm.script=<name> picks one (e.g. tau2's "oracle")
-    sim_scripts: dict[str, str] = field(default_factory=dict)
-    # "package.module:function" () -> path of the built-in dataset (generated on demand)
-    builtin_dataset: str = ""
-    # "package.module:function" (spec) -> tool-pool session; "" = the workflow uses no tool pool
-    toolpool_factory: str = ""
-    # "package.module:SHAPES": {"chat" | "sft": function(record) -> dict | None} for
-    # `slurmgen export --shape`; "" = the default chat (every turn with content) and no sft
-    export: str = ""
-    # "package.module:function" (conf) -> (function(record) -> record, what it reads) for
-    # `slurmgen regrade`: a record's reward again from its trajectory; "" = no regrade
-    regrade: str = ""
     # role -> LLM pool (a name of `llms`, or "default" = `llm`): which model a role talks to;
     # a role not named here uses "default"
     role_llm: dict[str, str] = field(default_factory=dict)
+    # roles that offer the LLM tools: a vllm pool serving one starts with a tool-call parser
+    # (llm.tool_call_parser)
+    tool_roles: list[str] = field(default_factory=list)
+
+    def resolve(self, conf: SlurmgenConf) -> None:
+        """Settle defaults that depend on the rest of the run's config (e.g. a pool's backend);
+        called once the config is typed. Nothing to do by default."""
 
 
 @dataclass
@@ -140,6 +118,17 @@ class LLMConf:
     server_env: dict[str, str] = field(default_factory=dict)
     # sim: refuse prompts longer than this many tokens (as vLLM's --max-model-len)
     max_model_len: int = 131072
+    # vllm: the chat template (--chat-template): "" = the model's own; a template shipped in
+    # slurmgen/templates by name (chatml_tools: ChatML that renders `tools` and Hermes tool
+    # calls, for models whose own template ignores tools) or a path to a jinja file
+    chat_template: str = ""
+    # vllm: when a role of the workflow that offers tools (workflow.tool_roles) uses this pool,
+    # start the server with --enable-auto-tool-choice --tool-call-parser <this> (unless
+    # extra_args names a parser); "" = never
+    tool_call_parser: str = "hermes"
+    # ask the server for each request's prompt and reply token ids (vLLM's return_token_ids):
+    # records keep them per turn, `slurmgen export --shape tokens` writes them
+    return_token_ids: bool = False
     # cluster=slurm: the SLURM resources of this pool's servers (one array task per replica)
     slurm: SlurmJobConf = field(default_factory=lambda: SlurmJobConf(cpus_per_task=2))
 
@@ -185,6 +174,8 @@ class RunConf:
     startup_timeout_s: float = 120.0
     # show a progress bar (off when stderr is not a terminal)
     progress: bool = True
+    # when stderr is not a terminal (a pipe, a log file): one progress line every so many seconds; 0 = none
+    progress_every_s: float = 30.0
     # the processes' logs under RUN/logs: text lines, or json (one object per line, with a
     # "task" field on every line about a task)
     log_format: str = "text"
@@ -200,11 +191,14 @@ class RunConf:
     # lease_s (its holder died, its message was lost) is issued again from its row
     lease_renew_s: float = 2.0
     lease_s: float = 10.0
-    # attempts per task; a failure whose class is in retry_on is tried again (from its row), and
+    # attempts per task; a failure whose class (slurmgen.protocol.Failure) is in retry_on is tried again (from its row), and
     # only its last attempt's record counts toward max_failure_rate / fail_fast_tasks
     max_attempts: int = 3
     retry_on: list[str] = field(default_factory=lambda: ["llm_error", "timeout", "rate_limited", "tool_error",
-                                                         "lost"])
+                                                         "lost", "server_died"])
+    # a task whose LLM server died under its request (server_died) this many times is written
+    # failed as engine_died (a poison request) instead of being tried again
+    max_engine_deaths: int = 2
     # the driver restarts a crashed process (peer, service, registry) this many times
     max_restarts: int = 10
     # on SIGTERM / preemption: stop issuing, let tasks in flight finish for this long

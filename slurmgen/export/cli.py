@@ -9,17 +9,19 @@ import argparse
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from slurmgen.config.load import load_run_config, register_all
+from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import ConfigError, SlurmgenError
 from slurmgen.exitcodes import Exit
 from slurmgen.export import shapes, writers
 from slurmgen.export.card import card, card_path
 from slurmgen.export.read import iter_records
+from slurmgen.protocol import TERMINAL
 from slurmgen.rundir import RunDir
-from slurmgen.workflow import import_path
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -27,10 +29,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", help="the run directory (finished or still running)")
     ap.add_argument("--out", required=True, help="a file (jsonl, parquet) or a directory (hf)")
-    ap.add_argument("--format", choices=writers.FORMATS, default="jsonl")
+    ap.add_argument("--format", choices=writers.FORMATS, default=None,
+                    help="default: from --out's suffix (.jsonl/.json -> jsonl, .parquet -> parquet)")
     ap.add_argument("--shape", choices=shapes.SHAPES, default="records",
                     help="records: the records as written; chat: messages per task; sft: prompt/completion pairs")
-    ap.add_argument("--status", default="ok", help="ok (default), any, or a list such as ok,rejected")
+    ap.add_argument("--status", default="ok", help=f"ok (default), any, or a list such as ok,rejected "
+                    f"(of {', '.join(TERMINAL)})")
     ap.add_argument("--force", action="store_true", help="replace --out if it exists")
     return ap.parse_args(argv)
 
@@ -42,10 +46,11 @@ def export(args: argparse.Namespace) -> tuple[Path, int, int]:
     out = Path(args.out).resolve()
     if out.exists() and not args.force:
         raise ConfigError(f"{out} exists; pass --force to replace it, or choose another --out")
-    statuses = None if args.status == "any" else set(args.status.split(","))
+    statuses = None if args.status == "any" else check_statuses(args.status)
+    args.format = args.format or format_of(out)
     register_all()
     conf = load_run_config(run.config)
-    rules = import_path(conf.workflow.export, "workflow.export") if conf.workflow.export else {}
+    rules = get_workflow(conf.workflow.name).export
     try:
         shape = shapes.resolve(args.shape, rules, conf.workflow.name)
     except ValueError as exc:
@@ -72,6 +77,27 @@ def export(args: argparse.Namespace) -> tuple[Path, int, int]:
     card_path(out, args.format).write_text(card(run, out=out, fmt=args.format, shape=args.shape,
                                                 statuses=args.status, rows=n, records=seen[0]))
     return out, seen[0], n
+
+
+SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def check_statuses(text: str) -> set[str]:
+    wanted = {s.strip() for s in text.split(",")}
+    unknown = sorted(wanted - {s.value for s in TERMINAL})
+    if unknown:
+        raise ConfigError(f"--status {text}: unknown status {', '.join(unknown)}; valid: {', '.join(TERMINAL)}, "
+                          "a list of them (ok,rejected) or any")
+    return wanted
+
+
+def format_of(out: Path) -> str:
+    """--format from --out's suffix, when --format is not given."""
+    fmt = SUFFIXES.get(out.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"--out {out}: cannot tell the format from {out.suffix or 'a name without a suffix'}; "
+                          f"pass --format ({', '.join(writers.FORMATS)}) or name the file .jsonl or .parquet")
+    return fmt
 
 
 def _remove(path: Path) -> None:

@@ -15,10 +15,9 @@ from typing import Iterator
 
 import msgspec
 
-from slurmgen.input import duplicates
-from slurmgen.input.duplicates import Duplicates
-from slurmgen.input import formats, rowid
 from slurmgen.errors import DatasetError
+from slurmgen.input import duplicates, formats, rowid
+from slurmgen.input.duplicates import Duplicates
 
 
 @dataclass(frozen=True)
@@ -87,8 +86,8 @@ def parse_row(lineno: int, line: bytes, row_type: type[msgspec.Struct], max_byte
     except msgspec.DecodeError as exc:
         return BadRow(lineno, f"{unit}-{lineno}", f"{where}: not valid JSON ({exc})")
     try:
-        row_id = rowid.typed_id(row.row_id())  # type: ignore[attr-defined]
-    except Exception as exc:  # the workflow's row_id() failed on this row
+        row_id = rowid.typed_id(row.row_id())  # type: ignore[attr-defined]  # row_id() is the workflow's row type's method
+    except Exception as exc:  # noqa: BLE001 - the workflow's row_id() failed on this row
         return BadRow(lineno, f"{unit}-{lineno}", f"{where}: row_id() failed: {type(exc).__name__}: {exc}", line)
     if not row_id:
         return BadRow(lineno, f"{unit}-{lineno}", f"{where}: empty row id", line)
@@ -136,7 +135,7 @@ def find_duplicates(path: Path, limit: int, row_type: type[msgspec.Struct], max_
     """The number of rows and what to do about repeated ids, reading as few columns as the ids need."""
     columns = id_columns(path)
     while True:
-        def ids() -> Iterator[tuple[int, int, str]]:
+        def ids(columns: frozenset[str] | None = columns) -> Iterator[tuple[int, int, str]]:
             return iter_ids(path, limit, row_type, max_bytes, columns)
         try:
             rows, dups = duplicates.scan(ids(), ids(), on_duplicate, source)

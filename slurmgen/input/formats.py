@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, IO, Iterator
+from typing import IO, Any, Iterator
 
 import msgspec
 
@@ -79,7 +79,7 @@ class Want(msgspec.Struct, frozen=True):
 
 def _open(path: Path, kind: str) -> IO[bytes]:
     if kind == "jsonl.gz":
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # gzip.open(..., "rb") is a binary file
     if kind == "jsonl.zst":
         zstandard = _need("zstandard", "zstandard")
         return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)
@@ -163,7 +163,7 @@ def _parquet(path: Path, want: Want) -> Iterator[Any]:
     pq = _need("pyarrow.parquet", "pyarrow")
     try:
         parquet = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow's own errors: a truncated or foreign file
+    except Exception as exc:  # noqa: BLE001 - pyarrow's own errors: a truncated or foreign file
         raise DatasetError(f"dataset.path={str(path)!r} cannot be read as Parquet: {exc}") from None
     columns = None if want.columns is None else [c for c in want.columns if c in parquet.schema_arrow.names]
     yield from parquet.iter_batches(batch_size=1024, columns=columns)
@@ -188,8 +188,8 @@ def load_hub(spec: str) -> object:
     datasets = _need("datasets", "datasets")
     name, _, split = spec[len(HUB):].rpartition(":")
     try:
-        return datasets.load_dataset(name, split=split)  # type: ignore[attr-defined]
-    except Exception as exc:  # datasets raises many types for "not here"
+        return datasets.load_dataset(name, split=split)
+    except Exception as exc:  # noqa: BLE001 - datasets raises many types for "not here"
         raise DatasetError(
             f"dataset.hf={name!r} dataset.split={split!r} is not on this machine ({type(exc).__name__}: {exc}). "
             "Runs never download: on a machine with hub access, run datasets.load_dataset(name, split=split)"
@@ -199,14 +199,14 @@ def load_hub(spec: str) -> object:
 
 def _hub(path: Path, want: Want) -> Iterator[Any]:
     ds = load_hub(str(path))
-    for table in ds.with_format("arrow").iter(batch_size=1024):  # type: ignore[attr-defined]
+    for table in ds.with_format("arrow").iter(batch_size=1024):  # type: ignore[attr-defined]  # datasets has no type information
         yield from table.to_batches()
 
 
 def fingerprint(path: Path, kind: str) -> str:
     """Size and a hash of the first and last MiB of every data file: cheap, and changed by an edit."""
     if kind == "hub":
-        return f"hub:{load_hub(str(path))._fingerprint}"  # type: ignore[attr-defined]
+        return f"hub:{load_hub(str(path))._fingerprint}"  # type: ignore[attr-defined]  # a datasets.Dataset (untyped)
     files = sorted(p for p in path.iterdir() if p.suffix == ".arrow") if kind == "hf" else [path]
     h = hashlib.blake2b(digest_size=12)
     size = 0
@@ -220,7 +220,7 @@ def fingerprint(path: Path, kind: str) -> str:
     return f"{kind}:{size}:{h.hexdigest()}"
 
 
-def _need(module: str, pip: str) -> object:
+def _need(module: str, pip: str) -> Any:  # an optional package: its attributes are read as used
     import importlib
 
     try:

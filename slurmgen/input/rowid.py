@@ -42,9 +42,9 @@ class _Missing:
     def _raise(self, *_: object) -> Any:
         raise self._error()
 
-    __str__ = __repr__ = __format__ = __bool__ = __len__ = __iter__ = __getitem__ = _raise  # type: ignore[assignment]
-    __eq__ = __lt__ = __add__ = __radd__ = __contains__ = __int__ = _raise  # type: ignore[assignment]
-    __hash__ = None  # type: ignore[assignment]
+    __str__ = __repr__ = __format__ = __bool__ = __len__ = __iter__ = __getitem__ = _raise
+    __eq__ = __lt__ = __add__ = __radd__ = __contains__ = __int__ = _raise
+    __hash__ = None  # type: ignore[assignment]  # these values are unhashable on purpose
 
 
 class _Unread(_Missing):
@@ -68,7 +68,7 @@ def _rename(row_type: type[msgspec.Struct]) -> dict[str, str]:
     return {f.name: f.encode_name for f in msgspec.structs.fields(row_type)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lenient(row_type: type[msgspec.Struct], columns: frozenset[str] | None = None) -> type[msgspec.Struct]:
     """``row_type``'s fields, each optional and any JSON value (a nested Struct: its own lenient
     type); with ``columns``, a field outside them is ``_Unread``."""
@@ -78,7 +78,7 @@ def lenient(row_type: type[msgspec.Struct], columns: frozenset[str] | None = Non
     return msgspec.defstruct(f"Lenient{row_type.__name__}", fields, kw_only=True, rename=_rename(row_type))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def idtype(row_type: type[msgspec.Struct], columns: frozenset[str]) -> type[msgspec.Struct]:
     """``row_type`` with only ``columns`` typed (and required as there); every other field is any
     JSON value, ``_Unread`` when absent. Its methods are ``row_type``'s."""
@@ -115,10 +115,10 @@ def own_id(line: bytes, row_type: type[msgspec.Struct], columns: frozenset[str] 
     except msgspec.DecodeError:
         return ""
     try:
-        value = row_type.row_id(row)  # type: ignore[attr-defined]
+        value = row_type.row_id(row)  # type: ignore[attr-defined]  # row_id() is the workflow's row type's method
     except NeedColumn:
         raise
-    except Exception:  # row_id() needs a field this row lacks or has of another type
+    except Exception:  # noqa: BLE001 - row_id() needs a field this row lacks or has of another type
         return ""
     if typed:
         return typed_id(value)

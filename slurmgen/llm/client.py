@@ -29,8 +29,12 @@ once). A 429's ``Retry-After`` (or ``retry-after-ms``) pauses the whole pool —
 attempt of this client waits until it has passed — and a request whose last attempt got
 429 raises ``LLMError(kind="rate_limited")``; another status's ``Retry-After`` delays
 that request only. A replica that refuses connections is avoided for ``down_s``. A 400
-saying the context is too long raises ``LLMError(kind="context_too_long")`` at once;
-other 4xx raise ``LLMError`` at once.
+saying the context is too long raises ``LLMError(kind=Failure.CONTEXT_TOO_LONG)`` at once;
+other 4xx (``max_tokens`` above the model's length, an unknown model: no retry can fix them)
+raise ``LLMError(kind=Failure.BAD_REQUEST)`` at once. A request whose server dropped it mid-way
+(disconnected, connection reset: the server died or restarted) ends, once its retries are
+spent, as ``LLMError(kind=Failure.SERVER_DIED)``: its task's origin counts such deaths
+(slurmgen.runtime.origin, a poison request).
 
 Unreachable replicas (a node lost or cut off): each replica has its own connections,
 closed when it leaves the replica list (the registry expired it), which fails its
@@ -56,10 +60,11 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from slurmgen.proc import fdlimit
 from slurmgen.errors import LLMError
 from slurmgen.llm.ratelimit import Limiter, LimiterStats, estimate_tokens, share
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall
+from slurmgen.proc import fdlimit
+from slurmgen.protocol import Failure
 
 _RETRY_STATUS = frozenset({408, 425})  # plus every 5xx, and 429 (as rate_limited)
 _CONTEXT_MARKERS = (
@@ -80,17 +85,19 @@ class _Message(msgspec.Struct, kw_only=True):
 class _Choice(msgspec.Struct, kw_only=True):
     message: _Message
     finish_reason: str | None = None
+    token_ids: list[int] | None = None  # vLLM with return_token_ids
 
 
 class _Completion(msgspec.Struct, kw_only=True):
     choices: list[_Choice]
     usage: CompletionUsage | None = None
+    prompt_token_ids: list[int] | None = None  # vLLM with return_token_ids
 
 
 class _AttemptFailed(Exception):
     """One attempt failed in a way another attempt may not."""
 
-    def __init__(self, message: str, *, kind: str = "llm_error", refused: bool = False, retry_after: float = 0.0):
+    def __init__(self, message: str, *, kind: Failure = Failure.LLM_ERROR, refused: bool = False, retry_after: float = 0.0):
         super().__init__(message)
         self.kind = kind
         self.refused = refused
@@ -98,7 +105,7 @@ class _AttemptFailed(Exception):
 
 
 class _Replica:
-    __slots__ = ("endpoint", "outstanding", "sem", "down_until", "stats", "session", "left")
+    __slots__ = ("down_until", "endpoint", "left", "outstanding", "sem", "session", "stats")
 
     def __init__(self, endpoint: Endpoint, cap: int, stats: EndpointStats) -> None:
         self.endpoint = endpoint
@@ -182,8 +189,10 @@ class LLMClient:
         sticky_load_factor: float = 1.25,
         pool: str = "default",
         limiter: Limiter | None = None,
+        return_token_ids: bool = False,
     ) -> None:
         self.pool = pool  # the LLM pool this client speaks to (replies and stats name it)
+        self.return_token_ids = return_token_ids  # ask vLLM for the prompt's and the reply's token ids
         self.request_timeout_s = request_timeout_s
         self.unreachable_s = unreachable_s
         self.max_retries = max_retries
@@ -228,6 +237,7 @@ class LLMClient:
             endpoint_wait_s=conf.ready_timeout_s,
             sticky_load_factor=conf.sticky_load_factor,
             limiter=limiter,
+            return_token_ids=conf.return_token_ids,
         )
 
     # -- replicas ------------------------------------------------------------
@@ -294,6 +304,7 @@ class LLMClient:
         estimate = estimate_tokens(body, sampling.max_tokens)
         failures: list[str] = []
         tried: set[str] = set()
+        died = False  # some attempt's server dropped it mid-request
         for attempt in range(self.max_retries + 1):
             permit = await self.limiter.acquire(estimate)
             try:
@@ -303,14 +314,15 @@ class LLMClient:
                 return reply
             except _AttemptFailed as exc:
                 failed = exc
-                if exc.kind == "rate_limited":
+                if exc.kind is Failure.RATE_LIMITED:
                     self.limiter.pause(exc.retry_after)  # the whole pool waits, not only this request
             finally:
                 permit.done()
             failures.append(f"{replica.endpoint.url}: {failed}")
             tried.add(replica.endpoint.url)
+            died = died or failed.kind is Failure.SERVER_DIED
             if attempt == self.max_retries:
-                raise LLMError(self._give_up(failures), kind=failed.kind) from None
+                raise LLMError(self._give_up(failures), kind=Failure.SERVER_DIED if died else failed.kind) from None
             replica.stats.retries += 1
             await asyncio.sleep(self._delay(attempt, failed, model, tried))
         raise AssertionError("unreachable")
@@ -332,6 +344,8 @@ class LLMClient:
                 body[key] = value
         if seed is not None:
             body["seed"] = seed
+        if self.return_token_ids:
+            body["return_token_ids"] = True
         return msgspec.json.encode(body)
 
     async def _pick(self, model: str | None, sticky_key: str | None, tried: set[str]) -> _Replica:
@@ -378,7 +392,7 @@ class LLMClient:
                 if r.endpoint.url not in tried and r.down_until <= now and model in (None, r.endpoint.model):
                     return 0.0
         delay = self.backoff_s * 2.0**attempt * (0.5 + self._rng.random())
-        if exc.kind == "rate_limited":
+        if exc.kind is Failure.RATE_LIMITED:
             return delay  # its Retry-After paused the pool: the limiter holds the next attempt back
         return max(delay, exc.retry_after)
 
@@ -410,7 +424,7 @@ class LLMClient:
             raise _AttemptFailed(f"no connection within {self.unreachable_s:g} s", refused=True) from None
         except asyncio.TimeoutError:
             stats.errors += 1
-            raise _AttemptFailed(f"no reply within {self.request_timeout_s:g} s", kind="timeout") from None
+            raise _AttemptFailed(f"no reply within {self.request_timeout_s:g} s", kind=Failure.TIMEOUT) from None
         except aiohttp.ClientConnectorError as exc:
             stats.errors += 1
             replica.down_until = time.monotonic() + self.down_s
@@ -420,6 +434,10 @@ class LLMClient:
             if replica.left:
                 raise _AttemptFailed(f"the replica left (its node died or is unreachable): {exc!r}",
                                      refused=True) from None
+            if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
+                replica.down_until = time.monotonic() + self.down_s
+                raise _AttemptFailed(f"the server dropped the request ({type(exc).__name__}: {exc}): it died "
+                                     "or restarted", kind=Failure.SERVER_DIED) from None
             raise _AttemptFailed(f"{type(exc).__name__}: {exc}") from None
         return self._reply(replica, status, raw, retry_after)
 
@@ -433,11 +451,16 @@ class LLMClient:
                 stats.errors += 1
                 raise _AttemptFailed(f"unreadable completion ({exc})") from None
             stats.ok += 1
+            usage = completion.usage or CompletionUsage()
+            stats.prompt_tokens += usage.prompt_tokens
+            stats.completion_tokens += usage.completion_tokens
             return ChatReply(
                 content=choice.message.content,
                 tool_calls=choice.message.tool_calls or [],
                 finish_reason=choice.finish_reason or "stop",
-                usage=completion.usage or CompletionUsage(),
+                prompt_token_ids=completion.prompt_token_ids or [],
+                token_ids=choice.token_ids or [],
+                usage=usage,
                 endpoint=url,
                 model=replica.endpoint.model,
                 pool=self.pool,
@@ -445,13 +468,13 @@ class LLMClient:
         stats.errors += 1
         message = _error_message(raw)
         if status in (400, 413, 422) and any(m in message.lower() for m in _CONTEXT_MARKERS):
-            raise LLMError(f"{url}: HTTP {status}: {message}", kind="context_too_long")
+            raise LLMError(f"{url}: HTTP {status}: {message}", kind=Failure.CONTEXT_TOO_LONG)
         if status == 429:
             stats.rate_limited += 1
-            raise _AttemptFailed(f"HTTP 429: {message}", kind="rate_limited", retry_after=retry_after)
+            raise _AttemptFailed(f"HTTP 429: {message}", kind=Failure.RATE_LIMITED, retry_after=retry_after)
         if status in _RETRY_STATUS or status >= 500:
             raise _AttemptFailed(f"HTTP {status}: {message}", retry_after=retry_after)
-        raise LLMError(f"{url} rejected the request: HTTP {status}: {message}")
+        raise LLMError(f"{url} rejected the request: HTTP {status}: {message}", kind=Failure.BAD_REQUEST)
 
     def _http(self, replica: _Replica) -> aiohttp.ClientSession:
         """The replica's own session: at most max_connections_per_endpoint sockets (the process's

@@ -12,6 +12,7 @@ from typing import Iterable
 
 from slurmgen.config import pools
 from slurmgen.config.types import SlurmgenConf
+from slurmgen.config.workflows import get_workflow
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.ratelimit import LimiterStats
 from slurmgen.llm.types import Endpoint, EndpointStats
@@ -25,7 +26,7 @@ class PoolClients:
         self.clients = {name: LLMClient.from_conf(llm, api_key=os.environ.get(llm.api_key_env), pool=name,
                                                   peers=peers) for name, llm in used.items()}
         self.hosted = {name: [Endpoint(url=u, model=llm.model) for u in llm.urls] for name, llm in used.items()}
-        self.role_pool = {role: pools.role_pool(conf, role) for role in conf.workflow.roles}
+        self.role_pool = {role: pools.role_pool(conf, role) for role in get_workflow(conf.workflow.name).roles}
 
     def for_role(self, role: str) -> LLMClient:
         return self.clients[self.role_pool[role]]

@@ -97,7 +97,7 @@ def share(total: float, parts: int) -> float:
 class Permit:
     """One attempt's admission; ``done`` gives back its slot and corrects the token estimate."""
 
-    __slots__ = ("_limiter", "_estimate", "_done")
+    __slots__ = ("_done", "_estimate", "_limiter")
 
     def __init__(self, limiter: Limiter, estimate: int) -> None:
         self._limiter = limiter

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import msgspec
 
 
@@ -24,7 +26,11 @@ class ChatMessage(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str | None = None
 
 
-class Sampling(msgspec.Struct, kw_only=True, omit_defaults=True, frozen=True):
+@dataclass
+class Sampling:
+    """How a model samples: declared in a workflow's conf (``workflow.<x>_sampling.temperature=...``)
+    and handed as is to ``ctx.llm.chat(..., sampling=...)``."""
+
     temperature: float = 0.0
     top_p: float = 1.0
     max_tokens: int = 1024
@@ -46,6 +52,8 @@ class ChatReply(msgspec.Struct, kw_only=True):
     endpoint: str = ""  # base URL that answered
     model: str = ""  # the served model name that answered
     pool: str = ""  # the LLM pool it belongs to
+    prompt_token_ids: list[int] = []  # what the model saw (llm.return_token_ids, vLLM)
+    token_ids: list[int] = []  # what it produced
 
 
 class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,5 +73,7 @@ class EndpointStats(msgspec.Struct, kw_only=True):
     retries: int = 0  # failed attempts that were then retried
     rate_limited: int = 0  # attempts answered 429 (also counted in errors)
     latency_s: float = 0.0  # summed over the attempts answered with a completion
+    prompt_tokens: int = 0  # the answered attempts' usage, counted as they arrive (live, before any record)
+    completion_tokens: int = 0
     pool: str = ""  # the LLM pool of the client that sent them
     model: str = ""  # the replica's served model name

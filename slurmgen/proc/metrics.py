@@ -40,18 +40,18 @@ import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.process_collector import ProcessCollector
 
-from slurmgen.transport import hosts, ports
+from slurmgen.protocol import TERMINAL, Failure
 from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.transport import hosts, ports
 
 log = logging.getLogger("slurmgen.metrics")
 
 # role handlers: a local filter (ms) up to a long multi-turn LLM conversation (minutes)
 ROLE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 120.0, 300.0, 600.0)
 HOP_TYPES = ("orch", "orch_local", "orch_home", "hold", "credit", "malformed")
-STATUSES = ("ok", "rejected", "failed")
+STATUSES = tuple(s.value for s in TERMINAL)
 # failure classes of a record's reason (README, "Row-level errors"): their series exist from the start
-FAILURE_CLASSES = ("bad_input", "llm_error", "context_too_long", "timeout", "rate_limited", "tool_error", "lost",
-                   "internal")
+FAILURE_CLASSES = tuple(f.value for f in Failure)
 
 
 def sd_dir(run_dir: Path | str) -> Path:
@@ -252,7 +252,8 @@ class PeerMetrics:
                                                llm, registry=r))
         self.tool_ops = _Labelled(Counter("slurmgen_tool_sessions", "Tool-pool session operations of this peer, "
                                           "by kind (open, call, close, lost); a task may close on another peer "
-                                          "than the one that opened: sessions open = sum(open) - sum(close)", ["kind"], registry=r),
+                                          "than the one that opened: sessions open = sum(open) - sum(close)",
+                                          ["kind"], registry=r),
                                   ("open", "call", "close", "lost"))
         self.spill_inline = Counter("slurmgen_spill_inline_fallbacks", "Times the spill store was full (or "
                                     "failed) and a task's payloads travelled inline", registry=r)

@@ -70,7 +70,7 @@ class TaskSet:
             return
         try:
             on_error(exc)
-        except BaseException as again:  # the handler itself failed: nothing local can save the work
+        except BaseException as again:  # noqa: BLE001 - the handler itself failed: nothing local can save the work
             self.fail(f"the {kind} failure handler", again)
 
     def _loop_done(self, fut: asyncio.Future[Any], kind: str, may_return: bool) -> None:

@@ -19,12 +19,12 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen.transport import codec, curve, sockets
 from slurmgen.errors import ProtocolError, StartupError
-from slurmgen.protocol import Heartbeat, Member, Refused, Register, Table, Unregister, Welcome
-from slurmgen.registry.server import RegistryAddress
 from slurmgen.proc.faults import fault
 from slurmgen.proc.tasks import TaskSet
+from slurmgen.protocol import Heartbeat, Member, Refused, Register, Table, Unregister, Welcome
+from slurmgen.registry.server import RegistryAddress
+from slurmgen.transport import codec, curve, sockets
 
 log = logging.getLogger("slurmgen.membership")
 

@@ -21,24 +21,24 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen.transport import codec, curve, hosts, sockets
 from slurmgen.proc import fdlimit
+from slurmgen.proc.faults import fault
 from slurmgen.proc.logs import setup_logging
-from slurmgen.registry.peertable import PeerTable
+from slurmgen.proc.tasks import TaskSet
 from slurmgen.protocol import (
     PROTOCOL_VERSION,
     Heartbeat,
     Lookup,
-    Register,
     Refused,
+    Register,
     Stats,
     StatsReply,
     Unregister,
     Welcome,
 )
+from slurmgen.registry.peertable import PeerTable
 from slurmgen.rundir import RunDir, write_atomic
-from slurmgen.proc.faults import fault
-from slurmgen.proc.tasks import TaskSet
+from slurmgen.transport import codec, curve, hosts, sockets
 
 log = logging.getLogger("slurmgen.registry")
 
@@ -86,7 +86,8 @@ class Registry:
         self.received[type(msg).__name__ if msg is not None else "malformed"] += 1
         match msg:
             case Register(member=member, protocol=proto) if proto != PROTOCOL_VERSION:
-                why = f"protocol version {proto} refused: this registry speaks version {PROTOCOL_VERSION}; install the same slurmgen version everywhere"
+                why = (f"protocol version {proto} refused: this registry speaks version {PROTOCOL_VERSION}; "
+                       "install the same slurmgen version everywhere")
                 log.warning("refused %s: %s", member.peer_id, why)
                 await self._reply(ident, Refused(reason=why))
             case Register(member=member):

@@ -78,16 +78,22 @@ def _summary_tables(summary: dict[str, Any] | None) -> str:
     metrics = summary.get("metrics") or {}
     if metrics:
         parts += ["<h3>Workflow metrics</h3>", _table(["metric", "value"], [[k, v] for k, v in metrics.items()])]
+    if summary.get("metrics_error"):
+        parts += ["<h3>Workflow metrics: not computed (a bug in the workflow)</h3>",
+                  _table(["workflow.metrics raised"], [[summary["metrics_error"]]])]
     reasons = summary.get("reasons") or {}
     if reasons:
         total = sum(reasons.values()) or 1
-        rows = [[k or "(none)", n, f"{100 * n / total:.1f} %"] for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
-        parts += ["<h3>Reasons</h3>", _table(["reason", "tasks", "share"], rows)]
+        examples = summary.get("reason_examples") or {}
+        rows = [[k or "(none)", n, f"{100 * n / total:.1f} %", " | ".join(examples.get(k, []))]
+                for k, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
+        parts += ["<h3>Reasons</h3>", _table(["reason", "tasks", "share", "examples"], rows)]
     usage = summary.get("usage_by_role") or {}
     if usage:
-        rows = [[role, u.get("requests", 0), u.get("prompt_tokens", 0), u.get("completion_tokens", 0)]
-                for role, u in usage.items()]
-        parts += ["<h3>Usage by role</h3>", _table(["role", "requests", "prompt tokens", "completion tokens"], rows)]
+        rows = [[role, u.get("requests", 0), u.get("prompt_tokens", 0), u.get("completion_tokens", 0),
+                 u.get("truncated", 0)] for role, u in usage.items()]
+        parts += ["<h3>Usage by role</h3>", _table(["role", "requests", "prompt tokens", "completion tokens",
+                                                    "cut at max_tokens"], rows)]
     pools = summary.get("usage_by_pool") or {}
     if pools:
         rows = [[name, u.get("model", ""), u.get("attempts", 0), u.get("prompt_tokens", 0),

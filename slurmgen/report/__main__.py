@@ -11,7 +11,7 @@ from slurmgen.rundir import RunDir
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m slurmgen.report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="slurmgen report", description=__doc__)
     parser.add_argument("run_dir", help="the run directory (run.dir)")
     parser.add_argument("--sibling-png", action="store_true",
                         help="write the charts as RUN/report/*.png instead of embedding them")

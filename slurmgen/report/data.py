@@ -10,11 +10,13 @@ from typing import Any
 
 import msgspec
 
-from slurmgen.protocol import Usage
+from slurmgen.protocol import Status, Usage
+from slurmgen.records import reason_class
 from slurmgen.rundir import RunDir
 
 MAX_QUALITY_KEYS = 6
-_NICE_WIDTHS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+_NICE_WIDTHS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600,
+                43200, 86400)
 
 
 class _Turn(msgspec.Struct):
@@ -25,7 +27,7 @@ class _Turn(msgspec.Struct):
 class _Rec(msgspec.Struct):
     """The fields of a record the report reads (``output`` stays undecoded)."""
 
-    status: str
+    status: Status
     reason: str = ""
     usage: dict[str, Usage] = {}
     metrics: dict[str, float] = {}
@@ -62,12 +64,6 @@ class ReportData:
     @property
     def workflow(self) -> str:
         return str((self.summary or {}).get("workflow", ""))
-
-
-def reason_class(status: str, reason: str) -> str:
-    """A failed task's reason carries a message ('llm_error: ...'): keep its class."""
-    reason = reason or "(none)"
-    return reason.split(":", 1)[0].strip() if status == "failed" else reason
 
 
 def bucket_width(span_s: float, target: int = 40) -> float:
@@ -181,7 +177,7 @@ def _add(data: ReportData, rec: _Rec, finished: list[tuple[float, int]], metrics
     for k, v in rec.metrics.items():
         if isinstance(v, (int, float)) and math.isfinite(v):
             metrics[k].append(float(v))
-    if not metrics and rec.status != "failed":
+    if not metrics and rec.status != Status.FAILED:
         outputs.append(output_numbers(rec.output))
 
 

@@ -10,30 +10,32 @@ import shutil
 import signal
 import sys
 import time
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
-from slurmgen.transport import hosts, ports
-from slurmgen.input import duplicates
 from slurmgen.config.types import SlurmgenConf
-from slurmgen.errors import DatasetError, EarlyStop, SlurmgenError, StartupError
+from slurmgen.errors import ConfigError, DatasetError, EarlyStop, SlurmgenError, StartupError
 from slurmgen.exitcodes import Exit
+from slurmgen.input import duplicates
+from slurmgen.proc.logs import setup_logging
+from slurmgen.proc.metrics import DriverMetrics, Exporter
+from slurmgen.report import write_report
+from slurmgen.run import lock
 from slurmgen.run.launcher import make_launcher
 from slurmgen.run.plan import make_plan
 from slurmgen.run.prepare import prepare
-from slurmgen.proc.logs import setup_logging
-from slurmgen.proc.metrics import DriverMetrics, Exporter
 from slurmgen.run.progress import Counts, ResultsTail
-from slurmgen.report import write_report
-from slurmgen.rundir import RunDir, write_atomic
-from slurmgen.spill.paths import spill_root
 from slurmgen.run.summary import Summary, cross_node, endpoint_stats, pool_usage, read_records, spill_counts, summarize
 from slurmgen.run.ui import ProgressBar
 from slurmgen.run.validate import report as validation_report
 from slurmgen.run.validate import validate
 from slurmgen.run.watchdog import Watchdog
+from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.spill.paths import spill_root
+from slurmgen.transport import hosts, ports
+from slurmgen.workflow import Workflow
 
 log = logging.getLogger("slurmgen.driver")
 
@@ -46,6 +48,7 @@ class Terminated(BaseException):
 
 def _clear_stale(run: RunDir, shards: int) -> None:
     run.registry_address.unlink(missing_ok=True)
+    run.refused.unlink(missing_ok=True)
     for i in range(max(shards, len(list(run.state.glob("shard-*.done"))))):
         run.shard_done(i).unlink(missing_ok=True)
 
@@ -94,6 +97,15 @@ def _wait_registry(run: RunDir, supervisor: Watcher, timeout_s: float) -> None:
         time.sleep(0.05)
 
 
+def _check_refused(run: RunDir) -> None:
+    try:
+        text = run.refused.read_text()
+    except FileNotFoundError:
+        return
+    raise ConfigError("the run was refused before any task was issued (the servers are up, the config cannot work "
+                      "with them):\n  " + "\n  ".join(text.splitlines()))
+
+
 def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBar, expected: int,
            metrics: DriverMetrics | None = None) -> None:
     tail = ResultsTail(run.results)
@@ -101,6 +113,7 @@ def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBa
     remaining = expected - tail.poll().done
     watchdog = Watchdog(run, conf.run, expected)
     while True:
+        lock.refresh(run)
         counts = tail.poll()
         bar.update(counts)
         if metrics is not None:
@@ -109,6 +122,7 @@ def follow(run: RunDir, supervisor: Watcher, conf: SlurmgenConf, bar: ProgressBa
         if _all_done(run, conf.run.peers):
             bar.update(tail.poll())
             return
+        _check_refused(run)
         supervisor.check()
         watchdog.check(counts.done)
         time.sleep(POLL_S)
@@ -122,7 +136,14 @@ def execute(conf: SlurmgenConf) -> Summary | None:
             raise DatasetError(f"{len(result.bad)} bad rows (listed above); fix them or let them become failed records")
         print("config and dataset are valid; nothing was started")
         return None
-    run, workflow, expected = prepare(conf)
+    run, workflow, expected, holder = prepare(conf)
+    try:
+        return _run(conf, run, workflow, expected)
+    finally:
+        lock.release(run, holder)
+
+
+def _run(conf: SlurmgenConf, run: RunDir, workflow: Workflow, expected: int) -> Summary:
     setup_logging(run.log("driver"), fmt=conf.run.log_format)
     if conf.cluster.port_range:  # the driver's own /metrics too
         os.environ[ports.ENV] = conf.cluster.port_range
@@ -131,7 +152,7 @@ def execute(conf: SlurmgenConf) -> Summary | None:
     launcher = make_launcher(conf, run)
     _clear_stale(run, conf.run.peers)
     initial = ResultsTail(run.results).poll()
-    bar = ProgressBar(expected, initial, enabled=conf.run.progress)
+    bar = ProgressBar(expected, initial, enabled=conf.run.progress, every_s=conf.run.progress_every_s)
     exporter = Exporter("driver", run.root, hosts.default_host(conf.cluster.kind, conf.cluster.host, conf.cluster.interface),
                         kind="driver", enabled=conf.run.metrics, sd_extra_dir=conf.run.metrics_sd_dir or None)
     metrics = exporter.driver(expected, initial)
@@ -152,9 +173,15 @@ def execute(conf: SlurmgenConf) -> Summary | None:
         signal.signal(signal.SIGTERM, previous)
         if conf.cluster.kind == "local":  # every spill store of the run is on this machine
             shutil.rmtree(spill_root(conf.spill, run.root), ignore_errors=True)
+    return _summarize(run, workflow, expected, started)
+
+
+def _summarize(run: RunDir, workflow: Workflow, expected: int, started: float) -> Summary:
+    """summary.json and report.html from the records (and the state files) of the run."""
     records = list(read_records(run.results))
     summary = summarize(records, workflow=workflow.name, started_at=started,
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)
+    summary.measured_from = started
     summary.usage_by_pool = pool_usage((r.usage for r in records), endpoint_stats(run.state))
     dups = duplicates.load(run.state)
     summary.duplicates_skipped, summary.duplicates_renamed = len(dups.skipped), len(dups.renamed)
@@ -162,6 +189,7 @@ def execute(conf: SlurmgenConf) -> Summary | None:
     summary.spill_inline_fallbacks = spill.get("inline_fallbacks", 0)
     summary.spill_free_failed = spill.get("free_failed", 0)
     summary.cross_node = cross_node(run.state)
+    keep_measured(summary, run.summary)
     write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))
     try:
         report_path: Path | None = write_report(run.root)
@@ -169,9 +197,30 @@ def execute(conf: SlurmgenConf) -> Summary | None:
         log.exception("report.html not written; try: python -m slurmgen.report %s", run.root)
         report_path = None
     print(f"{summary.tasks_total} records ({summary.tasks_ok} ok, {summary.tasks_rejected} rejected, "
-          f"{summary.tasks_failed} failed), {summary.tokens_per_s:.0f} tokens/s; summary: {run.summary}"
-          + (f"; report: {report_path}" if report_path else ""))
+          f"{summary.tasks_failed} failed), {summary.tokens_per_s:.0f} tokens/s ({throughput_span(summary, started)}); "
+          f"summary: {run.summary}" + (f"; report: {report_path}" if report_path else ""))
     return summary
+
+
+def keep_measured(summary: Summary, previous: Path) -> None:
+    """A rerun that finished no task measured nothing: keep the throughput its last measuring run wrote."""
+    if summary.tasks_per_s > 0 or not previous.exists():
+        return
+    try:
+        old = msgspec.json.decode(previous.read_bytes(), type=Summary)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return
+    if old.tasks_per_s > 0:
+        summary.wall_s, summary.tokens_per_s, summary.tasks_per_s = old.wall_s, old.tokens_per_s, old.tasks_per_s
+        summary.measured_from = old.measured_from
+
+
+def throughput_span(summary: Summary, started: float) -> str:
+    """What span summary.json's tokens/s is over, in words."""
+    own = abs(summary.measured_from - started) < 1e-6
+    when = "" if own else " of the run started " + time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                   time.localtime(summary.measured_from))
+    return f"over the driver's wall time{when}, {summary.wall_s:.1f} s, startup and stop included"
 
 
 def _raise_terminated(signum: int, frame: object) -> None:
@@ -201,4 +250,10 @@ def run_or_explain(conf: SlurmgenConf) -> int:
               f"(all reasons in {conf.run.dir}/summary.json); the records are written, the run is not usable as it "
               "is.", file=sys.stderr)
         return int(Exit.FAILURE_RATE)
+    if summary is not None and summary.metrics_error:
+        print(f"slurmgen: error: the run finished and every record is written, but the workflow's metrics "
+              f"function failed — a bug in the workflow, not in slurmgen: {summary.metrics_error}. summary.json "
+              "and report.html are written without its metrics (metrics_error names it); fix the function and "
+              "run the same command again: it recomputes them.", file=sys.stderr)
+        return int(Exit.METRICS_FAILED)
     return int(Exit.OK)

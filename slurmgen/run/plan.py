@@ -10,14 +10,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slurmgen.config.types import LLMConf, SlurmgenConf
-from slurmgen.errors import ConfigError
-from slurmgen.run import commands
-from slurmgen.transport import hosts, ports
 from slurmgen.config import pools
+from slurmgen.config.types import LLMConf, SlurmgenConf
+from slurmgen.config.workflows import get_workflow
+from slurmgen.errors import ConfigError
 from slurmgen.proc.logs import FORMAT_ENV, check_format
+from slurmgen.run import commands
 from slurmgen.toolpool import sandbox
 from slurmgen.toolpool.session import pool_factory, pool_size
+from slurmgen.transport import hosts, ports
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,11 @@ class Plan:
 def sim_script(conf: SlurmgenConf, llm: LLMConf | None = None) -> str:
     """A pool's simulator script: the workflow's default, one it names, or a path."""
     script = (llm or conf.llm).script
-    if script == "auto":
-        return conf.workflow.sim_script
-    return dict(conf.workflow.sim_scripts).get(script, script)
+    scripts = get_workflow(conf.workflow.name).sim_scripts
+    name = "default" if script == "auto" else script
+    if name in scripts:
+        return f"{conf.workflow.name}/{name}"  # the sim finds it in the workflow registry
+    return "generic" if script == "auto" else script
 
 
 def llm_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = sys.executable,
@@ -66,7 +69,9 @@ def llm_spec(conf: SlurmgenConf, run_dir: Path, index: int | str, python: str = 
     """Replica ``index`` of an LLM pool (an int, or a shell variable such as
     ``${SLURM_ARRAY_TASK_ID}`` in templates)."""
     name, llm = pools.server_name(pool, index), pools.declared(conf)[pool]
-    inner = commands.server_command(llm, run_dir, name, sim_script(conf, llm), python, key=pools.key(pool))
+    tools = any(pools.role_pool(conf, role) == pool for role in conf.workflow.tool_roles)
+    inner = commands.server_command(llm, run_dir, name, sim_script(conf, llm), python, key=pools.key(pool),
+                                    local=conf.cluster.kind == "local", tools=tools)
     argv = commands.supervised(run_dir, name, llm, inner, python, host=_host(conf), pool=pool)
     return ProcessSpec(name, "llm", argv, env=dict(llm.server_env), index=index if isinstance(index, int) else -1,
                        pool=pool)
@@ -102,7 +107,7 @@ def make_plan(conf: SlurmgenConf, run_dir: Path, python: str = sys.executable) -
     services = [llm_spec(conf, run_dir, i, python, pool=name)
                 for name, llm in pools.started(conf).items() for i in range(llm.replicas)]
     members = pool_size(conf)
-    if members == 0 and conf.workflow.toolpool_factory:
+    if members == 0 and get_workflow(conf.workflow.name).toolpool_factory:
         raise ConfigError(f"workflow {conf.workflow.name!r} runs its tools in tool pools; toolpool.size=0 starts "
                           "none: use toolpool.size>=1 (or -1, the workflow's default)")
     if members > 0:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import msgspec
 
-from slurmgen.protocol import Usage
+from slurmgen.protocol import Failure, Status, Usage
 
 
 class _Light(msgspec.Struct):
-    status: str
+    status: Status
     reason: str = ""
     usage: dict[str, Usage] = {}
 
@@ -35,15 +35,14 @@ class Counts:
 
     def add(self, rec: _Light) -> None:
         self.done += 1
-        if rec.status in ("ok", "rejected", "failed"):
-            setattr(self, rec.status, getattr(self, rec.status) + 1)
-        kind = rec.reason.split(":", 1)[0]
-        if rec.status == "failed":
-            self.failure_reasons[kind] += 1
-        if rec.status == "failed" and kind != "bad_input":
+        setattr(self, rec.status.value, getattr(self, rec.status.value) + 1)
+        failure = Failure.of(rec.reason) if rec.status is Status.FAILED else None
+        if rec.status is Status.FAILED:
+            self.failure_reasons[str(failure or "other")] += 1
+        if rec.status is Status.FAILED and failure is not Failure.BAD_INPUT:
             self.first_failure = self.first_failure or rec.reason
             self.ran_failed += 1
-        self.ran += kind != "bad_input"
+        self.ran += failure is not Failure.BAD_INPUT
         for u in rec.usage.values():
             self.prompt_tokens += u.prompt_tokens
             self.completion_tokens += u.completion_tokens

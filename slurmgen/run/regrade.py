@@ -23,11 +23,11 @@ from typing import Any
 import msgspec
 
 from slurmgen.config.load import load_run_config, register_all
+from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import ConfigError, SlurmgenError
 from slurmgen.exitcodes import Exit
 from slurmgen.records import Record
 from slurmgen.rundir import RunDir, write_atomic
-from slurmgen.workflow import import_path
 
 SHOW = 50  # changed tasks printed; changes.json has them all
 
@@ -61,13 +61,14 @@ def _open(run: RunDir) -> tuple[Any, Callable[[Record], Record], str, list[Path]
         raise ConfigError(f"{run.root} is not a run directory (no config.yaml)")
     register_all()
     conf = load_run_config(run.config)
-    if not conf.workflow.regrade:
+    regrader = get_workflow(conf.workflow.name).regrade
+    if regrader is None:
         raise ConfigError(f"{run.root} is a {conf.workflow.name!r} run; regrade recomputes rewards from recorded "
                           "trajectories and only a workflow with a reward has it (workflow=tau2)")
     shards = sorted(run.results.glob("shard-*.jsonl"))
     if not shards:
         raise ConfigError(f"{run.results} holds no records (shard-*.jsonl); nothing to regrade")
-    fn, source = import_path(conf.workflow.regrade, "workflow.regrade")(conf)
+    fn, source = regrader(conf)
     return conf, fn, source, shards
 
 
@@ -134,7 +135,7 @@ def main(argv: list[str]) -> int:
     except SlurmgenError as exc:
         print(f"slurmgen regrade: error: {exc}", file=sys.stderr)
         return int(Exit.REFUSED)
-    metrics = import_path(conf.workflow.metrics, "workflow.metrics")
+    metrics = get_workflow(conf.workflow.name).metrics
     before, after = metrics(old), metrics(new)
     out = Path(outcome.out)
     write_atomic(out / "changes.json", msgspec.json.format(msgspec.json.encode(outcome.changes)))

@@ -45,7 +45,7 @@ def check_resume(run: RunDir, conf: SlurmgenConf) -> None:
         return
     old = OmegaConf.to_container(OmegaConf.load(run.config), resolve=True)
     new = OmegaConf.to_container(OmegaConf.structured(conf), resolve=True)
-    diff = differences(old, new)  # type: ignore[arg-type]
+    diff = differences(old, new)  # type: ignore[arg-type]  # to_container of a DictConfig is a dict
     if diff and not conf.run.allow_config_change:
         raise ConfigError(
             f"{run.root} holds a run with another config; resuming it would mix results:\n  "

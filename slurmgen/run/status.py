@@ -6,6 +6,7 @@ ended, locally and on SLURM (the run directory is on the shared filesystem).
 
 from __future__ import annotations
 
+import argparse
 import collections
 import statistics
 import time
@@ -17,17 +18,18 @@ import msgspec
 
 from slurmgen.errors import SlurmgenError
 from slurmgen.llm.types import EndpointStats
-from slurmgen.protocol import Turn, Usage
-from slurmgen.rundir import RunDir
-from slurmgen.run.summary import pool_usage
+from slurmgen.protocol import Failure, Turn, Usage
+from slurmgen.protocol import Status as TaskStatus
+from slurmgen.run.summary import PoolUsage, pool_usage
 from slurmgen.run.watchdog import StallReport
+from slurmgen.rundir import RunDir
 
 WINDOW_S = 30.0
 S = TypeVar("S", bound=msgspec.Struct)
 
 
 class _Rec(msgspec.Struct):
-    status: str
+    status: TaskStatus
     reason: str = ""
     usage: dict[str, Usage] = {}
     history: list[Turn] = []
@@ -62,6 +64,7 @@ class Status:
     done: int = 0
     by_status: collections.Counter[str] = field(default_factory=collections.Counter)
     failed_reasons: collections.Counter[str] = field(default_factory=collections.Counter)
+    truncated: collections.Counter[str] = field(default_factory=collections.Counter)  # role -> replies cut
     tokens: int = 0
     recent_tokens: int = 0
     recent_tasks: int = 0
@@ -111,9 +114,10 @@ def _read_stats(run: RunDir, component: str, kind: type[S]) -> list[S]:
 def _add(st: Status, rec: _Rec, now: float) -> None:
     st.done += 1
     st.by_status[rec.status] += 1
-    if rec.status == "failed":
-        st.failed_reasons[rec.reason.split(":", 1)[0]] += 1
+    if rec.status is TaskStatus.FAILED:
+        st.failed_reasons[str(Failure.of(rec.reason) or "other")] += 1
     tokens = sum(u.prompt_tokens + u.completion_tokens for u in rec.usage.values())
+    st.truncated.update({role: u.truncated for role, u in rec.usage.items() if u.truncated})
     st.tokens += tokens
     st.usages.append(rec.usage)
     if rec.finished_at:
@@ -129,63 +133,142 @@ def _add(st: Status, rec: _Rec, now: float) -> None:
         previous = turn.at or previous
 
 
-def render(st: Status, run: RunDir, now: float) -> str:
-    live = [p for p in st.peers]
-    in_flight = sum(p.in_flight for p in live)
-    span = max(1e-6, st.last - st.first)
-    lines = [f"run {run.root}"] + ([_stall_line(st.stall, run, now)] if st.stall is not None else [])
-    lines.append(f"tasks: {st.done} done ({', '.join(f'{k} {v}' for k, v in sorted(st.by_status.items()))}), "
-                 f"{in_flight} in flight" + (f", {st.expected} expected" if st.expected else ""))
-    fallbacks = sum(p.spill.get("inline_fallbacks", 0) for p in live)
-    if fallbacks:
-        lines.append(f"spill: {fallbacks} times payloads went inline (store full; raise spill.max_bytes), "
-                     f"{sum(p.spill.get('free_failed', 0) for p in live)} frees failed and were tried again")
-    cross = _cross_node_line(live)
-    if cross:
-        lines.append(cross)
-    if st.failed_reasons:
-        lines.append("failed by reason: " + ", ".join(f"{k} {v}" for k, v in st.failed_reasons.most_common()))
-    rate_now = st.recent_tokens / WINDOW_S
-    lines.append(f"tokens/s: {rate_now:.0f} now (last {WINDOW_S:.0f} s), {st.tokens / span:.0f} overall")
-    for role, lat in sorted(st.role_latency.items()):
-        lines.append(f"  {role:<12} latency p50 {statistics.median(lat):.3f} s  max {max(lat):.3f} s  ({len(lat)} turns)")
-    lines += _pool_lines(st)
+class Throughput(msgspec.Struct, kw_only=True):
+    """tokens/s over three spans, each named: status's two and summary.json's."""
+
+    now: float  # tokens of the records finished in the last window_s
+    window_s: float
+    records_span: float  # tokens in records / (first task started -> last record written)
+    records_span_s: float
+    driver_wall: float | None = None  # summary.json's tokens_per_s: over the driver's wall time, startup included
+    driver_wall_s: float | None = None
+
+
+class RoleLatency(msgspec.Struct):
+    p50_s: float
+    max_s: float
+    turns: int
+
+
+class StatusDoc(msgspec.Struct, kw_only=True):
+    """What ``slurmgen status RUN --output json`` prints; the text form is drawn from it."""
+
+    run: str
+    done: int
+    by_status: dict[str, int]
+    in_flight: int
+    expected: int
+    failed_by_reason: dict[str, int]  # per failure class
+    truncated_by_role: dict[str, int]  # LLM replies cut at max_tokens (finish_reason "length"), per role
+    tokens_in_records: int  # prompt + completion tokens of the records written
+    tokens_answered: int  # every answered LLM attempt so far (the peers' live counters; unwritten tasks too)
+    llm_requests: int  # attempts the peers' clients sent
+    tokens_per_s: Throughput
+    role_latency: dict[str, RoleLatency]
+    llm_pools: dict[str, PoolUsage]
+    endpoints_outstanding: dict[str, int]
+    tool_pools: list[_PoolStats]
+    spill: dict[str, int]
+    cross_node: dict[str, int]
+    eta_s: float | None = None
+    stalled: StallReport | None = None
+    summary: str | None = None  # summary.json, once the run finished
+
+
+def document(st: Status, run: RunDir, now: float) -> StatusDoc:
+    pools = pool_usage(st.usages, (s for p in st.peers for s in p.llm.values()))
     load: collections.Counter[str] = collections.Counter()
-    for p in live:
+    spill: collections.Counter[str] = collections.Counter()
+    cross: collections.Counter[str] = collections.Counter()
+    for p in st.peers:
         load.update(p.llm_outstanding)
-    for url, n in sorted(load.items()):
-        lines.append(f"  endpoint {url}: {n} requests outstanding")
-    for pool in st.pools:
+        spill.update(p.spill)
+        cross.update(p.cross_node)
+    rates = Throughput(now=round(st.recent_tokens / WINDOW_S, 1), window_s=WINDOW_S,
+                       records_span=round(st.tokens / max(1e-6, st.last - st.first), 1) if st.last else 0.0,
+                       records_span_s=round(max(0.0, st.last - st.first), 3))
+    rates.driver_wall, rates.driver_wall_s = _driver_rate(run)
+    eta = (max(0, st.expected - st.done) / (st.recent_tasks / WINDOW_S)) if st.expected and st.recent_tasks else None
+    return StatusDoc(
+        run=str(run.root), done=st.done, by_status=dict(sorted(st.by_status.items())),
+        in_flight=sum(p.in_flight for p in st.peers), expected=st.expected,
+        failed_by_reason=dict(st.failed_reasons.most_common()), tokens_in_records=st.tokens,
+        truncated_by_role=dict(sorted(st.truncated.items())),
+        tokens_answered=sum(u.tokens_answered for u in pools.values()),
+        llm_requests=sum(u.attempts for u in pools.values()), tokens_per_s=rates,
+        role_latency={role: RoleLatency(round(statistics.median(lat), 4), round(max(lat), 4), len(lat))
+                      for role, lat in sorted(st.role_latency.items())},
+        llm_pools=pools, endpoints_outstanding=dict(sorted(load.items())), tool_pools=st.pools,
+        spill=dict(spill), cross_node=dict(cross), eta_s=round(eta, 1) if eta is not None else None,
+        stalled=st.stall, summary=str(run.summary) if run.summary.exists() else None)
+
+
+def _driver_rate(run: RunDir) -> tuple[float | None, float | None]:
+    try:
+        summary = msgspec.json.decode(run.summary.read_bytes(), type=_SummaryRate)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None, None
+    return summary.tokens_per_s, summary.wall_s
+
+
+class _SummaryRate(msgspec.Struct):
+    tokens_per_s: float
+    wall_s: float
+
+
+def render(st: Status, run: RunDir, now: float) -> str:
+    return render_doc(document(st, run, now), run, now)
+
+
+def render_doc(doc: StatusDoc, run: RunDir, now: float) -> str:
+    lines = [f"run {doc.run}"] + ([_stall_line(doc.stalled, run, now)] if doc.stalled is not None else [])
+    lines.append(f"tasks: {doc.done} done ({', '.join(f'{k} {v}' for k, v in doc.by_status.items())}), "
+                 f"{doc.in_flight} in flight" + (f", {doc.expected} expected" if doc.expected else ""))
+    if doc.spill.get("inline_fallbacks", 0):
+        lines.append(f"spill: {doc.spill['inline_fallbacks']} times payloads went inline (store full; raise "
+                     f"spill.max_bytes), {doc.spill.get('free_failed', 0)} frees failed and were tried again")
+    lines += filter(None, [_cross_node_line(doc.cross_node)])
+    if doc.failed_by_reason:
+        lines.append("failed by reason: " + ", ".join(f"{k} {v}" for k, v in doc.failed_by_reason.items()))
+    if doc.truncated_by_role:
+        lines.append("replies cut at max_tokens: " + ", ".join(f"{k} {v}" for k, v in doc.truncated_by_role.items()))
+    lines.append(f"tokens: {doc.tokens_in_records} in records written; {doc.tokens_answered} answered so far in "
+                 f"{doc.llm_requests} LLM requests (the peers' live counters, tasks in flight too)")
+    lines += _rate_lines(doc.tokens_per_s)
+    for role, lat in doc.role_latency.items():
+        lines.append(f"  {role:<12} latency p50 {lat.p50_s:.3f} s  max {lat.max_s:.3f} s  ({lat.turns} turns)")
+    lines += [f"  LLM pool {name} ({u.model}): {u.prompt_tokens + u.completion_tokens} tokens in records, "
+              f"{u.tokens_answered} answered, {u.attempts} requests, {u.errors} errors ({u.rate_limited} "
+              f"rate-limited), {u.retries} retried, mean latency {u.mean_latency_s:.3f} s"
+              for name, u in doc.llm_pools.items()]
+    lines += [f"  endpoint {url}: {n} requests outstanding" for url, n in doc.endpoints_outstanding.items()]
+    for pool in doc.tool_pools:
         lines.append(f"  tool pool {pool.member_id}: {pool.open} sessions open, {pool.opened} opened, "
                      f"{pool.calls} tool calls" + (f", {pool.dropped_idle} dropped idle" if pool.dropped_idle else ""))
-    if st.expected and st.recent_tasks:
-        remaining = max(0, st.expected - st.done)
-        lines.append(f"ETA: {remaining / (st.recent_tasks / WINDOW_S):.0f} s")
-    if run.summary.exists():
-        lines.append(f"finished: {run.summary}")
+    if doc.eta_s is not None:
+        lines.append(f"ETA: {doc.eta_s:.0f} s")
+    if doc.summary:
+        lines.append(f"finished: {doc.summary}")
     return "\n".join(lines)
 
 
-def _pool_lines(st: Status) -> list[str]:
-    """One line per LLM pool: its model, tokens, requests, errors and mean latency."""
-    pools = pool_usage(st.usages, (s for p in st.peers for s in p.llm.values()))
-    return [f"  LLM pool {name} ({u.model}): {u.prompt_tokens + u.completion_tokens} tokens, {u.attempts} requests, "
-            f"{u.errors} errors ({u.rate_limited} rate-limited), {u.retries} retried, "
-            f"mean latency {u.mean_latency_s:.3f} s"
-            for name, u in pools.items()]
+def _rate_lines(r: Throughput) -> list[str]:
+    lines = [(f"tokens/s: {r.now:.0f} now (records of the last {r.window_s:.0f} s), {r.records_span:.0f} over the "
+              f"records' span (first task started -> last record written, {r.records_span_s:.1f} s)")]
+    if r.driver_wall is not None:
+        lines.append(f"tokens/s in summary.json: {r.driver_wall:.0f} over the driver's wall time "
+                     f"({r.driver_wall_s or 0:.1f} s, startup and stop included)")
+    return lines
 
 
-def _cross_node_line(peers: list[_PeerStats]) -> str:
+def _cross_node_line(total: dict[str, int]) -> str:
     """What crossed the network between nodes (slurmgen.run.summary.CrossNode); "" on one node."""
-    total: collections.Counter[str] = collections.Counter()
-    for p in peers:
-        total.update(p.cross_node)
     if not any(total.values()):
         return ""
-    sent = total["bytes_sent"]
-    return (f"between nodes: {sent} bytes sent peer to peer ({sent / (1 << 20):.1f} MiB, {total['frames_sent']} "
-            f"frames); spilled payloads fetched: {total['spill_bytes_fetched']} bytes in {total['spill_fetches']} "
-            f"fetches; tool pools: {total['tool_bytes']} bytes")
+    sent = total.get("bytes_sent", 0)
+    return (f"between nodes: {sent} bytes sent peer to peer ({sent / (1 << 20):.1f} MiB, {total.get('frames_sent', 0)} "
+            f"frames); spilled payloads fetched: {total.get('spill_bytes_fetched', 0)} bytes in "
+            f"{total.get('spill_fetches', 0)} fetches; tool pools: {total.get('tool_bytes', 0)} bytes")
 
 
 def _stall_line(r: StallReport, run: RunDir, now: float) -> str:
@@ -209,16 +292,26 @@ def expected_tasks(run: RunDir) -> int:
         return 0
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="slurmgen status", description="How a run is going (or went), from its run "
+                                 "directory alone: tasks by status, failures by class, tokens and tokens/s, latency, "
+                                 "LLM pools, tool pools, ETA.")
+    ap.add_argument("run_dir", help="the run directory (run.dir), live or finished")
+    ap.add_argument("--output", choices=("text", "json"), default="text",
+                    help="json: one JSON document (the same figures as the text) for scripts")
+    return ap.parse_args(argv)
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: slurmgen status RUN_DIR")
-        return 2
-    run = RunDir(Path(argv[0]))
+    args = parse(argv)
+    run = RunDir(Path(args.run_dir))
     if not run.config.exists():
         print(f"slurmgen status: {run.root} is not a run directory (no config.yaml)")
         return 2
     now = time.time()
     st = collect(run, now)
     st.expected = expected_tasks(run)
-    print(render(st, run, now))
+    doc = document(st, run, now)
+    as_json = args.output == "json"
+    print(msgspec.json.format(msgspec.json.encode(doc)).decode() if as_json else render_doc(doc, run, now))
     return 0

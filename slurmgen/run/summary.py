@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import msgspec
 
 from slurmgen.llm.types import EndpointStats
-from slurmgen.protocol import Usage
-from slurmgen.records import Record
+from slurmgen.protocol import Failure, Status, Usage
+from slurmgen.records import Record, reason_class
 
 
 class PoolUsage(msgspec.Struct, kw_only=True):
@@ -27,6 +27,7 @@ class PoolUsage(msgspec.Struct, kw_only=True):
     rate_limited: int = 0  # attempts answered 429 (in errors too)
     latency_s: float = 0.0  # summed over answered attempts, request sent to reply read
     mean_latency_s: float = 0.0
+    tokens_answered: int = 0  # prompt + completion tokens of every answered attempt (the clients' live counters)
 
     def add_usage(self, u: Usage) -> None:
         self.model = u.model or self.model
@@ -41,6 +42,7 @@ class PoolUsage(msgspec.Struct, kw_only=True):
         self.errors += s.errors
         self.retries += s.retries
         self.rate_limited += s.rate_limited
+        self.tokens_answered += s.prompt_tokens + s.completion_tokens
         self.latency_s = round(self.latency_s + s.latency_s, 6)
         self.mean_latency_s = round(self.latency_s / self.answered, 4) if self.answered else 0.0
 
@@ -64,14 +66,20 @@ class Summary(msgspec.Struct, kw_only=True):
     tasks_failed: int
     prompt_tokens: int
     completion_tokens: int
-    wall_s: float  # this invocation (a resumed run counts only its own time)
-    tokens_per_s: float  # tokens of the tasks finished in this invocation / wall_s
+    wall_s: float  # the driver's wall time, startup and stop included (this invocation; see measured_from)
+    tokens_per_s: float  # tokens of the tasks finished in that invocation / wall_s
     tasks_per_s: float
-    reasons: dict[str, int]
+    reasons: dict[str, int]  # per reason class (a failure's "<class>: <message>" counts under its class)
     usage_by_role: dict[str, Usage]
     metrics: dict[str, float]
     usage_by_pool: dict[str, PoolUsage] = {}  # per LLM pool (slurmgen.config.pools)
-    first_failure: str = ""  # the reason of the first task that failed (bad input rows aside)
+    # per role: LLM replies cut at max_tokens (finish_reason "length"); roles with none left out
+    truncated_by_role: dict[str, int] = {}
+    first_failure: str = ""  # the reason of the first task that failed (bad input rows only if nothing else failed)
+    reason_examples: dict[str, list[str]] = {}  # per failure class: up to 3 distinct whole reasons
+    measured_from: float = 0.0  # when the invocation that measured wall_s and the rates started (a rerun
+    # that finished no task keeps the previous figures and this time)
+    metrics_error: str = ""  # the workflow's metrics() raised this: "metrics" is empty (a bug in the workflow)
     expected_tasks: int = 0
     duplicates_skipped: int = 0  # input rows not run: their id repeats an earlier row's (dataset.on_duplicate=skip)
     duplicates_renamed: int = 0  # input rows run as id#2, id#3, ... (dataset.on_duplicate=suffix)
@@ -139,10 +147,20 @@ def read_records(results: Path) -> Iterator[Record]:
                     yield decoder.decode(line)
 
 
+def examples(failed: list[Record], per_class: int = 3) -> dict[str, list[str]]:
+    """Up to ``per_class`` distinct whole reasons per failure class, in the order they were written."""
+    out: dict[str, list[str]] = collections.defaultdict(list)
+    for r in failed:
+        seen = out[reason_class(r.status, r.reason)]
+        if len(seen) < per_class and r.reason not in seen:
+            seen.append(r.reason)
+    return dict(out)
+
+
 def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s: float, expected: int,
               metrics: Callable[[list[Record]], dict[str, float]]) -> Summary:
     by_status = collections.Counter(r.status for r in records)
-    reasons = collections.Counter(r.reason for r in records)
+    reasons = collections.Counter(reason_class(r.status, r.reason) for r in records)
     roles: dict[str, Usage] = collections.defaultdict(Usage)
     recent_tokens = 0
     recent_tasks = 0
@@ -152,19 +170,35 @@ def summarize(records: list[Record], *, workflow: str, started_at: float, wall_s
             acc.prompt_tokens += u.prompt_tokens
             acc.completion_tokens += u.completion_tokens
             acc.requests += u.requests
+            acc.truncated += u.truncated
         if r.finished_at >= started_at:
             recent_tasks += 1
             recent_tokens += sum(u.prompt_tokens + u.completion_tokens for u in r.usage.values())
-    failed = [r for r in records if r.status == "failed" and not r.reason.startswith("bad_input")]
-    first = min(failed, key=lambda r: r.finished_at).reason if failed else ""
+    failed = [r for r in records if r.status is Status.FAILED]
+    ran = [r for r in failed if r.failure is not Failure.BAD_INPUT] or failed  # a role's failure first
+    first = min(ran, key=lambda r: r.finished_at).reason if ran else ""
     prompt = sum(u.prompt_tokens for u in roles.values())
     completion = sum(u.completion_tokens for u in roles.values())
-    return Summary(
-        workflow=workflow, tasks_total=len(records), tasks_ok=by_status["ok"],
-        tasks_rejected=by_status["rejected"], tasks_failed=by_status["failed"],
+    summary = Summary(
+        workflow=workflow, tasks_total=len(records), tasks_ok=by_status[Status.OK],
+        tasks_rejected=by_status[Status.REJECTED], tasks_failed=by_status[Status.FAILED],
         prompt_tokens=prompt, completion_tokens=completion, wall_s=round(wall_s, 3),
         tokens_per_s=round(recent_tokens / wall_s, 2) if wall_s > 0 else 0.0,
         tasks_per_s=round(recent_tasks / wall_s, 3) if wall_s > 0 else 0.0,
-        reasons=dict(reasons), usage_by_role=dict(roles), metrics=metrics(records), expected_tasks=expected,
-        first_failure=first,
+        reasons=dict(reasons), usage_by_role=dict(roles), metrics={}, expected_tasks=expected,
+        first_failure=first, reason_examples=examples(failed),
+        truncated_by_role={role: u.truncated for role, u in roles.items() if u.truncated},
     )
+    summary.metrics, summary.metrics_error = workflow_metrics(metrics, records)
+    return summary
+
+
+def workflow_metrics(fn: Callable[[list[Record]], dict[str, float]],
+                     records: list[Record]) -> tuple[dict[str, float], str]:
+    """The workflow's metrics(records), or ({}, what it raised): a bug in a workflow's metrics
+    costs neither summary.json nor report.html."""
+    try:
+        return dict(fn(records)), ""
+    except Exception as exc:  # noqa: BLE001 - the user's code: any exception is its bug, named as such
+        where = f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', '?')}"
+        return {}, f"workflow.metrics={where} raised {type(exc).__name__}: {exc}"

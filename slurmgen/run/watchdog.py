@@ -1,8 +1,10 @@
 """The driver's progress watchdog: a run that stops moving says so, and stops.
 
 Progress is any change of the records written or of the peers' counters (tasks issued,
-written, re-issued, retried, hops received, LLM requests, tool calls) in their stats
-files (RUN/state/stats-peer-*.json, rewritten every run.lease_renew_s). When nothing
+written, hops received other than re-issues, LLM replies answered, tool calls) in their
+stats files (RUN/state/stats-peer-*.json, rewritten every run.lease_renew_s). Re-issues,
+retries and failed LLM attempts are not progress: a task re-issued again and again into
+a server that dies under it (or one that refuses it) is a stall. When nothing
 changed for ``run.stall_s`` while tasks remain, the watchdog prints what the run waits
 for and writes it to RUN/state/stall.json (``StallReport``); with
 ``run.stall_action=stop`` it raises ``RunStalled`` once nothing changed for
@@ -110,9 +112,9 @@ def read_peer_stats(run: RunDir) -> dict[str, tuple[float, _PeerStats]]:
 def _fingerprint(records: int, peers: dict[str, tuple[float, _PeerStats]]) -> tuple[object, ...]:
     parts: list[object] = [records]
     for name, (_, p) in peers.items():
-        llm = sum(s.requests + s.ok + s.errors for s in p.llm.values())
-        parts.append((name, p.issued, p.written, p.reissued, p.retried, sum(p.received.get(k, 0) for k in MOVES),
-                      llm, sum(p.tools.values())))
+        answered = sum(s.ok for s in p.llm.values())
+        moves = sum(p.received.get(k, 0) for k in MOVES) - p.reissued - p.retried  # a re-issue is a hop too
+        parts.append((name, p.issued, p.written, moves, answered, sum(p.tools.values())))
     return tuple(parts)
 
 

@@ -15,8 +15,8 @@ from typing import Callable
 import msgspec
 
 from slurmgen.config.types import SpillConf
-from slurmgen.registry.membership import MemberView
 from slurmgen.protocol import Blobs, FetchBlobs, FreeBlobs
+from slurmgen.registry.membership import MemberView
 from slurmgen.spill.paths import store_path
 from slurmgen.spill.policy import Spiller, SpillLost
 from slurmgen.spill.store import BlobStore

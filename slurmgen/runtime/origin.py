@@ -6,6 +6,10 @@ died, its message was lost — is issued again from its row with ``attempt + 1``
 first result to come home is written; any later one (a slow "dead" holder, a
 duplicate delivery) is dropped. A failure of a retryable class is issued again until
 ``max_attempts``.
+
+A poison request: a task whose LLM request was dropped by its dying server
+(``server_died``) ``max_engine_deaths`` times — the same request killing a fresh server
+again — is written failed as ``engine_died`` instead of being issued again.
 """
 
 from __future__ import annotations
@@ -14,16 +18,16 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import msgspec
 
 from slurmgen.input.dataset import BadRow, GoodRow
-from slurmgen.protocol import Orchestrator
+from slurmgen.protocol import Failure, Orchestrator, Status
 from slurmgen.records import Record, input_of
 from slurmgen.runtime.ledger import Ledger
-from slurmgen.workflow import Workflow, close_state, finish, open_state
+from slurmgen.workflow import Workflow, fail, first_role
 
 log = logging.getLogger("slurmgen.origin")
 
@@ -31,11 +35,6 @@ log = logging.getLogger("slurmgen.origin")
 def task_seed(run_seed: int, task_id: str) -> int:
     digest = hashlib.blake2b(f"{run_seed}:{task_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
-
-
-def failure_class(reason: str) -> str:
-    """'llm_error: ...' -> 'llm_error'."""
-    return reason.split(":", 1)[0].strip()
 
 
 def to_record(orch: Orchestrator, row: GoodRow | None = None) -> Record:
@@ -54,6 +53,7 @@ class Lease:
     trial: int
     attempt: int
     deadline: float
+    deaths: int = 0  # attempts whose LLM server died under them (server_died)
 
 
 ISSUE_BATCH = 256  # tasks issued between two yields to the event loop (tens of thousands of free slots at start)
@@ -66,7 +66,8 @@ class OriginPolicy:
     run_seed: int
     lease_s: float
     max_attempts: int
-    retry_on: tuple[str, ...]
+    retry_on: tuple[Failure, ...]
+    max_engine_deaths: int = 2
 
 
 class Origin:
@@ -112,26 +113,27 @@ class Origin:
             seed=task_seed(self.policy.run_seed, task_id), origin=self.peer_id, attempt=lease.attempt,
             row=msgspec.Raw(lease.row.raw), created_at=time.time(),
         )
-        try:
-            open_state(self.workflow, orch)
-            first = self.workflow.transition(orch)
-        except Exception as exc:  # a transition bug fails its task only
-            log.exception("task=%s the first transition failed", task_id)
-            finish(orch, "failed", f"internal: {type(exc).__name__}: {exc}")
-            first = None
-        finally:
-            close_state(orch)
+        first = self._first_role(orch)
         if first is None:
-            orch.status = orch.status if orch.status != "running" else "ok"
+            orch.status = orch.status if orch.status is not Status.RUNNING else Status.OK
             self.complete(orch)
             return
         orch.next_role = first
         self.send(orch)
 
+    def _first_role(self, orch: Orchestrator) -> str | None:
+        """The transition before any role (a fresh state); a bug in it fails its task only."""
+        try:
+            return first_role(self.workflow, orch)
+        except Exception as exc:  # a transition bug fails its task only
+            log.exception("task=%s the first transition failed", orch.task_id)
+            fail(orch, Failure.INTERNAL, f"{type(exc).__name__}: {exc}")
+            return None
+
     def _write_bad(self, row: BadRow, trial: int) -> None:
         now = time.time()
         task_id = f"{row.row_id}:{trial}"
-        record = Record(task_id=task_id, row_id=row.row_id, trial=trial, status="failed", reason=row.reason,
+        record = Record(task_id=task_id, row_id=row.row_id, trial=trial, status=Status.FAILED, reason=row.reason,
                         input=input_of(row.raw), line=row.lineno, seed=task_seed(self.policy.run_seed, task_id),
                         peer=self.peer_id, created_at=now, finished_at=now)
         if self.ledger.write(record):
@@ -167,7 +169,7 @@ class Origin:
             self.duplicates += 1
             log.info("task=%s dropped a late duplicate (attempt %d)", orch.task_id, orch.attempt)
             return
-        if orch.status == "failed" and orch.attempt < lease.attempt:  # a newer attempt is under way
+        if orch.status == Status.FAILED and orch.attempt < lease.attempt:  # a newer attempt is under way
             self.duplicates += 1
             log.info("task=%s dropped attempt %d's failure: attempt %d is under way (%s)", orch.task_id,
                      orch.attempt, lease.attempt, orch.reason)
@@ -177,7 +179,12 @@ class Origin:
             self.left += 1
             log.info("task=%s failed while stopping (%s): left for the resume", orch.task_id, orch.reason)
             return
-        if self._retryable(orch) and lease.attempt + 1 < self.policy.max_attempts:
+        if self._poisonous(orch, lease):
+            orch.reason = Failure.ENGINE_DIED.reason(
+                f"the LLM server died under this task's request {lease.deaths} times "
+                f"(run.max_engine_deaths={self.policy.max_engine_deaths}); see the LLM server logs; last: "
+                + orch.reason.partition(":")[2].strip())
+        elif self._retryable(orch) and lease.attempt + 1 < self.policy.max_attempts:
             self.retried += 1
             self._again(orch.task_id, orch.reason)
             return
@@ -187,8 +194,14 @@ class Origin:
             self.written += 1
         self._slots.release()
 
+    def _poisonous(self, orch: Orchestrator, lease: Lease) -> bool:
+        if orch.status is not Status.FAILED or Failure.of(orch.reason) is not Failure.SERVER_DIED:
+            return False
+        lease.deaths += 1
+        return lease.deaths >= self.policy.max_engine_deaths
+
     def _retryable(self, orch: Orchestrator) -> bool:
-        return orch.status == "failed" and failure_class(orch.reason) in self.policy.retry_on
+        return orch.status is Status.FAILED and Failure.of(orch.reason) in self.policy.retry_on
 
     def stop_issuing(self) -> None:
         self.stopped = True

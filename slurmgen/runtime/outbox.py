@@ -22,7 +22,7 @@ DRAIN_BATCH = 256  # frames handled before yielding to other coroutines
 class Meter:
     """Frames and bytes sent through the outboxes that share it (a peer's to other nodes)."""
 
-    __slots__ = ("frames", "bytes")
+    __slots__ = ("bytes", "frames")
 
     def __init__(self) -> None:
         self.frames = 0
@@ -36,7 +36,7 @@ class Outbox:
 
     def __init__(self, sock: zmq.asyncio.Socket, tasks: TaskSet | None = None, meter: Meter | None = None) -> None:
         self.sock = sock
-        self._sync = zmq.Socket.shadow(sock.underlying)
+        self._sync: zmq.Socket[bytes] = zmq.Socket.shadow(sock.underlying)
         self.tasks = tasks if tasks is not None else TaskSet("outbox")
         self.meter = meter
 
@@ -59,10 +59,10 @@ async def drain(inbox: zmq.asyncio.Socket, handle: Callable[[list[bytes]], None]
     The socket's file descriptor wakes the loop (edge-triggered, as ZeroMQ's is); then
     non-blocking reads drain it. No coroutine method of ``inbox`` may be used meanwhile.
     """
-    sync = zmq.Socket.shadow(inbox.underlying)
+    sync: zmq.Socket[bytes] = zmq.Socket.shadow(inbox.underlying)
     ready = asyncio.Event()
     loop = asyncio.get_running_loop()
-    fd = sync.getsockopt(zmq.FD)
+    fd = int(sync.getsockopt(zmq.FD))  # an int for FD (pyzmq types every option int | bytes)
     loop.add_reader(fd, ready.set)
     try:
         while True:
@@ -76,7 +76,7 @@ async def drain(inbox: zmq.asyncio.Socket, handle: Callable[[list[bytes]], None]
                 await asyncio.sleep(0)
                 continue
             ready.clear()
-            if not sync.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            if not int(sync.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 await ready.wait()
     finally:
         loop.remove_reader(fd)

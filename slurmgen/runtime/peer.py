@@ -18,40 +18,52 @@ import resource
 import time
 import uuid
 from collections import deque
-from typing import Iterable
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen.transport import codec, curve, hosts, sockets
-from slurmgen.input import duplicates
-from slurmgen.proc import fdlimit
-from slurmgen.config.types import SlurmgenConf
 from slurmgen.config.load import load_run_config
-from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
-from slurmgen.proc.diskspace import guarded_write
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import DiskFull
-from slurmgen.proc.lifecycle import serve_until_signalled, until_stopped
+from slurmgen.input import duplicates
+from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
+from slurmgen.llm import limits
 from slurmgen.llm.poolset import PoolClients
+from slurmgen.proc import fdlimit
+from slurmgen.proc.diskspace import guarded_write
+from slurmgen.proc.faults import fault
+from slurmgen.proc.lifecycle import serve_until_signalled, until_stopped
 from slurmgen.proc.logs import setup_logging
-from slurmgen.registry.membership import RegistryClient
 from slurmgen.proc.metrics import Exporter
-from slurmgen.protocol import Blobs, Credit, FetchBlobs, FreeBlobs, Hold, Member, Orchestrator
+from slurmgen.proc.tasks import TaskSet
+from slurmgen.protocol import (
+    Blobs,
+    Credit,
+    Failure,
+    FetchBlobs,
+    FreeBlobs,
+    Hold,
+    Member,
+    Orchestrator,
+)
+from slurmgen.registry.membership import RegistryClient
 from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.runtime.blobs import BlobService
-from slurmgen.proc.faults import fault
 from slurmgen.runtime.ledger import Ledger
-from slurmgen.runtime.outbox import Meter, Outbox, drain
 from slurmgen.runtime.origin import Origin, OriginPolicy
+from slurmgen.runtime.outbox import Meter, Outbox, drain
 from slurmgen.runtime.readiness import wait_ready
 from slurmgen.runtime.router import CreditRouter
-from slurmgen.proc.tasks import TaskSet
 from slurmgen.runtime.worker import run_role
 from slurmgen.spill.policy import Spiller, SpillLost
 from slurmgen.toolpool.client import ToolPools
-from slurmgen.workflow import RoleContext, finish, load_workflow
+from slurmgen.transport import codec, curve, hosts, sockets
+from slurmgen.workflow import RoleContext, fail
 
 log = logging.getLogger("slurmgen.peer")
 
@@ -62,7 +74,9 @@ class Peer:
         self.peer_id = f"peer-{shard}.{uuid.uuid4().hex[:6]}"
         # owns every background coroutine: hops, tasks coming home, queued sends, own loops
         self.tasks = TaskSet(self.peer_id)
-        self.workflow = load_workflow(conf.workflow)
+        self.workflow = get_workflow(conf.workflow.name)
+        if self.workflow.warm is not None:
+            self.workflow.warm()  # e.g. import a heavy library before the first task
         self.ctx = zmq.asyncio.Context()
         self.sockets = sockets.Sockets(self.ctx, curve.load_if_present(run.root))
         host = hosts.default_host(conf.cluster.kind, conf.cluster.host, conf.cluster.interface)
@@ -194,7 +208,7 @@ class Peer:
             try:
                 await self.blobs.spiller.fill(orch)
             except SpillLost as exc:
-                finish(orch, "failed", f"lost: {exc}")
+                fail(orch, Failure.LOST, f"{exc}")
             refs = self.blobs.spiller.refs_by_node(orch)
             Spiller.clear_refs(orch)
         fault("home")
@@ -211,7 +225,7 @@ class Peer:
             raise exc  # the process stops; the resume writes it
         if orch.task_id in self.origin.leases:
             Spiller.clear_refs(orch)
-            finish(orch, "failed", f"lost: coming home on {self.peer_id} failed: {type(exc).__name__}: {exc}")
+            fail(orch, Failure.LOST, f"coming home on {self.peer_id} failed: {type(exc).__name__}: {exc}")
             self.origin.complete(orch)  # "lost" is retried from its row while run.max_attempts allow
         self._maybe_mark_done()
 
@@ -244,7 +258,7 @@ class Peer:
             raise exc
         if self.held.get(orch.task_id) is not orch or orch in self.pending.get(orch.next_role, ()):
             return  # it was passed on before the failure: not this hop's to fail
-        finish(orch, "failed", f"lost: hop on {self.peer_id} failed: {type(exc).__name__}: {exc}")
+        fail(orch, Failure.LOST, f"hop on {self.peer_id} failed: {type(exc).__name__}: {exc}")
         orch.next_role = ""
         self.send(orch)
 
@@ -263,7 +277,7 @@ class Peer:
         self.metrics.role_end(mark, orch)
         self.send(orch)
 
-    def _ctx(self, orch: Orchestrator) -> RoleContext | None:
+    def _ctx(self, orch: Orchestrator) -> RoleContext[Any] | None:
         """The role's context (its LLM pool); None for a role the workflow lacks (run_role fails the task)."""
         return self.role_ctx.get(orch.next_role)
 
@@ -271,7 +285,7 @@ class Peer:
         try:
             await blobs.spiller.fill(orch)
         except SpillLost as exc:  # the payload's node died: the task starts again from its row
-            finish(orch, "failed", f"lost: {exc}")
+            fail(orch, Failure.LOST, f"{exc}")
             orch.next_role = ""
             return
         await run_role(self.workflow, self._ctx(orch), orch, self.log_file)
@@ -298,21 +312,28 @@ class Peer:
             case Hold(task_ids=task_ids):
                 self.received["hold"] += 1
                 self.origin.renew(task_ids)
-            case FetchBlobs() | Blobs() | FreeBlobs() if self.blobs is None:
-                self.received["blobs_without_spill"] += 1
-            case FetchBlobs():
-                self.received["fetch"] += 1
-                self.blobs.on_fetch(sender, msg)
-            case Blobs():
-                self.blobs.on_blobs(msg)
-            case FreeBlobs():
-                self.blobs.on_free(msg)
+            case FetchBlobs() | Blobs() | FreeBlobs():
+                self._on_blobs_message(sender, msg)
             case Credit(n=n):
                 self.received["credit"] += 1
                 self.router.credit(sender, n)
                 self._pump_all()
             case None:
                 self.received["malformed"] += 1
+
+    def _on_blobs_message(self, sender: str, msg: FetchBlobs | Blobs | FreeBlobs) -> None:
+        blobs = self.blobs
+        if blobs is None:
+            self.received["blobs_without_spill"] += 1
+            return
+        match msg:
+            case FetchBlobs():
+                self.received["fetch"] += 1
+                blobs.on_fetch(sender, msg)
+            case Blobs():
+                blobs.on_blobs(msg)
+            case FreeBlobs():
+                blobs.on_free(msg)
 
     def _maybe_mark_done(self) -> None:
         done = self.run.shard_done(self.shard)
@@ -326,7 +347,7 @@ class Peer:
             return  # the source loop's owner has it
         try:
             self._maybe_mark_done()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a done-callback: the task set reports it
             self.tasks.fail("marking the shard done", exc)
 
     def _stats(self) -> dict[str, object]:
@@ -335,7 +356,8 @@ class Peer:
                 "cpu_s": usage.ru_utime + usage.ru_stime, "llm": {u: msgspec.to_builtins(s) for u, s in self.llm.stats().items()},
                 "llm_limiter": msgspec.to_builtins(self.llm.limiter_stats()),
                 "in_flight": len(self.origin.leases), "held": len(self.held),
-                "llm_outstanding": self.llm.outstanding(), "issued": self.origin.issued, "reissued": self.origin.reissued, "retried": self.origin.retried,
+                "llm_outstanding": self.llm.outstanding(), "issued": self.origin.issued,
+                "reissued": self.origin.reissued, "retried": self.origin.retried,
                 "written": self.origin.written, "duplicates": self.origin.duplicates,
                 "refused_frames": self.decoder.refused, "tools": dict(self.tools.counts),
                 "oldest_in_flight": list(itertools.islice(self.origin.leases, 8)),  # issue order
@@ -383,8 +405,13 @@ class Peer:
         receiver = self.tasks.loop(self._receive(), kind="receiver")
         leases = self.tasks.loop(self._leases(), kind="leases")
         await wait_ready(self.registry, self.workflow, self.conf, stop)
+        if await self._refused():
+            await stop.wait()  # nothing issued: the driver reads RUN/state/refused and stops the run
+            receiver.cancel()
+            leases.cancel()
+            return
         rows = iter_shard(check_path(self.conf.dataset.path), self.conf.dataset.limit, self.shard,
-                          self.shards, self.workflow.row_type, self.conf.dataset.max_row_bytes,
+                          self.shards, self.workflow.row, self.conf.dataset.max_row_bytes,
                           duplicates.load(self.run.state))
         source = self.tasks.loop(self._issue(rows), kind="source", may_return=True)
         source.add_done_callback(self._source_ended)
@@ -394,6 +421,15 @@ class Peer:
             await self._drain()
         for task in (source, receiver, leases):
             task.cancel()
+
+    async def _refused(self) -> bool:
+        """A max_tokens that no replica's max_model_len allows: say so in RUN/state/refused."""
+        endpoints = [ep for client in self.llm.clients.values() for ep in client.endpoints()]
+        bad = limits.problems(limits.max_tokens_fields(self.conf.workflow), await limits.lengths(endpoints))
+        if bad:
+            log.error("refusing to issue tasks: %s", "; ".join(bad))
+            write_atomic(self.run.refused, "\n".join(bad).encode())
+        return bool(bad)
 
     async def _issue(self, rows: Iterable[GoodRow | BadRow]) -> None:
         fault("source")
@@ -435,7 +471,7 @@ def node_of(conf: SlurmgenConf, shard: int) -> str:
 def origin_policy(conf: SlurmgenConf, shards: int) -> OriginPolicy:
     return OriginPolicy(trials=conf.run.trials, max_in_flight=max(1, -(-conf.run.max_in_flight // shards)),
                         run_seed=conf.run.seed, lease_s=conf.run.lease_s, max_attempts=conf.run.max_attempts,
-                        retry_on=tuple(conf.run.retry_on))
+                        retry_on=tuple(map(Failure, conf.run.retry_on)), max_engine_deaths=conf.run.max_engine_deaths)
 
 
 async def amain(args: argparse.Namespace) -> None:

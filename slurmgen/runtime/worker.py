@@ -3,47 +3,53 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from slurmgen.errors import LLMError, ToolPoolError
-from slurmgen.protocol import Orchestrator
-from slurmgen.workflow import RoleContext, Workflow, close_state, finish, open_state
+from slurmgen.protocol import Failure, Orchestrator, Status
+from slurmgen.workflow import RoleContext, Task, Workflow, close_task, fail, finish
 
 log = logging.getLogger("slurmgen.worker")
 
 
-async def run_role(workflow: Workflow, ctx: RoleContext | None, orch: Orchestrator, log_file: str = "") -> None:
+async def run_role(workflow: Workflow, ctx: RoleContext[Any] | None, orch: Orchestrator, log_file: str = "") -> None:
     """Run ``orch.next_role`` and set ``orch.next_role`` to the following one ("" = done).
 
-    Failures never escape: an LLM or tool-pool error or a bug in a role becomes a failed task with
-    a reason, which goes home to its origin like any other finished task.
+    The row and the state are decoded once for the hop (``Task``) and the state encoded back
+    after it. Failures never escape: an LLM or tool-pool error or a bug in a role becomes a
+    failed task with a reason, which goes home to its origin like any other finished task.
     """
     role = orch.next_role
-    handler = workflow.roles.get(role)
+    task: Task[Any, Any] | None = None
     try:
-        if handler is None:
+        handler = workflow.roles.get(role)
+        if handler is None or ctx is None:
             raise KeyError(f"workflow {workflow.name!r} has no role {role!r}")
-        open_state(workflow, orch)
-        await handler(orch, ctx)
+        task = workflow.new_task(orch)
+        await handler(task, ctx)
     except (LLMError, ToolPoolError) as exc:
         log.warning("task=%s role=%s %s: %s", orch.task_id, role, exc.kind, exc)
-        finish(orch, "failed", f"{exc.kind}: {exc}")
+        fail(orch, exc.kind, str(exc))
     except Exception as exc:  # the one boundary catch: a role bug fails its task only
         log.exception("task=%s role=%s internal error", orch.task_id, role)
-        finish(orch, "failed", f"internal: {type(exc).__name__}: {exc}")
-    if orch.status == "failed":
+        fail(orch, Failure.INTERNAL, f"{type(exc).__name__}: {exc}")
+    if orch.status is Status.FAILED:
         orch.log = f"{log_file} task={orch.task_id}"
     orch.step += 1
+    orch.next_role = _next(workflow, task, role) or ""
+    if not orch.next_role and orch.status is Status.RUNNING:
+        finish(orch, Status.OK, orch.reason or "done")
+
+
+def _next(workflow: Workflow, task: Task[Any, Any] | None, role: str) -> str | None:
+    """The transition after ``role`` (None = done); the hop's state is encoded back after it."""
+    if task is None:  # the role never started: its task has failed
+        return None
     try:
-        nxt = workflow.transition(orch) if orch.status == "running" else None
+        return workflow.transition(task) if task.orch.status is Status.RUNNING else None
     except Exception as exc:  # a transition bug fails its task only, like a role's
-        log.exception("task=%s transition after role=%s failed", orch.task_id, role)
-        finish(orch, "failed", f"internal: {type(exc).__name__}: {exc}")
-        nxt = None
+        log.exception("task=%s transition after role=%s failed", task.task_id, role)
+        fail(task, Failure.INTERNAL, f"{type(exc).__name__}: {exc}")
+        return None
     finally:
-        close_state(orch)
-    if nxt is None:
-        if orch.status == "running":
-            finish(orch, "ok", orch.reason or "done")
-        orch.next_role = ""
-    else:
-        orch.next_role = nxt
+        close_task(task)

@@ -12,11 +12,13 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 
-from slurmgen.proc import fdlimit
 from slurmgen.errors import SlurmgenError
+from slurmgen.proc import fdlimit
 from slurmgen.sim.latency import PROFILES
 from slurmgen.sim.server import SimOptions, SimServer
 
@@ -41,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate-burst", type=int, default=0, metavar="N",
                    help="requests the rate limit lets through at once; 0 = one second's worth")
     p.add_argument("--api-key", default="", help="require 'Authorization: Bearer KEY' (as vLLM's --api-key)")
+    p.add_argument("--die-on", default="", metavar="TEXT",
+                   help="exit (code 0) on a chat request whose messages contain TEXT: a poison request, for tests")
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -63,13 +67,13 @@ async def serve(options: SimOptions, host: str, port: int) -> None:
         await runner.cleanup()
 
 
-def _run(coro: object) -> None:
+def _run(coro: Coroutine[Any, Any, None]) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        asyncio.run(coro)
     else:
-        uvloop.run(coro)  # type: ignore[arg-type]
+        uvloop.run(coro)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         api_key=args.api_key,
+        die_on=args.die_on,
     )
     try:
         fdlimit.raise_nofile()  # a socket per request in flight

@@ -27,7 +27,6 @@ from typing import Any
 import msgspec
 
 from slurmgen.errors import ConfigError
-from slurmgen.workflow import import_path
 from slurmgen.llm.types import ToolCall, ToolFunction
 from slurmgen.sim.script import Script, ScriptReply, ScriptRequest
 
@@ -236,8 +235,8 @@ _FORMATS = {
     "email": lambda rng: f"{rng.choice(_WORDS)}{rng.randint(1, 99)}@example.com",
     "uri": lambda rng: f"https://example.com/{rng.choice(_WORDS)}",
     "uuid": lambda rng: (
-        "%08x-%04x-4%03x-8%03x-%012x"
-        % (rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), rng.getrandbits(12), rng.getrandbits(48))
+        f"{rng.getrandbits(32):08x}-{rng.getrandbits(16):04x}-4{rng.getrandbits(12):03x}-8{rng.getrandbits(12):03x}-"
+        f"{rng.getrandbits(48):012x}"
     ),
 }
 
@@ -297,9 +296,19 @@ def generic_reply(req: ScriptRequest, rng: random.Random) -> ScriptReply:
 
 
 def load_script(path: str) -> Script | None:
-    """Resolve ``"package.module:function"``; ``""`` or ``"generic"`` means no script."""
+    """``"<workflow>/<script>"`` (one of a registered workflow's sim_scripts), or an import path
+    ``"package.module:function"``; ``""`` or ``"generic"`` means no script."""
+    from slurmgen.config.workflows import get_workflow, import_path  # the registry imports the author module
+
     if path in ("", "generic"):
         return None
+    workflow, slash, name = path.partition("/")
+    if slash and ":" not in path:
+        scripts = get_workflow(workflow).sim_scripts
+        if name not in scripts:
+            raise ConfigError(f"llm.script={name!r}: workflow {workflow!r} has no such script; "
+                              f"valid: {', '.join(sorted(scripts)) or 'none'}, generic, or package.module:function")
+        return scripts[name]
     fn = import_path(path, "llm.script")
     if not callable(fn):
         raise ConfigError(f"llm.script={path!r} is not a function")
@@ -328,7 +337,7 @@ class ReplyPlan:
     after n tokens.
     """
 
-    __slots__ = ("content", "ends", "calls", "total")
+    __slots__ = ("calls", "content", "ends", "total")
 
     def __init__(self, content: str | None, tool_calls: list[ToolCall] | None) -> None:
         self.content = content or ""

@@ -101,7 +101,7 @@ class EngineCounters(msgspec.Struct, kw_only=True):
 
 
 class _Seq:
-    __slots__ = ("rid", "order", "prompt", "max_out", "output", "computed", "blocks", "active")
+    __slots__ = ("active", "blocks", "computed", "max_out", "order", "output", "prompt", "rid")
 
     def __init__(self, rid: RequestId, order: int, prompt: int, max_out: int) -> None:
         self.rid = rid

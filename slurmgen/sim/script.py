@@ -11,7 +11,7 @@ required or named).
 from __future__ import annotations
 
 import random
-from typing import Callable, Optional
+from typing import Callable
 
 import msgspec
 
@@ -38,4 +38,4 @@ class ScriptReply(msgspec.Struct, kw_only=True):
     hang: bool = False
 
 
-Script = Callable[[ScriptRequest, random.Random], Optional[ScriptReply]]
+Script = Callable[[ScriptRequest, random.Random], ScriptReply | None]

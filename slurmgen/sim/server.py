@@ -36,9 +36,9 @@ from aiohttp import web
 
 from slurmgen.llm.ratelimit import TokenBucket
 from slurmgen.llm.types import ChatMessage, ToolCall
+from slurmgen.proc.faults import fault
 from slurmgen.sim.content import ReplyPlan, count_tokens, generic_reply, load_script
 from slurmgen.sim.latency import PROFILES, Engine
-from slurmgen.proc.faults import fault
 from slurmgen.sim.script import ScriptReply, ScriptRequest
 
 log = logging.getLogger("slurmgen.sim")
@@ -58,6 +58,9 @@ class SimOptions(msgspec.Struct, kw_only=True, frozen=True):
     rate_limit: float = 0.0  # chat requests per minute; more are answered 429; 0 = no limit
     rate_burst: int = 0  # requests the limit lets through at once; 0 = one second's worth (at least 1)
     api_key: str = ""  # required as "Authorization: Bearer KEY" on /v1/*; "" = none
+    # a chat request whose messages contain this text kills the server (exit code 0, as vLLM's
+    # API server after an EngineDeadError): a poison request, for testing; "" = never
+    die_on: str = ""
 
 
 class _Part(msgspec.Struct, kw_only=True):
@@ -164,7 +167,7 @@ class SimMetrics:
     """Request-level metrics; engine gauges and token counters are read at scrape time."""
 
     def __init__(self, model: str, time_scale: float) -> None:
-        self.labels = 'model_name="%s"' % model.replace("\\", "\\\\").replace('"', '\\"')
+        self.labels = "model_name=\"{}\"".format(model.replace("\\", "\\\\").replace('"', '\\"'))
         self.time_scale = time_scale
         self.ttft = Histogram("vllm:time_to_first_token_seconds", _TTFT_BUCKETS)
         self.e2e = Histogram("vllm:e2e_request_latency_seconds", _E2E_BUCKETS)
@@ -206,7 +209,7 @@ def _sample(name: str, kind: str, labels: str, value: float) -> list[str]:
 class _Live:
     """One request in flight: its reply plan and how far the Engine got."""
 
-    __slots__ = ("rid", "plan", "n_out", "prompt", "finish", "stream", "produced", "finished", "event", "t0", "t_first")
+    __slots__ = ("event", "finish", "finished", "n_out", "plan", "produced", "prompt", "rid", "stream", "t0", "t_first")
 
     def __init__(self, rid: str, plan: ReplyPlan, n_out: int, prompt: int, finish: str) -> None:
         self.rid = rid
@@ -330,6 +333,7 @@ class SimServer:
         try:
             self._admit(request)
             req = self._parse(await request.read())
+            self._maybe_die(req)
             live = self._prepare(req)
             if live is None:  # the script said hang: never answer (until the client leaves)
                 await asyncio.Event().wait()
@@ -346,6 +350,12 @@ class SimServer:
             return web.Response(body=self._completion(live), content_type="application/json")
         finally:
             self._release(live)
+
+    def _maybe_die(self, req: ChatRequest) -> None:
+        marker = self.options.die_on
+        if marker and any(marker in (m.plain().content or "") for m in req.messages):
+            print(f"EngineDeadError: the engine died on a request containing {marker!r} (--die-on)", flush=True)
+            os._exit(0)
 
     def _admit(self, request: web.Request) -> None:
         """The key first (a refused request costs no quota), then the rate limit."""

@@ -64,7 +64,7 @@ class Spiller:
             if owner is orch:
                 orch.row_ref = ref
             else:
-                owner.content_ref = ref  # type: ignore[attr-defined]
+                owner.content_ref = ref  # type: ignore[attr-defined]  # owner is a Turn here (orch was handled above)
 
     @staticmethod
     def strip(orch: Orchestrator) -> None:

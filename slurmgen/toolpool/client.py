@@ -23,11 +23,20 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen.transport import codec
 from slurmgen.errors import ToolPoolError
-from slurmgen.protocol import Member, Orchestrator, SessionCall, SessionClose, SessionHandle, SessionOpen, SessionReply
 from slurmgen.proc.tasks import TaskSet
+from slurmgen.protocol import (
+    Failure,
+    Member,
+    Orchestrator,
+    SessionCall,
+    SessionClose,
+    SessionHandle,
+    SessionOpen,
+    SessionReply,
+)
 from slurmgen.toolpool.session import Factory, PoolFull, SessionHost, UnknownSession, session_id
+from slurmgen.transport import codec
 
 log = logging.getLogger("slurmgen.toolpool.client")
 
@@ -42,8 +51,8 @@ def find_handle(orch: Orchestrator, name: str) -> SessionHandle | None:
     return next((h for h in orch.sessions if h.name == name), None)
 
 
-def lost_kind(on_lost: str) -> str:
-    return "tool_lost" if on_lost == "fail" else "tool_error"
+def lost_kind(on_lost: str) -> Failure:
+    return Failure.TOOL_LOST if on_lost == "fail" else Failure.TOOL_ERROR
 
 
 def _raw(value: Any) -> msgspec.Raw:
@@ -174,19 +183,19 @@ class ToolPools:
                 full.append(member.peer_id)
                 continue
             if reply.error:
-                raise ToolPoolError(f"opening session {sid} on {member.peer_id}: {reply.error}", kind="tool_error")
+                raise ToolPoolError(f"opening session {sid} on {member.peer_id}: {reply.error}", kind=Failure.TOOL_ERROR)
             handle = SessionHandle(name=name, member=member.peer_id, session=sid)
             orch.sessions = [*orch.sessions, handle]
             self.counts["open"] += 1
             return handle
         raise ToolPoolError(f"every tool-pool member is at capacity ({', '.join(full)}); raise "
-                            "toolpool.capacity or toolpool.size", kind="tool_error")
+                            "toolpool.capacity or toolpool.size", kind=Failure.TOOL_ERROR)
 
     async def call(self, orch: Orchestrator, name: str, method: str, args: Any) -> Any:
         """Call ``method`` of the task's open session ``name``; return its JSON result."""
         handle = find_handle(orch, name)
         if handle is None:
-            raise ToolPoolError(f"task {orch.task_id} has no open session {name!r}", kind="tool_error")
+            raise ToolPoolError(f"task {orch.task_id} has no open session {name!r}", kind=Failure.TOOL_ERROR)
         reply = await self._request(handle.member, lambda rid: SessionCall(
             request_id=rid, session=handle.session, method=method, args=_raw(args)))
         self.counts["call"] += 1
@@ -196,7 +205,7 @@ class ToolPools:
                                 "(the member restarted or dropped it)", kind=self.kind)
         if reply.error:
             raise ToolPoolError(f"session {handle.session} on {handle.member}: {method}: {reply.error}",
-                                kind="tool_error")
+                                kind=Failure.TOOL_ERROR)
         return msgspec.json.decode(reply.result)
 
     def release(self, orch: Orchestrator) -> None:
@@ -231,7 +240,7 @@ class LocalPools:
         try:
             self.host.open(sid, msgspec.json.decode(msgspec.json.encode(spec)))
         except PoolFull as exc:
-            raise ToolPoolError(str(exc), kind="tool_error") from None
+            raise ToolPoolError(str(exc), kind=Failure.TOOL_ERROR) from None
         handle = SessionHandle(name=name, member="local", session=sid)
         orch.sessions = [*orch.sessions, handle]
         return handle
@@ -239,11 +248,11 @@ class LocalPools:
     async def call(self, orch: Orchestrator, name: str, method: str, args: Any) -> Any:
         handle = find_handle(orch, name)
         if handle is None:
-            raise ToolPoolError(f"task {orch.task_id} has no open session {name!r}", kind="tool_error")
+            raise ToolPoolError(f"task {orch.task_id} has no open session {name!r}", kind=Failure.TOOL_ERROR)
         try:
             result = self.host.call(handle.session, method, msgspec.json.decode(msgspec.json.encode(args)))
         except UnknownSession:
-            raise ToolPoolError(f"session {handle.session} is gone", kind="tool_error") from None
+            raise ToolPoolError(f"session {handle.session} is gone", kind=Failure.TOOL_ERROR) from None
         return msgspec.json.decode(msgspec.json.encode(result))
 
     def release(self, orch: Orchestrator) -> None:

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def _python_paths_in_tmp() -> list[str]:
     return [p for i, p in enumerate(under) if not any(p.startswith(q + "/") for q in under[:i])]
 
 
-def bwrap_prefix(run_dir: Path | str, binds: list[str] = (), keep: list[str] | None = None) -> list[str]:  # type: ignore[assignment]
+def bwrap_prefix(run_dir: Path | str, binds: Sequence[str] = (), keep: list[str] | None = None) -> list[str]:
     """Read-only view of the host, private /tmp, /dev and /proc, new PID/IPC/UTS
     namespaces; the run directory is the only writable path. The network is shared: the
     member serves peers over TCP and reaches the registry. ``keep`` (default: this

@@ -26,16 +26,16 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen.transport import codec, curve, hosts, sockets
 from slurmgen.config.load import load_run_config
+from slurmgen.proc.faults import fault
 from slurmgen.proc.lifecycle import serve_until_signalled, until_stopped
 from slurmgen.proc.logs import setup_logging
-from slurmgen.registry.membership import RegistryClient
-from slurmgen.protocol import Member, SessionCall, SessionClose, SessionOpen, SessionReply
-from slurmgen.rundir import RunDir, write_atomic
-from slurmgen.proc.faults import fault
 from slurmgen.proc.tasks import TaskSet
-from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, load_factory, pool_factory
+from slurmgen.protocol import Member, SessionCall, SessionClose, SessionOpen, SessionReply
+from slurmgen.registry.membership import RegistryClient
+from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession, pool_factory
+from slurmgen.transport import codec, curve, hosts, sockets
 
 log = logging.getLogger("slurmgen.toolpool")
 
@@ -47,11 +47,11 @@ class PoolServer:
     def __init__(self, run: RunDir, name: str) -> None:
         self.run = run
         self.conf = load_run_config(run.config)
-        factory_path = pool_factory(self.conf)
-        if not factory_path:
+        factory = pool_factory(self.conf)
+        if factory is None:
             raise SystemExit(f"{name}: no session factory (set toolpool.factory or the workflow's toolpool_factory)")
         tp = self.conf.toolpool
-        self.host = SessionHost(load_factory(factory_path), tp.capacity, tp.idle_s)
+        self.host = SessionHost(factory, tp.capacity, tp.idle_s)
         self.member_id = f"{name}.{uuid.uuid4().hex[:6]}"
         self.tasks = TaskSet(self.member_id)  # requests, session closes, own loops, registry client
         self.ctx = zmq.asyncio.Context()
@@ -147,8 +147,8 @@ class PoolServer:
         if stop.is_set():
             return
         log.info("%s serving at %s (capacity %d)", self.member_id, self.address, self.host.capacity)
-        loops = (self._receive(), self._sweep(), self._stats_loop())
-        tasks = [self.tasks.loop(c, kind=c.__name__.strip("_")) for c in loops]
+        loops = {"receive": self._receive(), "sweep": self._sweep(), "stats_loop": self._stats_loop()}
+        tasks = [self.tasks.loop(c, kind=kind) for kind, c in loops.items()]
         await stop.wait()
         for t in tasks:
             t.cancel()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Protocol
 
-from slurmgen.workflow import import_path
-
 DEFAULT_POOL_SIZE = 2  # members started for a workflow that names a factory (toolpool.size=-1)
 
 
@@ -44,9 +42,13 @@ def _parse(sid: str) -> tuple[str, int]:
     return f"{task}/{name}", int(attempt)
 
 
-def pool_factory(conf: Any) -> str:
-    """The session factory path: ``toolpool.factory``, else the workflow's."""
-    return conf.toolpool.factory or getattr(conf.workflow, "toolpool_factory", "")
+def pool_factory(conf: Any) -> Factory | None:
+    """The session factory: ``toolpool.factory`` (an import path), else the workflow's; None = none."""
+    from slurmgen.config.workflows import get_workflow, import_path  # the registry imports the author module
+
+    if conf.toolpool.factory:
+        return import_path(conf.toolpool.factory, "toolpool.factory")
+    return get_workflow(conf.workflow.name).toolpool_factory
 
 
 def pool_size(conf: Any) -> int:
@@ -55,9 +57,6 @@ def pool_size(conf: Any) -> int:
         return int(conf.toolpool.size)
     return DEFAULT_POOL_SIZE if pool_factory(conf) else 0
 
-
-def load_factory(path: str) -> Factory:
-    return import_path(path, "toolpool.factory")  # type: ignore[no-any-return]
 
 
 class SessionHost:
@@ -117,7 +116,7 @@ class SessionHost:
         self.closed += 1
         try:
             session.close()
-        except Exception:  # a session's own cleanup must not take the member down
+        except Exception:  # noqa: BLE001 - a session's own cleanup must not take the member down
             pass
         return True
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import msgspec
 
+from slurmgen.records import reason_class
+
 STATUS_CODES = {"ok": 0, "rejected": 1, "failed": 2}
 STATUS_NAMES = ("ok", "rejected", "failed", "unreadable")
 UNREADABLE = 3
@@ -38,7 +40,7 @@ class Fields(msgspec.Struct):
     @property
     def reason_class(self) -> str:
         """The workflow's reason, or the failure class of a failed record ("<class>: <message>")."""
-        return self.reason.split(":", 1)[0].strip()
+        return reason_class(self.status, self.reason)
 
     @property
     def roles(self) -> list[str]:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import count_records, read_records, REPO, run_slurmgen, slurmgen_processes
+from tests.conftest import REPO, count_records, read_records, run_slurmgen, slurmgen_processes
 
 
 def doc(i: int, en: float = 0.95) -> dict:

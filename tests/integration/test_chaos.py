@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import count_records, read_records, REPO, slurmgen_processes
+from tests.conftest import REPO, count_records, read_records, slurmgen_processes
 
 
 def pids(run_dir, needle: str) -> list[int]:
@@ -49,7 +49,7 @@ def test_chaos_every_task_exactly_once(tmp_path):
                 kill(rng.choice(victims), signal.SIGTERM if what == "term-peer" else signal.SIGKILL)
                 kills[what] += 1
             time.sleep(rng.uniform(1.5, 3.0))
-        out, err = driver.communicate(timeout=400)
+        _out, err = driver.communicate(timeout=400)
     finally:
         if driver.poll() is None:
             driver.kill()

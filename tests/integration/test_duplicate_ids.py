@@ -32,7 +32,7 @@ def test_duplicate_ids_are_refused_naming_them_and_their_lines(tmp_path):
 
 
 def test_suffix_renames_later_rows_and_every_task_is_written_once(tmp_path):
-    data, rows = topics(tmp_path)
+    data, _rows = topics(tmp_path)
     run_dir = tmp_path / "run"
     run_slurmgen("workflow=nr", f"dataset.path={data}", f"run.dir={run_dir}", "dataset.on_duplicate=suffix",
                  "llm.time_scale=500", "run.trials=2", "run.peers=3")

@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from slurmgen.config.types import WorkflowConf
-from slurmgen.llm.types import ChatMessage, Sampling
-from slurmgen.workflow import add_turn
+from slurmgen.workflow import ChatMessage, Sampling, Workflow, WorkflowConf, add_turn
 
 
 class Row(msgspec.Struct):
@@ -29,31 +27,31 @@ class Row(msgspec.Struct):
 @dataclass
 class BrokenConf(WorkflowConf):
     name: str = "broken"
-    roles: dict[str, str] = field(default_factory=lambda: {"work": "broken:work"})
-    transition: str = "broken:transition"
-    metrics: str = "broken:metrics"
-    row: str = "broken:Row"
     bad_ids: list[str] = field(default_factory=list)  # only these fail; empty = every row fails
 
 
-async def work(orch, ctx):
+async def work(task, ctx):
     reply = await ctx.llm.chat([ChatMessage(role="user", content="hi")], sampling=Sampling(max_tokens=8))
-    add_turn(orch, "work", reply)
-    if not ctx.conf.bad_ids or orch.row_id in ctx.conf.bad_ids:
-        raise ValueError(f"no critic configured for {orch.row_id}")
+    add_turn(task, "work", reply)
+    if not ctx.conf.bad_ids or task.row.id in ctx.conf.bad_ids:
+        raise ValueError(f"no critic configured for {task.row.id}")
 
 
-def transition(orch):
-    return "work" if not orch.history else None
+def transition(task):
+    return "work" if not task.history else None
 
 
 def metrics(records):
     return {}
+
+
+WORKFLOW = Workflow(name="broken", conf=BrokenConf, roles={"work": work}, transition=transition, metrics=metrics,
+                    row=Row)
 """
 
 
 def run_broken(tmp_path, rows: int, *overrides: str) -> subprocess.CompletedProcess[str]:
-    return run_own_workflow(tmp_path, "broken=broken:BrokenConf", BROKEN, [{"id": f"r{i:03d}"} for i in range(rows)],
+    return run_own_workflow(tmp_path, "broken=broken:WORKFLOW", BROKEN, [{"id": f"r{i:03d}"} for i in range(rows)],
                             "llm.replicas=1", "run.max_in_flight=4", *overrides)
 
 

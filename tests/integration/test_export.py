@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from slurmgen.exitcodes import Exit
@@ -79,6 +80,18 @@ def test_refusals_say_what_to_do(nr_run, tmp_path):
     assert proc.returncode == Exit.REFUSED and "--force" in proc.stderr and out.read_text() == "mine\n"
     proc = export(tmp_path, "--out", tmp_path / "y.jsonl")
     assert proc.returncode == Exit.REFUSED and "not a run directory" in proc.stderr
+    proc = export(nr_run, "--status", "okk", "--out", tmp_path / "z.jsonl")
+    assert proc.returncode == Exit.REFUSED and "unknown status okk; valid: ok, rejected, failed" in proc.stderr
+    assert not (tmp_path / "z.jsonl").exists()
+    proc = export(nr_run, "--out", tmp_path / "train.txt")
+    assert proc.returncode == Exit.REFUSED and "pass --format (jsonl, parquet, hf)" in proc.stderr
+
+
+def test_the_format_follows_the_suffix_of_out(nr_run, tmp_path):
+    out = tmp_path / "x.parquet"
+    proc = export(nr_run, "--out", out, "--status", "any")
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:4] == b"PAR1" and pq.read_table(out).num_rows == len(read_records(nr_run))
 
 
 def test_coral_sft_holds_the_agreed_answers(tmp_path):

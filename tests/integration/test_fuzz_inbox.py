@@ -12,10 +12,10 @@ import msgspec
 import zmq
 import zmq.asyncio
 
-from slurmgen.transport import codec, curve, sockets
 from slurmgen.protocol import Lookup, Orchestrator, Table
 from slurmgen.registry.server import RegistryAddress
-from tests.conftest import count_records, read_records, REPO
+from slurmgen.transport import codec, curve, sockets
+from tests.conftest import REPO, count_records, read_records
 
 
 def frames(rng: random.Random) -> list[bytes]:

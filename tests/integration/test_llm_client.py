@@ -165,23 +165,33 @@ def test_persistent_errors_raise_llm_error_naming_endpoint_and_status() -> None:
     assert "HTTP 503" in str(err) and "engine dead" in str(err)
 
 
-def test_other_client_errors_are_not_retried() -> None:
+def test_other_client_errors_are_bad_requests_not_retried() -> None:
     hits = []
 
     async def reject(request: web.Request) -> web.Response:
         hits.append(1)
-        return web.json_response({"error": {"message": "unknown field"}}, status=400)
+        if (await request.json())["model"] != "m":  # vLLM's answer to an unknown model
+            return web.json_response({"error": {"message": "The model `x` does not exist."}}, status=404)
+        return web.json_response({"error": {"message": "max_tokens=10240 cannot be greater than "
+                                                       "max_model_len=2048"}}, status=400)
 
-    async def go() -> None:
+    async def go() -> list[LLMError]:
+        errors = []
         async with fake_server(reject) as url:
             client = LLMClient(backoff_s=0.001)
-            client.set_endpoints([Endpoint(url=url, model="m")])
-            with pytest.raises(LLMError, match="unknown field"):
-                await client.chat(ASK, sampling=SAMPLING)
+            client.set_endpoints([Endpoint(url=url, model="m"), Endpoint(url=url + "/", model="x")])
+            for model in ("m", "x"):
+                with pytest.raises(LLMError) as info:
+                    await client.chat(ASK, sampling=SAMPLING, model=model)
+                errors.append(info.value)
             await client.close()
+        return errors
 
-    asyncio.run(go())
-    assert len(hits) == 1
+    too_long, unknown = asyncio.run(go())
+    assert len(hits) == 2  # one attempt each
+    assert too_long.kind == unknown.kind == "bad_request"
+    assert "HTTP 400" in str(too_long) and "max_model_len=2048" in str(too_long)
+    assert "HTTP 404" in str(unknown) and "does not exist" in str(unknown)
 
 
 def test_timeout_gives_kind_timeout() -> None:
@@ -324,3 +334,34 @@ def test_requests_on_a_replica_that_left_are_retried_at_once_elsewhere() -> None
     assert {r.content for r in replies} == {"from the survivor"} and took < 0.5, took
     gone = next(s for url, s in stats.items() if s.ok == 0)
     assert gone.requests == gone.errors == gone.retries == 3
+
+
+def test_finish_reason_and_token_ids_reach_the_reply() -> None:
+    """vLLM's return_token_ids: asked for only when llm.return_token_ids is on; kept in the reply."""
+    seen: list[dict[str, Any]] = []
+
+    async def vllm_like(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(body)
+        ids = body.get("return_token_ids", False)
+        return web.json_response({
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "a b"}, "finish_reason": "length",
+                         "token_ids": [7, 8] if ids else None}],
+            "prompt_token_ids": [1, 2, 3] if ids else None,
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+
+    async def go() -> list[ChatReply]:
+        replies = []
+        async with fake_server(vllm_like) as url:
+            for flag in (False, True):
+                client = LLMClient(return_token_ids=flag)
+                client.set_endpoints([Endpoint(url=url, model="m")])
+                replies.append(await client.chat(ASK, sampling=SAMPLING))
+                await client.close()
+        return replies
+
+    plain, with_ids = asyncio.run(go())
+    assert "return_token_ids" not in seen[0] and seen[1]["return_token_ids"] is True
+    assert plain.finish_reason == with_ids.finish_reason == "length"
+    assert (plain.prompt_token_ids, plain.token_ids) == ([], [])
+    assert (with_ids.prompt_token_ids, with_ids.token_ids) == ([1, 2, 3], [7, 8])

@@ -3,18 +3,18 @@
 import json
 import re
 
-from tests.conftest import read_records, REPO, run_own_workflow
+from tests.conftest import REPO, read_records, run_own_workflow
 
 
 def readme_example() -> str:
     text = (REPO / "README.md").read_text()
-    match = re.search(r"<!-- example: myflow.py -->\n```python\n(.*?)```", text, re.S)
+    match = re.search(r"<!-- example: myflow.py -->\n```python\n(.*?)```", text, re.DOTALL)
     assert match, "the README lost its example"
     return match.group(1)
 
 
 def test_readme_custom_workflow_runs(tmp_path):
-    proc = run_own_workflow(tmp_path, "slogan=myflow:SloganConf", readme_example(),
+    proc = run_own_workflow(tmp_path, "slogan=myflow:WORKFLOW", readme_example(),
                             [{"id": str(i), "topic": f"topic {i}"} for i in range(30)],
                             "llm.time_scale=300", "workflow.max_words=10")
     run_dir = tmp_path / "run"
@@ -32,16 +32,13 @@ def test_readme_custom_workflow_runs(tmp_path):
 
 
 # Written from the README's "Adding a workflow" section alone: three roles, no state type
-# (orch.state is then a dict), a knob, the seed passed to the LLM.
+# (task.state is then a dict), a knob, the seed passed to the LLM.
 THREE_ROLES = """
 from dataclasses import dataclass, field
 
 import msgspec
 
-from slurmgen.config.types import WorkflowConf
-from slurmgen.llm.types import ChatMessage, Sampling
-from slurmgen.sim.script import ScriptReply
-from slurmgen.workflow import add_turn, finish
+from slurmgen.workflow import ChatMessage, Sampling, ScriptReply, Status, Workflow, WorkflowConf, add_turn, finish
 
 
 class Row(msgspec.Struct):
@@ -55,56 +52,53 @@ class Row(msgspec.Struct):
 @dataclass
 class ReviseConf(WorkflowConf):
     name: str = "revise"
-    roles: dict[str, str] = field(default_factory=lambda: {
-        "draft": "revise:draft", "critique": "revise:critique", "revise": "revise:revise"})
-    transition: str = "revise:transition"
-    metrics: str = "revise:metrics"
-    row: str = "revise:Row"
-    sim_script: str = "revise:script"
     min_words: int = 3
 
 
-async def draft(orch, ctx):
-    row = msgspec.json.decode(orch.row, type=Row)
-    reply = await ctx.llm.chat([ChatMessage(role="user", content=f"Argue: {row.claim}")],
-                               sampling=Sampling(max_tokens=32), seed=orch.seed)
-    add_turn(orch, "draft", reply)
-    orch.state["draft"] = reply.content
+async def draft(task, ctx):
+    reply = await ctx.llm.chat([ChatMessage(role="user", content=f"Argue: {task.row.claim}")],
+                               sampling=Sampling(max_tokens=32), seed=task.seed)
+    add_turn(task, "draft", reply)
+    task.state["draft"] = reply.content
 
 
-async def critique(orch, ctx):
-    prompt = [ChatMessage(role="user", content="Critique: " + orch.state["draft"])]
-    reply = await ctx.llm.chat(prompt, sampling=Sampling(max_tokens=32), seed=orch.seed)
-    add_turn(orch, "critique", reply)
-    orch.state["critique"] = reply.content
+async def critique(task, ctx):
+    prompt = [ChatMessage(role="user", content="Critique: " + task.state["draft"])]
+    reply = await ctx.llm.chat(prompt, sampling=Sampling(max_tokens=32), seed=task.seed)
+    add_turn(task, "critique", reply)
+    task.state["critique"] = reply.content
 
 
-async def revise(orch, ctx):
-    prompt = [ChatMessage(role="user", content=orch.state["draft"] + " / " + orch.state["critique"])]
-    reply = await ctx.llm.chat(prompt, sampling=Sampling(max_tokens=32), seed=orch.seed)
-    add_turn(orch, "revise", reply)
-    orch.state["final"] = reply.content
+async def revise(task, ctx):
+    prompt = [ChatMessage(role="user", content=task.state["draft"] + " / " + task.state["critique"])]
+    reply = await ctx.llm.chat(prompt, sampling=Sampling(max_tokens=32), seed=task.seed)
+    add_turn(task, "revise", reply)
+    task.state["final"] = reply.content
     if len(reply.content.split()) >= ctx.conf.min_words:
-        finish(orch, "ok", "revised")
+        finish(task, Status.OK, "revised")
     else:
-        finish(orch, "rejected", "too_short")
+        finish(task, Status.REJECTED, "too_short")
 
 
-def transition(orch):
-    return {0: "draft", 1: "critique", 2: "revise"}.get(len(orch.history))
+def transition(task):
+    return {0: "draft", 1: "critique", 2: "revise"}.get(len(task.history))
 
 
 def metrics(records):
-    return {"revised": sum(r.status == "ok" for r in records)}
+    return {"revised": sum(r.status == Status.OK for r in records)}
 
 
 def script(request, rng):
     return ScriptReply(content=" ".join(["point"] * rng.randint(1, 6)))
+
+
+WORKFLOW = Workflow(name="revise", conf=ReviseConf, roles={"draft": draft, "critique": critique, "revise": revise},
+                    transition=transition, metrics=metrics, row=Row, sim_scripts={"default": script})
 """
 
 
 def test_a_three_role_workflow_written_from_the_readme_runs(tmp_path):
-    proc = run_own_workflow(tmp_path, "revise=revise:ReviseConf", THREE_ROLES,
+    proc = run_own_workflow(tmp_path, "revise=revise:WORKFLOW", THREE_ROLES,
                             [{"id": f"c{i}", "claim": f"claim {i}"} for i in range(24)], "llm.time_scale=300",
                             "run.trials=2")
     run_dir = tmp_path / "run"

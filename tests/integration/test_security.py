@@ -10,10 +10,10 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from slurmgen.transport import codec, curve, sockets
-from slurmgen.protocol import Heartbeat, Member, Orchestrator, Register, Refused, Stats, StatsReply, Table, Welcome
+from slurmgen.protocol import Heartbeat, Member, Orchestrator, Refused, Register, Stats, StatsReply, Table, Welcome
 from slurmgen.registry.server import RegistryAddress
 from slurmgen.rundir import RunDir
+from slurmgen.transport import codec, curve, sockets
 
 MEMBER = Member(peer_id="intruder", kind="peer", address="tcp://127.0.0.1:1")
 

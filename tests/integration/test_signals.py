@@ -9,7 +9,7 @@ import time
 import pytest
 
 from slurmgen.exitcodes import Exit
-from tests.conftest import count_records, read_records, REPO, run_slurmgen, slurmgen_processes
+from tests.conftest import REPO, count_records, read_records, run_slurmgen, slurmgen_processes
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, Exit.TERMINATED), (signal.SIGINT, Exit.INTERRUPTED)])

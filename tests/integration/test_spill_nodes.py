@@ -11,7 +11,7 @@ import time
 
 from slurmgen.config.types import SpillConf
 from slurmgen.spill.paths import store_path
-from tests.conftest import count_records, read_records, REPO, run_slurmgen
+from tests.conftest import REPO, count_records, read_records, run_slurmgen
 from tests.integration.test_chaos import pids
 
 

@@ -1,6 +1,7 @@
 """A run that stops making progress says so and stops: exit code 7 and state/stall.json."""
 
 import json
+
 from slurmgen.exitcodes import Exit
 from tests.conftest import read_records, run_slurmgen, slurmgen_processes
 from tests.integration.hang_script import HANG_MARK

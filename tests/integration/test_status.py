@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import count_records, REPO, run_slurmgen
+from tests.conftest import REPO, count_records, run_slurmgen
 
 
 def status(run_dir) -> str:

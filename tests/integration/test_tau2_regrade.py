@@ -93,7 +93,6 @@ def test_regrade_refuses_what_is_not_a_tau2_run(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "is not a run directory (no config.yaml)" in missing.stderr
 
     from slurmgen.agents.nr.conf import NRConf
-
     from slurmgen.config.load import dump
     from slurmgen.config.types import SlurmgenConf
 

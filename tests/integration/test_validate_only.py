@@ -7,7 +7,8 @@ from tests.conftest import run_slurmgen
 
 def test_validate_only_lists_bad_rows_and_starts_nothing(tmp_path):
     good = {"text": "x " * 50, "metadata": {"WARC-Record-ID": "a"}, "language_id_whole_page_fasttext": {"en": 0.9}}
-    lines = [json.dumps(good), "{broken", json.dumps({"text": "no id"}), json.dumps({**good, "metadata": {"WARC-Record-ID": "b"}})]
+    lines = [json.dumps(good), "{broken", json.dumps({"text": "no id"}),
+             json.dumps({**good, "metadata": {"WARC-Record-ID": "b"}})]
     data = tmp_path / "d.jsonl"
     data.write_text("\n".join(lines) + "\n")
     run_dir = tmp_path / "run"

@@ -4,12 +4,12 @@ pretend nodes get their command prefix."""
 import pytest
 import zmq
 
-from slurmgen.transport import hosts, ports
+from slurmgen.config.bounds import check_bounds
 from slurmgen.config.load import workflow_classes
 from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import ConfigError
-from slurmgen.config.bounds import check_bounds
 from slurmgen.run.plan import make_plan
+from slurmgen.transport import hosts, ports
 
 
 def test_an_interface_resolves_to_its_address_and_a_missing_one_names_the_interfaces():

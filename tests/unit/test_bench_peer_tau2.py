@@ -8,7 +8,7 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
 
-from bench import peer_tau2  # noqa: E402
+from bench import peer_tau2
 
 
 def system(tps: float, concurrency: int | None = None, save: bool = True) -> dict:

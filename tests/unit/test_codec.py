@@ -1,10 +1,18 @@
 import msgspec
 import pytest
 
-from slurmgen.transport import codec
 from slurmgen.protocol import (
-    PROTOCOL_VERSION, Credit, Heartbeat, Member, Orchestrator, Register, Table, Turn, Usage,
+    PROTOCOL_VERSION,
+    Credit,
+    Heartbeat,
+    Member,
+    Orchestrator,
+    Register,
+    Table,
+    Turn,
+    Usage,
 )
+from slurmgen.transport import codec
 
 
 def make_orch() -> Orchestrator:

@@ -2,10 +2,10 @@
 
 import pytest
 
-from slurmgen.config.types import SlurmgenConf
 from slurmgen.config.load import typed, workflow_classes
-from slurmgen.errors import ConfigError
 from slurmgen.config.overrides import check_overrides
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.errors import ConfigError
 from slurmgen.run.resume import differences
 from tests.conftest import run_slurmgen
 
@@ -77,3 +77,20 @@ def test_resume_with_a_changed_workflow_is_refused(tmp_path):
 def test_schema_defaults_are_typed():
     conf = SlurmgenConf(workflow=workflow_classes()["nr"]())
     assert conf.run.trials == 1 and conf.llm.backend == "sim"
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["dataset.limit=abc"], "(dataset.limit is int)"),
+    (["run.trials=1,x"], "Value 'x'"),
+    (["workflow=nr", "workflow.filter_en=high"], "(workflow.filter_en is float)"),
+    (["workflow=nr", "workflow.name=coral"], "e.g. workflow=coral"),
+])
+def test_wrong_values_are_refused_before_hydra(argv, words):
+    with pytest.raises(ConfigError) as info:
+        check_overrides(argv)
+    assert words in str(info.value)
+
+
+def test_values_hydra_reads_pass():
+    check_overrides(["workflow=nr", "workflow.filter_sampling={temperature:0.5}", "run.trials=1,2", "run.seed=range(3)",
+                     "run.dir=${oc.env:HOME}/x", "workflow.name=nr", "llms.judge.replicas=2"])

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
+
 from slurmgen.agents.coral import convert, data, questions
 from slurmgen.agents.coral.data import Question
-
-from slurmgen.input.dataset import BadRow, GoodRow, parse_row
 from slurmgen.errors import DatasetError
+from slurmgen.input.dataset import BadRow, GoodRow, parse_row
 
 HAVE_PYARROW = importlib.util.find_spec("pyarrow") is not None
 

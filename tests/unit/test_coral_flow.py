@@ -14,7 +14,8 @@ from collections.abc import Callable
 import msgspec
 import pytest
 from omegaconf import OmegaConf
-from slurmgen.agents.coral import flow, roles
+
+from slurmgen.agents.coral import WORKFLOW, flow, roles
 from slurmgen.agents.coral.conf import AgreementRule, CoralConf
 from slurmgen.agents.coral.data import Question
 from slurmgen.agents.coral.parse import Extraction
@@ -26,13 +27,14 @@ from slurmgen.agents.coral.prompting import (
     opening,
 )
 from slurmgen.agents.coral.state import CoralState
-
 from slurmgen.config.load import typed, workflow_classes
+from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import ConfigError, LLMError
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Sampling
 from slurmgen.protocol import Orchestrator, Turn, Usage
 from slurmgen.records import Record
-from slurmgen.workflow import RoleContext, load_workflow
+from slurmgen.workflow import RoleContext, Status, Task
+from tests.drive import drive
 
 ROLES = {"teacher": roles.teacher_role, "student": roles.student_role,
          "extractor": roles.extractor_role, "matcher": roles.matcher_role}
@@ -84,11 +86,7 @@ class CannedChat:
 def converse(chat: object, conf: CoralConf | None = None, q: Question = QUESTION) -> Orchestrator:
     orch = task(q)
     ctx = RoleContext(llm=chat, conf=conf or CoralConf(), log=logging.getLogger("test"))  # type: ignore[arg-type]
-    nxt = flow.transition(orch)
-    while nxt is not None:
-        asyncio.run(ROLES[nxt](orch, ctx))
-        nxt = flow.transition(orch)
-    return orch
+    return asyncio.run(drive(WORKFLOW, ctx, orch))
 
 
 def state_of(orch: Orchestrator) -> CoralState:
@@ -98,11 +96,11 @@ def state_of(orch: Orchestrator) -> CoralState:
 # --- transition ----------------------------------------------------------------
 
 
-def orch_with(*roles_: str, status: str = "running") -> Orchestrator:
+def orch_with(*roles_: str, status: str = "running") -> Task[Question, CoralState]:
     o = task()
     o.history = [Turn(role=r) for r in roles_]
-    o.status = status
-    return o
+    o.status = Status(status)
+    return Task(o, QUESTION, CoralState())
 
 
 def test_transition_follows_the_reference_order():
@@ -121,10 +119,11 @@ def test_terminal_status_ends_the_conversation(status):
     assert flow.transition(orch_with(status=status)) is None
 
 
-def test_workflow_loads_from_its_config():
-    wf = load_workflow(CoralConf())
+def test_the_workflow_is_registered_by_its_entry_point():
+    wf = get_workflow("coral")
+    assert wf is WORKFLOW and wf.conf is CoralConf
     assert set(wf.roles) == {"teacher", "student", "extractor", "matcher"}
-    assert wf.row_type is Question and wf.transition is flow.transition
+    assert wf.row is Question and wf.transition is flow.transition
 
 
 # --- message view --------------------------------------------------------------
@@ -177,9 +176,9 @@ def test_both_agents_get_the_same_system_prompt_and_sampling():
     agents = [c for c in chat.calls if c[0] in ("teacher", "student")]
     assert {c[0] for c in agents} == {"teacher", "student"}
     assert {c[1][0].content for c in agents} == {SYSTEM}
-    assert {c[2] for c in agents} == {Sampling(temperature=0.2, top_p=0.9, max_tokens=1024)}
+    assert all(c[2] == Sampling(temperature=0.2, top_p=0.9, max_tokens=1024) for c in agents)
     extractor = [c for c in chat.calls if c[0] == "extractor"]
-    assert {c[2] for c in extractor} == {Sampling(temperature=0.0, top_p=1.0, max_tokens=32)}
+    assert all(c[2] == Sampling(temperature=0.0, top_p=1.0, max_tokens=32) for c in extractor)
     assert "Collaborative Reasoner - role: answer extractor" in (extractor[0][1][0].content or "")
 
 
@@ -291,11 +290,13 @@ def test_llm_error_propagates_for_the_runtime_to_fail_the_task():
         async def chat(self, messages: list[ChatMessage], **_: object) -> ChatReply:
             raise LLMError("replica gone after 4 retries")
 
-    orch = task()
+    hop = WORKFLOW.new_task(task())
     ctx = RoleContext(llm=Failing(), conf=CoralConf(), log=logging.getLogger("test"))  # type: ignore[arg-type]
-    asyncio.run(roles.student_role(orch, ctx))  # the opening needs no LLM
+    asyncio.run(roles.student_role(hop, ctx))  # the opening needs no LLM
     with pytest.raises(LLMError):
-        asyncio.run(roles.teacher_role(orch, ctx))
+        asyncio.run(roles.teacher_role(hop, ctx))
+    orch = converse(Failing())  # the runtime makes it a failed record
+    assert orch.status is Status.FAILED and orch.reason.startswith("llm_error: replica gone")
 
 
 # --- metrics -------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from slurmgen.agents.coral.conf import AgreementRule
 from slurmgen.agents.coral.parse import (
     HEDGE,

@@ -15,19 +15,20 @@ from functools import cache
 
 import msgspec
 import pytest
-from slurmgen.agents.coral import flow, roles, script
+
+from slurmgen.agents.coral import WORKFLOW, flow, roles, script
 from slurmgen.agents.coral.conf import AgreementRule, CoralConf
 from slurmgen.agents.coral.data import Question, builtin_path
 from slurmgen.agents.coral.parse import extract
 from slurmgen.agents.coral.prompting import agent_view, extractor_messages, load_prompt
 from slurmgen.agents.coral.state import CoralState
-
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Sampling
 from slurmgen.protocol import Orchestrator, Turn
 from slurmgen.records import Record
 from slurmgen.sim.content import count_tokens
 from slurmgen.sim.script import ScriptRequest
 from slurmgen.workflow import RoleContext
+from tests.drive import drive
 
 ROLES = {"teacher": roles.teacher_role, "student": roles.student_role,
          "extractor": roles.extractor_role, "matcher": roles.matcher_role}
@@ -51,10 +52,7 @@ async def converse(line: bytes, conf: CoralConf, seed: int) -> Record:
     orch = Orchestrator(task_id=f"{q.row_id()}:0", row_id=q.row_id(), trial=0, seed=seed, origin="p0",
                         row=msgspec.Raw(line))
     ctx = RoleContext(llm=ScriptedChat(), conf=conf, log=logging.getLogger("test"))  # type: ignore[arg-type]
-    nxt = flow.transition(orch)
-    while nxt is not None:
-        await ROLES[nxt](orch, ctx)
-        nxt = flow.transition(orch)
+    await drive(WORKFLOW, ctx, orch)
     return Record(task_id=orch.task_id, row_id=orch.row_id, trial=0, status=orch.status, reason=orch.reason,
                   usage=orch.usage, metrics=orch.metrics, output=orch.state, history=orch.history)
 

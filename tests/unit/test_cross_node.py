@@ -10,12 +10,12 @@ import zmq
 import zmq.asyncio
 
 from slurmgen.protocol import Orchestrator, SpillRef
+from slurmgen.run.status import collect, render
+from slurmgen.run.summary import CrossNode, Summary, cross_node
 from slurmgen.rundir import RunDir
 from slurmgen.runtime.outbox import Meter, Outbox
 from slurmgen.spill.policy import Spiller
 from slurmgen.spill.store import BlobStore
-from slurmgen.run.status import collect, render
-from slurmgen.run.summary import CrossNode, Summary, cross_node
 
 
 def test_an_outbox_with_a_meter_counts_every_frame_it_sends():

@@ -7,11 +7,11 @@ import resource
 
 import pytest
 
-from slurmgen.proc import fdlimit
 from slurmgen.config.types import LLMConf
 from slurmgen.errors import ResourceLimitError
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint
+from slurmgen.proc import fdlimit
 
 
 class FakeLimits:

@@ -4,8 +4,8 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slurmgen.transport import codec
 from slurmgen.protocol import Credit, Hold, Orchestrator, Turn, Usage
+from slurmgen.transport import codec
 
 text = st.text(max_size=200)
 turns = st.builds(Turn, role=text, content=text, prompt_tokens=st.integers(0, 10**9),

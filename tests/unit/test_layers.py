@@ -6,7 +6,9 @@ so an import of ``slurmgen.launchers.local`` is seen for what it is. The rules:
 - nothing under ``slurmgen/`` imports a launcher (``slurmgen.launchers``), a workflow
   (``slurmgen.agents``) or a Hydra plugin (``hydra_plugins``); the one exception is the CLI
   entry, ``slurmgen/cli.py``, which registers the Hydra launcher plugin before Hydra starts;
-- ``slurmgen/protocol.py`` imports only msgspec and the standard library.
+- ``slurmgen/protocol.py`` imports only msgspec and the standard library;
+- a workflow (a package under ``agents/``) imports only slurmgen's author module
+  (``slurmgen.workflow``), its own package, the standard library and third-party ones.
 """
 
 from __future__ import annotations
@@ -133,3 +135,37 @@ def test_a_planted_violation_is_found(tmp_path: Path) -> None:
 def test_the_cli_entry_may_register_the_plugin_but_not_import_a_launcher() -> None:
     assert not check_core(CLI_ENTRY, "from hydra_plugins.slurmgen_launcher import register\n")
     assert check_core(CLI_ENTRY, "from slurmgen.launchers.slurm import SlurmLauncher\n")
+
+
+AUTHOR_MODULE = "slurmgen.workflow"
+
+
+def workflow_modules(root: Path) -> dict[str, Path]:
+    directory = package_dirs(root)["slurmgen.agents"]
+    return {module_name(p, "slurmgen.agents", directory): p for p in sorted(directory.rglob("*.py"))}
+
+
+def check_workflow(module: str, source: str, is_package: bool = False) -> list[Violation]:
+    """A workflow's slurmgen imports: the author module and its own package only."""
+    own = ".".join(module.split(".")[:3])  # slurmgen.agents.<workflow>
+    return [Violation(module, name, f"a workflow imports only {AUTHOR_MODULE} and its own package")
+            for name in sorted(imports(source, module, is_package))
+            if _within(name, "slurmgen") and name != "slurmgen"
+            and not (_within(name, AUTHOR_MODULE) or _within(name, own))]
+
+
+def test_workflows_import_only_the_author_module() -> None:
+    modules = workflow_modules(ROOT)
+    assert {"slurmgen.agents.nr", "slurmgen.agents.coral.roles", "slurmgen.agents.tau2.domain"} <= set(modules)
+    violations = [v for module, path in modules.items()
+                  for v in check_workflow(module, path.read_text(), path.name == "__init__.py")]
+    assert not violations, "\n".join(map(str, violations))
+
+
+def test_a_workflow_importing_the_core_is_found() -> None:
+    source = ("import json\nimport msgspec\nfrom slurmgen.workflow import Task\nfrom . import data\n"
+              "from slurmgen.agents.nr.parse import SUCCESS\nfrom slurmgen.protocol import Turn\n"
+              "def later():\n    from slurmgen.llm.client import LLMClient\n    from ..coral import roles\n")
+    found = {v.imported for v in check_workflow("slurmgen.agents.nr.roles", source)}
+    assert found == {"slurmgen.protocol", "slurmgen.protocol.Turn", "slurmgen.llm.client",
+                     "slurmgen.llm.client.LLMClient", "slurmgen.agents.coral", "slurmgen.agents.coral.roles"}

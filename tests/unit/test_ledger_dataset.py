@@ -3,8 +3,8 @@ import json
 import msgspec
 import pytest
 
-from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
 from slurmgen.errors import DatasetError
+from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
 from slurmgen.records import Record
 from slurmgen.runtime.ledger import Ledger
 

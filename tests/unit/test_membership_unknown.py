@@ -6,8 +6,8 @@ import asyncio
 
 import zmq.asyncio
 
-from slurmgen.registry.membership import RegistryClient
 from slurmgen.protocol import Member, Refused
+from slurmgen.registry.membership import RegistryClient
 
 
 class _Dealer:

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from slurmgen.proc.metrics import Exporter, sd_dir
-from slurmgen.run.progress import Counts
 from slurmgen.protocol import Orchestrator, Usage
+from slurmgen.run.progress import Counts
 
 
 def scrape(exporter: Exporter) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

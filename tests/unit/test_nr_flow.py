@@ -7,21 +7,23 @@ from pathlib import Path
 import msgspec
 import pytest
 from omegaconf import OmegaConf
-from slurmgen.agents.nr import corpus, data
+
+from slurmgen.agents.nr import WORKFLOW, corpus, data
 from slurmgen.agents.nr.conf import NRConf
 from slurmgen.agents.nr.data import Document
 from slurmgen.agents.nr.flow import metrics, transition
-
+from slurmgen.agents.nr.state import NRState
+from slurmgen.config.workflows import get_workflow
 from slurmgen.protocol import Orchestrator, Turn, Usage
 from slurmgen.records import Record
-from slurmgen.workflow import finish, load_workflow
+from slurmgen.workflow import Status, Task, finish
 
 
-def orch(*roles: str, status: str = "running") -> Orchestrator:
-    task = Orchestrator(task_id="r:0", row_id="r", trial=0, seed=1, origin="p0")
-    task.history = [Turn(role=role) for role in roles]
-    task.status = status
-    return task
+def orch(*roles: str, status: str = "running") -> Task[Document, NRState]:
+    msg = Orchestrator(task_id="r:0", row_id="r", trial=0, seed=1, origin="p0")
+    msg.history = [Turn(role=role) for role in roles]
+    msg.status = Status(status)
+    return Task(msg, None, NRState())  # type: ignore[arg-type]  # the transition reads no row
 
 
 # --- transition ----------------------------------------------------------------
@@ -42,7 +44,7 @@ def test_terminal_status_ends_the_task(roles: tuple[str, ...], status: str) -> N
 
 def test_rejection_after_filter_stops_before_score() -> None:
     task = orch("filter")
-    finish(task, "rejected", "filter_by_classifier")
+    finish(task, Status.REJECTED, "filter_by_classifier")
     assert transition(task) is None
 
 
@@ -86,16 +88,16 @@ def test_metrics_of_nothing() -> None:
 def test_conf_defaults_match_the_reference() -> None:
     conf = OmegaConf.structured(NRConf)
     assert conf.name == "nr" and conf.filter_en == 0.8
-    assert set(conf.roles) == {"filter", "score", "question"}
     fs = conf.filter_sampling
     assert (fs.temperature, fs.top_p, fs.max_tokens) == (1.0, 0.95, 8)
     assert (conf.score_sampling.temperature, conf.score_sampling.max_tokens) == (0.2, 10240)
     assert (conf.question_sampling.temperature, conf.question_sampling.max_tokens) == (0.0, 20480)
 
 
-def test_workflow_paths_resolve() -> None:
-    workflow = load_workflow(NRConf())
-    assert workflow.row_type is Document and workflow.transition is transition
+def test_the_workflow_is_registered_by_its_entry_point() -> None:
+    workflow = get_workflow("nr")
+    assert workflow is WORKFLOW and workflow.conf is NRConf
+    assert workflow.row is Document and workflow.state is NRState and workflow.transition is transition
     assert list(workflow.roles) == ["filter", "score", "question"]
 
 
@@ -142,3 +144,11 @@ def test_document_reads_a_dclm_record_with_extra_fields() -> None:
     assert doc.row_id() == "<urn:uuid:1>" and doc.en() == 0.0
     with pytest.raises(msgspec.ValidationError, match="WARC-Record-ID"):
         msgspec.json.decode(b'{"text": "t", "metadata": {}}', type=Document)
+
+
+def test_failures_count_by_class_not_by_message() -> None:
+    records = [record("failed", f"llm_error: http://10.0.0.{i}:8000: HTTP 400: max_tokens={i} is too large", 0, 0)
+               for i in range(3)] + [record("failed", "bad_input: line 7: missing field `text`")]
+    out = metrics(records)
+    assert out["reason/llm_error"] == 3 and out["reason/bad_input"] == 1
+    assert not [k for k in out if "http" in k or "line" in k]

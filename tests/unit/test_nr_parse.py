@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from slurmgen.agents.nr import parse
 from slurmgen.agents.nr.parse import CriteriaScores, ExamQuestion, ExtractError, extract_json
 from slurmgen.agents.nr.prompting import STAGES, clip_text, load_prompt, stage_messages, stage_of

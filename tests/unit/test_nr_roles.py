@@ -15,18 +15,19 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from slurmgen.agents.nr import flow, parse, roles, script
+
+from slurmgen.agents.nr import WORKFLOW, parse, roles, script
 from slurmgen.agents.nr.conf import NRConf
 from slurmgen.agents.nr.data import Document, builtin_path
 from slurmgen.agents.nr.prompting import stage_messages
 from slurmgen.agents.nr.state import NRState
-
 from slurmgen.errors import LLMError
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Sampling
 from slurmgen.protocol import Orchestrator
 from slurmgen.sim.content import count_tokens
 from slurmgen.sim.script import ScriptRequest
 from slurmgen.workflow import RoleContext
+from tests.drive import drive
 
 ROLES = {"filter": roles.filter_role, "score": roles.score_role, "question": roles.question_role}
 CONF = NRConf()
@@ -64,9 +65,7 @@ def task(line: bytes, seed: int = 7) -> Orchestrator:
 
 async def run_task(orch: Orchestrator, llm: object) -> Orchestrator:
     ctx = RoleContext(llm=llm, conf=CONF, log=logging.getLogger("test"))  # type: ignore[arg-type]
-    while (role := flow.transition(orch)) is not None:
-        await ROLES[role](orch, ctx)
-    return orch
+    return await drive(WORKFLOW, ctx, orch)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +166,10 @@ def test_roles_send_stage_sampling_and_task_seed(lines: list[bytes], finished: l
 
 def test_llm_error_propagates(lines: list[bytes]) -> None:
     high = next(line for line in lines if en_of(line) >= 0.8)
-    orch = task(high)
+    hop = WORKFLOW.new_task(task(high))
+    ctx = RoleContext(llm=FailingChat(), conf=CONF, log=logging.getLogger("test"))  # type: ignore[arg-type]
     with pytest.raises(LLMError):
-        asyncio.run(run_task(orch, FailingChat()))
-    assert orch.status == "running" and orch.history == []
+        asyncio.run(roles.filter_role(hop, ctx))
+    assert hop.status == "running" and hop.history == []
+    orch = asyncio.run(run_task(task(high), FailingChat()))  # the runtime makes it a failed record
+    assert orch.status == "failed" and orch.reason.startswith("llm_error: ")

@@ -11,21 +11,26 @@ import msgspec
 
 from slurmgen.config.types import RunConf
 from slurmgen.input.dataset import GoodRow
-from slurmgen.run.progress import ResultsTail
 from slurmgen.protocol import Orchestrator
+from slurmgen.run.progress import ResultsTail
 from slurmgen.runtime.ledger import Ledger, repair_and_read
 from slurmgen.runtime.origin import Origin, OriginPolicy
-from slurmgen.workflow import Workflow, finish
+from slurmgen.workflow import Failure, Status, Workflow, WorkflowConf, finish
+
+
+class _Row(msgspec.Struct):
+    x: int = 0
+
 
 POLICY = OriginPolicy(trials=1, max_in_flight=8, run_seed=0, lease_s=60, max_attempts=3,
-                      retry_on=("llm_error", "timeout"))
+                      retry_on=(Failure.LLM_ERROR, Failure.TIMEOUT))
 
 
 def origin(tmp_path: Path, policy: OriginPolicy = POLICY,
            shard: str = "shard.jsonl") -> tuple[Origin, list[Orchestrator]]:
     sent: list[Orchestrator] = []
-    wf = Workflow(name="t", roles={}, transition=lambda o: "solve" if o.step == 0 else None,
-                  metrics=lambda recs: {}, row_type=msgspec.Struct)
+    wf = Workflow(name="t", roles={}, transition=lambda t: "solve" if t.orch.step == 0 else None,
+                  metrics=lambda recs: {}, row=_Row, conf=WorkflowConf)
     return Origin("peer-0", Ledger(tmp_path / shard), wf, policy, sent.append), sent
 
 
@@ -35,7 +40,7 @@ def issue(o: Origin, n: int) -> None:
 
 
 def fail(orch: Orchestrator, reason: str) -> Orchestrator:
-    finish(orch, "failed", reason)
+    finish(orch, Status.FAILED, reason)
     return orch
 
 
@@ -43,7 +48,7 @@ def test_a_task_is_written_once_and_a_late_duplicate_dropped(tmp_path: Path) -> 
     o, sent = origin(tmp_path)
     issue(o, 2)
     first = sent[0]
-    finish(first, "ok", "done")
+    finish(first, Status.OK, "done")
     o.complete(first)
     o.complete(first)
     assert o.written == 1 and o.duplicates == 1 and list(o.leases) == ["r1:0"]
@@ -63,7 +68,7 @@ def test_a_retryable_failure_is_issued_again_until_attempts_run_out(tmp_path: Pa
 def test_rate_limited_attempts_reach_the_driver_only_once_the_tasks_attempts_are_out(tmp_path: Path) -> None:
     """rate_limited is retried by default; the driver's early stop counts records, and an attempt
     issued again writes none: only the task's last attempt counts toward max_failure_rate / fail_fast."""
-    policy = dataclasses.replace(POLICY, retry_on=tuple(RunConf().retry_on))
+    policy = dataclasses.replace(POLICY, retry_on=tuple(map(Failure, RunConf().retry_on)))
     o, sent = origin(tmp_path, policy, shard="shard-0.jsonl")
     tail = ResultsTail(tmp_path)
     issue(o, 1)
@@ -86,7 +91,7 @@ def test_while_stopping_a_retryable_failure_is_left_for_the_resume_not_written(t
     o.complete(fail(sent[1], "internal: KeyError: 'q'"))  # a real failure is still a record
     assert o.left == 1 and o.written == 1 and o.retried == 0 and len(sent) == 3
     assert list(o.leases) == ["r2:0"]
-    finish(sent[2], "ok", "done")
+    finish(sent[2], Status.OK, "done")
     o.complete(sent[2])
     assert not o.leases and not o.finished, "the shard is not done: r0:0 has no record"
     o.ledger.close()
@@ -101,7 +106,7 @@ def test_an_older_attempt_failing_late_does_not_fail_or_reissue_the_newer_one(tm
     assert o.expire() == ["r0:0"] and sent[-1].attempt == 1
     o.complete(fail(old, "tool_error: session superseded"))  # the old attempt comes back after all
     assert o.duplicates == 1 and o.retried == 0 and len(sent) == 2 and o.written == 0
-    finish(sent[-1], "ok", "done")
+    finish(sent[-1], Status.OK, "done")
     o.complete(sent[-1])
     assert o.written == 1 and not o.leases
 

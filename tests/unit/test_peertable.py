@@ -1,6 +1,6 @@
+from slurmgen.protocol import Member, Table
 from slurmgen.registry.membership import MemberView
 from slurmgen.registry.peertable import PeerTable
-from slurmgen.protocol import Member, Table
 
 
 class Clock:

@@ -7,16 +7,17 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_module
 
-from slurmgen.config import pools
 from slurmgen.agents.coral.conf import CoralConf
+from slurmgen.config import pools
 from slurmgen.config.bounds import check_bounds
-from slurmgen.config.types import LLMConf, SlurmgenConf
 from slurmgen.config.load import register_all, typed
+from slurmgen.config.overrides import check_overrides, open_keys
+from slurmgen.config.types import LLMConf, SlurmgenConf
+from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import ConfigError
-from slurmgen.run.plan import make_plan
 from slurmgen.launchers.resources import job_conf, submitit_params
 from slurmgen.launchers.slurm import pack_units
-from slurmgen.config.overrides import check_overrides, open_keys
+from slurmgen.run.plan import make_plan
 from slurmgen.run.resume import differences
 
 RUN = Path("/shared/run")
@@ -40,7 +41,7 @@ def cli(*overrides: str) -> SlurmgenConf:
 def test_without_llms_every_role_uses_the_default_pool() -> None:
     c = SlurmgenConf(workflow=CoralConf())
     assert list(pools.used(c)) == ["default"]
-    assert {pools.role_pool(c, r) for r in c.workflow.roles} == {"default"}
+    assert {pools.role_pool(c, r) for r in get_workflow(c.workflow.name).roles} == {"default"}
     plan = make_plan(c, RUN, python="py")
     assert [s.name for s in plan.services] == ["llm-0", "llm-1"]
 
@@ -58,7 +59,7 @@ def test_a_mapped_role_gets_its_pool_and_both_pools_start() -> None:
 
 def test_the_default_pool_does_not_start_when_every_role_maps_elsewhere() -> None:
     c = two_pools()
-    c.workflow.role_llm = {r: "teacher" for r in c.workflow.roles}
+    c.workflow.role_llm = {r: "teacher" for r in get_workflow(c.workflow.name).roles}
     assert list(pools.used(c)) == ["teacher"]
     assert [s.name for s in make_plan(c, RUN, python="py").services] == ["llm-teacher-0"]
 

@@ -16,9 +16,9 @@ from submitit.slurm.slurm import _make_sbatch_string
 from slurmgen.agents.coral.conf import CoralConf
 from slurmgen.agents.nr.conf import NRConf
 from slurmgen.config.types import LLMConf, SlurmgenConf, SlurmJobConf
+from slurmgen.errors import ConfigError
 from slurmgen.launchers.hetjob import check_folder, hetjob_params
 from slurmgen.launchers.render import fill, render_all
-from slurmgen.errors import ConfigError
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 REGEN = "SLURMGEN_REGEN_GOLDEN=1 python -m pytest tests/unit/test_sbatch_golden.py"
@@ -118,12 +118,12 @@ def test_hetjob_adapter_text_matches_golden() -> None:
 
 def test_hetjob_adapter_puts_every_directive_before_the_first_command() -> None:
     lines = _hetjob_sbatch().splitlines()
-    first_command = next(i for i, l in enumerate(lines) if l and not l.startswith("#"))
+    first_command = next(i for i, ln in enumerate(lines) if ln and not ln.startswith("#"))
     het = lines.index("#SBATCH hetjob")
     assert het < first_command
-    assert all(not l.startswith("#SBATCH") for l in lines[first_command:])
+    assert all(not ln.startswith("#SBATCH") for ln in lines[first_command:])
     assert "#SBATCH --partition=gpu" in lines[:het] and "#SBATCH --partition=cpu" in lines[het:]
-    assert "--het-group=0,1" in lines[-1] or any("--het-group=0,1" in l for l in lines)
+    assert "--het-group=0,1" in lines[-1] or any("--het-group=0,1" in ln for ln in lines)
 
 
 def test_hetjob_adapter_refuses_a_folder_with_job_id() -> None:
@@ -133,4 +133,4 @@ def test_hetjob_adapter_refuses_a_folder_with_job_id() -> None:
 
 def test_a_single_component_is_an_ordinary_job() -> None:
     params = hetjob_params(demo_conf(), ["peer"])
-    assert "srun_args" not in params and not any("hetjob" in l for l in params["setup"])
+    assert "srun_args" not in params and not any("hetjob" in ln for ln in params["setup"])

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from slurmgen.agents.nr.conf import NRConf
 from slurmgen.config.types import SlurmgenConf
-from slurmgen.run.plan import make_plan
 from slurmgen.launchers.render import render_all
+from slurmgen.run.plan import make_plan
 
 
 def test_server_env_in_plan_and_templates(tmp_path):

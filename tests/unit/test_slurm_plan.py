@@ -9,9 +9,9 @@ import pytest
 from slurmgen.agents.nr.conf import NRConf
 from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import ConfigError
-from slurmgen.run.plan import llm_spec, make_plan
 from slurmgen.launchers.resources import directives, job_conf, submitit_params
 from slurmgen.launchers.slurm import pack_units
+from slurmgen.run.plan import llm_spec, make_plan
 
 RUN = Path("/shared/run")
 

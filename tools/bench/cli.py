@@ -37,8 +37,21 @@ from pathlib import Path
 from typing import Any
 
 from . import barrier, peer_matrix, peer_tau2
-from .common import (DEFAULT_POOL, SLURMGEN_KINDS, Watcher, Fleet, SimFleet, SimFleets, bench_dataset, classify, cmdline,
-                     dump_json, loadavg, log, machine)
+from .common import (
+    DEFAULT_POOL,
+    SLURMGEN_KINDS,
+    Fleet,
+    SimFleet,
+    SimFleets,
+    Watcher,
+    bench_dataset,
+    classify,
+    cmdline,
+    dump_json,
+    loadavg,
+    log,
+    machine,
+)
 from .harness import BENCH_PY, run_slurmgen, run_worker
 from .peer_matrix import PARAMS as MATRIX_PARAMS
 
@@ -55,9 +68,11 @@ POOL_FLEETS = {"teacher": ("sim-llama-3.1-70b", "4xa100-llama3.1-70b"),
 POOL_ROLES = {"teacher": "teacher"}
 
 QUICK: dict[str, Any] = dict(
-    scale=20.0, replicas=2, peers=2, per_replica=256, warm=3.0, window=6.0, record_tasks=1000, repeats=1, micro_repeats=1, sat_workflows=["nr", "coral"],
+    scale=20.0, replicas=2, peers=2, per_replica=256, warm=3.0, window=6.0, record_tasks=1000, repeats=1, micro_repeats=1,
+    sat_workflows=["nr", "coral"],
     nr_replicas=2, nr_scale=20.0, equal_concurrency=False, batch_at_max_scaling=False,
-    thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_tasks=300, scale_tasks=[2000], scale_small=200, scale_workflows=["coral", "nr"], scale_rows=5000,
+    thread_sweep=[3], hop_s=1.5, client_s=2.0, cpu_tasks=300, scale_tasks=[2000], scale_small=200,
+    scale_workflows=["coral", "nr"], scale_rows=5000,
     scale_ramp_s=0.0012,
     nr_rows=5000, coral_rows=5000,
     scale_time_scale=5.0, scale_hold=10.0, scaling_ks=[1, 2], scaling_scale=5.0,
@@ -65,7 +80,8 @@ QUICK: dict[str, Any] = dict(
     **peer_tau2.QUICK, **barrier.QUICK,
 )
 FULL: dict[str, Any] = dict(
-    scale=20.0, replicas=2, peers=2, per_replica=256, warm=8.0, window=30.0, record_tasks=5000, repeats=2, micro_repeats=3, sat_workflows=["nr", "coral"],
+    scale=20.0, replicas=2, peers=2, per_replica=256, warm=8.0, window=30.0, record_tasks=5000, repeats=2, micro_repeats=3,
+    sat_workflows=["nr", "coral"],
     batch_at_max_scaling=True,
     nr_replicas=4, nr_scale=10.0, equal_concurrency=True,
     thread_sweep=[3, 16, 64, 256], hop_s=5.0, client_s=6.0, cpu_tasks=2400, scale_tasks=[12400, 25000, 50000], scale_small=400,
@@ -307,7 +323,8 @@ class Bench:
                 "generation_tokens_per_s")
             if gen400 and gen_b:
                 r["baselines"]["batch_barrier_equal_concurrency"]["generation_ratio"] = round(gen400 / gen_b, 3)
-        log(f"baselines: {json.dumps({k: v['ratio'] for k, v in r['baselines'].items() if isinstance(v, dict) and 'ratio' in v})}")
+        ratios = {k: v["ratio"] for k, v in r["baselines"].items() if isinstance(v, dict) and "ratio" in v}
+        log(f"baselines: {json.dumps(ratios)}")
 
     # -- pools: two models in one run, each pool against its own ideal client ------------------
 
@@ -404,7 +421,7 @@ class Bench:
             "first_limit": f"at {first[0]} tasks: {first[1]}" if first else f"none up to {max(points)} tasks",
         }
 
-    def _scale_point(self, res: dict[str, Any], sampler: Any, fds: "_FdWatch", m: int) -> dict[str, Any]:
+    def _scale_point(self, res: dict[str, Any], sampler: Any, fds: _FdWatch, m: int) -> dict[str, Any]:
         until = res["t_window_end"]  # before the stop: shutting down allocates
         calls = max(res["requests"], 1)
         ours = sum(v for k, v in res["cpu_s_by_kind"].items() if k in SLURMGEN_KINDS)
@@ -815,7 +832,7 @@ def main(argv: list[str]) -> int:
         bench.results["load_avg"][f"{name}_start"] = loadavg()
         try:
             getattr(bench, name)()
-        except Exception as exc:  # one broken section must not lose the others
+        except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others
             log(f"section {name} failed: {exc!r}")
             bench.results["section_errors"][name] = "".join(traceback.format_exception(exc))[-3000:]
         bench.results["section_s"][name] = round(time.monotonic() - t0, 1)

@@ -38,7 +38,7 @@ def _die_with_parent() -> None:
         from slurmgen.proc.lifeline import die_with_parent
 
         die_with_parent()
-    except Exception:
+    except Exception:  # noqa: BLE001 - best effort: not every platform has a lifeline
         pass
 
 
@@ -74,10 +74,10 @@ class SimFleet:
     def urls(self) -> list[str]:
         return [s.url for s in self.sims]
 
-    def pools(self) -> dict[str, "SimFleet"]:
+    def pools(self) -> dict[str, SimFleet]:
         return {DEFAULT_POOL: self}
 
-    def __enter__(self) -> "SimFleet":
+    def __enter__(self) -> SimFleet:
         procs = []
         for i in range(self.n):
             argv = [PYTHON, "-m", "slurmgen.sim", "--name", f"bench-sim-{i}", "--port", "0", "--model", self.model,
@@ -140,7 +140,7 @@ class SimFleets:
     def pids(self) -> list[int]:
         return [pid for f in self.fleets.values() for pid in f.pids()]
 
-    def __enter__(self) -> "SimFleets":
+    def __enter__(self) -> SimFleets:
         with ExitStack() as stack:
             for f in self.fleets.values():
                 stack.enter_context(f)
@@ -326,7 +326,7 @@ class Sampler:
         self._last: dict[str, dict[str, float]] = {}
         self.stale = 0  # scrapes that timed out
 
-    def __enter__(self) -> "Sampler":
+    def __enter__(self) -> Sampler:
         self.samples.append(self.sample())
         self._thread.start()
         return self
@@ -340,7 +340,7 @@ class Sampler:
         while not self._stop.wait(self.period):
             try:
                 self.samples.append(self.sample())
-            except Exception as exc:  # a replica busy beyond the timeout: skip this sample
+            except Exception as exc:  # noqa: BLE001 - a replica busy beyond the timeout: skip this sample
                 log(f"sampler: {exc!r}")
 
     def sample(self) -> Sample:
@@ -535,7 +535,7 @@ class Watcher:
     def _run(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> "Watcher":
+    def __enter__(self) -> Watcher:
         self._thread.start()
         return self
 

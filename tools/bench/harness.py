@@ -112,6 +112,8 @@ def slurmgen_argv(workflow: str, run_dir: Path, fleet: Fleet, *, peers: int, max
                   dataset: str = "") -> list[str]:
     spill = SPILL_DEFAULT if spill is None else spill
     extra = [*(extra or []), *([] if spill is None else [f"spill.enabled={'true' if spill else 'false'}"])]
+    if workflow == "tau2":  # the fleets are simulators behind hosted pools: their scripts need the task id line
+        extra = ["workflow.task_id_in_user_prompt=true", *extra]
     return [PYTHON, "-m", "slurmgen", f"workflow={workflow}", f"run.dir={run_dir}", *pool_args(fleet),
             f"run.peers={peers}", f"run.max_in_flight={max_in_flight}",
             f"run.trials={trials}", f"run.curve={'true' if curve_on else 'false'}", "run.progress=false",

@@ -29,7 +29,7 @@ import msgspec
 PAYLOAD_BYTES = 4096
 
 
-def make_orch(size: int = PAYLOAD_BYTES) -> "object":
+def make_orch(size: int = PAYLOAD_BYTES) -> object:
     from slurmgen.protocol import Orchestrator, Turn
 
     orch = Orchestrator(task_id="row-000001:0", row_id="row-000001", trial=0, seed=12345, origin="peer-A",
@@ -47,10 +47,10 @@ async def _hop_peer(name: str, other: str, start_at: float, warm: float, duratio
     import zmq
     import zmq.asyncio
 
-    from slurmgen.transport import codec, curve, sockets
     from slurmgen.protocol import Credit, Member, Orchestrator
     from slurmgen.runtime.outbox import Outbox, drain
     from slurmgen.runtime.router import CreditRouter
+    from slurmgen.transport import codec, curve, sockets
 
     ctx = zmq.asyncio.Context()
     keys = curve.load(Path(keys_dir)) if keys_dir else None
@@ -144,9 +144,8 @@ def hop_peer_main(args: list[str]) -> int:
 def run_hop(bench_py: str, *, window: int, duration: float, warm: float = 1.0, curve_on: bool = False,
             tmp: Path, batched: bool = False) -> dict[str, float]:
     """Start the two hop processes, exchange addresses, return CPU µs per hop."""
-    import subprocess
-
     import shutil
+    import subprocess
     import tempfile
 
     keys_dir = ""

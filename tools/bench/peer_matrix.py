@@ -46,7 +46,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .common import Watcher, REPO, SimFleet, _die_with_parent, bench_dataset, classify, cmdline, descendants, loadavg, log
+from .common import (
+    REPO,
+    SimFleet,
+    Watcher,
+    _die_with_parent,
+    bench_dataset,
+    classify,
+    cmdline,
+    descendants,
+    loadavg,
+    log,
+)
 from .harness import measure, run_slurmgen, stop_process, wait_idle
 
 ENV_SCRIPT = REPO / "tools" / "matrix_env.sh"

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import PYTHON, REPO, WORKFLOW_SCRIPTS, Sampler, SimFleet, _die_with_parent, log, loadavg
+from .common import PYTHON, REPO, WORKFLOW_SCRIPTS, Sampler, SimFleet, _die_with_parent, loadavg, log
 from .harness import BENCH_PY, measure, read_peer_stats, slurmgen_argv, wait_idle
 from .tau2_runner import MODEL
 

@@ -41,12 +41,13 @@ from typing import Any, Iterator, Mapping
 
 import msgspec
 
+from slurmgen.config.workflows import get_workflow
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint
 from slurmgen.protocol import Orchestrator
 from slurmgen.runtime.origin import task_seed, to_record
 from slurmgen.runtime.worker import run_role
-from slurmgen.workflow import RoleContext, Workflow, import_path, load_workflow
+from slurmgen.workflow import RoleContext, Workflow, first_role
 
 MODEL = "sim-llama-3.1-8b"
 DEFAULT_POOL = "default"
@@ -93,8 +94,9 @@ def workflow_conf(name: str, overrides: dict[str, Any] | None) -> Any:
 
 def dataset_rows(conf: Any, dataset: str = "") -> list[tuple[str, bytes]]:
     """(row_id, raw line) of ``dataset`` (default: the workflow's built-in dataset), in file order."""
-    path = Path(dataset or import_path(conf.builtin_dataset, "workflow.builtin_dataset")())
-    row_type = import_path(conf.row, "workflow.row")
+    workflow = get_workflow(conf.name)
+    path = Path(dataset) if dataset or workflow.builtin_dataset is None else Path(workflow.builtin_dataset(conf))
+    row_type = workflow.row
     out = []
     for line in path.read_bytes().splitlines():
         line = line.strip()
@@ -184,7 +186,7 @@ async def run_task(workflow: Workflow, ctxs: Mapping[str, RoleContext], task: tu
     _current_task.set(task_id)
     orch = Orchestrator(task_id=task_id, row_id=row_id, trial=trial, seed=task_seed(run_seed, task_id),
                         origin="bench", row=msgspec.Raw(raw), created_at=time.time())
-    first = workflow.transition(orch)
+    first = first_role(workflow, orch)
     orch.next_role = first or ""
     while orch.next_role:
         await run_role(workflow, ctxs.get(orch.next_role), orch)
@@ -196,7 +198,7 @@ async def run_task(workflow: Workflow, ctxs: Mapping[str, RoleContext], task: tu
 
 async def central(spec: Spec, record: bool = False) -> Stats:
     conf = workflow_conf(spec.workflow, spec.workflow_overrides)
-    workflow = load_workflow(conf)
+    workflow = get_workflow(conf.name)
     llms = {pool: make_client(urls, spec.model(pool)) for pool, urls in spec.pool_urls().items()}
     chains: dict[str, list[tuple[str, bytes]]] = {}
     clients = {pool: RecordingClient(llm, pool, chains) for pool, llm in llms.items()} if record else llms
@@ -223,7 +225,7 @@ async def central(spec: Spec, record: bool = False) -> Stats:
 
 async def batch_barrier(spec: Spec) -> Stats:
     conf = workflow_conf(spec.workflow, spec.workflow_overrides)
-    workflow = load_workflow(conf)
+    workflow = get_workflow(conf.name)
     llm = make_client(spec.urls)
     ctxs = role_contexts(workflow, conf, {DEFAULT_POOL: llm})
     tasks = task_stream(dataset_rows(conf, spec.dataset), spec.max_tasks)
@@ -250,7 +252,7 @@ def thread_pool(spec: Spec) -> Stats:
     from concurrent.futures import ThreadPoolExecutor
 
     conf = workflow_conf(spec.workflow, spec.workflow_overrides)
-    workflow = load_workflow(conf)
+    workflow = get_workflow(conf.name)
     tasks = task_stream(dataset_rows(conf, spec.dataset), spec.max_tasks)
     lock = threading.Lock()
     stats, sink = Stats(), Sink(spec.records)

@@ -6,7 +6,7 @@ against slurmgen's simulator through litellm (``openai/<model>`` with ``api_base
 Nothing of tau2 is copied or changed; two things are added around it:
 
 - each task's user instructions end with ``<task_id>domain/id</task_id>`` — the line
-  slurmgen's own tau2 workflow appends (``workflow.task_id_in_user_prompt``), without
+  slurmgen's own tau2 workflow appends on a simulator (``workflow.task_id_in_user_prompt``), without
   which the simulator's tau2 script cannot tell which task a dialogue is about;
 - ``tau2.run.run_task`` is wrapped to append one JSON line per finished simulation
   (time, termination reason, reward, messages) to ``finished``: the count of finished
