@@ -1,7 +1,7 @@
 """The command line: Hydra composes the config; the driver runs it.
 
 The subcommands that only read a run directory (``export``, ``status``, ``view``,
-``plan``, ``report``) are dispatched before Hydra is imported, so that they start quickly;
+``plan``, ``report``, ``regrade``) are dispatched before Hydra is imported, so that they start quickly;
 ``--help`` lists them, then Hydra's help follows.
 """
 
@@ -47,6 +47,7 @@ SUBCOMMANDS = {  # name -> "module:function(argv) -> exit code"; each has its ow
     "status": "slurmgen.run.status:main",
     "view": "slurmgen.view.cli:main",
     "plan": "slurmgen.capacity.cli:main",
+    "regrade": "slurmgen.run.regrade:main",
     "report": "slurmgen.report.__main__:main",
     "render": "slurmgen.launchers.render:main",
 }
@@ -58,6 +59,7 @@ HELP = {  # one line per subcommand for `slurmgen --help`
     "plan": "size a run from a measurement: replicas, peers, nodes, GPU-hours",
     "report": "(re)write RUN/report.html",
     "render": "sbatch scripts for a run, nothing submitted",
+    "regrade": "every record's reward again from its trajectory (tau2), new records beside the old",
 }
 
 USAGE = """usage: slurmgen [workflow=NAME] [KEY=VALUE ...]   run a workflow (the driver; Hydra overrides)

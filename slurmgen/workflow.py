@@ -33,7 +33,7 @@ import msgspec
 from slurmgen.config.types import SlurmgenConf, WorkflowConf
 from slurmgen.errors import ConfigError, DatasetError
 from slurmgen.export.shapes import default_chat, state_of
-from slurmgen.input.builtin import cached_jsonl, write_jsonl_atomically
+from slurmgen.input.builtin import cache_dir, cached_jsonl, write_jsonl_atomically
 from slurmgen.llm.types import ChatMessage, ChatReply, Sampling, ToolCall, ToolFunction
 from slurmgen.protocol import Failure, Orchestrator, Status, Turn, Usage
 from slurmgen.records import Record, reason_class
@@ -50,7 +50,7 @@ __all__ = [
     # the simulator's scripts
     "ScriptRequest", "ScriptReply", "count_tokens", "truncate_tokens", "lorem",
     # built-in data and export shapes
-    "cached_jsonl", "write_jsonl_atomically", "default_chat", "state_of",
+    "cache_dir", "cached_jsonl", "write_jsonl_atomically", "default_chat", "state_of",
 ]
 
 ConfT = TypeVar("ConfT", bound=WorkflowConf, covariant=True)
@@ -141,6 +141,9 @@ class Workflow:
     export: Mapping[str, ExportShape] = field(default_factory=dict)
     # called once when a peer starts, before its first task (e.g. load a heavy library)
     warm: Callable[[], None] | None = None
+    # `slurmgen regrade`: (the run's config) -> (function(record) -> record, where the definitions
+    # come from); None = the workflow has no regrade
+    regrade: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.state is not dict:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -50,12 +51,12 @@ def make_conf(**overrides: Any) -> Any:
 
 
 async def run_task(conf: Any, row: dict[str, Any], script: Callable[..., Any], *, seed: int = 1,
-                   trial: int = 0, pools: Any = None) -> Orchestrator:
+                   trial: int = 0, pools: Any = None, llm: Any = None) -> Orchestrator:
     from slurmgen.agents.tau2.domain import open_session
 
     workflow = get_workflow(conf.name)
     pools = pools or LocalPools(open_session)
-    ctx = RoleContext(llm=ScriptLLM(script), conf=conf, log=logging.getLogger("test"), tools=pools)
+    ctx = RoleContext(llm=llm or ScriptLLM(script), conf=conf, log=logging.getLogger("test"), tools=pools)
     orch = Orchestrator(task_id=f"{row['id']}:{trial}", row_id=row["id"], trial=trial, seed=seed, origin="o",
                         row=msgspec.Raw(msgspec.json.encode(row)))
     orch.next_role = first_role(workflow, orch) or ""

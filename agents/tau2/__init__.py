@@ -17,7 +17,14 @@ from .data import Tau2Task, builtin_dataset
 from .export import SHAPES
 from .flow import Tau2State, metrics, transition
 from .roles import assistant_role, env_role, reward_role, user_role, warm
-from .script import oracle, respond
+from .script import idle, oracle, respond
+
+
+def regrader(conf: Any) -> Any:
+    """``slurmgen regrade``: tau2's evaluator again on each record (agents/tau2/regrade.py)."""
+    from .regrade import regrader as tau2_regrader
+
+    return tau2_regrader(conf)
 
 
 def open_session(spec: dict[str, Any]) -> Any:
@@ -35,10 +42,12 @@ WORKFLOW = Workflow(
     metrics=metrics,
     row=Tau2Task,
     state=Tau2State,
-    # llm.script=oracle: replay each task's gold actions and required communications (reward 1)
-    sim_scripts={"default": respond, "oracle": oracle},
+    # llm.script=oracle: replay each task's gold actions and required communications (reward 1);
+    # llm.script=idle: a do-nothing agent (answers without acting; the user then stops)
+    sim_scripts={"default": respond, "oracle": oracle, "idle": idle},
     builtin_dataset=builtin_dataset,
     toolpool_factory=open_session,
     export=SHAPES,
     warm=warm,
+    regrade=regrader,
 )

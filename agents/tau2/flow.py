@@ -113,19 +113,49 @@ def pass_hat_k(successes_by_task: dict[str, list[bool]], k: int) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def metrics(records: list[Record]) -> dict[str, float]:
-    """Mean reward, pass^k for k = 1..trials, termination shares, stop tokens, tokens per role."""
-    total = len(records)
-    if not total:
-        return {}
+def one_per_trial(records: list[Record]) -> list[Record]:
+    """Each task trial once: of duplicate records (at-least-once delivery), the first finished."""
+    first: dict[str, Record] = {}
+    for r in sorted(records, key=lambda r: r.finished_at):
+        first.setdefault(r.task_id, r)
+    return list(first.values())
+
+
+def trials_by_task(records: list[Record]) -> tuple[dict[str, list[bool]], int]:
+    """Success (reward 1) per trial of each task, every task with as many trials as the most
+    tried one: a trial without a record counts as a failure, as does a failed record
+    (an infrastructure failure: LLM error after retries, lost tool session, ...), so no task
+    leaves pass^k (tau2 1.0.1 dropped such simulations). Returns them and the missing count."""
     by_task: dict[str, list[bool]] = defaultdict(list)
     for r in records:
         by_task[r.row_id].append(abs(reward_of(r) - 1.0) <= 1e-6)
+    trials = max((len(s) for s in by_task.values()), default=0)
+    missing = sum(trials - len(s) for s in by_task.values())
+    return {t: s + [False] * (trials - len(s)) for t, s in by_task.items()}, missing
+
+
+def failures(records: list[Record]) -> dict[str, float]:
+    """Records that are not ``ok``, by status and reason class: ``failed/llm_error``, ``failed/tool_lost``, ..."""
+    out: Counter[str] = Counter(f"{r.status}/{r.reason.split(':', 1)[0].strip() or 'unknown'}"
+                                for r in records if r.status != "ok")
+    return {k: float(n) for k, n in sorted(out.items())}
+
+
+def metrics(records: list[Record]) -> dict[str, float]:
+    """Mean reward, pass^k for k = 1..trials, failures by reason, termination shares, stop
+    tokens, tokens per role."""
+    records = one_per_trial(records)
+    total = len(records)
+    if not total:
+        return {}
+    by_task, missing = trials_by_task(records)
     trials = max(len(s) for s in by_task.values())
     out: dict[str, float] = {"reward": sum(reward_of(r) for r in records) / total,
-                             "tasks": float(len(by_task)), "conv_err": float(sum(r.status == Status.FAILED for r in records))}
+                             "tasks": float(len(by_task)), "conv_err": float(sum(r.status == Status.FAILED for r in records)),
+                             "missing_trials": float(missing)}
     for k in range(1, trials + 1):
         out[f"pass^{k}"] = pass_hat_k(by_task, k)
+    out.update(failures(records))
     ends: Counter[str] = Counter({t: 0 for t in TERMINATIONS})
     stops: Counter[str] = Counter()
     steps = errors = tool_calls = 0

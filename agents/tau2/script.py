@@ -13,6 +13,9 @@ when the next gold actions are the user's, the user answers ``[done N]`` after
 performing them (its texts all carry the reference) — then the assistant says every ``communicate_info`` string and
 ``[all done]``, and the user ends with ``###STOP###``. tau2's evaluator gives 1.0.
 
+**idle** is a do-nothing agent: it answers the user's first message with an apology
+and no tool call; the user then stops (tau2's do-nothing floor, with one agent turn).
+
 **respond** picks a behaviour per task attempt (from the task and the request seed, so
 trials differ): oracle (45 %), oracle after a failed tool call (8 %: a tool error, still
 reward 1), sloppy (10 %: skips its last action and the communication), do-nothing
@@ -125,6 +128,8 @@ def _user(req: ScriptRequest, rng: random.Random, domain: str, task_id: str, mod
     ref = f"<<ref:{domain}/{task_id}>>"
     msgs = [m for m in req.messages if m.role != "system"]
     spoke = [m for m in msgs if m.role == "assistant" and m.content]  # the user's own texts
+    if mode == "idle" and spoke:
+        return ScriptReply(content="Alright, thank you anyway. ###STOP###")
     if not spoke:
         if mode == "nothing":
             return ScriptReply(content="Never mind, I will call back later. ###STOP###")
@@ -175,10 +180,10 @@ def _assistant(req: ScriptRequest, rng: random.Random, domain: str, task_id: str
         return ScriptReply(tool_calls=[_call(f"call_e{made}", name, bogus[1])])
     if mode == "chat":
         return ScriptReply(content=_text(rng, "Let me think about your request.", 20, 80))
-    detour = mode == "detour"
-    if detour:
-        if _own_calls(msgs, "call_x") == 0:  # a failed call first: bad arguments
-            return ScriptReply(tool_calls=[_call("call_x0", _first_tool(req), {"id": "does-not-exist"})])
+    if mode == "idle":
+        return ScriptReply(content="I am sorry, I cannot help with that.")
+    if mode == "detour" and _own_calls(msgs, "call_x") == 0:  # a failed call first: bad arguments
+        return ScriptReply(tool_calls=[_call("call_x0", _first_tool(req), {"id": "does-not-exist"})])
     positions = [i for i, a in enumerate(actions) if a.get("requestor", "assistant") == "assistant"]
     users_done = _latest(DONE, msgs, "user")
     if made < len(positions):
@@ -206,17 +211,17 @@ def _first_tool(req: ScriptRequest) -> str:
 # -- entry points ------------------------------------------------------------------------
 
 
-def _route(req: ScriptRequest, rng: random.Random, oracle: bool) -> ScriptReply | None:
+def _route(req: ScriptRequest, rng: random.Random, fixed: str = "") -> ScriptReply | None:
+    """Answer as the user simulator or the assistant, in the ``fixed`` mode or the task's own."""
     system = _system(req)
     hit = TASK_ID.search(system)
     if hit is not None:  # the user simulator
         domain, task_id = hit.group(1), hit.group(2)
-        return _user(req, rng, domain, task_id, "oracle" if oracle else _mode(f"{domain}/{task_id}", req.seed))
+        return _user(req, rng, domain, task_id, fixed or _mode(f"{domain}/{task_id}", req.seed))
     for m in req.messages:  # the assistant: the user's first message names the task
         if m.role == "user" and m.content and (ref := REF.search(m.content)):
             domain, task_id = ref.group(1), ref.group(2)
-            mode = "oracle" if oracle else _mode(f"{domain}/{task_id}", req.seed)
-            return _assistant(req, rng, domain, task_id, mode)
+            return _assistant(req, rng, domain, task_id, fixed or _mode(f"{domain}/{task_id}", req.seed))
     if "<policy>" in system:  # no reference (e.g. a task starting from a message history)
         return ScriptReply(content=f"I have handled your request. {ALL_DONE}")
     return None
@@ -224,9 +229,14 @@ def _route(req: ScriptRequest, rng: random.Random, oracle: bool) -> ScriptReply 
 
 def oracle(req: ScriptRequest, rng: random.Random) -> ScriptReply | None:
     """Gold replay: reward 1.0 on every task tau2's evaluator can score."""
-    return _route(req, rng, oracle=True)
+    return _route(req, rng, "oracle")
 
 
 def respond(req: ScriptRequest, rng: random.Random) -> ScriptReply | None:
     """The default mix of behaviours (see the module docstring)."""
-    return _route(req, rng, oracle=False)
+    return _route(req, rng)
+
+
+def idle(req: ScriptRequest, rng: random.Random) -> ScriptReply | None:
+    """A do-nothing agent: it answers the user's request without acting; the user then stops."""
+    return _route(req, rng, "idle")

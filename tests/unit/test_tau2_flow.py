@@ -128,6 +128,36 @@ def test_metrics() -> None:
     assert m["tokens/assistant/per_task"] == pytest.approx(24) and m["tokens/user/prompt"] == 60
 
 
+def failed(row: str, trial: int, reason: str, at: float = 0.0) -> Record:
+    return Record(task_id=f"{row}:{trial}", row_id=row, trial=trial, status=Status.FAILED, reason=reason, finished_at=at)
+
+
+def test_infrastructure_failures_count_in_pass_hat_k_and_are_listed_by_reason() -> None:
+    """An LLM error after retries or a lost tool session is a failed trial, never a dropped one
+    (tau2 1.0.1 dropped them from pass^k); a missing trial is a failure; a duplicate counts once."""
+    recs = [record("a", 0, 1.0), record("a", 1, 1.0), record("a", 2, 1.0),
+            record("b", 0, 1.0), record("b", 1, 1.0), failed("b", 2, "llm_error: HTTP 503 after 4 attempts"),
+            failed("c", 0, "tool_lost: pool member pool-1 died"), failed("c", 1, "llm_error: timeout"),
+            failed("c", 2, "tool_lost: pool member pool-0 died"),
+            record("d", 0, 1.0), record("d", 1, 0.0),  # trial 2 never written
+            record("a", 1, 1.0)]  # at-least-once delivery: a:1 again
+    recs[-1].finished_at = 99.0
+    m = metrics(recs)
+    successes = {"a": [1, 1, 1], "b": [1, 1, 0], "c": [0, 0, 0], "d": [1, 0, 0]}
+    assert m["tasks"] == 4 and m["missing_trials"] == 1
+    assert m["pass^1"] == pytest.approx((1 + 2 / 3 + 0 + 1 / 3) / 4)
+    assert m["pass^2"] == pytest.approx((1 + 1 / 3 + 0 + 0) / 4)
+    assert m["pass^3"] == pytest.approx(1 / 4)
+    assert m["failed/llm_error"] == 2 and m["failed/tool_lost"] == 2 and m["conv_err"] == 4
+    assert m["reward"] == pytest.approx(6 / 11)  # 11 trials written once each, failures score 0
+    tau2_metrics = pytest.importorskip("tau2.metrics.agent_metrics")
+    for k in (1, 2, 3):  # tau2's own formula on the same successes
+        expected = sum(tau2_metrics.pass_hat_k(3, sum(s), k) for s in successes.values()) / 4
+        assert m[f"pass^{k}"] == pytest.approx(expected)
+    dropped = {"a": [1, 1, 1], "b": [1, 1], "d": [1, 0]}  # tau2 1.0.1: infrastructure errors left out
+    assert pass_hat_k(dropped, 2) > m["pass^2"]
+
+
 def test_state_roundtrip() -> None:
     o = orch()
     assert WORKFLOW.new_task(o).state == Tau2State()

@@ -143,3 +143,14 @@ def test_default_script_reaches_every_termination() -> None:
         assert seen[key] > 0, seen
     assert errors > 0
     assert 0 < sum(rewards) / len(rewards) < 1
+
+
+def test_idle_agent_never_acts_and_scores_tau2s_floor() -> None:
+    """llm.script=idle: the assistant answers once without a tool call, the user stops; on
+    telecom (every task needs actions) that is reward 0, tau2's do-nothing floor."""
+    conf = make_conf(domain="telecom")
+    for i, row in enumerate(domain.load_tasks("telecom", "base")[:3]):
+        o = run(conf, row, script.idle, seed=i)
+        assert o.status == "ok" and o.reason == "user_stop" and o.metrics["reward"] == 0.0
+        assert [t.role for t in o.history] == ["assistant", "user", "assistant", "user", "reward"]
+        assert WORKFLOW.new_task(o).state.tool_calls == 0 and "###STOP###" in o.history[-2].content
