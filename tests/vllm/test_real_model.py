@@ -24,7 +24,8 @@ import pytest
 from slurmgen.agents.coral.parse import extract
 from slurmgen.agents.nr import parse as nr
 from slurmgen.exitcodes import Exit
-from slurmgen.records import STATUSES, Record
+from slurmgen.protocol import Status
+from slurmgen.records import Record
 from tests.conftest import REPO, read_records, run_slurmgen, slurmgen_processes
 from tests.vllm.conftest import (
     REAL_ARGS,
@@ -118,7 +119,7 @@ def test_nr_on_the_real_model(vllm_python: str, real_model: Path, tmp_path: Path
           "workflow.question_sampling.max_tokens=96", "dataset.limit=4", f"run.dir={run_dir}")
     recs = read_records(run_dir)
     assert sorted(r.task_id for r in recs) == sorted({r.task_id for r in recs}) and len(recs) == 4
-    assert {r.status for r in recs} <= set(STATUSES) and not [r for r in recs if r.status == "failed"]
+    assert {r.status for r in recs} <= set(Status) and not [r for r in recs if r.status == Status.FAILED]
     for r in recs:
         assert (r.status, r.reason) == nr_expected(r), r.task_id
     summary = json.loads((run_dir / "summary.json").read_text())
