@@ -122,12 +122,18 @@ def test_api_counts_match_the_records_file(viewer: Viewer, records: list[Record]
         assert page["total"] == len(want)
 
 
+def _has_breakdown(rec: dict) -> bool:
+    """tau2's reward came with its breakdown (one mock task's evaluator gives none)."""
+    return any(t["role"] == "reward" and (t.get("data") or {}).get("reward_breakdown") for t in rec["history"])
+
+
 def _record_with_tool_calls(viewer: Viewer) -> tuple[int, dict]:
+    """A record with two tool calls and a reward breakdown (records come in completion order)."""
     for row in viewer.api("api/rows?role=env&limit=500")["rows"]:
         rec = viewer.api(f"api/record/{row['n']}")
-        if sum(1 for t in rec["history"] if t.get("tool_calls")) >= 2:
+        if sum(1 for t in rec["history"] if t.get("tool_calls")) >= 2 and _has_breakdown(rec):
             return row["n"], rec
-    raise AssertionError("no record with two tool calls in the tau2 run")
+    raise AssertionError("no record with two tool calls and a reward breakdown in the tau2 run")
 
 
 @needs_chromium
