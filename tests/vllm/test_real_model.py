@@ -231,13 +231,14 @@ def test_nr_json_readers_on_real_structured_json(real_server: VllmService):
     import asyncio
     import logging
 
+    from slurmgen.agents.nr import WORKFLOW
     from slurmgen.agents.nr.conf import NRConf
     from slurmgen.agents.nr.data import builtin_path
     from slurmgen.agents.nr.roles import question_role, score_role
     from slurmgen.llm.client import LLMClient
     from slurmgen.llm.types import Endpoint
     from slurmgen.protocol import Orchestrator
-    from slurmgen.workflow import RoleContext, Sampling
+    from slurmgen.workflow import RoleContext, Sampling, close_task
 
     conf = NRConf(structured=["score", "question"], max_text_chars=1200,
                   score_sampling=Sampling(temperature=0.0, max_tokens=96),
@@ -252,8 +253,10 @@ def test_nr_json_readers_on_real_structured_json(real_server: VllmService):
         for i, row in enumerate(rows):
             orch = Orchestrator(task_id=f"d{i}:0", row_id=f"d{i}", trial=0, seed=i, origin="t",
                                 row=msgspec.Raw(row.encode()))
-            await score_role(orch, ctx)
-            await question_role(orch, ctx)
+            task = WORKFLOW.new_task(orch)  # as the runtime does: row and state decoded once
+            await score_role(task, ctx)
+            await question_role(task, ctx)
+            close_task(task)
             done.append(orch)
         await client.close()
         return done
