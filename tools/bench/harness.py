@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from slurmgen.config.pools import key as pool_key
 
@@ -43,7 +43,7 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: floa
 def measure(proc: subprocess.Popen, fleet: Fleet, *, warm: float, window: float, timebox: bool = True,
             start_timeout: float = 180.0, on_tick: Callable[[], None] | None = None,
             stop_sig: int = signal.SIGINT, period: float = 0.25, pss_every: int = 0
-            ) -> tuple[dict[str, object], Sampler]:
+            ) -> tuple[dict[str, Any], Sampler]:
     """Sample while ``proc`` runs; measure ``[first activity + warm, + window]`` (time-boxed: then stop it),
     or, for a run to completion, the window between 10 % and 90 % of its requests. ``pss_every``: read
     the tree's PSS every this many samples (it costs the kernel a walk of every mapping)."""
@@ -106,13 +106,10 @@ def _quantile_window(sampler: Sampler, lo: float, hi: float) -> tuple[float, flo
 # -- slurmgen -----------------------------------------------------------------------------
 
 
-SPILL_DEFAULT: bool | None = False  # spill.enabled for every run but the spill section's (None = the config's)
-
-
 def slurmgen_argv(workflow: str, run_dir: Path, fleet: Fleet, *, peers: int, max_in_flight: int, trials: int,
                   curve_on: bool, extra: list[str] | None = None, spill: bool | None = None,
                   dataset: str = "") -> list[str]:
-    spill = SPILL_DEFAULT if spill is None else spill
+    """``python -m slurmgen`` on the fleet's pools; ``spill``: spill.enabled (None: the config's default)."""
     extra = [*(extra or []), *([] if spill is None else [f"spill.enabled={'true' if spill else 'false'}"])]
     if workflow == "tau2":  # the fleets are simulators behind hosted pools: their scripts need the task id line
         extra = ["workflow.task_id_in_user_prompt=true", *extra]
@@ -134,7 +131,7 @@ def pool_args(fleet: Fleet) -> list[str]:
 def run_slurmgen(name: str, out: Path, workflow: str, fleet: Fleet, *, peers: int, max_in_flight: int,
                  trials: int, warm: float, window: float, timebox: bool = True, curve_on: bool = False,
                  extra: list[str] | None = None, watch_stats: bool = False, spill: bool | None = None,
-                 dataset: str = "") -> tuple[dict[str, object], Sampler]:
+                 dataset: str = "") -> tuple[dict[str, Any], Sampler]:
     run_dir = out / "runs" / name
     shutil.rmtree(run_dir, ignore_errors=True)
     argv = slurmgen_argv(workflow, run_dir, fleet, peers=peers, max_in_flight=max_in_flight, trials=trials,
@@ -170,7 +167,7 @@ def run_slurmgen(name: str, out: Path, workflow: str, fleet: Fleet, *, peers: in
     return result, sampler
 
 
-def read_peer_stats(run_dir: Path) -> list[dict[str, object]]:
+def read_peer_stats(run_dir: Path) -> list[dict[str, Any]]:
     out = []
     for p in sorted((run_dir / "state").glob("stats-peer-*.json")):
         try:
@@ -187,8 +184,8 @@ def peers_in_flight(run_dir: Path) -> int:
 # -- runner processes (ideal client, baselines) ---------------------------------------------
 
 
-def run_worker(name: str, spec: dict[str, object], fleet: Fleet, *, warm: float, window: float,
-               timebox: bool = True) -> tuple[dict[str, object], Sampler]:
+def run_worker(name: str, spec: dict[str, Any], fleet: Fleet, *, warm: float, window: float,
+               timebox: bool = True) -> tuple[dict[str, Any], Sampler]:
     log(f"{name}: {spec['kind']} concurrency={spec.get('concurrency')} scale={fleet.time_scale} replicas={fleet.n}")
     wait_idle(fleet)
     errf = tempfile.TemporaryFile()
