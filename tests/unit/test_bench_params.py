@@ -17,9 +17,9 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "tools"))
 
-from bench.params import ParamError  # noqa: E402
-from bench.sections import SECTIONS  # noqa: E402
-from bench.suite import chosen, params  # noqa: E402
+from bench.params import ParamError
+from bench.sections import SECTIONS
+from bench.suite import chosen, params
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:
