@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def internal(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def internal(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The processes the benchmark starts itself (not listed in --help)."""
     for name in ("worker", "tau2-runner"):
         p = sub.add_parser(name)

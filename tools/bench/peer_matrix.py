@@ -360,7 +360,7 @@ def _common_figures(result: dict[str, Any], sampler: Any, t1: float, kinds: tupl
                 for s in sampler.samples if s.t <= t1), default=0)
     t_first = sampler.samples[0].t + float(result["startup_s"])
     active = sampler.window(t_first, t1)  # from the first request on, warm-up included
-    active_cpu = sum(active["cpu_s_by_kind"].values())  # type: ignore[union-attr]
+    active_cpu = sum(active["cpu_s_by_kind"].values())
     return {"cpu_s": round(cpu_s, 3), "cpu_ms_per_llm_call": round(1000 * cpu_s / calls, 3),
             "cores_busy_system": round(cpu_s / max(float(result["window_s"]), 1e-9), 3),
             "peak_rss_mb": round(peak / 2**20, 1), "llm_calls_per_s": round(float(result["requests_per_s"]), 2),

@@ -81,10 +81,23 @@ class Context:
 class Section(Protocol[P]):
     """One section of the benchmark (see the module's docstring)."""
 
-    name: str
-    opt_in: bool  # run only when named in --only, or with --peers (minutes each)
-    quick: P  # the CI smoke set's parameters
-    full: P  # the full set's
-    table: Sequence[tuple[int, RowsFn]]  # (slot, renderer): the rows it adds to the table, in slot order
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def opt_in(self) -> bool:
+        """Run only when named in --only, or with --peers (minutes each)."""
+
+    @property
+    def quick(self) -> P:
+        """The CI smoke set's parameters."""
+
+    @property
+    def full(self) -> P:
+        """The full set's parameters."""
+
+    @property
+    def table(self) -> Sequence[tuple[int, RowsFn]]:
+        """(slot, renderer): the rows it adds to the table, placed by slot among every section's."""
 
     def run(self, ctx: Context, p: P) -> SectionResult: ...

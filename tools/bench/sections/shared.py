@@ -28,7 +28,7 @@ def record(ctx: Context, workflow: str, overrides: dict[str, Any] | None, models
                     dataset=ctx.dataset(workflow), max_tasks=ctx.shared.record_tasks,
                     workflow_overrides=overrides, chains=str(chains), **(pool_spec(fleet) if models else {}))
         res, _ = run_worker(f"record-{tag}", spec, fleet, warm=0, window=0, timebox=False)
-    return str(chains), res.get("worker", {})  # type: ignore[return-value]
+    return str(chains), res.get("worker", {})
 
 
 def pool_spec(fleet: Fleet) -> dict[str, Any]:
