@@ -78,21 +78,27 @@ def measure(proc: subprocess.Popen, fleet: Fleet, *, warm: float, window: float,
         t1 = min(t_end, sampler.samples[-1].t)
     else:
         t0, t1 = _quantile_window(sampler, 0.1, 0.9)
+    return _window_figures(sampler, fleet, t0, t1, ran_out=ran_out, exit_code=proc.returncode,
+                           startup_s=round(t_first - sampler.samples[0].t, 2)), sampler
+
+
+def _window_figures(sampler: Sampler, fleet: Fleet, t0: float, t1: float, *, ran_out: bool, exit_code: int | None,
+                    startup_s: float) -> dict[str, Any]:
+    """The figures of the window [t0, t1]: the sampler's, the run's, and those derived from them."""
     result: dict[str, Any] = dict(sampler.window(t0, t1))
     result["t_window_end"] = t1
     result["ran_out"] = ran_out
     result["stale_scrapes"] = sampler.stale
-    result["exit_code"] = proc.returncode
+    result["exit_code"] = exit_code
     result["server_max_in_flight"] = sampler.max_server_in_flight()
-    result["startup_s"] = round(t_first - sampler.samples[0].t, 2)
+    result["startup_s"] = startup_s
     result["tokens_per_request"] = result["tokens"] / max(result["requests"], 1)
     wall = max(t1 - t0, 1e-9)
-    cpu_kinds = result["cpu_s_by_kind"]
-    result["cores_busy"] = round((sum(cpu_kinds.values()) + result["sim_cpu_s"]) / wall, 2)
+    result["cores_busy"] = round((sum(result["cpu_s_by_kind"].values()) + result["sim_cpu_s"]) / wall, 2)
     result["scale"] = fleet.time_scale
     result["engine_busy_frac"] = round(result["engine_busy_s"] / (wall * fleet.time_scale * fleet.n), 3) \
         if fleet.time_scale > 0 else None
-    return result, sampler
+    return result
 
 
 def _quantile_window(sampler: Sampler, lo: float, hi: float) -> tuple[float, float]:
