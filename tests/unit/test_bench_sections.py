@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import msgspec
 
@@ -55,3 +56,20 @@ def test_a_result_writes_its_keys_as_the_files_have_them() -> None:
 def test_every_section_is_found_by_name() -> None:
     assert list(BY_NAME) == ["micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "peers_matrix",
                              "peers_tau2"]
+
+
+def test_merge_keeps_the_files_figures_and_takes_this_runs_params(tmp_path: Path) -> None:
+    """``--merge --only micro``: the file's other sections stay; mode, params and targets are this run's."""
+    from bench.suite import Options, merged, params, skeleton
+
+    previous = tmp_path / "results.json"
+    old = json.loads((REPO / "benchmarks" / "full" / "results.json").read_text())
+    previous.write_text(json.dumps(old))
+    opts = Options(out=tmp_path, quick=True, only="micro", merge=True)
+    fresh = skeleton(opts, params(True, ["window=7"]))
+    got = merged(fresh, previous, ["micro"])
+    assert got["saturation"] == old["saturation"] and got["machine"] == old["machine"]
+    assert got["mode"] == "quick" and got["params"]["window"] == 7.0
+    assert got["merged_machine"] == fresh["machine"] and got["merged_sections"] == ["micro"]
+    assert got["section_errors"] == {}
+    assert list(got)[:len(fresh)] == list(fresh)  # the skeleton's keys first, in its order
