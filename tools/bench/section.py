@@ -67,8 +67,9 @@ class Context:
         self.save()
 
     def dataset(self, workflow: str) -> str:
-        """The shared JSONL of ``workflow`` (nr or coral), ``{workflow}_rows`` rows."""
-        return str(bench_dataset(workflow, getattr(self.shared, f"{workflow}_rows")))
+        """The shared JSONL of ``workflow`` (nr or coral), ``nr_rows`` or ``coral_rows`` rows."""
+        rows = {"nr": self.shared.nr_rows, "coral": self.shared.coral_rows}[workflow]
+        return str(bench_dataset(workflow, rows))
 
     def peak(self, value: float) -> None:
         """Requests in flight at the simulator: the run's maximum over every section."""
