@@ -70,7 +70,9 @@ def main() -> None:
         error = (plan["expected_wall_s"] - wall) / wall
         print(f"{size:8d} {plan['expected_wall_s']:12.1f} {wall:11.1f} {error:+7.1%}  {plan['fixed_s']:5.1f}+"
               f"{plan['steady_s']:<8.1f} {plan['records_per_s']:7.1f} {plan['bound']:10} {before} -> {after}")
-    print("overrides:", " ".join(common), "+ the plan's (", " ".join(rows[0][1]["overrides"][1:]), ")")
+    print("overrides:", " ".join(common))
+    for size, plan, *_ in rows:
+        print(f"  + {size}: the plan's", " ".join(plan["overrides"][1:]))
 
 
 if __name__ == "__main__":

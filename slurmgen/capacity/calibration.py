@@ -101,11 +101,11 @@ def load(run_dir: Path) -> Calibration:
     run, summary, config = _read(run_dir)
     records = summary.tasks_total
     peers, in_flight = int(config["run"]["peers"]), int(config["run"].get("max_in_flight", 256))
-    st = steady(run.results, cap=in_flight)
+    st = steady(run.results, cap=in_flight, since=summary.measured_from)
     end = summary.measured_from + summary.wall_s
     phases = Phases(launch_s=max(0.0, summary.measured_from - summary.launched_at) if summary.launched_at else 0.0,
                     startup_s=max(0.0, st.first_issued - summary.measured_from),
-                    ramp_s=(st.last_written - st.first_issued) - records / st.rate,
+                    ramp_s=(st.last_written - st.first_issued) - st.records / st.rate,
                     stop_s=max(0.0, end - st.last_written), report_s=summary.report_s)
     pools = [_pool(config, pool, u, records, st.rate) for pool, u in sorted(summary.usage_by_pool.items())]
     size = int(config.get("toolpool", {}).get("size", -1))

@@ -29,6 +29,7 @@ BOUNDS = {"in_flight": "the tasks in flight (run.max_in_flight, spread over run.
 
 class Steady(msgspec.Struct, kw_only=True):
     rate: float  # records/s in the window
+    records: int  # written by the run's last invocation
     first_issued: float  # wall clock: the first task created
     last_issued: float
     last_written: float
@@ -43,8 +44,12 @@ class _Times(msgspec.Struct):
     finished_at: float = 0.0
 
 
-def steady(results: Path, cap: int) -> Steady:
-    pairs = _pairs(results)
+def steady(results: Path, cap: int, since: float = 0.0) -> Steady:
+    """The steady rate of the records issued from ``since`` on (the last invocation of a resumed run)."""
+    pairs = [(c, f) for c, f in _pairs(results) if c >= since]
+    if not pairs:
+        raise ConfigError("the calibration's last invocation wrote no records (a resumed run with nothing left to "
+                          "do): calibrate from a fresh run.dir")
     created, finished = sorted(c for c, _ in pairs), sorted(f for _, f in pairs)
     full = _full_at(created, finished)
     window = [t for t in finished if full <= t <= created[-1]]
@@ -58,8 +63,8 @@ def steady(results: Path, cap: int) -> Steady:
     rate = 1.0 / _slope(window)
     start, end = window[0], window[-1]
     busy = sum(max(0.0, min(f, end) - max(c, start)) for c, f in pairs)
-    return Steady(rate=round(rate, 4), first_issued=created[0], last_issued=created[-1], last_written=finished[-1],
-                  window_s=round(end - start, 3), window_records=len(window),
+    return Steady(rate=round(rate, 4), records=len(pairs), first_issued=created[0], last_issued=created[-1],
+                  last_written=finished[-1], window_s=round(end - start, 3), window_records=len(window),
                   in_flight=round(busy / max(1e-9, end - start), 1), cap=cap)
 
 

@@ -52,7 +52,6 @@ class Plan(msgspec.Struct, kw_only=True):
     over_budget: bool
     overrides: list[str]
     calibration: Calibration
-    sinfo: list[str] | None = None  # slurmgen.capacity.sinfo's findings (None: not checked); [] = it fits
 
 
 def _pool(cal: PoolCal, factor: float, rate: float) -> PoolPlan:
