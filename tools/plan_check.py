@@ -1,6 +1,7 @@
 """``slurmgen plan``'s prediction against a measured run; prints figures, asserts nothing.
 
-    python tools/plan_check.py OUT_DIR [--sizes 2000 6000] [--calibration-records 1000] [-- OVERRIDES...]
+    python tools/plan_check.py OUT_DIR [--sizes 2000 6000] [--calibration-records 1000 | --calibration RUN]
+                               [--hours H] [-- OVERRIDES...]
 
 1. calibrates: ``python -m slurmgen workflow=nr dataset.limit=N OVERRIDES run.dir=OUT/cal``;
 2. for each size: ``slurmgen plan OUT/cal --records SIZE --hours H --output json`` (H generous:
@@ -48,14 +49,18 @@ def main() -> None:
     ap.add_argument("out", type=Path)
     ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 6000])
     ap.add_argument("--calibration-records", type=int, default=1000)
-    ap.add_argument("--hours", type=float, default=24.0, help="the plan's deadline (default generous: 24)")
+    ap.add_argument("--hours", type=float, default=24.0, help="the plan's deadline (default generous: 24; a tight "
+                    "one makes the plan scale the replicas, peers and in-flight cap)")
+    ap.add_argument("--calibration", type=Path, help="reuse this finished run as the calibration (same overrides)")
     ap.add_argument("overrides", nargs="*", help="after --: the run's overrides (default: the simulator on SLURM)")
     args = ap.parse_args()
     common = args.overrides or SLURM
-    cal = args.out / "cal"
-    before = load()
-    wall, _ = slurmgen(*common, f"dataset.limit={args.calibration_records}", f"run.dir={cal}")
-    print(f"calibration: {args.calibration_records} records in {wall:.1f} s (load {before} -> {load()})", flush=True)
+    cal = args.calibration or args.out / "cal"
+    if not args.calibration:
+        before = load()
+        wall, _ = slurmgen(*common, f"dataset.limit={args.calibration_records}", f"run.dir={cal}")
+        print(f"calibration: {args.calibration_records} records in {wall:.1f} s (load {before} -> {load()})",
+              flush=True)
     rows = []
     for size in args.sizes:
         _, planned = slurmgen("plan", str(cal), "--records", str(size), "--hours", str(args.hours), "--output", "json")
