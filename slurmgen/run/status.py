@@ -16,23 +16,15 @@ from pathlib import Path
 import msgspec
 
 from slurmgen.errors import SlurmgenError
-from slurmgen.protocol import Failure, Turn, Usage
+from slurmgen.protocol import Failure, Usage
 from slurmgen.protocol import Status as TaskStatus
+from slurmgen.records import Record, read_shard, shard_paths
 from slurmgen.run.summary import PoolUsage, pool_usage
 from slurmgen.run.watchdog import StallReport
 from slurmgen.rundir import RunDir
 from slurmgen.runtime.stats import CrossNode, PeerStats, read_all
 
 WINDOW_S = 30.0
-
-
-class _Rec(msgspec.Struct):
-    status: TaskStatus
-    reason: str = ""
-    usage: dict[str, Usage] = {}
-    history: list[Turn] = []
-    created_at: float = 0.0
-    finished_at: float = 0.0
 
 
 class _PoolStats(msgspec.Struct):
@@ -67,12 +59,9 @@ class Status:
 
 def collect(run: RunDir, now: float) -> Status:
     st = Status()
-    decoder = msgspec.json.Decoder(_Rec)
-    for path in sorted(run.results.glob("shard-*.jsonl")):
-        data = path.read_bytes()
-        for line in data[:data.rfind(b"\n") + 1].splitlines():  # a live run may be mid-line
-            if line.strip():
-                _add(st, decoder.decode(line), now)
+    for path in shard_paths(run.results):
+        for rec in read_shard(path):  # a live run may be mid-line: its last line is left out
+            _add(st, rec, now)
     st.peers = list(read_all(run.state))
     st.pools = _read_pool_stats(run)
     st.stall = _stall(run, st)
@@ -98,7 +87,7 @@ def _read_pool_stats(run: RunDir) -> list[_PoolStats]:
     return out
 
 
-def _add(st: Status, rec: _Rec, now: float) -> None:
+def _add(st: Status, rec: Record, now: float) -> None:
     st.done += 1
     st.by_status[rec.status] += 1
     if rec.status is TaskStatus.FAILED:

@@ -10,7 +10,7 @@ import msgspec
 
 from slurmgen.llm.types import EndpointStats
 from slurmgen.protocol import Failure, Status, Usage
-from slurmgen.records import Record, reason_class
+from slurmgen.records import Record, read_shard, reason_class, shard_paths
 from slurmgen.runtime.stats import CrossNode, read_all
 
 
@@ -114,12 +114,9 @@ def cross_node(state: Path) -> CrossNode:
 
 
 def read_records(results: Path) -> Iterator[Record]:
-    decoder = msgspec.json.Decoder(Record)
-    for path in sorted(results.glob("shard-*.jsonl")):
-        with open(path, "rb") as f:
-            for line in f:
-                if line.strip():
-                    yield decoder.decode(line)
+    """Every record of the run, shard by shard (``records.read_shard``)."""
+    for path in shard_paths(results):
+        yield from read_shard(path)
 
 
 def examples(failed: list[Record], per_class: int = 3) -> dict[str, list[str]]:
