@@ -44,7 +44,10 @@ class Dispatcher:
             self.router.forget(pid)
 
     def reset(self) -> None:
-        """The registry had forgotten this peer: every peer's credits start over."""
+        """The registry did not know this peer: it was cut off long enough to be expired (or the
+        registry restarted). The others forgot it, with the credits they owed it: start over."""
+        log.warning("the registry did not know %s (cut off, or the registry restarted): its credits with "
+                    "every peer start over", self.peer_id)
         self.router.reset()
         self.pump_all()
 

@@ -76,7 +76,7 @@ class Peer:
         self.received: collections.Counter[str] = collections.Counter()
         # peers=shards: each pool's rpm / tpm / max_concurrency are per run, this process keeps to its share
         self.llm = PoolClients(conf, peers=shards)
-        self.node = node_of(conf, shard)
+        self.node = hosts.node_of(conf.cluster, "peer", shard)
         self.tools = ToolPools(self.sockets, lambda: self.registry.view.of_kind("toolpool"), self.peer_id,
                                call_timeout_s=conf.toolpool.call_timeout_s, on_lost=conf.toolpool.on_lost,
                                tasks=self.tasks, node=self.node)
@@ -84,7 +84,7 @@ class Peer:
                         roles=tuple(self.workflow.roles), capacity=conf.run.peer_capacity, pid=os.getpid())
         self.registry = RegistryClient(self.ctx, run.registry_address, member, heartbeat_s=conf.run.heartbeat_s,
                                        liveness=conf.run.heartbeat_liveness, on_change=self._on_membership,
-                                       on_unknown=self._on_unknown, tasks=self.tasks)
+                                       on_unknown=lambda: self.dispatch.reset(), tasks=self.tasks)
         self._compose()
 
     def _compose(self) -> None:
@@ -115,13 +115,6 @@ class Peer:
         self.llm.set_members(view.of_kind("llm"))
         self.tools.on_membership()
         self.dispatch.pump_all()
-
-    def _on_unknown(self) -> None:
-        """The registry did not know this peer: it was cut off long enough to be expired (or the
-        registry restarted). The others forgot it, with the credits they owed it: start over."""
-        log.warning("the registry did not know %s (cut off, or the registry restarted): its credits with "
-                    "every peer start over", self.peer_id)
-        self.dispatch.reset()
 
     def _start_home(self, orch: Orchestrator) -> None:
         self.tasks.spawn(self.origin.come_home(orch), kind="coming home", task_id=orch.task_id,
@@ -228,11 +221,6 @@ class Peer:
         self.sockets.close()
         self.spill.close()
         self.ctx.term()
-
-
-def node_of(conf: SlurmgenConf, shard: int) -> str:
-    node = hosts.pretend_node(conf.cluster, "peer", shard)
-    return hosts.node_name() if node is None else f"node-{node}"
 
 
 async def amain(args: argparse.Namespace) -> None:
