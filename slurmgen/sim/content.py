@@ -51,6 +51,11 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+def tokens_of(text: str) -> list[str]:
+    """The tokens of ``text`` (as ``count_tokens`` counts them)."""
+    return _TOKEN.findall(text)
+
+
 def token_ends(text: str) -> list[int]:
     """End offset of each token of ``text``; ``text[:ends[k-1]]`` holds its first k tokens."""
     return [m.end() for m in _TOKEN.finditer(text)]
