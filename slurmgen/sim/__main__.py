@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="reuse the KV of cached prompt prefixes (vLLM's flag; on by default, as in vLLM)")
     p.add_argument("--scheduling-policy", default=defaults.scheduling_policy, choices=POLICIES,
                    help="priority: order requests by their `priority` field, lower first (vLLM's flag)")
+    p.add_argument("--block-size", type=int, default=0, help="tokens per KV block; 0 = the profile's")
+    p.add_argument("--num-gpu-blocks-override", type=int, default=0, metavar="N",
+                   help="KV cache capacity in blocks; 0 = the profile's")
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         die_on=args.die_on,
         prefix_caching=args.enable_prefix_caching,
         scheduling_policy=args.scheduling_policy,
+        block_size=args.block_size,
+        num_gpu_blocks=args.num_gpu_blocks_override,
     )
     try:
         fdlimit.raise_nofile()  # a socket per request in flight

@@ -113,8 +113,8 @@ POLICIES = ("fcfs", "priority")
 
 
 class _Seq:
-    __slots__ = ("active", "blocks", "computed", "hashes", "key", "max_out", "order", "output", "prompt",
-                 "registered", "rid")
+    __slots__ = ("active", "blocks", "computed", "hashes", "key", "max_out", "order", "output", "preempted",
+                 "prompt", "registered", "rid")
 
     def __init__(self, rid: RequestId, order: int, prompt: int, max_out: int, key: tuple[int, int]) -> None:
         self.rid = rid
@@ -128,6 +128,7 @@ class _Seq:
         self.hashes: list[int] = []  # chained hash of each full block of its known tokens
         self.registered = 0  # leading blocks registered in the prefix cache
         self.active = False  # in the running list
+        self.preempted = False  # was preempted once (its later lookups are not counted, as in vLLM)
 
     @property
     def num_tokens(self) -> int:
@@ -264,6 +265,7 @@ class Engine:
         seq.blocks = []
         seq.computed = seq.registered = 0
         seq.active = False
+        seq.preempted = True
         bisect.insort(self._waiting, seq, key=lambda s: s.key)
         self.counters.preemptions += 1
 
@@ -276,7 +278,8 @@ class Engine:
             if not pool.can_allocate(hits, need):
                 break
             del self._waiting[0]
-            pool.count(seq.num_tokens, hits)
+            if not seq.preempted:
+                pool.count(seq.num_tokens, hits)
             pool.take(hits)
             seq.blocks = hits + pool.allocate(need)
             seq.computed = len(hits) * self.profile.block_size

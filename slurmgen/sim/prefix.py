@@ -12,9 +12,10 @@ else: allocation takes never-used blocks first, then the head of the free queue,
 least recently freed — LRU eviction of cached blocks. A request's blocks are freed
 last-block-first, so that its tail is evicted before its head.
 
-Hit counting is vLLM's: each admitted request (again after a preemption) adds its token
-count to ``queries`` and the tokens found cached to ``hits``; at least one token is
-always computed (a prompt entirely cached recomputes its last block).
+Hit counting is vLLM's (0.32): each request, when first admitted (not again after a
+preemption), adds its token count to ``queries`` and the tokens found cached to ``hits``;
+with caching off nothing is counted. At least one token is always computed (a prompt
+entirely cached recomputes its last block).
 """
 
 from __future__ import annotations
@@ -81,7 +82,9 @@ class BlockPool:
         return found
 
     def count(self, num_tokens: int, hits: Sequence[BlockId]) -> None:
-        """Count one scheduled request's lookup (once per admission, not per attempt)."""
+        """Count a request's lookup when it is admitted (not per attempt; not with caching off)."""
+        if not self.caching:
+            return
         self.counters.queries += num_tokens
         self.counters.hits += len(hits) * self.block_size
 

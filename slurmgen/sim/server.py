@@ -65,6 +65,8 @@ class SimOptions(msgspec.Struct, kw_only=True, frozen=True):
     prefix_caching: bool = True  # reuse the KV of cached prompt prefixes, as vLLM does by default
     # fcfs, or priority: requests' `priority` field orders the queue (vLLM's --scheduling-policy)
     scheduling_policy: str = "fcfs"
+    block_size: int = 0  # tokens per KV block; 0 = the profile's (vLLM's --block-size)
+    num_gpu_blocks: int = 0  # KV cache capacity in blocks; 0 = the profile's (vLLM's --num-gpu-blocks-override)
 
 
 class _Part(msgspec.Struct, kw_only=True):
@@ -268,6 +270,8 @@ class SimServer:
         if options.profile not in PROFILES:
             raise ValueError(f"unknown profile {options.profile!r}; known: {', '.join(sorted(PROFILES))}")
         profile = PROFILES[options.profile]
+        profile = msgspec.structs.replace(profile, block_size=options.block_size or profile.block_size,
+                                          kv_blocks=options.num_gpu_blocks or profile.kv_blocks)
         if options.max_model_len > profile.kv_blocks * profile.block_size:
             raise ValueError(
                 f"max_model_len {options.max_model_len} exceeds the KV cache of profile {options.profile!r} "

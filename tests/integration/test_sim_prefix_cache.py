@@ -80,7 +80,7 @@ def test_a_server_without_prefix_caching_never_hits() -> None:
     try:
         conversation(off.url)
         seen = metrics(off.url)
-        assert seen["vllm:prefix_cache_hits_total"] == 0 and seen["vllm:prefix_cache_queries_total"] > 0
+        assert seen["vllm:prefix_cache_hits_total"] == seen["vllm:prefix_cache_queries_total"] == 0  # as vLLM
     finally:
         assert stop_sim(off) == 0
 
