@@ -6,8 +6,9 @@ vLLM (and the simulator) report ``vllm:kv_cache_usage_perc`` (0..1) and
 (every ``interval_s``). While any replica is, ``admit()`` holds new tasks back (all of them
 but the first when no task is live: there is always progress), and once the pressure
 has passed lets them in one per poll: the tasks already running finish instead of being
-thrashed by newcomers whose prompts evict their KV. Admitted tasks are never held back;
-each ends with ``done()``.
+thrashed by newcomers whose prompts evict their KV. Admitted tasks are never held back.
+A peer's origin awaits ``admit(tasks in flight)`` before issuing each task when a pool it
+uses runs ``llm.scheduling_policy=priority``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class KVPressure:
         self.interval_s = interval_s
         self.under_pressure = False
         self.held_s = 0.0  # seconds new tasks waited in admit(), summed
-        self.live = 0  # tasks admitted and not done
         self._calm_polls = 0  # polls since the last one under pressure
         self._preempted: dict[str, float] = {}
         self._next_admit = 0.0
@@ -60,7 +60,8 @@ class KVPressure:
         self.under_pressure = pressured
         self._calm_polls = 0 if pressured else self._calm_polls + 1
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Poll every ``interval_s`` until cancelled."""
         timeout = aiohttp.ClientTimeout(total=max(1.0, 4 * self.interval_s))
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
@@ -68,19 +69,18 @@ class KVPressure:
                 await asyncio.sleep(self.interval_s)
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="kv-pressure")
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="kv-pressure")
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def admit(self) -> None:
-        """Return when a new task may start (see the module docstring)."""
+    async def admit(self, live: int) -> None:
+        """Return when a new task may start, ``live`` tasks being in flight (see the module docstring)."""
         t0 = time.monotonic()
-        while self.live and (self.under_pressure or self._recovering()):
+        while live and (self.under_pressure or self._recovering()):
             await asyncio.sleep(self.interval_s / 4)
-        self.live += 1
         self.held_s += time.monotonic() - t0
 
     def _recovering(self) -> bool:
@@ -93,5 +93,3 @@ class KVPressure:
         self._next_admit = now + self.interval_s
         return False
 
-    def done(self) -> None:
-        self.live -= 1

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -74,13 +74,17 @@ class Origin:
     """Owns one input shard: issues up to ``max_in_flight`` tasks, writes their records."""
 
     def __init__(self, peer_id: str, ledger: Ledger, workflow: Workflow, policy: OriginPolicy,
-                 send: Callable[[Orchestrator], None], clock: Callable[[], float] = time.monotonic) -> None:
+                 send: Callable[[Orchestrator], None], clock: Callable[[], float] = time.monotonic,
+                 admit: Callable[[int], Awaitable[None]] | None = None) -> None:
+        """``admit(tasks in flight)``, when given, is awaited before each task is issued (e.g. the
+        LLM pools' KV pressure, slurmgen.llm.pressure)."""
         self.peer_id = peer_id
         self.ledger = ledger
         self.workflow = workflow
         self.policy = policy
         self.send = send
         self.clock = clock
+        self.admit = admit
         self.leases: dict[str, Lease] = {}
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self.exhausted = False
@@ -97,6 +101,8 @@ class Origin:
                     self._write_bad(row, trial)
                     continue
                 await self._slots.acquire()
+                if self.admit is not None:
+                    await self.admit(len(self.leases))
                 if self.stopped:
                     return
                 self.leases[task_id] = Lease(row, trial, 0, self.clock() + self.policy.lease_s)

@@ -26,6 +26,7 @@ import msgspec
 import zmq
 import zmq.asyncio
 
+from slurmgen.config import pools
 from slurmgen.config.load import load_run_config
 from slurmgen.config.types import SlurmgenConf
 from slurmgen.config.workflows import get_workflow
@@ -34,6 +35,7 @@ from slurmgen.input import duplicates
 from slurmgen.input.dataset import BadRow, GoodRow, check_path, iter_shard
 from slurmgen.llm import limits
 from slurmgen.llm.poolset import PoolClients
+from slurmgen.llm.pressure import KVPressure
 from slurmgen.proc import fdlimit
 from slurmgen.proc.diskspace import guarded_write
 from slurmgen.proc.faults import fault
@@ -106,7 +108,11 @@ class Peer:
                                        liveness=conf.run.heartbeat_liveness, on_change=self._on_membership,
                                        on_unknown=self._on_unknown, tasks=self.tasks)
         self.ledger = Ledger(run.shard(shard))
-        self.origin = Origin(self.peer_id, self.ledger, self.workflow, origin_policy(conf, shards), send=self.send)
+        # pools under scheduling_policy=priority: new tasks wait while their replicas report KV pressure
+        self.kv_pools = [name for name, pool in pools.used(conf).items() if pool.scheduling_policy == "priority"]
+        self.kv = KVPressure([]) if self.kv_pools else None
+        self.origin = Origin(self.peer_id, self.ledger, self.workflow, origin_policy(conf, shards), send=self.send,
+                             admit=self.kv.admit if self.kv else None)
         self.held: dict[str, Orchestrator] = {}  # tasks this peer is responsible for right now
         self.blobs = (BlobService(conf.spill, run.root, self.node, self.registry.view, self._send_to)
                       if conf.spill.enabled else None)
@@ -121,6 +127,8 @@ class Peer:
             self.outboxes.pop(pid).close()
             self.router.forget(pid)
         self.llm.set_members(view.of_kind("llm"))
+        if self.kv is not None:
+            self.kv.urls = [ep.url for name in self.kv_pools for ep in self.llm.clients[name].endpoints()]
         self.tools.on_membership()
         for role in list(self.pending):
             self._pump(role)
@@ -404,6 +412,8 @@ class Peer:
             return
         receiver = self.tasks.loop(self._receive(), kind="receiver")
         leases = self.tasks.loop(self._leases(), kind="leases")
+        if self.kv is not None:
+            self.tasks.loop(self.kv.run(), kind="kv pressure")
         await wait_ready(self.registry, self.workflow, self.conf, stop)
         if await self._refused():
             await stop.wait()  # nothing issued: the driver reads RUN/state/refused and stops the run

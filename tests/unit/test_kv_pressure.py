@@ -45,12 +45,14 @@ async def _scenario() -> list[bool]:
             seen.append(gate.under_pressure)
         state.update(preempted=5.0)
         await gate.poll_once(session)
-        await gate.admit()  # nothing live: the first task gets in under pressure
-        second = asyncio.create_task(gate.admit())
+        await asyncio.wait_for(gate.admit(0), 1.0)  # nothing live: a task gets in under pressure
+        second = asyncio.create_task(gate.admit(1))
         await asyncio.sleep(0.2)
         seen.append(second.done())  # held back: pressure, and a task is live
-        gate.done()
-        await asyncio.wait_for(second, 1.0)  # no task live any more: in
+        state.update(usage=0.2)
+        for _ in range(5):  # calm polls: admitted one per interval, then at once
+            await gate.poll_once(session)
+        await asyncio.wait_for(second, 1.0)
     await runner.cleanup()
     return seen
 
