@@ -191,6 +191,10 @@ class SimMetrics:
             *_sample("vllm:num_requests_running", "gauge", lab, engine.running),
             *_sample("vllm:num_requests_waiting", "gauge", lab, engine.waiting),
             *_sample("vllm:kv_cache_usage_perc", "gauge", lab, engine.kv_usage),
+            "# TYPE vllm:cache_config_info gauge",
+            f'vllm:cache_config_info{{{lab},block_size="{engine.profile.block_size}",'
+            f'num_gpu_blocks="{engine.profile.kv_blocks}",'
+            f'enable_prefix_caching="{engine.pool.caching}"}} 1.0',
             *_sample("vllm:prompt_tokens_total", "counter", lab, c.prompt_tokens),
             *_sample("vllm:generation_tokens_total", "counter", lab, c.generation_tokens),
             *_sample("vllm:num_preemptions_total", "counter", lab, c.preemptions),

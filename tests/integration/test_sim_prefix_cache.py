@@ -73,6 +73,7 @@ def test_the_second_turn_hits_the_prefix_the_first_cached(sim: SimProc) -> None:
     whole = first["prompt_tokens"] + first["completion_tokens"]
     assert whole - 16 <= hits < whole and hits % 16 == 0  # the last reply token's KV is never computed
     assert 0 <= after["vllm:kv_cache_usage_perc"] <= 1 and "vllm:num_preemptions_total" in after
+    assert after["vllm:cache_config_info"] == 1  # its labels name block_size and num_gpu_blocks, as vLLM's
 
 
 def test_a_server_without_prefix_caching_never_hits() -> None:
