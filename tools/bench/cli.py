@@ -19,6 +19,9 @@ Sections (each writes its part of DIR/results.json as soon as it is done):
   files per process, and the first limit met;
 - ``scaling``: tokens/s as agent peers and replicas grow 1 -> 2 -> 4 -> 8;
 - ``spill``: bytes on the wire with and without spill (pending until peers count bytes);
+- ``kv``: routing and scheduling policies against the servers' KV cache (coral with many turns,
+  tau2 mock with many concurrent tasks; tight and ample KV): finished tasks/s, tokens/s, prefix
+  hit rate, preemptions, task latency, ratio over least-outstanding FCFS (``kv.py``);
 - ``peers_matrix`` (only with ``--only`` or ``--peers``): Matrix itself (its own venv, its Coral flow, a
   local Ray head) and slurmgen on the same replicas, same concurrency (``peer_matrix.py``);
 - ``peers_tau2`` (only with ``--only`` or ``--peers``): tau2-bench's own runner
@@ -55,7 +58,7 @@ from .common import (
 from .harness import BENCH_PY, run_slurmgen, run_worker
 from .peer_matrix import PARAMS as MATRIX_PARAMS
 
-SECTIONS = ("micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "peers_matrix", "peers_tau2")
+SECTIONS = ("micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "kv", "peers_matrix", "peers_tau2")
 OPT_IN = ("peers_",)  # sections run only when named in --only, or all of them with --peers (minutes each)
 
 CORAL_4 = {"max_turns": 4}  # the 4-turn Coral conversation of the issue
@@ -481,6 +484,14 @@ class Bench:
                 "cpu_limited": res["cores_busy"] > 0.8 * (os.cpu_count() or 1),
             })
             self.save()
+
+    # -- kv -----------------------------------------------------------------------------------
+
+    def kv(self) -> None:
+        from . import kv
+
+        self.results["kv"] = kv.run_section(kv.KVSection(quick=self.quick), say=print)
+        self.save()
 
     # -- peers --------------------------------------------------------------------------------
 
