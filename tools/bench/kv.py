@@ -293,16 +293,15 @@ class KVSection:
 
     def workloads(self) -> dict[str, dict[str, KVParams]]:
         window = 20.0 if self.quick else 60.0
-        common = {"replicas": self.replicas, "time_scale": self.time_scale, "policy": "least_outstanding",
-                  "warm_s": window / 4, "window_s": window}
-        coral = {"workflow": "coral", "concurrency": 32, "overrides": {"max_turns": 30}}
-        tau2 = {"workflow": "tau2", "concurrency": 64}
-        return {
-            "coral": {"tight": KVParams(**coral, **common, kv_blocks=self.coral_tight_blocks),  # type: ignore[arg-type]
-                      "ample": KVParams(**coral, **common, kv_blocks=self.ample_blocks)},  # type: ignore[arg-type]
-            "tau2": {"tight": KVParams(**tau2, **common, kv_blocks=self.tau2_tight_blocks),  # type: ignore[arg-type]
-                     "ample": KVParams(**tau2, **common, kv_blocks=self.ample_blocks)},  # type: ignore[arg-type]
-        }
+        out: dict[str, dict[str, KVParams]] = {}
+        for workflow, concurrency, tight in (("coral", 32, self.coral_tight_blocks),
+                                             ("tau2", 64, self.tau2_tight_blocks)):
+            overrides = {"max_turns": 30} if workflow == "coral" else {}
+            out[workflow] = {kv: KVParams(workflow=workflow, policy="least_outstanding", kv_blocks=blocks,
+                                          replicas=self.replicas, concurrency=concurrency, warm_s=window / 4,
+                                          window_s=window, time_scale=self.time_scale, overrides=overrides)
+                             for kv, blocks in (("tight", tight), ("ample", self.ample_blocks))}
+        return out
 
 
 def run_section(section: KVSection, say: Any = print) -> dict[str, Any]:
