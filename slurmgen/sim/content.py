@@ -51,9 +51,11 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
-def tokens_of(text: str) -> list[str]:
-    """The tokens of ``text`` (as ``count_tokens`` counts them)."""
-    return _TOKEN.findall(text)
+@functools.lru_cache(maxsize=4096)
+def tokens_of(text: str) -> tuple[str, ...]:
+    """The tokens of ``text`` (as ``count_tokens`` counts them); cached, as a conversation's
+    messages come again in each of its later requests."""
+    return tuple(_TOKEN.findall(text))
 
 
 def token_ends(text: str) -> list[int]:

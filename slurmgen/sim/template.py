@@ -22,7 +22,7 @@ _START, _END = "<|im_start|>", "<|im_end|>"
 
 
 def prompt_tokens(messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[str]:
-    out: list[str] = tokens_of(msgspec.json.encode(tools).decode()) if tools else []
+    out: list[str] = list(tokens_of(msgspec.json.encode(tools).decode())) if tools else []
     for m in messages:
         out += (_START, m.role, "\n")
         out += tokens_of(m.content or "")
@@ -36,7 +36,7 @@ def prompt_tokens(messages: list[ChatMessage], tools: list[dict[str, Any]] | Non
 
 def reply_tokens(plan: ReplyPlan, n_out: int) -> list[str]:
     """The first ``n_out`` tokens of the reply (padded with end markers if it is shorter)."""
-    out = tokens_of(plan.content)
+    out = list(tokens_of(plan.content))
     for call, _, _ in plan.calls:
         out += tokens_of(call.function.name)
         out += tokens_of(call.function.arguments)
