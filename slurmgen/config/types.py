@@ -104,7 +104,8 @@ class LLMConf:
     # requests in flight over every replica of the pool (0, or at least run.peers: one each)
     max_concurrency: int = 0
     # sticky requests (a conversation's turns) keep their replica unless it holds more than
-    # this times the mean outstanding requests (bounded-load hashing); 0 = always sticky
+    # this times the mean outstanding requests (bounded-load hashing; routing=prefix holds a
+    # prefix match to the same bound); 0 = always sticky
     sticky_load_factor: float = 1.25
     # which replica a request goes to: prefix (the one holding the longest part of its prompt,
     # vllm-router's cache_aware: over prefix_match of the prompt, else the least loaded),
