@@ -182,6 +182,7 @@ def _summarize(run: RunDir, workflow: Workflow, expected: int, started: float) -
     summary = summarize(records, workflow=workflow.name, started_at=started,
                         wall_s=time.time() - started, expected=expected, metrics=workflow.metrics)
     summary.measured_from = started
+    summary.launched_at = process_started_at()
     summary.usage_by_pool = pool_usage((r.usage for r in records), endpoint_stats(run.state))
     dups = duplicates.load(run.state)
     summary.duplicates_skipped, summary.duplicates_renamed = len(dups.skipped), len(dups.renamed)
@@ -191,15 +192,30 @@ def _summarize(run: RunDir, workflow: Workflow, expected: int, started: float) -
     summary.cross_node = cross_node(run.state)
     keep_measured(summary, run.summary)
     write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))
+    report_at = time.time()
     try:
         report_path: Path | None = write_report(run.root)
     except Exception:  # the report is a convenience: it never fails a finished run
         log.exception("report.html not written; try: python -m slurmgen.report %s", run.root)
         report_path = None
+    if summary.measured_from == started:  # what the report took, for slurmgen plan's model of a run
+        summary.report_s = round(time.time() - report_at, 3)
+        write_atomic(run.summary, msgspec.json.format(msgspec.json.encode(summary)))
     print(f"{summary.tasks_total} records ({summary.tasks_ok} ok, {summary.tasks_rejected} rejected, "
           f"{summary.tasks_failed} failed), {summary.tokens_per_s:.0f} tokens/s ({throughput_span(summary, started)}); "
           f"summary: {run.summary}" + (f"; report: {report_path}" if report_path else ""))
     return summary
+
+
+def process_started_at() -> float:
+    """When this process started (wall clock), from /proc; 0.0 where there is no /proc."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rpartition(")")[2].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return 0.0
+    return round(boot + ticks / os.sysconf("SC_CLK_TCK"), 3)
 
 
 def keep_measured(summary: Summary, previous: Path) -> None:
@@ -212,7 +228,7 @@ def keep_measured(summary: Summary, previous: Path) -> None:
         return
     if old.tasks_per_s > 0:
         summary.wall_s, summary.tokens_per_s, summary.tasks_per_s = old.wall_s, old.tokens_per_s, old.tasks_per_s
-        summary.measured_from = old.measured_from
+        summary.measured_from, summary.launched_at, summary.report_s = old.measured_from, old.launched_at, old.report_s
 
 
 def throughput_span(summary: Summary, started: float) -> str:

@@ -87,6 +87,10 @@ class Summary(msgspec.Struct, kw_only=True):
     spill_inline_fallbacks: int = 0  # times a full store sent a task's payloads inline
     spill_free_failed: int = 0  # delete transactions that failed and were tried again
     cross_node: CrossNode = msgspec.field(default_factory=CrossNode)
+    # the phases slurmgen plan models (this invocation): the driver process started (python, Hydra:
+    # before measured_from), and report.html took report_s after summary.json was first written
+    launched_at: float = 0.0
+    report_s: float = 0.0
 
 
 class _PeerCounters(msgspec.Struct):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tools.bench import cli
 from tools.bench.peer_matrix import CORAL_PROMPTS, classify_matrix, experiment_config
+from tools.bench.sections import BY_NAME
+from tools.bench.suite import params
 
 
 def test_experiment_config_overrides_only_values(tmp_path: Path) -> None:
@@ -47,12 +48,13 @@ def test_process_kinds() -> None:
 
 
 def test_peers_matrix_section_and_params() -> None:
-    assert "peers_matrix" in cli.SECTIONS
-    assert "matrix_concurrency" in cli.QUICK and "matrix_concurrency" in cli.FULL  # --set can override them
+    assert "peers_matrix" in BY_NAME and BY_NAME["peers_matrix"].opt_in
+    for quick in (True, False):  # --set can override them
+        assert "matrix_concurrency" in params(quick, []).flat()
 
 
 def test_compare_prints_the_target_without_judging() -> None:
-    from tools.bench.peer_matrix import compare
+    from tools.bench.sections.peers_matrix import compare
 
     side = {"ran_out": False, "cpu_s": 1.0, "tokens_per_s": 10.0}
     got = compare({**side, "system": "matrix", "cpu_ms_per_llm_call": 40.0},

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,28 @@ def test_met_reads_the_value_against_its_target(value: str, target: str, want: s
 def test_a_readme_without_markers_is_refused() -> None:
     with pytest.raises(SystemExit, match="bench:begin"):
         readme.replace("# no block here\n", "x")
+
+
+def test_readme_rewrites_the_block_byte_for_byte_from_the_checked_in_results(tmp_path: Path) -> None:
+    """``python tools/bench.py readme`` (not --check) on a copy: the plots redrawn, the block written, the
+    README the same bytes as the checked-in one."""
+    pytest.importorskip("matplotlib")  # without it the block would lose its plots (and say so)
+    results = tmp_path / "benchmarks" / "full" / "results.json"
+    results.parent.mkdir(parents=True)
+    results.write_bytes((REPO / "benchmarks" / "full" / "results.json").read_bytes())
+    copy = tmp_path / "README.md"
+    copy.write_bytes((REPO / "README.md").read_bytes())
+    out = subprocess.run([sys.executable, "tools/bench.py", "readme", str(results), "--readme", str(copy)], cwd=REPO,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "(+0 lines)" in out.stdout
+    assert copy.read_bytes() == (REPO / "README.md").read_bytes()
+    assert (results.parent / "systems_tokens.png").exists() and (results.parent / "systems_cpu.png").exists()
+
+
+@pytest.mark.parametrize("results", sorted(str(p.relative_to(REPO)) for p in REPO.glob("benchmarks/**/results*.json")))
+def test_every_checked_in_results_file_renders(results: str) -> None:
+    r = json.loads((REPO / results).read_text())
+    block = readme.block(r, REPO / results, REPO)
+    assert block.startswith(readme.BEGIN) and block.endswith(readme.END)
+    assert "| requests in flight at the simulator (max) |" in block

@@ -18,6 +18,7 @@ import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -541,6 +542,9 @@ def dump_json(path: Path, obj: object) -> None:
     os.replace(tmp, path)
 
 
+W = TypeVar("W", bound="Watcher")
+
+
 class Watcher:
     """A sampling thread for the length of a ``with`` block: subclasses define ``_run``, which
     loops ``while not self._stop.wait(period)``."""
@@ -552,7 +556,7 @@ class Watcher:
     def _run(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> Watcher:
+    def __enter__(self: W) -> W:
         self._thread.start()
         return self
 

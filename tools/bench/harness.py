@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from slurmgen.config.pools import key as pool_key
 
@@ -43,7 +43,7 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: floa
 def measure(proc: subprocess.Popen, fleet: Fleet, *, warm: float, window: float, timebox: bool = True,
             start_timeout: float = 180.0, on_tick: Callable[[], None] | None = None,
             stop_sig: int = signal.SIGINT, period: float = 0.25, pss_every: int = 0
-            ) -> tuple[dict[str, object], Sampler]:
+            ) -> tuple[dict[str, Any], Sampler]:
     """Sample while ``proc`` runs; measure ``[first activity + warm, + window]`` (time-boxed: then stop it),
     or, for a run to completion, the window between 10 % and 90 % of its requests. ``pss_every``: read
     the tree's PSS every this many samples (it costs the kernel a walk of every mapping)."""
@@ -78,21 +78,27 @@ def measure(proc: subprocess.Popen, fleet: Fleet, *, warm: float, window: float,
         t1 = min(t_end, sampler.samples[-1].t)
     else:
         t0, t1 = _quantile_window(sampler, 0.1, 0.9)
-    result = sampler.window(t0, t1)
+    return _window_figures(sampler, fleet, t0, t1, ran_out=ran_out, exit_code=proc.returncode,
+                           startup_s=round(t_first - sampler.samples[0].t, 2)), sampler
+
+
+def _window_figures(sampler: Sampler, fleet: Fleet, t0: float, t1: float, *, ran_out: bool, exit_code: int | None,
+                    startup_s: float) -> dict[str, Any]:
+    """The figures of the window [t0, t1]: the sampler's, the run's, and those derived from them."""
+    result: dict[str, Any] = dict(sampler.window(t0, t1))
     result["t_window_end"] = t1
     result["ran_out"] = ran_out
     result["stale_scrapes"] = sampler.stale
-    result["exit_code"] = proc.returncode
+    result["exit_code"] = exit_code
     result["server_max_in_flight"] = sampler.max_server_in_flight()
-    result["startup_s"] = round(t_first - sampler.samples[0].t, 2)
-    result["tokens_per_request"] = result["tokens"] / max(result["requests"], 1)  # type: ignore[operator]
+    result["startup_s"] = startup_s
+    result["tokens_per_request"] = result["tokens"] / max(result["requests"], 1)
     wall = max(t1 - t0, 1e-9)
-    cpu_kinds = result["cpu_s_by_kind"]  # type: ignore[assignment]
-    result["cores_busy"] = round((sum(cpu_kinds.values()) + result["sim_cpu_s"]) / wall, 2)  # type: ignore[union-attr,operator]
+    result["cores_busy"] = round((sum(result["cpu_s_by_kind"].values()) + result["sim_cpu_s"]) / wall, 2)
     result["scale"] = fleet.time_scale
     result["engine_busy_frac"] = round(result["engine_busy_s"] / (wall * fleet.time_scale * fleet.n), 3) \
-        if fleet.time_scale > 0 else None  # type: ignore[operator]
-    return result, sampler
+        if fleet.time_scale > 0 else None
+    return result
 
 
 def _quantile_window(sampler: Sampler, lo: float, hi: float) -> tuple[float, float]:
@@ -106,13 +112,10 @@ def _quantile_window(sampler: Sampler, lo: float, hi: float) -> tuple[float, flo
 # -- slurmgen -----------------------------------------------------------------------------
 
 
-SPILL_DEFAULT: bool | None = False  # spill.enabled for every run but the spill section's (None = the config's)
-
-
 def slurmgen_argv(workflow: str, run_dir: Path, fleet: Fleet, *, peers: int, max_in_flight: int, trials: int,
                   curve_on: bool, extra: list[str] | None = None, spill: bool | None = None,
                   dataset: str = "") -> list[str]:
-    spill = SPILL_DEFAULT if spill is None else spill
+    """``python -m slurmgen`` on the fleet's pools; ``spill``: spill.enabled (None: the config's default)."""
     extra = [*(extra or []), *([] if spill is None else [f"spill.enabled={'true' if spill else 'false'}"])]
     if workflow == "tau2":  # the fleets are simulators behind hosted pools: their scripts need the task id line
         extra = ["workflow.task_id_in_user_prompt=true", *extra]
@@ -134,7 +137,7 @@ def pool_args(fleet: Fleet) -> list[str]:
 def run_slurmgen(name: str, out: Path, workflow: str, fleet: Fleet, *, peers: int, max_in_flight: int,
                  trials: int, warm: float, window: float, timebox: bool = True, curve_on: bool = False,
                  extra: list[str] | None = None, watch_stats: bool = False, spill: bool | None = None,
-                 dataset: str = "") -> tuple[dict[str, object], Sampler]:
+                 dataset: str = "") -> tuple[dict[str, Any], Sampler]:
     run_dir = out / "runs" / name
     shutil.rmtree(run_dir, ignore_errors=True)
     argv = slurmgen_argv(workflow, run_dir, fleet, peers=peers, max_in_flight=max_in_flight, trials=trials,
@@ -164,13 +167,13 @@ def run_slurmgen(name: str, out: Path, workflow: str, fleet: Fleet, *, peers: in
     result["peer_stats"] = read_peer_stats(run_dir)
     if watch_stats:
         result["tasks_in_flight_peak"] = max(peak["in_flight"], sum(
-            s.get("in_flight", 0) for s in result["peer_stats"]))  # type: ignore[union-attr]
+            s.get("in_flight", 0) for s in result["peer_stats"]))
     log(f"{name}: {result['tokens_per_s']:.0f} tokens/s over {result['window_s']} s "
         f"(sim in flight {result['sim_in_flight_mean']:.0f}, cores busy {result['cores_busy']})")
     return result, sampler
 
 
-def read_peer_stats(run_dir: Path) -> list[dict[str, object]]:
+def read_peer_stats(run_dir: Path) -> list[dict[str, Any]]:
     out = []
     for p in sorted((run_dir / "state").glob("stats-peer-*.json")):
         try:
@@ -181,14 +184,14 @@ def read_peer_stats(run_dir: Path) -> list[dict[str, object]]:
 
 
 def peers_in_flight(run_dir: Path) -> int:
-    return sum(int(s.get("in_flight", 0)) for s in read_peer_stats(run_dir))  # type: ignore[arg-type]
+    return sum(int(s.get("in_flight", 0)) for s in read_peer_stats(run_dir))
 
 
 # -- runner processes (ideal client, baselines) ---------------------------------------------
 
 
-def run_worker(name: str, spec: dict[str, object], fleet: Fleet, *, warm: float, window: float,
-               timebox: bool = True) -> tuple[dict[str, object], Sampler]:
+def run_worker(name: str, spec: dict[str, Any], fleet: Fleet, *, warm: float, window: float,
+               timebox: bool = True) -> tuple[dict[str, Any], Sampler]:
     log(f"{name}: {spec['kind']} concurrency={spec.get('concurrency')} scale={fleet.time_scale} replicas={fleet.n}")
     wait_idle(fleet)
     errf = tempfile.TemporaryFile()
@@ -200,7 +203,7 @@ def run_worker(name: str, spec: dict[str, object], fleet: Fleet, *, warm: float,
         proc.wait()
         errf.seek(0)
         raise RuntimeError(f"{name}: {exc}: {errf.read().decode(errors='replace')[-2000:]}") from None
-    out = proc.stdout.read()  # type: ignore[union-attr]
+    out = proc.stdout.read()  # type: ignore[union-attr]  # stdout=PIPE: never None
     proc.wait()
     errf.seek(0)
     err = errf.read()

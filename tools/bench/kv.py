@@ -13,7 +13,8 @@ simulators' /metrics. Policies:
   poll while a replica reports KV pressure (slurmgen.llm.pressure).
 
 Times are wall-clock seconds of the simulators running ``time_scale`` times faster than
-the modelled GPU: compare ratios, not absolute rates.
+the modelled GPU: compare ratios, not absolute rates. ``measure`` is one measurement,
+``compare`` every policy on one workload; the section (sections/kv.py) picks the workloads.
 """
 
 from __future__ import annotations
@@ -276,46 +277,6 @@ def compare(base: KVParams, policies: tuple[str, ...] = POLICIES) -> list[KVResu
     for r in results:
         r.ratio = round(r.finished_tasks_per_s / ref, 3) if ref else 0.0
     return results
-
-
-@dataclass(frozen=True)
-class KVSection:
-    """The section's workloads: each workflow on replicas with tight and with ample KV."""
-
-    quick: bool = False
-    replicas: int = 2
-    time_scale: float = 5.0  # lower than other sections': the modelled GPU, not the driver's CPU, must bind
-    ample_blocks: int = 25_000  # the 8B profile's KV: every live conversation fits
-    # tight: about half of what the live conversations of a replica hold at once (measured on
-    # ample runs: coral ~1.5k tokens a conversation, two of them a task; tau2 mock ~1.2k)
-    coral_tight_blocks: int = 1_500
-    tau2_tight_blocks: int = 1_500
-
-    def workloads(self) -> dict[str, dict[str, KVParams]]:
-        window = 20.0 if self.quick else 60.0
-        out: dict[str, dict[str, KVParams]] = {}
-        for workflow, concurrency, tight in (("coral", 32, self.coral_tight_blocks),
-                                             ("tau2", 64, self.tau2_tight_blocks)):
-            overrides = {"max_turns": 30} if workflow == "coral" else {}
-            out[workflow] = {kv: KVParams(workflow=workflow, policy="least_outstanding", kv_blocks=blocks,
-                                          replicas=self.replicas, concurrency=concurrency, warm_s=window / 4,
-                                          window_s=window, time_scale=self.time_scale, overrides=overrides)
-                             for kv, blocks in (("tight", tight), ("ample", self.ample_blocks))}
-        return out
-
-
-def run_section(section: KVSection, say: Any = print) -> dict[str, Any]:
-    """Every workload x KV setting x policy; the ``kv`` part of results.json."""
-    out: dict[str, Any] = {"time_scale": section.time_scale, "replicas": section.replicas}
-    for workflow, settings in section.workloads().items():
-        for kv, params in settings.items():
-            results = compare(params)
-            out.setdefault(workflow, {})[kv] = {
-                "kv_blocks": params.kv_blocks, "concurrency": params.concurrency, "window_s": params.window_s,
-                "policies": {r.policy: msgspec.to_builtins(r) for r in results},
-            }
-            say(table(workflow, kv, results))
-    return out
 
 
 def table(workflow: str, kv: str, results: list[KVResult]) -> str:

@@ -22,7 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import msgspec
 
@@ -121,21 +121,10 @@ async def _hop_peer(name: str, other: str, start_at: float, warm: float, duratio
     return out
 
 
-def hop_peer_main(args: list[str]) -> int:
-    import argparse
-
+def hop_peer_main(a: Any) -> int:
+    """``python tools/bench.py hop-peer ...`` (its arguments: cli.py)."""
     import uvloop
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--name", required=True)
-    p.add_argument("--other", required=True)
-    p.add_argument("--start-at", type=float, required=True)
-    p.add_argument("--warm", type=float, default=1.0)
-    p.add_argument("--duration", type=float, default=3.0)
-    p.add_argument("--window", type=int, default=64)
-    p.add_argument("--keys-dir", default="")
-    p.add_argument("--batched", action="store_true")
-    a = p.parse_args(args)
     out = uvloop.run(_hop_peer(a.name, a.other, a.start_at, a.warm, a.duration, a.window, a.keys_dir, a.batched))
     print(json.dumps(out), flush=True)
     return 0
@@ -223,16 +212,9 @@ async def _client_bench(url: str, window: int, warm: float, duration: float) -> 
             "cpu_us_per_call": round(cpu / max(measured, 1) * 1e6, 2)}
 
 
-def client_main(args: list[str]) -> int:
-    import argparse
-
+def client_main(a: Any) -> int:
+    """``python tools/bench.py client-bench ...`` (its arguments: cli.py)."""
     import uvloop
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--url", required=True)
-    p.add_argument("--window", type=int, default=64)
-    p.add_argument("--warm", type=float, default=1.0)
-    p.add_argument("--duration", type=float, default=4.0)
-    a = p.parse_args(args)
     print(json.dumps(uvloop.run(_client_bench(a.url, a.window, a.warm, a.duration))), flush=True)
     return 0

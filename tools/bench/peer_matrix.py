@@ -51,11 +51,9 @@ from .common import (
     SimFleet,
     Watcher,
     _die_with_parent,
-    bench_dataset,
     classify,
     cmdline,
     descendants,
-    loadavg,
     log,
 )
 from .harness import measure, run_slurmgen, stop_process, wait_idle
@@ -64,14 +62,6 @@ ENV_SCRIPT = REPO / "tools" / "matrix_env.sh"
 SIDE = Path(__file__).resolve().parent / "matrix_side"
 CORAL_PROMPTS = REPO / "agents" / "coral" / "prompts"
 
-# bench parameters of this section (merged into QUICK / FULL by cli.py; --set overrides)
-PARAMS: dict[str, dict[str, Any]] = {
-    "quick": dict(matrix_concurrency=128, matrix_replicas=2, matrix_scale=20.0, matrix_warm=30.0, matrix_window=45.0,
-                  matrix_system_cpus=[0], matrix_sim_cpus=[1], matrix_rows=15000),
-    "full": dict(matrix_concurrency=256, matrix_replicas=2, matrix_scale=20.0, matrix_warm=40.0, matrix_window=90.0,
-                 matrix_system_cpus=[0], matrix_sim_cpus=[1], matrix_rows=60000),
-}
-TARGET_CPU_RATIO = 50.0  # slurmgen's CPU per LLM call ≤ 1/50 of Matrix's (printed, never asserted)
 
 
 def venv_dir() -> Path:
@@ -245,7 +235,7 @@ def _kinds_cpu(sampler: Any, cmds: dict[int, str], t0: float, t1: float) -> tupl
     return {k: round(v, 4) for k, v in sorted(cpu.items())}, kinds
 
 
-def _count_lines(path: Path) -> int:
+def count_lines(path: Path) -> int:
     try:
         with open(path, "rb") as f:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
@@ -272,7 +262,7 @@ class TreeTick:
                 # for the raylet (`ray start --block` then stops everything): pinned once it is up
                 _set_affinity(pid, self.cpus)
                 self.pinned.add(pid)
-        self.done.append((time.monotonic(), _count_lines(self.output)))
+        self.done.append((time.monotonic(), count_lines(self.output)))
 
 
 def _matrix_env(venv: Path, run_dir: Path, conf_name: str, ray_tmp: Path) -> dict[str, str]:
@@ -370,7 +360,7 @@ def _common_figures(result: dict[str, Any], sampler: Any, t1: float, kinds: tupl
                 for s in sampler.samples if s.t <= t1), default=0)
     t_first = sampler.samples[0].t + float(result["startup_s"])
     active = sampler.window(t_first, t1)  # from the first request on, warm-up included
-    active_cpu = sum(active["cpu_s_by_kind"].values())  # type: ignore[union-attr]
+    active_cpu = sum(active["cpu_s_by_kind"].values())
     return {"cpu_s": round(cpu_s, 3), "cpu_ms_per_llm_call": round(1000 * cpu_s / calls, 3),
             "cores_busy_system": round(cpu_s / max(float(result["window_s"]), 1e-9), 3),
             "peak_rss_mb": round(peak / 2**20, 1), "llm_calls_per_s": round(float(result["requests_per_s"]), 2),
@@ -404,10 +394,11 @@ def _tail(path: Path, n: int = 2000) -> str:
 
 
 def run_slurmgen_side(name: str, out: Path, fleet: SimFleet, *, dataset: str, concurrency: int, peers: int,
-                      warm: float, window: float, cpus: list[int], curve_on: bool) -> dict[str, Any]:
+                      warm: float, window: float, cpus: list[int], curve_on: bool, spill: bool | None
+                      ) -> dict[str, Any]:
     with pinned(cpus), AffinityWatch(fleet.pids(), classify) as watch:
         result, sampler = run_slurmgen(name, out, "coral", fleet, peers=peers, max_in_flight=concurrency, trials=1,
-                                       warm=warm, window=window, curve_on=curve_on, dataset=dataset,
+                                       warm=warm, window=window, curve_on=curve_on, spill=spill, dataset=dataset,
                                        extra=["workflow.max_turns=4"])
     t1 = float(result["t_window_end"])
     result.update(_common_figures(result, sampler, t1, kinds=None))
@@ -415,72 +406,3 @@ def run_slurmgen_side(name: str, out: Path, fleet: SimFleet, *, dataset: str, co
     result["affinity"] = watch.seen
     result.pop("peer_stats", None)
     return result
-
-
-# -- the section ----------------------------------------------------------------------------
-
-
-def section(p: dict[str, Any], out: Path, *, peers: int, curve_on: bool) -> dict[str, Any]:
-    """Matrix, then slurmgen, on one fleet; the figures of both and their ratios.
-
-    ``matrix_rows`` rows, so that slurmgen does not run out before its window ends (a
-    process that has exited leaves no CPU figure).
-    """
-    dataset = str(bench_dataset("coral", int(p["matrix_rows"])))
-    conc = int(p["matrix_concurrency"])
-    sys_cpus, sim_cpus = list(p["matrix_system_cpus"]), list(p["matrix_sim_cpus"])
-    res: dict[str, Any] = {"concurrency": conc, "replicas": p["matrix_replicas"], "time_scale": p["matrix_scale"],
-                           "load_avg": {"start": loadavg()}, "workflow": "coral, max_turns=4 (Matrix: orchestrator."
-                           "max_turns=4, its matcher's rated turns; slurmgen: workflow.max_turns=4)"}
-    ensure_venv()
-    with SimFleet(int(p["matrix_replicas"]), "coral", time_scale=float(p["matrix_scale"])) as fleet:
-        res["pinning"] = {"system_cpus": sys_cpus, "sim_cpus": sim_cpus, "sim_affinity": pin_fleet(fleet, sim_cpus),
-                          "how": "slurmgen: started from a thread pinned to system_cpus (its tree inherits it); "
-                                 "Matrix: Ray started on every CPU, then each process of its tree set to "
-                                 "system_cpus once the head is up (before the window); the replicas set to "
-                                 "sim_cpus; the bench's sampler thread shares system_cpus; see each system's "
-                                 "'affinity' (CPUs seen per process kind over the run)"}
-        res["matrix"] = run_matrix("peers-matrix", out, fleet, dataset=dataset, rows=_rows(dataset),
-                                   concurrency=conc, max_turns=4, warm=float(p["matrix_warm"]),
-                                   window=float(p["matrix_window"]), cpus=sys_cpus)
-        res["load_avg"]["between"] = loadavg()
-        res["slurmgen"] = run_slurmgen_side("peers-matrix-slurmgen", out, fleet, dataset=dataset, concurrency=conc,
-                                            peers=peers, warm=float(p["matrix_warm"]),
-                                            window=float(p["matrix_window"]), cpus=sys_cpus, curve_on=curve_on)
-    res["load_avg"]["end"] = loadavg()
-    res["ratios"] = compare(res["matrix"], res["slurmgen"])
-    return res
-
-
-def compare(m: dict[str, Any], s: dict[str, Any]) -> dict[str, Any]:
-    """Matrix's figures over slurmgen's, logged; the 1/50 CPU target is printed, never asserted."""
-    for side in (m, s):
-        if side["ran_out"] or not side["cpu_s"]:
-            log(f"peers_matrix: warning: {side['system']} ran out of rows or left no CPU figure in its window "
-                f"(ran_out={side['ran_out']}, cpu_s={side['cpu_s']}): raise matrix_rows")
-    ratio = m["cpu_ms_per_llm_call"] / max(s["cpu_ms_per_llm_call"], 1e-9)
-    log(f"peers_matrix: CPU per LLM call Matrix {m['cpu_ms_per_llm_call']:.2f} ms, slurmgen "
-        f"{s['cpu_ms_per_llm_call']:.3f} ms: {ratio:.1f}x (target >= {TARGET_CPU_RATIO:.0f}x); tokens/s Matrix "
-        f"{m['tokens_per_s']:.0f}, slurmgen {s['tokens_per_s']:.0f}; load {loadavg()}")
-    return {"cpu_per_call_matrix_over_slurmgen": round(ratio, 2),
-            "tokens_per_s_slurmgen_over_matrix": round(s["tokens_per_s"] / max(m["tokens_per_s"], 1e-9), 3),
-            "target_cpu_ratio": TARGET_CPU_RATIO, "target_met": ratio >= TARGET_CPU_RATIO}
-
-
-def _rows(dataset: str) -> int:
-    return _count_lines(Path(dataset))
-
-
-def table_rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """Rows of the printed table (the CPU target printed, never asserted)."""
-    m = (r.get("peers") or {}).get("matrix") or {}
-    if not m.get("ratios"):
-        return []
-    rows = [(f"Matrix ÷ slurmgen, CPU per LLM call ({m['workflow'].split(' (')[0]}, {m['concurrency']} tasks)",
-             f"{m['ratios']['cpu_per_call_matrix_over_slurmgen']:.1f}x", ">= 50")]
-    for side in ("slurmgen", "matrix"):
-        e = m[side]
-        rows.append((f"  {side}: tok/s, calls/s, CPU ms/call, in flight, RSS MiB, tasks",
-                     f"{e['tokens_per_s']:.0f}, {e['llm_calls_per_s']:.1f}, {e['cpu_ms_per_llm_call']:.2f}, "
-                     f"{e['sim_in_flight_mean']:.0f}, {e['peak_rss_mb']:.0f}, {e['tasks_finished']}", ""))
-    return rows

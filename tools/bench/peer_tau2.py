@@ -1,4 +1,5 @@
-"""Section ``peers_tau2``: tau2-bench's own runner next to slurmgen's tau2 workflow.
+"""The runs of section ``peers_tau2`` (``sections/peers_tau2.py``): tau2-bench's own runner next to
+slurmgen's tau2 workflow.
 
 On one fleet of simulator replicas (script ``slurmgen.agents.tau2.script:respond``, the
 default mix of behaviours), interleaved in one run, per domain:
@@ -37,33 +38,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import PYTHON, REPO, WORKFLOW_SCRIPTS, Sampler, SimFleet, _die_with_parent, loadavg, log
+from .common import PYTHON, REPO, Sampler, SimFleet, _die_with_parent, log
 from .harness import BENCH_PY, measure, peers_in_flight, read_peer_stats, slurmgen_argv, wait_idle
 from .tau2_runner import MODEL
 
-QUICK: dict[str, Any] = dict(
-    tau2_domains=["airline", "retail", "telecom"], tau2_respond_domains=[], tau2_replicas=4, tau2_scale=20.0,
-    tau2_concurrency=[3, 16], tau2_nosave_concurrency=[16], tau2_in_flight=512, tau2_peers=1, tau2_warm=10.0,
-    tau2_warm_by_domain={"telecom": 25.0}, tau2_window=20.0, tau2_rows=5000, tau2_repeats=1, tau2_pin=True,
-)
-FULL: dict[str, Any] = dict(
-    tau2_domains=["mock", "airline", "retail", "telecom"], tau2_respond_domains=["mock"],
-    tau2_replicas=4, tau2_scale=20.0, tau2_concurrency=[3, 16, 64], tau2_nosave_concurrency=[16, 64],
-    tau2_in_flight=512, tau2_peers=1, tau2_rows=20000, tau2_warm=10.0, tau2_warm_by_domain={"telecom": 25.0},
-    tau2_window=30.0, tau2_repeats=1, tau2_pin=True,
-)
-# tau2_domains: run with the oracle script; tau2_respond_domains: also with the default mix
-# tau2_warm: slurmgen's peer and tool-pool members each import tau2 (about 5 s of CPU) while its first
-# tasks already talk to the replicas: on one shared core a 3 s warm-up measured that ramp (8 s window:
-# 23 requests in flight of 512), so the quick window opens 10 s after the first token
-# tau2_warm_by_domain: telecom's dialogues are long (~9 LLM calls of ~6,900 tokens): its first wave of
-# 512 tasks finishes ~24 s after the first token; a window opening earlier measures that wave's ramp
-# tau2_replicas: 2 time-scaled replicas were the ceiling of slurmgen's figure (508 requests in flight,
-# ~430k tokens/s in every domain) while the runner's best stays CPU-bound on its core (in flight < 4);
-# both systems get the same fleet (the runner addresses one replica per role, its only routing)
 TARGETS = {"tasks_ratio_default": 10.0, "tasks_ratio_best": 3.0, "pss_peak_vs_best": 1.0}
 # memory is PSS summed over the tree (a page shared by several processes counted once, as the issue asks):
 # the RSS sum counts the pages of Python and tau2 once per process (5 in slurmgen, 1 in the runner)
@@ -73,10 +55,6 @@ PSS_EVERY = 4  # samples (1 s at the sampler's 0.25 s)
 # to max_steps: a short window's figures depend on how many of those it holds)
 SCRIPT_FLEETS = {"oracle": "tau2_oracle", "respond": "tau2"}
 MAX_STEPS = 200  # tau2's CLI default (run_tasks' own default is 100), and slurmgen's workflow default
-
-
-def warm_of(p: dict[str, Any], domain: str) -> float:
-    return float((p.get("tau2_warm_by_domain") or {}).get(domain, p["tau2_warm"]))
 
 
 def pinning(enabled: bool) -> dict[str, Any]:
@@ -218,31 +196,46 @@ def tau2_dataset(domain: str, rows: int) -> Path:
     return path
 
 
-def run_slurmgen_tau2(bench: Any, name: str, domain: str, fleet: SimFleet, cpus: list[int] | None
-                      ) -> dict[str, Any]:
-    p = bench.p
-    run_dir = bench.out / "runs" / name
+@dataclass(frozen=True)
+class Tau2Run:
+    """What one system's run in one domain is given (the section's parameters, resolved for the domain)."""
+
+    out: Path  # the benchmark's output directory (runs/NAME)
+    domain: str
+    cpus: list[int] | None  # the system's process tree's CPUs (None: not pinned)
+    warm: float
+    window: float
+    curve_on: bool  # slurmgen: run.curve
+    spill: bool | None  # slurmgen: spill.enabled (None: the run's default)
+    in_flight: int  # slurmgen: run.max_in_flight
+    peers: int  # slurmgen: run.peers
+    rows: int  # slurmgen: rows of the repeated dataset
+
+
+def run_slurmgen_tau2(run: Tau2Run, name: str, fleet: SimFleet) -> dict[str, Any]:
+    domain, cpus = run.domain, run.cpus
+    run_dir = run.out / "runs" / name
     shutil.rmtree(run_dir, ignore_errors=True)
-    m = p["tau2_in_flight"]
-    argv = slurmgen_argv("tau2", run_dir, fleet, peers=p["tau2_peers"], max_in_flight=m, trials=1,
-                         curve_on=bench.curve_on, dataset=str(tau2_dataset(domain, p["tau2_rows"])),
+    m = run.in_flight
+    argv = slurmgen_argv("tau2", run_dir, fleet, peers=run.peers, max_in_flight=m, trials=1,
+                         curve_on=run.curve_on, spill=run.spill, dataset=str(tau2_dataset(domain, run.rows)),
                          extra=[f"workflow.domain={domain}", "dataset.on_duplicate=suffix",
                                 # the replicas are the simulator behind llm.backend=openai: its oracle
                                 # script reads the task from this line (tau2's runner gets it too)
                                 "workflow.task_id_in_user_prompt=true",
                                                          f"workflow.max_steps={MAX_STEPS}",
                                                          f"run.peer_capacity={max(512, m)}"])
-    log(f"{name}: slurmgen tau2 {domain} peers={p['tau2_peers']} max_in_flight={m} cpus={cpus}")
+    log(f"{name}: slurmgen tau2 {domain} peers={run.peers} max_in_flight={m} cpus={cpus}")
     wall_of = time.time() - time.monotonic()
     in_flight: list[tuple[float, int]] = []
-    res, sampler = run_pinned(name, argv, fleet, bench.out, cpus=cpus, warm=warm_of(p, domain), window=p["tau2_window"],
+    res, sampler = run_pinned(name, argv, fleet, run.out, cpus=cpus, warm=run.warm, window=run.window,
                               stop_sig=signal.SIGTERM,
                               on_tick=lambda: in_flight.append((time.monotonic(), peers_in_flight(run_dir))))
     fig = _figures(res, sampler, wall_of)
     fig.update(_finished(_slurmgen_events(run_dir), fig["window_wall"]))
     t1 = res["t_window_end"]
     tasks = _mean([float(n) for t, n in in_flight if t1 - res["window_s"] <= t <= t1])
-    fig.update(system="slurmgen", max_in_flight=m, peers=p["tau2_peers"], tasks_in_flight_mean=round(tasks, 1),
+    fig.update(system="slurmgen", max_in_flight=m, peers=run.peers, tasks_in_flight_mean=round(tasks, 1),
                tool_calls=sum(s.get("tools", {}).get("call", 0) for s in read_peer_stats(run_dir)),
                tool_pools=_pool_stats(run_dir))
     fig["pss_per_task_bytes"] = round(fig["pss_mean_window_bytes"] / max(tasks, 1.0))
@@ -261,10 +254,10 @@ def _pool_stats(run_dir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def run_tau2_runner(bench: Any, name: str, domain: str, fleet: SimFleet, cpus: list[int] | None,
-                    concurrency: int, save: bool = True) -> dict[str, Any]:
-    p = bench.p
-    run_dir = bench.out / "runs" / name
+def run_tau2_runner(run: Tau2Run, name: str, fleet: SimFleet, concurrency: int, save: bool = True
+                    ) -> dict[str, Any]:
+    domain, cpus = run.domain, run.cpus
+    run_dir = run.out / "runs" / name
     run_dir.mkdir(parents=True, exist_ok=True)
     finished = run_dir / "finished.jsonl"
     save_to = run_dir / "tau2-results.json"
@@ -276,46 +269,14 @@ def run_tau2_runner(bench: Any, name: str, domain: str, fleet: SimFleet, cpus: l
                 max_steps=MAX_STEPS, save_to=str(save_to) if save else "", finished=str(finished))
     log(f"{name}: tau2.run.run_tasks {domain} max_concurrency={concurrency} save_to={save} cpus={cpus}")
     wall_of = time.time() - time.monotonic()
-    res, sampler = run_pinned(name, [PYTHON, BENCH_PY, "tau2-runner", "--spec", json.dumps(spec)], fleet, bench.out,
-                              cpus=cpus, warm=warm_of(p, domain), window=p["tau2_window"], stop_sig=signal.SIGKILL)
+    res, sampler = run_pinned(name, [PYTHON, BENCH_PY, "tau2-runner", "--spec", json.dumps(spec)], fleet, run.out,
+                              cpus=cpus, warm=run.warm, window=run.window, stop_sig=signal.SIGKILL)
     fig = _figures(res, sampler, wall_of)
     fig.update(_finished(_tau2_events(finished), fig["window_wall"]))
     fig.update(system="tau2_runner", max_concurrency=concurrency, save_to=save, tasks_in_flight_mean=concurrency,
                routing="agent LLM on replica 0, user LLM on the last replica (one api_base per role)")
     fig["pss_per_task_bytes"] = round(fig["pss_mean_window_bytes"] / concurrency)
     return fig
-
-
-def section(bench: Any) -> None:
-    p = bench.p
-    pins = pinning(p["tau2_pin"])
-    out: dict[str, Any] = {"pinning": pins, "targets": TARGETS, "max_steps": MAX_STEPS, "domains": {},
-                           "load_avg": {}, "scripts": {k: WORKFLOW_SCRIPTS[SCRIPT_FLEETS[k]] for k in SCRIPT_FLEETS}}
-    (bench.out / "runs").mkdir(parents=True, exist_ok=True)
-    runs = [(d, "oracle") for d in p["tau2_domains"]] + [(d, "respond") for d in p["tau2_respond_domains"]]
-    for domain, script in runs:
-        key = domain if script == "oracle" else f"{domain}_{script}"
-        out["load_avg"][f"{key}_start"] = loadavg()
-        reps: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
-        with SimFleet(p["tau2_replicas"], SCRIPT_FLEETS[script], time_scale=p["tau2_scale"]) as fleet:
-            pin_fleet(fleet, pins["sims"])
-            for i in range(p["tau2_repeats"]):  # interleaved: a drift of the machine's load hits every system
-                reps["slurmgen"].append(run_slurmgen_tau2(bench, f"tau2-{key}-slurmgen-{i}", domain, fleet,
-                                                          pins["system"]))
-                for c in p["tau2_concurrency"]:
-                    reps[f"tau2_runner_{c}"].append(run_tau2_runner(bench, f"tau2-{key}-runner{c}-{i}", domain,
-                                                                    fleet, pins["system"], c))
-                for c in p["tau2_nosave_concurrency"]:  # run_tasks' own default: no results file
-                    reps[f"tau2_runner_{c}_nosave"].append(run_tau2_runner(
-                        bench, f"tau2-{key}-runner{c}-nosave-{i}", domain, fleet, pins["system"], c, save=False))
-                bench.results.setdefault("peers", {})["tau2"] = out
-                bench.save()
-        out["domains"][key] = summarize(reps, p["tau2_concurrency"])
-        out["domains"][key].update(domain=domain, script=script, replicas=fleet.n, time_scale=fleet.time_scale)
-        out["load_avg"][f"{key}_end"] = loadavg()
-        log(f"peers tau2 {key}: " + json.dumps({k: v for k, v in out["domains"][key].items()
-                                                if "ratio" in k or k.startswith(("rss", "pss"))}))
-    bench.results.setdefault("peers", {})["tau2"] = out
 
 
 def summarize(reps: dict[str, list[dict[str, Any]]], concurrencies: list[int]) -> dict[str, Any]:

@@ -18,14 +18,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .common import dump_json
+from .plots import plot_all
+from .table import table_rows
+
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 DEFAULT = "benchmarks/full/results.json"
 
 
 def block(r: dict[str, Any], results: Path, readme_dir: Path) -> str:
-    from .cli import table_rows
-
     rel = Path(os.path.relpath(results.parent, readme_dir))
     lines = [BEGIN, f"<!-- written by `python tools/bench.py readme {os.path.relpath(results, readme_dir)}`; "
                     "change the tool or re-run the benchmark, not this block -->", "", header(r, rel / results.name), "",
@@ -86,19 +88,20 @@ def replace(readme: str, new: str) -> str:
     return readme[:start] + new + readme[end + len(END):]
 
 
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python tools/bench.py readme", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_parser(sub: Any) -> None:
+    """The ``readme`` subcommand of ``python tools/bench.py``."""
+    ap = sub.add_parser("readme", help="the README's benchmark block, from a results.json", description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("results", nargs="?", default=DEFAULT)
     ap.add_argument("--readme", default="README.md")
     ap.add_argument("--check", action="store_true", help="exit 1 if the README's block is not this file's")
-    args = ap.parse_args(argv)
+    ap.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
     results, readme = Path(args.results).resolve(), Path(args.readme).resolve()
     r = json.loads(results.read_text())
     if not args.check:
-        from .common import dump_json
-        from .plots import plot_all
-
         r["plots"] = plot_all(r, results.parent)
         dump_json(results, r)
     text = readme.read_text()
