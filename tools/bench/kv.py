@@ -73,11 +73,14 @@ class KVResult(msgspec.Struct, kw_only=True):
     task_latency_p50_s: float
     task_latency_p99_s: float
     wall_s: float  # the window
+    # modelled GPU time busy over modelled time, mean of the replicas: near 1 = the model binds;
+    # well below 1 with tasks waiting = the driver's or the simulators' CPU does
+    engine_busy: float = 0.0
     failed_tasks: int = 0
     ratio: float = 0.0  # finished_tasks_per_s / least_outstanding's (filled by compare())
 
 
-_METRIC = re.compile(r"^(vllm:[a-z_]+)(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", re.M)
+_METRIC = re.compile(r"^((?:vllm|slurmgen_sim):[a-z_]+)(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", re.M)
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -266,6 +269,8 @@ def measure(p: KVParams) -> KVResult:
         task_latency_p50_s=round(quantile(w.latencies, 0.5), 2),
         task_latency_p99_s=round(quantile(w.latencies, 0.99), 2),
         wall_s=round(w.seconds, 1),
+        engine_busy=round(m.get("slurmgen_sim:engine_busy_seconds_total", 0.0)
+                          / (w.seconds * p.time_scale * p.replicas), 3),
         failed_tasks=w.failed,
     )
 
@@ -282,9 +287,9 @@ def compare(base: KVParams, policies: tuple[str, ...] = POLICIES) -> list[KVResu
 def table(workflow: str, kv: str, results: list[KVResult]) -> str:
     head = f"kv: {workflow}, {kv} KV"
     lines = [head, f"  {'policy':<18}{'tasks/s':>9}{'ratio':>7}{'tok/s':>10}{'hit':>7}{'preempt':>9}"
-                   f"{'p50 s':>8}{'p99 s':>8}"]
+                   f"{'p50 s':>8}{'p99 s':>8}{'busy':>7}"]
     for r in results:
         lines.append(f"  {r.policy:<18}{r.finished_tasks_per_s:>9.3f}{r.ratio:>7.2f}{r.tokens_per_s:>10.0f}"
                      f"{r.prefix_hit_rate:>7.3f}{r.preemptions:>9d}{r.task_latency_p50_s:>8.2f}"
-                     f"{r.task_latency_p99_s:>8.2f}")
+                     f"{r.task_latency_p99_s:>8.2f}{r.engine_busy:>7.2f}")
     return "\n".join(lines)

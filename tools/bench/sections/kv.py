@@ -19,7 +19,9 @@ from .fmt import fmt
 class Params(msgspec.Struct, kw_only=True):
     kv_window: float  # s measured per policy (after a quarter of it as warm-up)
     kv_replicas: int = 2
-    kv_scale: float = 5.0  # lower than other sections': the modelled GPU, not the driver's CPU, must bind
+    # lower than other sections': the modelled GPU, not the driver's or the simulators' CPU, must bind
+    # (at 5 tau2's simulators were CPU-bound on 2 loaded cores; at 2 every replica was busy 100 %)
+    kv_scale: float = 2.0
     kv_ample_blocks: int = 25_000  # the 8B profile's KV a replica: every live conversation fits
     # tight KV a replica: about half of what its live conversations hold (measured on ample runs:
     # ~880 prompt tokens a coral request, two conversations a task; ~1,010 a tau2 mock request)
