@@ -197,7 +197,7 @@ class LLMClient:
         api_key: str | None = None,
         endpoint_wait_s: float = 120.0,
         sticky_load_factor: float = 1.25,
-        routing: str = "sticky",
+        routing: str = "least_outstanding",
         prefix_match: float = 0.3,
         balance_abs: int = 64,
         balance_rel: float = 1.5,
