@@ -4,10 +4,14 @@ Every field is always written (``null``, ``{}`` or ``[]`` where empty), so that 
 record of every workflow has the same columns, and ``seed`` stays an integer in pandas.
 The JSON Schema of this Struct ships as ``slurmgen/schema/record.schema.json``
 (``python -m slurmgen.records`` prints it; a test keeps the two equal).
+
+``read_shard`` is the one reader of a shard file, for a live run and a finished one alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -16,6 +20,7 @@ from slurmgen.protocol import TERMINAL, Failure, Status, Turn, Usage
 
 # A row longer than this is not copied into its record's ``input``; ``line`` still points at it.
 INPUT_INLINE_MAX = 1 << 20
+READ_BLOCK = 1 << 20  # bytes read at a time by read_shard
 
 
 class Record(msgspec.Struct, kw_only=True):
@@ -46,6 +51,30 @@ class Record(msgspec.Struct, kw_only=True):
         """The class of a failed record (None for ok / rejected)."""
         return Failure.of(self.reason) if self.status is Status.FAILED else None
 
+
+
+def shard_paths(results: Path) -> list[Path]:
+    """The shard files of a results directory (``RUN/results``), in shard order."""
+    return sorted(results.glob("shard-*.jsonl"))
+
+
+def read_shard(path: Path) -> Iterator[Record]:
+    """Every record of one shard file, in the order written, read a block at a time.
+
+    Only a line that ends with a newline is a record: a last line without one is left out
+    (a live run may be writing it; a peer killed mid-write has its shard's torn line cut when
+    the shard is opened again, ``runtime.ledger``). Blank lines are skipped. A complete
+    line that is no record raises (``msgspec.DecodeError``, ``msgspec.ValidationError``).
+    """
+    decoder = msgspec.json.Decoder(Record)
+    with open(path, "rb") as f:
+        tail = b""
+        while block := f.read(READ_BLOCK):
+            lines = (tail + block).split(b"\n")
+            tail = lines.pop()  # no newline yet
+            for line in lines:
+                if line.strip():
+                    yield decoder.decode(line)
 
 
 def reason_class(status: Status | str, reason: str) -> str:

@@ -290,7 +290,7 @@ class PeerMetrics:
 
     # -- periodic ---------------------------------------------------------------------
     def sync(self, stats: Mapping[str, Any]) -> None:
-        """Fold in the peer's cumulative stats dict (``Peer._stats()``)."""
+        """Fold in the peer's cumulative stats (``slurmgen.runtime.stats.PeerStats`` as builtins)."""
         d = self._delta
         for key, counter in (("issued", self.issued), ("written", self.written), ("reissued", self.reissued),
                              ("retried", self.retried), ("duplicates", self.duplicates),

@@ -26,7 +26,7 @@ from slurmgen.config.load import load_run_config, register_all
 from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import ConfigError, SlurmgenError
 from slurmgen.exitcodes import Exit
-from slurmgen.records import Record
+from slurmgen.records import Record, read_shard, shard_paths
 from slurmgen.rundir import RunDir, write_atomic
 
 SHOW = 50  # changed tasks printed; changes.json has them all
@@ -65,7 +65,7 @@ def _open(run: RunDir) -> tuple[Any, Callable[[Record], Record], str, list[Path]
     if regrader is None:
         raise ConfigError(f"{run.root} is a {conf.workflow.name!r} run; regrade recomputes rewards from recorded "
                           "trajectories and only a workflow with a reward has it (workflow=tau2)")
-    shards = sorted(run.results.glob("shard-*.jsonl"))
+    shards = shard_paths(run.results)
     if not shards:
         raise ConfigError(f"{run.results} holds no records (shard-*.jsonl); nothing to regrade")
     fn, source = regrader(conf)
@@ -92,14 +92,13 @@ def regrade(run: RunDir, now: float | None = None) -> tuple[Outcome, list[Record
     """Regrade every record of ``run`` into a new directory beside its results."""
     conf, fn, source, shards = _open(run)
     out = _new_dir(run.root / "regrade" / time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time())))
-    decoder, encoder = msgspec.json.Decoder(Record), msgspec.json.Encoder()
+    encoder = msgspec.json.Encoder()
     old_all: list[Record] = []
     new_all: list[Record] = []
     changes: list[Change] = []
     regraded = 0
     for shard in shards:
-        data = shard.read_bytes()
-        old = [decoder.decode(line) for line in data[:data.rfind(b"\n") + 1].splitlines() if line.strip()]
+        old = list(read_shard(shard))
         new = [fn(r) for r in old]
         regraded += sum(a is not b for a, b in zip(old, new))
         changes += [Change(a.task_id, a.status, b.status, _reward(a), _reward(b), b.reason)

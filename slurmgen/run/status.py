@@ -12,43 +12,19 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import msgspec
 
 from slurmgen.errors import SlurmgenError
-from slurmgen.llm.types import EndpointStats
-from slurmgen.protocol import Failure, Turn, Usage
+from slurmgen.protocol import Failure, Usage
 from slurmgen.protocol import Status as TaskStatus
+from slurmgen.records import Record, read_shard, shard_paths
 from slurmgen.run.summary import PoolUsage, pool_usage
 from slurmgen.run.watchdog import StallReport
 from slurmgen.rundir import RunDir
+from slurmgen.runtime.stats import CrossNode, PeerStats, read_all
 
 WINDOW_S = 30.0
-S = TypeVar("S", bound=msgspec.Struct)
-
-
-class _Rec(msgspec.Struct):
-    status: TaskStatus
-    reason: str = ""
-    usage: dict[str, Usage] = {}
-    history: list[Turn] = []
-    created_at: float = 0.0
-    finished_at: float = 0.0
-
-
-class _PeerStats(msgspec.Struct):
-    peer_id: str
-    shard: int
-    in_flight: int = 0
-    held: int = 0
-    llm: dict[str, EndpointStats] = {}
-    llm_outstanding: dict[str, int] = {}
-    issued: int = 0
-    reissued: int = 0
-    duplicates: int = 0
-    spill: dict[str, int] = {}
-    cross_node: dict[str, int] = {}
 
 
 class _PoolStats(msgspec.Struct):
@@ -75,7 +51,7 @@ class Status:
     last: float = 0.0
     role_latency: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
     usages: list[dict[str, Usage]] = field(default_factory=list)  # per record, for the per-pool lines
-    peers: list[_PeerStats] = field(default_factory=list)
+    peers: list[PeerStats] = field(default_factory=list)
     pools: list[_PoolStats] = field(default_factory=list)
     expected: int = 0
     stall: StallReport | None = None  # state/stall.json, when the run has not moved since
@@ -83,14 +59,11 @@ class Status:
 
 def collect(run: RunDir, now: float) -> Status:
     st = Status()
-    decoder = msgspec.json.Decoder(_Rec)
-    for path in sorted(run.results.glob("shard-*.jsonl")):
-        data = path.read_bytes()
-        for line in data[:data.rfind(b"\n") + 1].splitlines():  # a live run may be mid-line
-            if line.strip():
-                _add(st, decoder.decode(line), now)
-    st.peers = _read_stats(run, "peer", _PeerStats)
-    st.pools = _read_stats(run, "toolpool", _PoolStats)
+    for path in shard_paths(run.results):
+        for rec in read_shard(path):  # a live run may be mid-line: its last line is left out
+            _add(st, rec, now)
+    st.peers = list(read_all(run.state))
+    st.pools = _read_pool_stats(run)
     st.stall = _stall(run, st)
     return st
 
@@ -104,17 +77,17 @@ def _stall(run: RunDir, st: Status) -> StallReport | None:
     return report if st.last <= report.since + 1e-3 else None
 
 
-def _read_stats(run: RunDir, component: str, kind: type[S]) -> list[S]:
-    out: list[S] = []
-    for path in sorted(run.state.glob(f"stats-{component}-*.json")):
+def _read_pool_stats(run: RunDir) -> list[_PoolStats]:
+    out: list[_PoolStats] = []
+    for path in sorted(run.state.glob("stats-toolpool-*.json")):
         try:
-            out.append(msgspec.json.decode(path.read_bytes(), type=kind))
+            out.append(msgspec.json.decode(path.read_bytes(), type=_PoolStats))
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             continue  # rewritten as we read, or from another version: skip it
     return out
 
 
-def _add(st: Status, rec: _Rec, now: float) -> None:
+def _add(st: Status, rec: Record, now: float) -> None:
     st.done += 1
     st.by_status[rec.status] += 1
     if rec.status is TaskStatus.FAILED:
@@ -172,7 +145,7 @@ class StatusDoc(msgspec.Struct, kw_only=True):
     endpoints_outstanding: dict[str, int]
     tool_pools: list[_PoolStats]
     spill: dict[str, int]
-    cross_node: dict[str, int]
+    cross_node: CrossNode
     eta_s: float | None = None
     stalled: StallReport | None = None
     summary: str | None = None  # summary.json, once the run finished
@@ -182,11 +155,11 @@ def document(st: Status, run: RunDir, now: float) -> StatusDoc:
     pools = pool_usage(st.usages, (s for p in st.peers for s in p.llm.values()))
     load: collections.Counter[str] = collections.Counter()
     spill: collections.Counter[str] = collections.Counter()
-    cross: collections.Counter[str] = collections.Counter()
+    cross = CrossNode()
     for p in st.peers:
         load.update(p.llm_outstanding)
         spill.update(p.spill)
-        cross.update(p.cross_node)
+        cross.add(p.cross_node)
     rates = Throughput(now=round(st.recent_tokens / WINDOW_S, 1), window_s=WINDOW_S,
                        records_span=round(st.tokens / max(1e-6, st.last - st.first), 1) if st.last else 0.0,
                        records_span_s=round(max(0.0, st.last - st.first), 3))
@@ -202,7 +175,7 @@ def document(st: Status, run: RunDir, now: float) -> StatusDoc:
         role_latency={role: RoleLatency(round(statistics.median(lat), 4), round(max(lat), 4), len(lat))
                       for role, lat in sorted(st.role_latency.items())},
         llm_pools=pools, endpoints_outstanding=dict(sorted(load.items())), tool_pools=st.pools,
-        spill=dict(spill), cross_node=dict(cross), eta_s=round(eta, 1) if eta is not None else None,
+        spill=dict(spill), cross_node=cross, eta_s=round(eta, 1) if eta is not None else None,
         stalled=st.stall, summary=str(run.summary) if run.summary.exists() else None)
 
 
@@ -265,14 +238,14 @@ def _rate_lines(r: Throughput) -> list[str]:
     return lines
 
 
-def _cross_node_line(total: dict[str, int]) -> str:
-    """What crossed the network between nodes (slurmgen.run.summary.CrossNode); "" on one node."""
-    if not any(total.values()):
+def _cross_node_line(total: CrossNode) -> str:
+    """What crossed the network between nodes; "" on one node."""
+    if total == CrossNode():
         return ""
-    sent = total.get("bytes_sent", 0)
-    return (f"between nodes: {sent} bytes sent peer to peer ({sent / (1 << 20):.1f} MiB, {total.get('frames_sent', 0)} "
-            f"frames); spilled payloads fetched: {total.get('spill_bytes_fetched', 0)} bytes in "
-            f"{total.get('spill_fetches', 0)} fetches; tool pools: {total.get('tool_bytes', 0)} bytes")
+    sent = total.bytes_sent
+    return (f"between nodes: {sent} bytes sent peer to peer ({sent / (1 << 20):.1f} MiB, {total.frames_sent} "
+            f"frames); spilled payloads fetched: {total.spill_bytes_fetched} bytes in "
+            f"{total.spill_fetches} fetches; tool pools: {total.tool_bytes} bytes")
 
 
 def _stall_line(r: StallReport, run: RunDir, now: float) -> str:

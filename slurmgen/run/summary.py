@@ -10,7 +10,8 @@ import msgspec
 
 from slurmgen.llm.types import EndpointStats
 from slurmgen.protocol import Failure, Status, Usage
-from slurmgen.records import Record, reason_class
+from slurmgen.records import Record, read_shard, reason_class, shard_paths
+from slurmgen.runtime.stats import CrossNode, read_all
 
 
 class PoolUsage(msgspec.Struct, kw_only=True):
@@ -45,17 +46,6 @@ class PoolUsage(msgspec.Struct, kw_only=True):
         self.tokens_answered += s.prompt_tokens + s.completion_tokens
         self.latency_s = round(self.latency_s + s.latency_s, 6)
         self.mean_latency_s = round(self.latency_s / self.answered, 4) if self.answered else 0.0
-
-
-class CrossNode(msgspec.Struct, kw_only=True):
-    """What crossed the network between nodes, summed over the peers' stats files (every
-    incarnation): counted where it is sent, so nothing twice. LLM requests are not in it."""
-
-    bytes_sent: int = 0  # frames peers sent to peers on other nodes: tasks, credits, leases, spill fetches and answers
-    frames_sent: int = 0
-    spill_bytes_fetched: int = 0  # spilled payload bytes a peer fetched from a peer on another node
-    spill_fetches: int = 0  # such fetch requests
-    tool_bytes: int = 0  # requests to and replies from tool-pool members on other nodes
 
 
 class Summary(msgspec.Struct, kw_only=True):
@@ -93,31 +83,17 @@ class Summary(msgspec.Struct, kw_only=True):
     report_s: float = 0.0
 
 
-class _PeerCounters(msgspec.Struct):
-    spill: dict[str, int] = {}
-    cross_node: dict[str, int] = {}
-    llm: dict[str, EndpointStats] = {}
-
-
-def _peer_counters(state: Path) -> Iterator[_PeerCounters]:
-    for path in state.glob("stats-peer-*.json"):
-        try:
-            yield msgspec.json.decode(path.read_bytes(), type=_PeerCounters)
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-            continue
-
-
 def spill_counts(state: Path) -> dict[str, int]:
     """Sum of the peers' spill counters over their stats files."""
     total: collections.Counter[str] = collections.Counter()
-    for stats in _peer_counters(state):
+    for stats in read_all(state):
         total.update(stats.spill)
     return dict(total)
 
 
 def endpoint_stats(state: Path) -> list[EndpointStats]:
     """The peers' per-endpoint LLM counters (state/stats-peer-*.json, every incarnation)."""
-    return [s for stats in _peer_counters(state) for s in stats.llm.values()]
+    return [s for stats in read_all(state) for s in stats.llm.values()]
 
 
 def pool_usage(usages: Iterable[dict[str, Usage]], endpoints: Iterable[EndpointStats]) -> dict[str, PoolUsage]:
@@ -135,20 +111,16 @@ def pool_usage(usages: Iterable[dict[str, Usage]], endpoints: Iterable[EndpointS
 
 def cross_node(state: Path) -> CrossNode:
     """Sum of the peers' cross-node counters over their stats files."""
-    total: collections.Counter[str] = collections.Counter()
-    for stats in _peer_counters(state):
-        total.update(stats.cross_node)
-    known = {f.name for f in msgspec.structs.fields(CrossNode)}
-    return CrossNode(**{k: v for k, v in total.items() if k in known})
+    total = CrossNode()
+    for stats in read_all(state):
+        total.add(stats.cross_node)
+    return total
 
 
 def read_records(results: Path) -> Iterator[Record]:
-    decoder = msgspec.json.Decoder(Record)
-    for path in sorted(results.glob("shard-*.jsonl")):
-        with open(path, "rb") as f:
-            for line in f:
-                if line.strip():
-                    yield decoder.decode(line)
+    """Every record of the run, shard by shard (``records.read_shard``)."""
+    for path in shard_paths(results):
+        yield from read_shard(path)
 
 
 def examples(failed: list[Record], per_class: int = 3) -> dict[str, list[str]]:

@@ -29,8 +29,8 @@ import msgspec
 
 from slurmgen.config.types import RunConf
 from slurmgen.errors import ConfigError, RunStalled
-from slurmgen.llm.types import EndpointStats
 from slurmgen.rundir import RunDir, write_atomic
+from slurmgen.runtime.stats import PeerStats, read_stats, stats_files
 
 log = logging.getLogger("slurmgen.watchdog")
 
@@ -38,23 +38,6 @@ ACTIONS = ("report", "stop")
 TAIL_BYTES = 64 * 1024  # read this much of the end of each log for its last error lines
 ERROR_LINES = 3  # per log
 MOVES = ("orch", "orch_home", "orch_local")  # received counters that mean a task moved (not Hold, Credit)
-
-
-class _PeerStats(msgspec.Struct):
-    peer_id: str
-    shard: int = -1
-    in_flight: int = 0
-    held: int = 0
-    issued: int = 0
-    written: int = 0
-    reissued: int = 0
-    retried: int = 0
-    received: dict[str, int] = {}
-    llm: dict[str, EndpointStats] = {}
-    llm_outstanding: dict[str, int] = {}
-    tools: dict[str, int] = {}
-    oldest_in_flight: list[str] = []
-    held_ids: list[str] = []
 
 
 class PeerView(msgspec.Struct, kw_only=True):
@@ -94,22 +77,22 @@ def check_conf(conf: RunConf) -> None:
 _UNREADABLE: set[str] = set()  # stats files already warned about
 
 
-def read_peer_stats(run: RunDir) -> dict[str, tuple[float, _PeerStats]]:
+def read_peer_stats(run: RunDir) -> dict[str, tuple[float, PeerStats]]:
     """Stats file name -> (its mtime, its content)."""
-    out: dict[str, tuple[float, _PeerStats]] = {}
-    for path in sorted(run.state.glob("stats-peer-*.json")):
+    out: dict[str, tuple[float, PeerStats]] = {}
+    for path in stats_files(run.state):
         try:
-            out[path.name] = (path.stat().st_mtime, msgspec.json.decode(path.read_bytes(), type=_PeerStats))
-        except (OSError, msgspec.DecodeError):
-            continue  # being replaced as we read
+            out[path.name] = (path.stat().st_mtime, read_stats(path))
         except msgspec.ValidationError as exc:  # another version's: progress is then judged without it
             if path.name not in _UNREADABLE:
                 _UNREADABLE.add(path.name)
                 log.warning("%s does not match this slurmgen's peer stats (%s): the watchdog ignores it", path, exc)
+        except (OSError, msgspec.DecodeError):  # after ValidationError, its subclass
+            continue  # being replaced as we read
     return out
 
 
-def _fingerprint(records: int, peers: dict[str, tuple[float, _PeerStats]]) -> tuple[object, ...]:
+def _fingerprint(records: int, peers: dict[str, tuple[float, PeerStats]]) -> tuple[object, ...]:
     parts: list[object] = [records]
     for name, (_, p) in peers.items():
         answered = sum(s.ok for s in p.llm.values())
@@ -171,7 +154,7 @@ class Watchdog:
             raise RunStalled(self._describe(report, "stopped, stalled") + "; run again with the same run.dir to "
                              "resume (or set run.stall_action=report / raise run.stall_stop_s)")
 
-    def _started(self, records: int, peers: dict[str, tuple[float, _PeerStats]]) -> bool:
+    def _started(self, records: int, peers: dict[str, tuple[float, PeerStats]]) -> bool:
         if self._first_records is None:
             self._first_records = records
         return records > self._first_records or any(
@@ -184,7 +167,7 @@ class Watchdog:
             self.report = None
             self.path.unlink(missing_ok=True)
 
-    def _write(self, records: int, peers: dict[str, tuple[float, _PeerStats]], idle: float) -> StallReport:
+    def _write(self, records: int, peers: dict[str, tuple[float, PeerStats]], idle: float) -> StallReport:
         report = build_report(self.run, peers, records=records, expected=self.expected, idle=idle,
                               since=self._moved_wall, conf=self.conf)
         write_atomic(self.path, msgspec.json.format(msgspec.json.encode(report)))
@@ -206,7 +189,7 @@ class Watchdog:
         return text
 
 
-def build_report(run: RunDir, peers: dict[str, tuple[float, _PeerStats]], *, records: int, expected: int, idle: float,
+def build_report(run: RunDir, peers: dict[str, tuple[float, PeerStats]], *, records: int, expected: int, idle: float,
                  since: float, conf: RunConf) -> StallReport:
     latest = _latest_per_shard(peers)
     endpoints: collections.Counter[str] = collections.Counter()
@@ -225,9 +208,9 @@ def build_report(run: RunDir, peers: dict[str, tuple[float, _PeerStats]], *, rec
                         llm_outstanding={u: n for u, n in p.llm_outstanding.items() if n}) for p in latest])
 
 
-def _latest_per_shard(peers: dict[str, tuple[float, _PeerStats]]) -> list[_PeerStats]:
+def _latest_per_shard(peers: dict[str, tuple[float, PeerStats]]) -> list[PeerStats]:
     """One stats file per incarnation: keep the most recently written of each shard."""
-    best: dict[int, tuple[float, _PeerStats]] = {}
+    best: dict[int, tuple[float, PeerStats]] = {}
     for mtime, p in peers.values():
         if p.shard not in best or mtime > best[p.shard][0]:
             best[p.shard] = (mtime, p)

@@ -7,6 +7,9 @@ first result to come home is written; any later one (a slow "dead" holder, a
 duplicate delivery) is dropped. A failure of a retryable class is issued again until
 ``max_attempts``.
 
+Homecoming: a finished task comes back to its origin (``come_home``), which brings its
+spilled parts back for the record, writes it, then frees them.
+
 A poison request: a task whose LLM request was dropped by its dying server
 (``server_died``) ``max_engine_deaths`` times — the same request killing a fresh server
 again — is written failed as ``engine_died`` instead of being issued again.
@@ -23,9 +26,13 @@ from dataclasses import dataclass
 
 import msgspec
 
+from slurmgen.config.types import SlurmgenConf
+from slurmgen.errors import DiskFull
 from slurmgen.input.dataset import BadRow, GoodRow
+from slurmgen.proc.faults import fault
 from slurmgen.protocol import Failure, Orchestrator, Status
 from slurmgen.records import Record, input_of
+from slurmgen.runtime.blobs import NoSpill, SpillLayer
 from slurmgen.runtime.ledger import Ledger
 from slurmgen.workflow import Workflow, fail, first_role
 
@@ -69,22 +76,41 @@ class OriginPolicy:
     retry_on: tuple[Failure, ...]
     max_engine_deaths: int = 2
 
+    @classmethod
+    def of(cls, conf: SlurmgenConf, shards: int) -> OriginPolicy:
+        """One origin's share of the run's knobs (``max_in_flight`` is per run)."""
+        return cls(trials=conf.run.trials, max_in_flight=max(1, -(-conf.run.max_in_flight // shards)),
+                   run_seed=conf.run.seed, lease_s=conf.run.lease_s, max_attempts=conf.run.max_attempts,
+                   retry_on=tuple(map(Failure, conf.run.retry_on)), max_engine_deaths=conf.run.max_engine_deaths)
+
+
+def _nothing(*_: object) -> None:
+    pass
+
 
 class Origin:
-    """Owns one input shard: issues up to ``max_in_flight`` tasks, writes their records."""
+    """Owns one input shard: issues up to ``max_in_flight`` tasks, writes their records.
+
+    ``spill`` is the peer's spill layer (homecoming fills and frees through it), ``release``
+    ends a task's tool sessions, ``settled`` is told after each homecoming (the shard may be done),
+    ``admit(tasks in flight)`` is awaited before each task is issued (the LLM pools' KV pressure,
+    slurmgen.llm.pressure).
+    """
 
     def __init__(self, peer_id: str, ledger: Ledger, workflow: Workflow, policy: OriginPolicy,
-                 send: Callable[[Orchestrator], None], clock: Callable[[], float] = time.monotonic,
+                 send: Callable[[Orchestrator], None], clock: Callable[[], float] = time.monotonic, *,
+                 spill: SpillLayer | None = None, release: Callable[[Orchestrator], None] = _nothing,
+                 settled: Callable[[], None] = _nothing,
                  admit: Callable[[int], Awaitable[None]] | None = None) -> None:
-        """``admit(tasks in flight)``, when given, is awaited before each task is issued (e.g. the
-        LLM pools' KV pressure, slurmgen.llm.pressure)."""
         self.peer_id = peer_id
         self.ledger = ledger
         self.workflow = workflow
         self.policy = policy
         self.send = send
         self.clock = clock
-        self.admit = admit
+        self.spill: SpillLayer = spill if spill is not None else NoSpill()
+        self.release, self.settled = release, settled
+        self.admit = admit  # awaited with the tasks in flight before each task is issued (KV pressure)
         self.leases: dict[str, Lease] = {}
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self.exhausted = False
@@ -92,6 +118,7 @@ class Origin:
         self.issued = self.reissued = self.retried = self.duplicates = self.written = self.left = 0
 
     async def issue_all(self, rows: Iterable[GoodRow | BadRow]) -> None:
+        fault("source")
         for row in rows:
             for trial in range(self.policy.trials):
                 task_id = f"{row.row_id}:{trial}"
@@ -199,6 +226,27 @@ class Origin:
         if written:
             self.written += 1
         self._slots.release()
+
+    # -- homecoming -------------------------------------------------------------------
+    async def come_home(self, orch: Orchestrator) -> None:
+        """A finished task is back: bring its spilled parts back for the record, write it, then free them."""
+        await self.spill.fill(orch)  # a payload gone fails the task as lost: written (or retried) all the same
+        refs = self.spill.take_refs(orch)
+        fault("home")
+        self.release(orch)  # written, issued again or a late duplicate: its sessions are done
+        self.complete(orch)
+        self.spill.free(refs)  # after the write: a failed free can leak payloads, never a task
+        self.settled()
+
+    def home_failed(self, orch: Orchestrator, exc: BaseException) -> None:
+        """``come_home`` raised: a task not written yet is written (or re-issued) all the same."""
+        if isinstance(exc, DiskFull):
+            raise exc  # the process stops; the resume writes it
+        if orch.task_id in self.leases:
+            self.spill.take_refs(orch)
+            fail(orch, Failure.LOST, f"coming home on {self.peer_id} failed: {type(exc).__name__}: {exc}")
+            self.complete(orch)  # "lost" is retried from its row while run.max_attempts allow
+        self.settled()
 
     def _poisonous(self, orch: Orchestrator, lease: Lease) -> bool:
         if orch.status is not Status.FAILED or Failure.of(orch.reason) is not Failure.SERVER_DIED:

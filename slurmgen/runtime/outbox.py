@@ -9,12 +9,17 @@ queue is full — and drains its inbox with non-blocking receives once it is rea
 from __future__ import annotations
 
 import asyncio
+import collections
 from typing import Callable
 
+import msgspec
 import zmq
 import zmq.asyncio
 
 from slurmgen.proc.tasks import TaskSet
+from slurmgen.protocol import Member
+from slurmgen.transport import codec
+from slurmgen.transport.sockets import Sockets
 
 DRAIN_BATCH = 256  # frames handled before yielding to other coroutines
 
@@ -51,6 +56,51 @@ class Outbox:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class Outboxes:
+    """A peer's outboxes to the other peers, one DEALER each, connected on first use and
+    closed when the peer leaves the registry. ``cross_node`` meters every frame sent to a
+    peer on another node; ``received`` counts the bytes of each message type sent."""
+
+    def __init__(self, sockets: Sockets, peer_id: str, node: str, members: Callable[[], dict[str, Member]],
+                 tasks: TaskSet, received: collections.Counter[str]) -> None:
+        self.sockets, self.peer_id, self.node, self.members = sockets, peer_id, node, members
+        self.tasks, self.received = tasks, received
+        self.boxes: dict[str, Outbox] = {}
+        self.cross_node = Meter()
+
+    def get(self, peer_id: str) -> Outbox | None:
+        """The outbox to ``peer_id``; None for a peer the registry does not list."""
+        box = self.boxes.get(peer_id)
+        if box is None:
+            member = self.members().get(peer_id)
+            if member is None:
+                return None
+            box = self.boxes[peer_id] = Outbox(self.sockets.connect_dealer(member.address, self.peer_id),
+                                               self.tasks, self.cross_node if member.node != self.node else None)
+        return box
+
+    def send_msg(self, peer_id: str, msg: msgspec.Struct) -> bool:
+        """Send one message; False for a peer the registry does not list."""
+        box = self.get(peer_id)
+        if box is None:
+            return False
+        frame = codec.encode(msg)
+        self.received[f"bytes_{type(msg).__name__}_sent"] += len(frame)
+        box.send(frame)
+        return True
+
+    def prune(self, live: set[str]) -> list[str]:
+        """Close the outboxes of peers no longer live; return their ids."""
+        gone = [pid for pid in self.boxes if pid not in live]
+        for pid in gone:
+            self.boxes.pop(pid).close()
+        return gone
+
+    def close(self) -> None:
+        for box in self.boxes.values():
+            box.close()
 
 
 async def drain(inbox: zmq.asyncio.Socket, handle: Callable[[list[bytes]], None]) -> None:

@@ -1,18 +1,25 @@
 """Before issuing tasks: wait until every role has a host, an LLM replica is up, and
-(when the run starts tool pools) every tool-pool member is registered."""
+(when the run starts tool pools) every tool-pool member is registered; then refuse to
+issue any when a max_tokens is one no replica's max_model_len allows."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Iterable
 
 from slurmgen.config import pools
 from slurmgen.config.types import SlurmgenConf
 from slurmgen.errors import StartupError
+from slurmgen.llm import limits
+from slurmgen.llm.poolset import PoolClients
 from slurmgen.registry.membership import RegistryClient
+from slurmgen.rundir import RunDir, write_atomic
 from slurmgen.toolpool.session import pool_size
 from slurmgen.workflow import Workflow
+
+log = logging.getLogger("slurmgen.peer")
 
 
 def missing(registry: RegistryClient, workflow: Workflow, expected_peers: int, llm_pools: Iterable[str],
@@ -46,3 +53,13 @@ async def wait_ready(registry: RegistryClient, workflow: Workflow, conf: Slurmge
                 "Check logs/ for the missing processes, or raise run.startup_timeout_s / llm.ready_timeout_s."
             )
         await asyncio.sleep(0.1)
+
+
+async def refused(llm: PoolClients, conf: SlurmgenConf, run: RunDir) -> bool:
+    """A max_tokens that no replica's max_model_len allows: say so in RUN/state/refused."""
+    endpoints = [ep for client in llm.clients.values() for ep in client.endpoints()]
+    bad = limits.problems(limits.max_tokens_fields(conf.workflow), await limits.lengths(endpoints))
+    if bad:
+        log.error("refusing to issue tasks: %s", "; ".join(bad))
+        write_atomic(run.refused, "\n".join(bad).encode())
+    return bool(bad)

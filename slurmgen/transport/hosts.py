@@ -33,6 +33,13 @@ def pretend_node(cluster: ClusterConf, component: str, index: int) -> int | None
     return None if component == "registry" else index % cluster.local_nodes
 
 
+def node_of(cluster: ClusterConf, component: str, index: int) -> str:
+    """The node process ``index`` of ``component`` says it is on: its pretend node ``node-<k>``
+    in a local run over several (``pretend_node``), else this host's name."""
+    node = pretend_node(cluster, component, index)
+    return node_name() if node is None else f"node-{node}"
+
+
 def interface_address(name: str) -> str:
     """The IPv4 address of network interface ``name`` on this node (e.g. ib0, eth0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

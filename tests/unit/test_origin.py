@@ -8,13 +8,19 @@ import dataclasses
 from pathlib import Path
 
 import msgspec
+import pytest
 
-from slurmgen.config.types import RunConf
+from slurmgen.config.types import RunConf, SpillConf
+from slurmgen.errors import DiskFull
 from slurmgen.input.dataset import GoodRow
-from slurmgen.protocol import Orchestrator
+from slurmgen.protocol import Orchestrator, Turn
+from slurmgen.records import read_shard
+from slurmgen.registry.membership import MemberView
 from slurmgen.run.progress import ResultsTail
+from slurmgen.runtime.blobs import BlobService
 from slurmgen.runtime.ledger import Ledger, repair_and_read
 from slurmgen.runtime.origin import Origin, OriginPolicy
+from slurmgen.transport import codec
 from slurmgen.workflow import Failure, Status, Workflow, WorkflowConf, finish
 
 
@@ -133,3 +139,46 @@ def test_issuing_many_free_slots_lets_other_coroutines_run(tmp_path: Path) -> No
     assert len(sent) == n
     assert any(0 < k < n for k in seen), seen[:5]
     o.ledger.close()
+
+
+def _spilled_home(tmp_path: Path) -> tuple[Origin, Orchestrator, BlobService, list[object], list[int]]:
+    """An origin with a real spill layer; its one task finished with a long reply, spilled and stripped."""
+    spill = BlobService(SpillConf(dir=str(tmp_path / "spill"), max_bytes=1 << 22), tmp_path, "node-0",
+                        MemberView(grace_s=5), lambda peer, msg: True)
+    released: list[object] = []
+    settled: list[int] = []
+    o, sent = origin(tmp_path)
+    o.spill, o.release, o.settled = spill, released.append, lambda: settled.append(1)
+    issue(o, 1)
+    orch = sent[0]
+    orch.history = [Turn(role="solve", content="a" * 3000)]
+    finish(orch, Status.OK, "done")
+    spill.spill(orch)
+    spill.strip(orch)
+    return o, msgspec.json.decode(codec.encode(orch), type=Orchestrator), spill, released, settled
+
+
+def test_coming_home_fills_the_spilled_parts_writes_the_record_then_frees_them(tmp_path: Path) -> None:
+    o, back, spill, released, settled = _spilled_home(tmp_path)
+    ref = back.history[0].content_ref
+    assert ref is not None and back.history[0].content == ""  # as it arrives: the reply is on node-0's store
+    asyncio.run(o.come_home(back))
+    assert o.written == 1 and not o.leases and released == [back] and settled == [1]
+    assert spill.store.get_many([ref.key.encode()]) == [None], "freed once the record is written"
+    o.ledger.close()
+    [rec] = read_shard(tmp_path / "shard.jsonl")
+    assert rec.history[0].content == "a" * 3000 and rec.history[0].content_ref is None
+    spill.close()
+
+
+def test_a_homecoming_that_fails_writes_its_task_failed_lost_and_a_full_disk_stops_the_peer(tmp_path: Path) -> None:
+    o, back, spill, _, settled = _spilled_home(tmp_path)
+    with pytest.raises(DiskFull):
+        o.home_failed(back, DiskFull("/x: no space left"))
+    assert o.leases and not settled, "a full disk: nothing written, the resume writes it"
+    o.home_failed(back, RuntimeError("boom"))
+    assert o.written == 1 and settled == [1] and back.history[0].content_ref is None
+    o.ledger.close()
+    [rec] = read_shard(tmp_path / "shard.jsonl")
+    assert rec.failure is Failure.LOST and rec.reason.endswith("coming home on peer-0 failed: RuntimeError: boom")
+    spill.close()

@@ -11,7 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import msgspec
+
 from slurmgen.config.pools import key as pool_key
+from slurmgen.runtime.stats import read_all
 
 from .common import PYTHON, REPO, Fleet, Sampler, _die_with_parent, log, scrape
 
@@ -174,17 +177,12 @@ def run_slurmgen(name: str, out: Path, workflow: str, fleet: Fleet, *, peers: in
 
 
 def read_peer_stats(run_dir: Path) -> list[dict[str, Any]]:
-    out = []
-    for p in sorted((run_dir / "state").glob("stats-peer-*.json")):
-        try:
-            out.append(json.loads(p.read_text()))
-        except (OSError, ValueError):
-            pass
-    return out
+    """The peers' stats files (slurmgen.runtime.stats.PeerStats), as plain JSON for the results."""
+    return [msgspec.to_builtins(s) for s in read_all(run_dir / "state")]
 
 
 def peers_in_flight(run_dir: Path) -> int:
-    return sum(int(s.get("in_flight", 0)) for s in read_peer_stats(run_dir))
+    return sum(s.in_flight for s in read_all(run_dir / "state"))
 
 
 # -- runner processes (ideal client, baselines) ---------------------------------------------
