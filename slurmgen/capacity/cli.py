@@ -10,8 +10,8 @@ from pathlib import Path
 import msgspec
 
 from slurmgen.capacity.calibration import load
+from slurmgen.capacity.fit import Fit, check_plan
 from slurmgen.capacity.rates import BOUNDS
-from slurmgen.capacity.sinfo import Fit, check
 from slurmgen.capacity.sizing import Plan, size
 from slurmgen.errors import SlurmgenError
 
@@ -65,9 +65,7 @@ def _check(plan: Plan, args: argparse.Namespace) -> Fit | None:
         return None
     if not shutil.which("sinfo"):
         raise SlurmgenError("--nodes-from-sinfo but sinfo is not found: run it on the cluster's login node")
-    from slurmgen.launchers import fit
-
-    return check(plan, fit.read_nodes())
+    return check_plan(plan)
 
 
 def text(plan: Plan, fits: Fit | None = None) -> str:

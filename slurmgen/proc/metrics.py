@@ -241,18 +241,7 @@ class PeerMetrics:
                                                "on this peer", ["role"], registry=r), roles)
         self.completion_tokens = _Labelled(Counter("slurmgen_completion_tokens", "Completion tokens spent by role "
                                                    "handlers on this peer", ["role"], registry=r), roles)
-        llm = ["endpoint", "pool"]  # the replica's URL and its LLM pool (slurmgen.config.pools)
-        self.llm_requests = _Labelled(Counter("slurmgen_llm_requests", "LLM request attempts", llm, registry=r))
-        self.llm_ok = _Labelled(Counter("slurmgen_llm_ok", "LLM attempts answered with a completion", llm,
-                                        registry=r))
-        self.llm_errors = _Labelled(Counter("slurmgen_llm_errors", "LLM attempts that failed", llm, registry=r))
-        self.llm_retries = _Labelled(Counter("slurmgen_llm_retries", "Failed LLM attempts then retried", llm,
-                                             registry=r))
-        self.llm_latency = _Labelled(Counter("slurmgen_llm_latency_seconds", "Seconds from sending to reading "
-                                             "the answered LLM attempts (rate / rate of _ok = mean latency)", llm,
-                                             registry=r))
-        self.llm_outstanding = _Labelled(Gauge("slurmgen_llm_outstanding", "LLM requests outstanding (in flight)",
-                                               llm, registry=r))
+        self._add_llm(r)
         self.tool_ops = _Labelled(Counter("slurmgen_tool_sessions", "Tool-pool session operations of this peer, "
                                           "by kind (open, call, close, lost; queued: opens told to wait their turn, "
                                           "refused: opens a member without room refused); a task may close on another "
@@ -271,6 +260,21 @@ class PeerMetrics:
         self.tool_waiting = Gauge("slurmgen_tool_opens_waiting", "Session opens of this peer waiting in a member's "
                                   "queue", registry=r)
         self._delta = _Delta()
+
+    def _add_llm(self, r: CollectorRegistry) -> None:
+        """The LLM client's metrics, by replica URL and pool."""
+        llm = ["endpoint", "pool"]  # the replica's URL and its LLM pool (slurmgen.config.pools)
+        self.llm_requests = _Labelled(Counter("slurmgen_llm_requests", "LLM request attempts", llm, registry=r))
+        self.llm_ok = _Labelled(Counter("slurmgen_llm_ok", "LLM attempts answered with a completion", llm,
+                                        registry=r))
+        self.llm_errors = _Labelled(Counter("slurmgen_llm_errors", "LLM attempts that failed", llm, registry=r))
+        self.llm_retries = _Labelled(Counter("slurmgen_llm_retries", "Failed LLM attempts then retried", llm,
+                                             registry=r))
+        self.llm_latency = _Labelled(Counter("slurmgen_llm_latency_seconds", "Seconds from sending to reading "
+                                             "the answered LLM attempts (rate / rate of _ok = mean latency)", llm,
+                                             registry=r))
+        self.llm_outstanding = _Labelled(Gauge("slurmgen_llm_outstanding", "LLM requests outstanding (in flight)",
+                                               llm, registry=r))
 
     # -- hot path ---------------------------------------------------------------------
     def role_start(self, orch: Any) -> RoleMark:

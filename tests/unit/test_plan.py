@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from slurmgen.capacity.calibration import load
-from slurmgen.capacity.sinfo import _place, _short
 from slurmgen.capacity.sizing import size
 from slurmgen.errors import ConfigError
+from slurmgen.launchers.planfit import _place, _short
 
 
 def calibration_run(root: Path, records: int = 100, in_flight: int = 10) -> Path:

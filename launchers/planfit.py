@@ -1,4 +1,5 @@
-"""A plan checked against the cluster's nodes (``sinfo``), as the SLURM launcher checks a run.
+"""A plan checked against the cluster's nodes (``sinfo``), as the SLURM launcher checks a run
+(found by ``slurmgen plan`` under the entry-point group ``slurmgen.plan_fit``).
 
 First each job array's shape, with the launcher's own check (``launchers/fit.py``: a node
 of the partition must hold one job's CPUs, memory, GPUs and time); then the whole plan at
@@ -11,44 +12,14 @@ is short (asked in all vs what the partition has) and the nodes used.
 from __future__ import annotations
 
 import collections
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-import msgspec
-
-from slurmgen.capacity.sizing import Plan
-from slurmgen.config.load import load_run_config
+from slurmgen.capacity.fit import Fit
 from slurmgen.config.types import SlurmgenConf, SlurmJobConf
 from slurmgen.errors import SlurmgenError
 from slurmgen.launchers import fit
 from slurmgen.run.plan import make_plan
-
-
-class Fit(msgspec.Struct, kw_only=True):
-    """What the check found: ``short`` is empty when the plan fits."""
-
-    partition: str
-    nodes: int  # nodes of the partition
-    nodes_used: int
-    asked: dict[str, int]  # cpus, gpus, mem_mb: summed over every job of the plan
-    have: dict[str, int]  # the same over the partition's nodes
-    short: list[str]
-
-
-def planned_conf(plan: Plan) -> SlurmgenConf:
-    """The calibration's config with the plan's replicas, peers and tool-pool members, on SLURM."""
-    conf = load_run_config(Path(plan.calibration.run) / "config.yaml")
-    conf = dataclasses.replace(conf, cluster=dataclasses.replace(conf.cluster, kind="slurm"),
-                               run=dataclasses.replace(conf.run, peers=plan.peers, max_in_flight=plan.max_in_flight),
-                               toolpool=dataclasses.replace(conf.toolpool, size=plan.toolpool_size or conf.toolpool.size))
-    for p in plan.pools:
-        if p.pool == "default":
-            conf = dataclasses.replace(conf, llm=dataclasses.replace(conf.llm, replicas=p.replicas))
-        else:
-            conf = dataclasses.replace(conf, llms={**conf.llms,
-                                                   p.pool: dataclasses.replace(conf.llms[p.pool], replicas=p.replicas)})
-    return conf
 
 
 def jobs(conf: SlurmgenConf, nodes: Sequence[fit.Node]) -> list[tuple[str, SlurmJobConf]]:
@@ -61,8 +32,12 @@ def jobs(conf: SlurmgenConf, nodes: Sequence[fit.Node]) -> list[tuple[str, Slurm
     return [(f"{conf.cluster.job_prefix}-{name}", job) for name, job in zip(names, sized) for _ in range(counts[name])]
 
 
-def check(plan: Plan, nodes: Sequence[fit.Node]) -> Fit:
-    conf = planned_conf(plan)
+def fit_plan(conf: SlurmgenConf) -> Fit:
+    """The entry point: ``conf`` (the planned run's config) against the nodes sinfo lists."""
+    return check(conf, fit.read_nodes())
+
+
+def check(conf: SlurmgenConf, nodes: Sequence[fit.Node]) -> Fit:
     try:
         todo = jobs(conf, nodes)
     except fit.DoesNotFit as exc:
