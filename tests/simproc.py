@@ -43,10 +43,11 @@ class SimProc:
 
 
 def sim_command(port: int = 0, **options: object) -> list[str]:
-    """``python -m slurmgen.sim`` argv; options are CLI flags with ``_`` for ``-``."""
+    """``python -m slurmgen.sim`` argv; options are CLI flags with ``_`` for ``-`` (True: a bare flag)."""
     argv = [sys.executable, "-m", "slurmgen.sim", "--host", "127.0.0.1", "--port", str(port)]
     for key, value in options.items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
+        flag = f"--{key.replace('_', '-')}"
+        argv += [flag] if value is True else [flag, str(value)]
     return argv
 
 

@@ -46,7 +46,8 @@ class CoralConf(WorkflowConf):
     # request the extractor's reply by JSON schema ({"answer": "(X)" | "not sure yet"}: vLLM's and
     # SGLang's structured outputs); off by default: the reference reads the extractor's free text
     structured_extractor: bool = False
-    # keep each conversation's requests of one role on one LLM replica (prefix cache)
+    # keep each conversation's requests of one role on one LLM replica (prefix cache) under
+    # llm.routing=sticky (the requests' sticky key; other routings do not use it)
     sticky_routing: bool = True
     # prompt files, in agents/coral/prompts/ (or absolute paths)
     agent_prompt: str = "agent.txt"  # system prompt of teacher and student

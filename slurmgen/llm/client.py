@@ -4,13 +4,16 @@ Speaks ``POST {url}/v1/chat/completions`` as vLLM, SGLang, the simulator and Ope
 accept it. One ``LLMClient`` per process; ``set_endpoints`` may be called at any time
 (the registry adds and removes replicas live).
 
-Routing: with a ``sticky_key``, rendezvous hashing of the key over the current healthy
+Routing (``routing``): ``prefix`` sends a request to the replica holding the longest part
+of its prompt, with a load fallback (slurmgen.llm.affinity); ``least_outstanding`` to the
+healthy replica with the fewest outstanding requests, ties taken in turn; ``sticky``, for a
+request with a ``sticky_key``, rendezvous hashing of the key over the current healthy
 replicas (the same key keeps its replica — and its prefix cache — while that replica
 lives; removing a replica only moves its own keys), with bounded loads: a replica
 already holding more than ``sticky_load_factor`` times the mean of outstanding requests
 is passed over for the key's next choice, so that unlucky keys cannot pile up on one
-replica while the others idle. Otherwise the healthy replica with
-the fewest outstanding requests, ties taken in turn. Each replica has a concurrency cap
+replica while the others idle (without a key: the least outstanding). With
+``send_priority`` every request carries its conversation's ``priority``. Each replica has a concurrency cap
 (the smallest non-zero of ``Endpoint.capacity``, ``max_concurrency_per_endpoint`` and
 ``max_connections_per_endpoint``).
 
@@ -55,12 +58,13 @@ import random
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import msgspec
 
 from slurmgen.errors import LLMError
+from slurmgen.llm.affinity import PrefixIndex, TaskAges, message_chain
 from slurmgen.llm.ratelimit import Limiter, LimiterStats, estimate_tokens, share
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall
 from slurmgen.proc import fdlimit
@@ -104,8 +108,13 @@ class _AttemptFailed(Exception):
         self.retry_after = retry_after
 
 
+class _Route(NamedTuple):
+    sticky_key: str | None  # routing=sticky: the conversation's key
+    chain: tuple[list[int], list[int]] | None  # routing=prefix: the prompt's message chain
+
+
 class _Replica:
-    __slots__ = ("down_until", "endpoint", "left", "outstanding", "sem", "session", "stats")
+    __slots__ = ("down_until", "endpoint", "left", "outstanding", "prefixes", "sem", "session", "stats")
 
     def __init__(self, endpoint: Endpoint, cap: int, stats: EndpointStats) -> None:
         self.endpoint = endpoint
@@ -115,6 +124,7 @@ class _Replica:
         self.stats = stats
         self.session: aiohttp.ClientSession | None = None  # its own connections
         self.left = False  # no longer in the replica list: its requests are retried elsewhere
+        self.prefixes = PrefixIndex()  # the prompts sent here (routing=prefix)
 
 
 def _keepalive_socket(unreachable_s: float) -> Any:
@@ -187,6 +197,11 @@ class LLMClient:
         api_key: str | None = None,
         endpoint_wait_s: float = 120.0,
         sticky_load_factor: float = 1.25,
+        routing: str = "least_outstanding",
+        prefix_match: float = 0.3,
+        balance_abs: int = 64,
+        balance_rel: float = 1.5,
+        send_priority: bool = False,
         pool: str = "default",
         limiter: Limiter | None = None,
         return_token_ids: bool = False,
@@ -204,6 +219,12 @@ class LLMClient:
         self.endpoint_wait_s = endpoint_wait_s  # how long chat() waits for a first replica
         self.down_s = 2.0  # a replica refusing connections is avoided this long
         self.sticky_load_factor = sticky_load_factor
+        self.routing = routing  # prefix | sticky | least_outstanding (see the module docstring)
+        self.prefix_match = prefix_match
+        self.balance_abs = balance_abs
+        self.balance_rel = balance_rel
+        self.send_priority = send_priority  # the servers run --scheduling-policy priority
+        self._ages = TaskAges()
         self.limiter = limiter or Limiter()  # the pool's rpm / tpm / in-flight limits and 429 pauses
         self._headers = {"Content-Type": "application/json"}
         if api_key:
@@ -236,6 +257,11 @@ class LLMClient:
             api_key=api_key,
             endpoint_wait_s=conf.ready_timeout_s,
             sticky_load_factor=conf.sticky_load_factor,
+            routing=conf.routing,
+            prefix_match=conf.prefix_match,
+            balance_abs=conf.balance_abs,
+            balance_rel=conf.balance_rel,
+            send_priority=conf.scheduling_policy == "priority",
             limiter=limiter,
             return_token_ids=conf.return_token_ids,
         )
@@ -301,6 +327,10 @@ class LLMClient:
     ) -> ChatReply:
         """One chat completion, retried across replicas; raises ``LLMError``."""
         body = self._body(messages, sampling, seed, tools, tool_choice, response_format)
+        if self.send_priority:
+            body = b'{"priority":%d,%s' % (self._ages.priority(sticky_key), body[1:])
+        route = _Route(sticky_key if self.routing == "sticky" else None,
+                       message_chain(messages, tools) if self.routing == "prefix" else None)
         estimate = estimate_tokens(body, sampling.max_tokens)
         failures: list[str] = []
         tried: set[str] = set()
@@ -308,7 +338,7 @@ class LLMClient:
         for attempt in range(self.max_retries + 1):
             permit = await self.limiter.acquire(estimate)
             try:
-                replica = await self._pick(model, sticky_key, tried)
+                replica = await self._pick(model, route, tried)
                 reply = await self._send(replica, body)
                 permit.done(reply.usage.prompt_tokens + reply.usage.completion_tokens)
                 return reply
@@ -348,17 +378,39 @@ class LLMClient:
             body["return_token_ids"] = True
         return msgspec.json.encode(body)
 
-    async def _pick(self, model: str | None, sticky_key: str | None, tried: set[str]) -> _Replica:
+    async def _pick(self, model: str | None, route: _Route, tried: set[str]) -> _Replica:
         candidates = await self._candidates(model)
         now = time.monotonic()
         healthy = [r for r in candidates if r.down_until <= now] or candidates
         fresh = [r for r in healthy if r.endpoint.url not in tried] or healthy
-        if sticky_key is not None:
-            return self._sticky(sticky_key, fresh)
-        least = min(r.outstanding for r in fresh)
-        ties = [r for r in fresh if r.outstanding == least]
+        if route.chain is not None:
+            return self._by_prefix(route.chain, fresh)
+        if route.sticky_key is not None:
+            return self._sticky(route.sticky_key, fresh)
+        return self._least_loaded(fresh)
+
+    def _least_loaded(self, replicas: list[_Replica]) -> _Replica:
+        least = min(r.outstanding for r in replicas)
+        ties = [r for r in replicas if r.outstanding == least]
         self._turn += 1
         return ties[self._turn % len(ties)]
+
+    def _by_prefix(self, chain: tuple[list[int], list[int]], replicas: list[_Replica]) -> _Replica:
+        """vllm-router's cache_aware choice (module slurmgen.llm.affinity); remembers the chain sent."""
+        hashes, ends = chain
+        loads = [r.outstanding for r in replicas]
+        chosen = None
+        if not (max(loads) > self.balance_abs and max(loads) > self.balance_rel * min(loads)) and ends:
+            matched = {r.endpoint.url: r.prefixes.match(hashes) for r in replicas}
+            best = max(matched.values())
+            if best and ends[best - 1] > self.prefix_match * ends[-1]:
+                chosen = self._least_loaded([r for r in replicas if matched[r.endpoint.url] == best])
+                bound = math.ceil(self.sticky_load_factor * (sum(loads) + 1) / len(replicas))
+                if self.sticky_load_factor > 0 and chosen.outstanding + 1 > bound:
+                    chosen = None  # over the bounded-load limit, as sticky routing's
+        chosen = chosen or self._least_loaded(replicas)
+        chosen.prefixes.add(hashes)
+        return chosen
 
     def _sticky(self, key: str, replicas: list[_Replica]) -> _Replica:
         """The key's first replica by rendezvous hashing that is under the load bound."""

@@ -20,7 +20,13 @@ def sim_command(llm: LLMConf, run_dir: Path, name: str, script: str, python: str
     return [python, "-m", "slurmgen.sim", "--run-dir", str(run_dir), "--name", name,
             "--host", "{host}", "--port", "{port}", "--model", llm.model, "--script", script,
             "--profile", llm.profile, "--time-scale", str(llm.time_scale),
-            "--max-model-len", str(llm.max_model_len), *llm.extra_args]
+            "--max-model-len", str(llm.max_model_len), *engine_args(llm), *llm.extra_args]
+
+
+def engine_args(llm: LLMConf) -> list[str]:
+    """The prefix-caching and scheduling flags, spelled as vLLM's (the sim takes the same)."""
+    return [*([] if llm.prefix_caching else ["--no-enable-prefix-caching"]),
+            *(["--scheduling-policy", "priority"] if llm.scheduling_policy == "priority" else [])]
 
 
 def vllm_command(llm: LLMConf, python: str = sys.executable, key: str = "llm", local: bool = True,
@@ -31,7 +37,7 @@ def vllm_command(llm: LLMConf, python: str = sys.executable, key: str = "llm", l
     return [llm.server_python or python, *llm.vllm_entry, "--model", llm.model_path,
             "--served-model-name", llm.model, "--host", "{host}", "--port", "{port}",
             *(cpu_dtype(llm.extra_args, key) if local else []), *chat_template_args(llm, key),
-            *(tool_parser_args(llm) if tools else []), *llm.extra_args]
+            *(tool_parser_args(llm) if tools else []), *engine_args(llm), *llm.extra_args]
 
 
 

@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -92,13 +92,16 @@ class Origin:
     """Owns one input shard: issues up to ``max_in_flight`` tasks, writes their records.
 
     ``spill`` is the peer's spill layer (homecoming fills and frees through it), ``release``
-    ends a task's tool sessions, ``settled`` is told after each homecoming (the shard may be done).
+    ends a task's tool sessions, ``settled`` is told after each homecoming (the shard may be done),
+    ``admit(tasks in flight)`` is awaited before each task is issued (the LLM pools' KV pressure,
+    slurmgen.llm.pressure).
     """
 
     def __init__(self, peer_id: str, ledger: Ledger, workflow: Workflow, policy: OriginPolicy,
                  send: Callable[[Orchestrator], None], clock: Callable[[], float] = time.monotonic, *,
                  spill: SpillLayer | None = None, release: Callable[[Orchestrator], None] = _nothing,
-                 settled: Callable[[], None] = _nothing) -> None:
+                 settled: Callable[[], None] = _nothing,
+                 admit: Callable[[int], Awaitable[None]] | None = None) -> None:
         self.peer_id = peer_id
         self.ledger = ledger
         self.workflow = workflow
@@ -107,6 +110,7 @@ class Origin:
         self.clock = clock
         self.spill: SpillLayer = spill if spill is not None else NoSpill()
         self.release, self.settled = release, settled
+        self.admit = admit  # awaited with the tasks in flight before each task is issued (KV pressure)
         self.leases: dict[str, Lease] = {}
         self._slots = asyncio.Semaphore(policy.max_in_flight)
         self.exhausted = False
@@ -124,6 +128,8 @@ class Origin:
                     self._write_bad(row, trial)
                     continue
                 await self._slots.acquire()
+                if self.admit is not None:
+                    await self.admit(len(self.leases))
                 if self.stopped:
                     return
                 self.leases[task_id] = Lease(row, trial, 0, self.clock() + self.policy.lease_s)

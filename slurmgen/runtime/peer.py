@@ -25,6 +25,7 @@ from pathlib import Path
 import msgspec
 import zmq.asyncio
 
+from slurmgen.config import pools
 from slurmgen.config.load import load_run_config
 from slurmgen.config.types import SlurmgenConf
 from slurmgen.config.workflows import get_workflow
@@ -32,6 +33,7 @@ from slurmgen.errors import DiskFull
 from slurmgen.input import duplicates
 from slurmgen.input.dataset import check_path, iter_shard
 from slurmgen.llm.poolset import PoolClients
+from slurmgen.llm.pressure import KVPressure
 from slurmgen.proc import fdlimit
 from slurmgen.proc.diskspace import guarded_write
 from slurmgen.proc.faults import fault
@@ -102,9 +104,12 @@ class Peer:
                          spill=self.spill, dispatch=self.dispatch, registry=self.registry, metrics=self.metrics,
                          tasks=self.tasks)
         self.ledger = Ledger(run.shard(self.shard))
+        # pools under scheduling_policy=priority: new tasks wait while their replicas report KV pressure
+        self.kv_pools = [name for name, pool in pools.used(conf).items() if pool.scheduling_policy == "priority"]
+        self.kv = KVPressure([]) if self.kv_pools else None
         self.origin = Origin(self.peer_id, self.ledger, self.workflow, OriginPolicy.of(conf, self.shards),
                              send=self.dispatch.send, spill=self.spill, release=self.tools.release,
-                             settled=self._maybe_mark_done)
+                             settled=self._maybe_mark_done, admit=self.kv.admit if self.kv else None)
         self.inbox = Inbox(self.router_sock, self.received, dispatch=self.dispatch, hops=self.hops,
                            origin=self.origin, spill=self.spill, home=self._start_home)
 
@@ -113,6 +118,8 @@ class Peer:
         view = self.registry.view
         self.dispatch.update(view.of_kind("peer"))
         self.llm.set_members(view.of_kind("llm"))
+        if self.kv is not None:
+            self.kv.urls = [ep.url for name in self.kv_pools for ep in self.llm.clients[name].endpoints()]
         self.tools.on_membership()
         self.dispatch.pump_all()
 
@@ -179,6 +186,8 @@ class Peer:
             return
         receiver = self.tasks.loop(self.inbox.receive(), kind="receiver")
         leases = self.tasks.loop(self._leases(), kind="leases")
+        if self.kv is not None:
+            self.tasks.loop(self.kv.run(), kind="kv pressure")
         await wait_ready(self.registry, self.workflow, self.conf, stop)
         if await refused(self.llm, self.conf, self.run):
             await stop.wait()  # nothing issued: the driver reads RUN/state/refused and stops the run

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from slurmgen.errors import SlurmgenError
 from slurmgen.proc import fdlimit
-from slurmgen.sim.latency import PROFILES
+from slurmgen.sim.latency import POLICIES, PROFILES
 from slurmgen.sim.server import SimOptions, SimServer
 
 _SHUTDOWN_GRACE_S = 2.0  # in-flight requests get this long after SIGTERM
@@ -45,6 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--api-key", default="", help="require 'Authorization: Bearer KEY' (as vLLM's --api-key)")
     p.add_argument("--die-on", default="", metavar="TEXT",
                    help="exit (code 0) on a chat request whose messages contain TEXT: a poison request, for tests")
+    p.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=defaults.prefix_caching,
+                   help="reuse the KV of cached prompt prefixes (vLLM's flag; on by default, as in vLLM)")
+    p.add_argument("--scheduling-policy", default=defaults.scheduling_policy, choices=POLICIES,
+                   help="priority: order requests by their `priority` field, lower first (vLLM's flag)")
+    p.add_argument("--block-size", type=int, default=0, help="tokens per KV block; 0 = the profile's")
+    p.add_argument("--num-gpu-blocks-override", type=int, default=0, metavar="N",
+                   help="KV cache capacity in blocks; 0 = the profile's")
     p.add_argument("--log-level", default="WARNING")
     return p.parse_args(argv)
 
@@ -90,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         rate_burst=args.rate_burst,
         api_key=args.api_key,
         die_on=args.die_on,
+        prefix_caching=args.enable_prefix_caching,
+        scheduling_policy=args.scheduling_policy,
+        block_size=args.block_size,
+        num_gpu_blocks=args.num_gpu_blocks_override,
     )
     try:
         fdlimit.raise_nofile()  # a socket per request in flight

@@ -51,6 +51,13 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
+@functools.lru_cache(maxsize=4096)
+def tokens_of(text: str) -> tuple[str, ...]:
+    """The tokens of ``text`` (as ``count_tokens`` counts them); cached, as a conversation's
+    messages come again in each of its later requests."""
+    return tuple(_TOKEN.findall(text))
+
+
 def token_ends(text: str) -> list[int]:
     """End offset of each token of ``text``; ``text[:ends[k-1]]`` holds its first k tokens."""
     return [m.end() for m in _TOKEN.finditer(text)]

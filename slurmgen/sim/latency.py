@@ -16,7 +16,14 @@ Scheduling, per step (FCFS):
    prefill, mixed with the decodes);
 3. waiting requests are admitted in order while ``running < max_num_seqs``, budget
    remains and ``ceil((tokens + 1) / block_size)`` KV blocks are free (no admission
-   in a step that preempted).
+   in a step that preempted). With prefix caching (on by default, as in vLLM; see
+   slurmgen.sim.prefix) a request given its tokens reuses the cached blocks of its
+   longest cached prefix: those tokens count as computed, only the tail is prefilled.
+
+Policies: ``fcfs`` (vLLM's default) keeps the waiting queue in arrival order and
+preempts the newest running request; ``priority`` (vLLM's ``--scheduling-policy
+priority``) orders the waiting queue by (priority, arrival) — lower first — and
+preempts the running request with the largest (priority, arrival).
 
 A request emits a token when its whole context has been computed: the step that
 finishes its prefill emits the first token, each decode step one more.
@@ -29,9 +36,11 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections import deque
+from collections.abc import Sequence
 
 import msgspec
+
+from slurmgen.sim.prefix import BlockId, BlockPool, Token, block_hashes
 
 RequestId = str
 
@@ -100,18 +109,26 @@ class EngineCounters(msgspec.Struct, kw_only=True):
     busy_s: float = 0.0  # sum of modelled step durations
 
 
-class _Seq:
-    __slots__ = ("active", "blocks", "computed", "max_out", "order", "output", "prompt", "rid")
+POLICIES = ("fcfs", "priority")
 
-    def __init__(self, rid: RequestId, order: int, prompt: int, max_out: int) -> None:
+
+class _Seq:
+    __slots__ = ("active", "blocks", "computed", "hashes", "key", "max_out", "order", "output", "preempted",
+                 "prompt", "registered", "rid")
+
+    def __init__(self, rid: RequestId, order: int, prompt: int, max_out: int, key: tuple[int, int]) -> None:
         self.rid = rid
         self.order = order  # arrival rank: higher = newer
+        self.key = key  # waiting-queue order: (priority, arrival) under `priority`, (0, arrival) under fcfs
         self.prompt = prompt
         self.max_out = max_out
         self.output = 0  # tokens produced so far
         self.computed = 0  # context tokens whose KV is computed
-        self.blocks = 0  # KV blocks held
+        self.blocks: list[BlockId] = []  # KV blocks held, in token order
+        self.hashes: list[int] = []  # chained hash of each full block of its known tokens
+        self.registered = 0  # leading blocks registered in the prefix cache
         self.active = False  # in the running list
+        self.preempted = False  # was preempted once (its later lookups are not counted, as in vLLM)
 
     @property
     def num_tokens(self) -> int:
@@ -125,14 +142,18 @@ class _Seq:
 class Engine:
     """Continuous-batching scheduler + step-time model. Deterministic for a given seed."""
 
-    def __init__(self, profile: LatencyProfile, *, seed: int = 0) -> None:
+    def __init__(self, profile: LatencyProfile, *, seed: int = 0, prefix_caching: bool = True,
+                 policy: str = "fcfs") -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown scheduling policy {policy!r}; known: {', '.join(POLICIES)}")
         self.profile = profile
+        self.policy = policy
         self.counters = EngineCounters()
+        self.pool = BlockPool(profile.kv_blocks, profile.block_size, caching=prefix_caching)
         self._rng = random.Random(seed)
         self._seqs: dict[RequestId, _Seq] = {}
         self._running: list[_Seq] = []  # sorted by arrival order
-        self._waiting: deque[_Seq] = deque()
-        self._free = profile.kv_blocks
+        self._waiting: list[_Seq] = []  # sorted by key
         self._next_order = 0
 
     # -- state ---------------------------------------------------------------
@@ -148,7 +169,7 @@ class Engine:
     @property
     def kv_usage(self) -> float:
         """Fraction of KV blocks in use, 0..1."""
-        return 1.0 - self._free / self.profile.kv_blocks
+        return 1.0 - self.pool.free / self.profile.kv_blocks
 
     def has_work(self) -> bool:
         return bool(self._running or self._waiting)
@@ -158,8 +179,13 @@ class Engine:
 
     # -- requests ------------------------------------------------------------
 
-    def add(self, request_id: RequestId, prompt_tokens: int, max_output_tokens: int) -> None:
-        """Queue a request that will produce exactly ``max_output_tokens`` tokens."""
+    def add(self, request_id: RequestId, prompt_tokens: int, max_output_tokens: int, *,
+            tokens: Sequence[Token] = (), priority: int = 0) -> None:
+        """Queue a request that will produce exactly ``max_output_tokens`` tokens.
+
+        ``tokens``: its prompt's tokens, optionally followed by its reply's (for prefix
+        caching; without them nothing is looked up or cached). ``priority``: lower is served
+        first under the ``priority`` policy (ignored under fcfs)."""
         if request_id in self._seqs:
             raise ValueError(f"request {request_id!r} is already in the engine")
         if prompt_tokens < 1 or max_output_tokens < 1:
@@ -169,10 +195,13 @@ class Engine:
                 f"request {request_id!r} needs {prompt_tokens + max_output_tokens} tokens of KV cache; "
                 f"the profile holds {self.profile.kv_blocks * self.profile.block_size}"
             )
-        seq = _Seq(request_id, self._next_order, prompt_tokens, max_output_tokens)
+        key = (priority if self.policy == "priority" else 0, self._next_order)
+        seq = _Seq(request_id, self._next_order, prompt_tokens, max_output_tokens, key)
+        if tokens and self.pool.caching:
+            seq.hashes = block_hashes(tokens[: prompt_tokens + max_output_tokens], self.profile.block_size)
         self._next_order += 1
         self._seqs[request_id] = seq
-        self._waiting.append(seq)
+        bisect.insort(self._waiting, seq, key=lambda s: s.key)
 
     def abort(self, request_id: RequestId) -> bool:
         """Drop a request (client went away). Returns False if it is unknown or done."""
@@ -181,7 +210,7 @@ class Engine:
             return False
         if seq.active:
             self._running.remove(seq)
-            self._free += seq.blocks
+            self.pool.release(seq.blocks)
         else:
             self._waiting.remove(seq)
         self.counters.aborted += 1
@@ -212,40 +241,52 @@ class Engine:
 
     def _grow(self, seq: _Seq, preempted: list[RequestId]) -> bool:
         """Give ``seq`` the KV blocks its next token needs; False if it was preempted."""
-        need = -(-(seq.prompt + seq.output + 1) // self.profile.block_size) - seq.blocks
+        need = -(-(seq.prompt + seq.output + 1) // self.profile.block_size) - len(seq.blocks)
         if need <= 0:
             return True
-        while need > self._free:
-            victim = self._running[-1]
+        while need > self.pool.free:
+            victim = self._victim()
             self._preempt(victim)
             preempted.append(victim.rid)
             if victim is seq:
                 return False
-        seq.blocks += need
-        self._free -= need
+        seq.blocks += self.pool.allocate(need)
         return True
 
+    def _victim(self) -> _Seq:
+        """The running request to preempt: the newest (fcfs) or the largest (priority, arrival)."""
+        if self.policy == "priority":
+            return max(self._running, key=lambda s: s.key)
+        return self._running[-1]
+
     def _preempt(self, seq: _Seq) -> None:
-        self._running.pop()
-        self._free += seq.blocks
-        seq.blocks = 0
-        seq.computed = 0
+        self._running.remove(seq)
+        self.pool.release(seq.blocks)
+        seq.blocks = []
+        seq.computed = seq.registered = 0
         seq.active = False
-        self._waiting.appendleft(seq)
+        seq.preempted = True
+        bisect.insort(self._waiting, seq, key=lambda s: s.key)
         self.counters.preemptions += 1
 
     def _admit(self, budget: int, batch: list[tuple[_Seq, int, bool]]) -> int:
+        pool = self.pool
         while self._waiting and budget and len(self._running) < self.profile.max_num_seqs:
             seq = self._waiting[0]
-            need = self._blocks_for(seq.num_tokens + 1)
-            if need > self._free:
+            hits = pool.lookup(seq.hashes, seq.num_tokens) if seq.hashes else []
+            need = self._blocks_for(seq.num_tokens + 1) - len(hits)
+            if not pool.can_allocate(hits, need):
                 break
-            self._waiting.popleft()
-            seq.blocks = need
-            self._free -= need
+            del self._waiting[0]
+            if not seq.preempted:
+                pool.count(seq.num_tokens, hits)
+            pool.take(hits)
+            seq.blocks = hits + pool.allocate(need)
+            seq.computed = len(hits) * self.profile.block_size
+            seq.registered = len(hits)
             seq.active = True
             bisect.insort(self._running, seq, key=lambda s: s.order)
-            n = min(seq.num_tokens, budget)
+            n = min(seq.num_tokens - seq.computed, budget)
             batch.append((seq, n, False))
             budget -= n
         return budget
@@ -259,6 +300,8 @@ class Engine:
             n_prefill += 0 if is_decode else n
             seq.computed += n
             context += seq.computed
+            if seq.hashes:
+                self._register(seq)
             if seq.computed == seq.num_tokens:
                 self._emit(seq, emitted, finished)
         if finished:
@@ -275,6 +318,13 @@ class Engine:
             n_prefill_tokens=n_prefill,
         )
 
+    def _register(self, seq: _Seq) -> None:
+        """Make the blocks this step filled reusable by later requests."""
+        full = min(seq.computed // self.profile.block_size, len(seq.hashes))
+        for i in range(seq.registered, full):
+            self.pool.register(seq.blocks[i], seq.hashes[i])
+        seq.registered = max(seq.registered, full)
+
     def _emit(self, seq: _Seq, emitted: list[tuple[RequestId, int]], finished: list[RequestId]) -> None:
         if seq.output == 0:
             self.counters.prompt_tokens += seq.prompt
@@ -283,8 +333,8 @@ class Engine:
         emitted.append((seq.rid, 1))
         if seq.output >= seq.max_out:
             seq.active = False
-            self._free += seq.blocks
-            seq.blocks = 0
+            self.pool.release(seq.blocks)
+            seq.blocks = []
             del self._seqs[seq.rid]
             finished.append(seq.rid)
             self.counters.finished += 1

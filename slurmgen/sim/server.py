@@ -37,6 +37,7 @@ from aiohttp import web
 from slurmgen.llm.ratelimit import TokenBucket
 from slurmgen.llm.types import ChatMessage, ToolCall
 from slurmgen.proc.faults import fault
+from slurmgen.sim import template
 from slurmgen.sim.content import ReplyPlan, count_tokens, generic_reply, load_script
 from slurmgen.sim.latency import PROFILES, Engine
 from slurmgen.sim.script import ScriptReply, ScriptRequest
@@ -61,6 +62,11 @@ class SimOptions(msgspec.Struct, kw_only=True, frozen=True):
     # a chat request whose messages contain this text kills the server (exit code 0, as vLLM's
     # API server after an EngineDeadError): a poison request, for testing; "" = never
     die_on: str = ""
+    prefix_caching: bool = True  # reuse the KV of cached prompt prefixes, as vLLM does by default
+    # fcfs, or priority: requests' `priority` field orders the queue (vLLM's --scheduling-policy)
+    scheduling_policy: str = "fcfs"
+    block_size: int = 0  # tokens per KV block; 0 = the profile's (vLLM's --block-size)
+    num_gpu_blocks: int = 0  # KV cache capacity in blocks; 0 = the profile's (vLLM's --num-gpu-blocks-override)
 
 
 class _Part(msgspec.Struct, kw_only=True):
@@ -100,6 +106,7 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     tools: list[dict[str, Any]] | None = None
     tool_choice: object = None
     response_format: dict[str, Any] | None = None
+    priority: int = 0  # lower first, under --scheduling-policy priority (vLLM's extra field)
 
 
 class HTTPError(Exception):
@@ -184,9 +191,15 @@ class SimMetrics:
             *_sample("vllm:num_requests_running", "gauge", lab, engine.running),
             *_sample("vllm:num_requests_waiting", "gauge", lab, engine.waiting),
             *_sample("vllm:kv_cache_usage_perc", "gauge", lab, engine.kv_usage),
+            "# TYPE vllm:cache_config_info gauge",
+            f'vllm:cache_config_info{{{lab},block_size="{engine.profile.block_size}",'
+            f'num_gpu_blocks="{engine.profile.kv_blocks}",'
+            f'enable_prefix_caching="{engine.pool.caching}"}} 1.0',
             *_sample("vllm:prompt_tokens_total", "counter", lab, c.prompt_tokens),
             *_sample("vllm:generation_tokens_total", "counter", lab, c.generation_tokens),
             *_sample("vllm:num_preemptions_total", "counter", lab, c.preemptions),
+            *_sample("vllm:prefix_cache_queries_total", "counter", lab, engine.pool.counters.queries),
+            *_sample("vllm:prefix_cache_hits_total", "counter", lab, engine.pool.counters.hits),
             "# TYPE vllm:request_success_total counter",
             *(
                 f'vllm:request_success_total{{{lab},finished_reason="{r}"}} {n}'
@@ -209,7 +222,8 @@ def _sample(name: str, kind: str, labels: str, value: float) -> list[str]:
 class _Live:
     """One request in flight: its reply plan and how far the Engine got."""
 
-    __slots__ = ("event", "finish", "finished", "n_out", "plan", "produced", "prompt", "rid", "stream", "t0", "t_first")
+    __slots__ = ("event", "finish", "finished", "n_out", "plan", "priority", "produced", "prompt", "rid", "stream",
+                 "t0", "t_first", "tokens")
 
     def __init__(self, rid: str, plan: ReplyPlan, n_out: int, prompt: int, finish: str) -> None:
         self.rid = rid
@@ -217,6 +231,8 @@ class _Live:
         self.n_out = n_out
         self.prompt = prompt
         self.finish = finish
+        self.tokens: list[str] = []  # prompt + reply tokens, for the prefix cache ([] = not cached)
+        self.priority = 0
         self.stream = False  # wake the handler on every token, not only at the end
         self.produced = 0
         self.finished = False
@@ -258,13 +274,16 @@ class SimServer:
         if options.profile not in PROFILES:
             raise ValueError(f"unknown profile {options.profile!r}; known: {', '.join(sorted(PROFILES))}")
         profile = PROFILES[options.profile]
+        profile = msgspec.structs.replace(profile, block_size=options.block_size or profile.block_size,
+                                          kv_blocks=options.num_gpu_blocks or profile.kv_blocks)
         if options.max_model_len > profile.kv_blocks * profile.block_size:
             raise ValueError(
                 f"max_model_len {options.max_model_len} exceeds the KV cache of profile {options.profile!r} "
                 f"({profile.kv_blocks * profile.block_size} tokens)"
             )
         self.options = options
-        self.engine = Engine(profile, seed=options.seed)
+        self.engine = Engine(profile, seed=options.seed, prefix_caching=options.prefix_caching,
+                             policy=options.scheduling_policy)
         self.script = load_script(options.script)
         self.metrics = SimMetrics(options.model, options.time_scale)
         self._live: dict[str, _Live] = {}
@@ -385,8 +404,11 @@ class SimServer:
         return req
 
     def _prepare(self, req: ChatRequest) -> _Live | None:
+        if req.priority and self.options.scheduling_policy != "priority":
+            raise HTTPError(400, f"Got priority {req.priority} but Priority scheduling is not enabled.")
         messages = [m.plain() for m in req.messages]
-        n_prompt = prompt_tokens(messages, req.tools)
+        tokens = template.prompt_tokens(messages, req.tools) if self.options.prefix_caching else []
+        n_prompt = len(tokens) if tokens else prompt_tokens(messages, req.tools)
         max_tokens = req.max_tokens if req.max_completion_tokens is None else req.max_completion_tokens
         limit = self.options.max_model_len
         if max_tokens is not None and max_tokens < 1:
@@ -409,7 +431,11 @@ class SimServer:
         if finish == "stop" and reply.tool_calls:
             finish = "tool_calls"
         n_out = max(1, min(plan.total, budget))
-        return _Live(f"{self._id_prefix}{next(self._ids)}", plan, n_out, n_prompt, finish)
+        live = _Live(f"{self._id_prefix}{next(self._ids)}", plan, n_out, n_prompt, finish)
+        if tokens:
+            live.tokens = tokens + template.reply_tokens(plan, n_out)
+        live.priority = req.priority
+        return live
 
     def _reply(self, req: ChatRequest, messages: list[ChatMessage], max_tokens: int) -> ScriptReply:
         sreq = ScriptRequest(
@@ -434,7 +460,7 @@ class SimServer:
 
     def _submit(self, live: _Live) -> None:
         try:
-            self.engine.add(live.rid, live.prompt, live.n_out)
+            self.engine.add(live.rid, live.prompt, live.n_out, tokens=live.tokens, priority=live.priority)
         except ValueError as exc:
             raise HTTPError(400, str(exc)) from None
         live.t0 = time.monotonic()

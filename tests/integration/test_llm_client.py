@@ -87,7 +87,7 @@ def test_sticky_key_keeps_its_replica(pair: list[SimProc]) -> None:
         keys = await asyncio.gather(*(client.chat(ASK, sampling=SAMPLING, sticky_key=f"t{i}") for i in range(24)))
         return same, {r.endpoint for r in keys}
 
-    same, spread = run(go, endpoints(pair))
+    same, spread = run(go, endpoints(pair), routing="sticky")
     assert len(same) == 1
     assert spread == {s.url for s in pair}  # different keys land on both replicas
 

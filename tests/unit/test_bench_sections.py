@@ -54,8 +54,8 @@ def test_a_result_writes_its_keys_as_the_files_have_them() -> None:
 
 
 def test_every_section_is_found_by_name() -> None:
-    assert list(BY_NAME) == ["micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "peers_matrix",
-                             "peers_tau2"]
+    assert list(BY_NAME) == ["micro", "cpu", "saturation", "pools", "scale", "scaling", "spill", "kv",
+                             "peers_matrix", "peers_tau2"]
 
 
 def test_merge_keeps_the_files_figures_and_takes_this_runs_params(tmp_path: Path) -> None:

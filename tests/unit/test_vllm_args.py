@@ -53,3 +53,32 @@ def test_the_shipped_chat_template_by_name_or_a_path(tmp_path: Path):
     assert cmd[cmd.index("--chat-template") + 1] == str(own)
     with pytest.raises(ConfigError, match="chat_template='nope' is neither a shipped template \\(chatml_tools\\)"):
         argv("workflow=nr", "llm.chat_template=nope")
+
+
+def test_priority_scheduling_and_prefix_caching_flags_reach_vllm_and_the_sim():
+    """llm.scheduling_policy=priority starts the servers with vLLM's --scheduling-policy priority (the
+    clients then send `priority`); llm.prefix_caching=false with --no-enable-prefix-caching. The sim
+    parses the same flags."""
+    from slurmgen.sim.__main__ import parse_args
+
+    assert "--scheduling-policy" not in argv() and "--no-enable-prefix-caching" not in argv()
+    assert has(argv("llm.scheduling_policy=priority"), ["--scheduling-policy", "priority"])
+    assert has(argv("llm.prefix_caching=false"), ["--no-enable-prefix-caching"])
+    sim = argv("llm.backend=sim", "llm.scheduling_policy=priority", "llm.prefix_caching=false",
+               "llm.extra_args=[]")
+    inner = sim[sim.index("--") + 1:]
+    assert inner[1:3] == ["-m", "slurmgen.sim"]
+    args = parse_args([a.replace("{host}", "127.0.0.1").replace("{port}", "0") for a in inner[3:]])
+    assert args.scheduling_policy == "priority" and args.enable_prefix_caching is False
+
+
+def test_an_unknown_scheduling_policy_or_routing_is_refused():
+    from slurmgen.config.bounds import check_bounds
+
+    register_all()
+    with initialize_config_module(config_module="slurmgen.configs", version_base=None):
+        conf = typed(compose(config_name="config", overrides=["llm.scheduling_policy=lifo", "llm.routing=random"]))
+    with pytest.raises(ConfigError) as err:
+        check_bounds(conf)
+    assert "llm.scheduling_policy" in str(err.value) and "fcfs or priority" in str(err.value)
+    assert "llm.routing" in str(err.value) and "least_outstanding" in str(err.value)

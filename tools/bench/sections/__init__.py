@@ -6,6 +6,7 @@ from typing import Any
 
 from ..section import Section
 from .cpu import Cpu
+from .kv import KV
 from .micro import Micro
 from .peers_matrix import PeersMatrix
 from .peers_tau2 import PeersTau2
@@ -16,5 +17,5 @@ from .scaling import Scaling
 from .spill import Spill
 
 SECTIONS: tuple[Section[Any], ...] = (Micro(), Cpu(), Saturation(), PoolsSection(), Scale(), Scaling(), Spill(),
-                                      PeersMatrix(), PeersTau2())
+                                      KV(), PeersMatrix(), PeersTau2())
 BY_NAME: dict[str, Section[Any]] = {s.name: s for s in SECTIONS}

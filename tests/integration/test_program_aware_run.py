@@ -1,0 +1,20 @@
+"""A run with program-aware serving on, as a user asks for it: `llm.routing=prefix
+llm.scheduling_policy=priority`. Every request then carries `priority`, which a server
+without --scheduling-policy priority answers with 400 (tests/integration/test_sim_prefix_cache):
+so every task finishing, with no LLM error at any peer, shows the replicas were started
+with the flag; the peers also poll the replicas' KV pressure meanwhile."""
+
+import json
+
+from tests.conftest import read_records, run_slurmgen
+
+
+def test_coral_with_prefix_routing_and_priority_finishes_every_task(run_dir):
+    run_slurmgen("workflow=coral", "dataset.limit=12", f"run.dir={run_dir}", "run.peers=2", "llm.time_scale=200",
+                 "llm.routing=prefix", "llm.scheduling_policy=priority")
+    recs = read_records(run_dir)
+    assert len(recs) == 12 and {r.status for r in recs} <= {"ok", "rejected"}, {r.reason for r in recs}
+    stats = [json.loads(p.read_text()) for p in (run_dir / "state").glob("stats-peer-*.json")]
+    per_replica = [s for peer in stats for s in peer["llm"].values()]
+    assert len(stats) == 2 and sum(s["ok"] for s in per_replica) > 24
+    assert sum(s["errors"] + s["retries"] for s in per_replica) == 0
