@@ -26,7 +26,7 @@ def test_each_section_has_both_modes_and_its_own_slots() -> None:
     assert len(slots) == len(set(slots)), sorted(slots)
     for s in SECTIONS:
         assert type(s.quick) is type(s.full) and isinstance(s.quick, msgspec.Struct), s.name
-    assert [s.name for s in SECTIONS if s.opt_in] == ["peers_matrix", "peers_tau2"]
+    assert [s.name for s in SECTIONS if s.opt_in] == ["kv", "peers_matrix", "peers_tau2"]
 
 
 def test_the_table_keeps_the_checked_in_order() -> None:

@@ -20,7 +20,7 @@ Sections (each writes its part of DIR/results.json as soon as it is done; sectio
   files per process, and the first limit met;
 - ``scaling``: tokens/s as agent peers and replicas grow 1 -> 2 -> 4 -> 8;
 - ``spill``: bytes on the wire with and without spill;
-- ``kv``: routing and scheduling policies against the servers' KV cache (coral with many turns,
+- ``kv`` (only with ``--only kv``): routing and scheduling policies against the servers' KV cache (coral with many turns,
   tau2 mock with many concurrent tasks; tight and ample KV): finished tasks/s, tokens/s, prefix
   hit rate, preemptions, task latency, ratio over least-outstanding FCFS (``kv.py``);
 - ``peers_matrix`` (only with ``--only`` or ``--peers``): Matrix itself (its own venv, its Coral flow, a

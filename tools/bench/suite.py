@@ -44,7 +44,7 @@ class Options:
 def chosen(only: str, peers: bool) -> list[str]:
     """The sections to run, in run order; a ParamError names an unknown one."""
     names = [s for s in only.split(",") if s] or [s.name for s in SECTIONS if not s.opt_in]
-    names += [s.name for s in SECTIONS if peers and s.opt_in and s.name not in names]
+    names += [s.name for s in SECTIONS if peers and s.opt_in and s.name.startswith("peers_") and s.name not in names]
     unknown = set(names) - set(BY_NAME)
     if unknown:
         raise ParamError(f"unknown sections {sorted(unknown)}; valid: {', '.join(BY_NAME)}")
