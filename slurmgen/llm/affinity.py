@@ -43,6 +43,20 @@ def message_chain(messages: Sequence[ChatMessage], tools: list[dict[str, Any]] |
     return hashes, ends
 
 
+class Routing(msgspec.Struct, frozen=True, kw_only=True):
+    """Which replica a request goes to (``llm.routing`` and its knobs, see ``LLMConf``)."""
+
+    policy: str = "least_outstanding"  # prefix | sticky | least_outstanding
+    sticky_load_factor: float = 1.25  # bounded load of a sticky (or prefix) choice; 0 = always
+    prefix_match: float = 0.3  # prefix: the share of the prompt a replica must hold
+    balance_abs: int = 64  # prefix: least loaded when the busiest has more outstanding than this
+    balance_rel: float = 1.5  # ... and more than this times the idlest's
+    send_priority: bool = False  # the servers run --scheduling-policy priority
+
+
+DEFAULT_ROUTING = Routing()
+
+
 class PrefixIndex:
     """The message-chain hashes one replica was sent, the most recent ``capacity`` of them."""
 

@@ -64,7 +64,7 @@ import aiohttp
 import msgspec
 
 from slurmgen.errors import LLMError
-from slurmgen.llm.affinity import PrefixIndex, TaskAges, message_chain
+from slurmgen.llm.affinity import DEFAULT_ROUTING, PrefixIndex, Routing, TaskAges, message_chain
 from slurmgen.llm.ratelimit import Limiter, LimiterStats, estimate_tokens, share
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall
 from slurmgen.proc import fdlimit
@@ -196,12 +196,7 @@ class LLMClient:
         max_connections_per_endpoint: int = 0,
         api_key: str | None = None,
         endpoint_wait_s: float = 120.0,
-        sticky_load_factor: float = 1.25,
-        routing: str = "least_outstanding",
-        prefix_match: float = 0.3,
-        balance_abs: int = 64,
-        balance_rel: float = 1.5,
-        send_priority: bool = False,
+        route: Routing = DEFAULT_ROUTING,
         pool: str = "default",
         limiter: Limiter | None = None,
         return_token_ids: bool = False,
@@ -218,12 +213,10 @@ class LLMClient:
         self._sockets = asyncio.Semaphore(self.socket_budget)
         self.endpoint_wait_s = endpoint_wait_s  # how long chat() waits for a first replica
         self.down_s = 2.0  # a replica refusing connections is avoided this long
-        self.sticky_load_factor = sticky_load_factor
-        self.routing = routing  # prefix | sticky | least_outstanding (see the module docstring)
-        self.prefix_match = prefix_match
-        self.balance_abs = balance_abs
-        self.balance_rel = balance_rel
-        self.send_priority = send_priority  # the servers run --scheduling-policy priority
+        self.sticky_load_factor = route.sticky_load_factor
+        self.routing = route.policy  # prefix | sticky | least_outstanding (see the module docstring)
+        self.prefix_match, self.balance_abs, self.balance_rel = route.prefix_match, route.balance_abs, route.balance_rel
+        self.send_priority = route.send_priority  # the servers run --scheduling-policy priority
         self._ages = TaskAges()
         self.limiter = limiter or Limiter()  # the pool's rpm / tpm / in-flight limits and 429 pauses
         self._headers = {"Content-Type": "application/json"}
@@ -256,12 +249,9 @@ class LLMClient:
             max_connections_per_endpoint=math.ceil(share(conf.max_connections_per_replica, peers)),
             api_key=api_key,
             endpoint_wait_s=conf.ready_timeout_s,
-            sticky_load_factor=conf.sticky_load_factor,
-            routing=conf.routing,
-            prefix_match=conf.prefix_match,
-            balance_abs=conf.balance_abs,
-            balance_rel=conf.balance_rel,
-            send_priority=conf.scheduling_policy == "priority",
+            route=Routing(policy=conf.routing, sticky_load_factor=conf.sticky_load_factor,
+                          prefix_match=conf.prefix_match, balance_abs=conf.balance_abs, balance_rel=conf.balance_rel,
+                          send_priority=conf.scheduling_policy == "priority"),
             limiter=limiter,
             return_token_ids=conf.return_token_ids,
         )

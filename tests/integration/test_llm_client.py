@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from slurmgen.errors import LLMError
+from slurmgen.llm.affinity import Routing
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import ChatMessage, ChatReply, Endpoint, Sampling, ToolCall, ToolFunction
 from tests.simproc import SimProc, start_sim, stop_sim
@@ -87,7 +88,7 @@ def test_sticky_key_keeps_its_replica(pair: list[SimProc]) -> None:
         keys = await asyncio.gather(*(client.chat(ASK, sampling=SAMPLING, sticky_key=f"t{i}") for i in range(24)))
         return same, {r.endpoint for r in keys}
 
-    same, spread = run(go, endpoints(pair), routing="sticky")
+    same, spread = run(go, endpoints(pair), route=Routing(policy="sticky"))
     assert len(same) == 1
     assert spread == {s.url for s in pair}  # different keys land on both replicas
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import urllib.request
 
+from slurmgen.llm.affinity import Routing
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import ChatMessage, Endpoint, Sampling
 from slurmgen.sim.content import lorem
@@ -42,7 +43,7 @@ async def conversations(routing: str, urls: list[str]) -> None:
     import random
 
     rng = random.Random(5)
-    llm = LLMClient(routing=routing)
+    llm = LLMClient(route=Routing(policy=routing))
     llm.set_endpoints([Endpoint(url=u, model=MODEL) for u in urls])
     chats = [[ChatMessage(role="user", content=lorem(rng, 200))] for _ in range(5)]  # odd: turn by turn, ties alternate
     for _ in range(4):  # turn after turn, one conversation at a time

@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import random
 
+from slurmgen.llm.affinity import Routing
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import Endpoint
 
@@ -13,7 +14,7 @@ URLS = [f"http://node{i}:8000" for i in range(4)]
 
 
 def client(factor: float) -> LLMClient:
-    c = LLMClient(sticky_load_factor=factor)
+    c = LLMClient(route=Routing(sticky_load_factor=factor))
     c.set_endpoints([Endpoint(url=u, model="m") for u in URLS])
     return c
 

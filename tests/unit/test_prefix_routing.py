@@ -4,7 +4,7 @@ the prompt; otherwise, or when the load is out of balance, the least loaded repl
 
 from __future__ import annotations
 
-from slurmgen.llm.affinity import PrefixIndex, TaskAges, message_chain
+from slurmgen.llm.affinity import PrefixIndex, Routing, TaskAges, message_chain
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import ChatMessage, Endpoint
 
@@ -12,7 +12,7 @@ URLS = [f"http://node{i}:8000" for i in range(3)]
 
 
 def client(**kw: object) -> LLMClient:
-    c = LLMClient(routing="prefix", **kw)  # type: ignore[arg-type]
+    c = LLMClient(route=Routing(policy="prefix", **kw))  # type: ignore[arg-type]
     c.set_endpoints([Endpoint(url=u, model="m") for u in URLS])
     return c
 

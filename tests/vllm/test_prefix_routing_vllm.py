@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from slurmgen.llm.affinity import Routing
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.types import ChatMessage, Endpoint, Sampling
 from slurmgen.sim.content import lorem
@@ -23,7 +24,7 @@ pytestmark = [pytest.mark.vllm, pytest.mark.timeout(900)]
 
 async def conversations(routing: str, urls: list[str], seed: int) -> None:
     rng = random.Random(seed)
-    llm = LLMClient(routing=routing)
+    llm = LLMClient(route=Routing(policy=routing))
     llm.set_endpoints([Endpoint(url=u, model="tiny") for u in urls])
     chats = [[ChatMessage(role="user", content=lorem(rng, 150))] for _ in range(5)]  # odd: ties alternate
     try:

@@ -35,6 +35,7 @@ from typing import Any
 import msgspec
 
 from slurmgen.config.workflows import get_workflow
+from slurmgen.llm.affinity import Routing
 from slurmgen.llm.client import LLMClient
 from slurmgen.llm.pressure import KVPressure
 from slurmgen.llm.types import Endpoint
@@ -143,7 +144,7 @@ def workflow_conf(p: KVParams) -> Any:
 
 def client(p: KVParams, urls: list[str]) -> LLMClient:
     routing = "prefix" if p.policy.startswith("prefix") else p.policy
-    llm = LLMClient(routing=routing, send_priority=p.policy == "prefix_priority", request_timeout_s=600.0)
+    llm = LLMClient(route=Routing(policy=routing, send_priority=p.policy == "prefix_priority"), request_timeout_s=600.0)
     llm.set_endpoints([Endpoint(url=u, model=MODEL) for u in urls])
     return llm
 
