@@ -213,10 +213,7 @@ class LLMClient:
         self._sockets = asyncio.Semaphore(self.socket_budget)
         self.endpoint_wait_s = endpoint_wait_s  # how long chat() waits for a first replica
         self.down_s = 2.0  # a replica refusing connections is avoided this long
-        self.sticky_load_factor = route.sticky_load_factor
-        self.routing = route.policy  # prefix | sticky | least_outstanding (see the module docstring)
-        self.prefix_match, self.balance_abs, self.balance_rel = route.prefix_match, route.balance_abs, route.balance_rel
-        self.send_priority = route.send_priority  # the servers run --scheduling-policy priority
+        self.route = route  # which replica a request goes to (see the module docstring)
         self._ages = TaskAges()
         self.limiter = limiter or Limiter()  # the pool's rpm / tpm / in-flight limits and 429 pauses
         self._headers = {"Content-Type": "application/json"}
@@ -317,10 +314,10 @@ class LLMClient:
     ) -> ChatReply:
         """One chat completion, retried across replicas; raises ``LLMError``."""
         body = self._body(messages, sampling, seed, tools, tool_choice, response_format)
-        if self.send_priority:
+        if self.route.send_priority:
             body = b'{"priority":%d,%s' % (self._ages.priority(sticky_key), body[1:])
-        route = _Route(sticky_key if self.routing == "sticky" else None,
-                       message_chain(messages, tools) if self.routing == "prefix" else None)
+        route = _Route(sticky_key if self.route.policy == "sticky" else None,
+                       message_chain(messages, tools) if self.route.policy == "prefix" else None)
         estimate = estimate_tokens(body, sampling.max_tokens)
         failures: list[str] = []
         tried: set[str] = set()
@@ -390,13 +387,13 @@ class LLMClient:
         hashes, ends = chain
         loads = [r.outstanding for r in replicas]
         chosen = None
-        if not (max(loads) > self.balance_abs and max(loads) > self.balance_rel * min(loads)) and ends:
+        if not (max(loads) > self.route.balance_abs and max(loads) > self.route.balance_rel * min(loads)) and ends:
             matched = {r.endpoint.url: r.prefixes.match(hashes) for r in replicas}
             best = max(matched.values())
-            if best and ends[best - 1] > self.prefix_match * ends[-1]:
+            if best and ends[best - 1] > self.route.prefix_match * ends[-1]:
                 chosen = self._least_loaded([r for r in replicas if matched[r.endpoint.url] == best])
-                bound = math.ceil(self.sticky_load_factor * (sum(loads) + 1) / len(replicas))
-                if self.sticky_load_factor > 0 and chosen.outstanding + 1 > bound:
+                bound = math.ceil(self.route.sticky_load_factor * (sum(loads) + 1) / len(replicas))
+                if self.route.sticky_load_factor > 0 and chosen.outstanding + 1 > bound:
                     chosen = None  # over the bounded-load limit, as sticky routing's
         chosen = chosen or self._least_loaded(replicas)
         chosen.prefixes.add(hashes)
@@ -405,10 +402,10 @@ class LLMClient:
     def _sticky(self, key: str, replicas: list[_Replica]) -> _Replica:
         """The key's first replica by rendezvous hashing that is under the load bound."""
         ranked = sorted(replicas, key=lambda r: _rendezvous(key, r.endpoint.url), reverse=True)
-        if self.sticky_load_factor <= 0 or len(ranked) == 1:
+        if self.route.sticky_load_factor <= 0 or len(ranked) == 1:
             return ranked[0]
         total = sum(r.outstanding for r in ranked) + 1  # with this request
-        bound = math.ceil(self.sticky_load_factor * total / len(ranked))
+        bound = math.ceil(self.route.sticky_load_factor * total / len(ranked))
         return next((r for r in ranked if r.outstanding + 1 <= bound), ranked[0])
 
     async def _candidates(self, model: str | None) -> list[_Replica]:
