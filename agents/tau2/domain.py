@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import pickle
 import sys
 import threading
 import uuid
@@ -118,8 +119,6 @@ def _telecom_raw() -> tuple[bytes, bytes]:
     """telecom's two TOML databases parsed once per process, kept pickled: tau2 parses them
     for every environment (24 + 2.5 ms of pure-Python TOML per session and twice more per
     evaluation, 31 % of a peer's reward thread in a profile); from these, 0.6 ms."""
-    import pickle
-
     from tau2.domains.telecom.environment import TELECOM_DB_PATH, TELECOM_USER_DB_PATH
     from tau2.utils.io_utils import load_file
 
@@ -129,8 +128,6 @@ def _telecom_raw() -> tuple[bytes, bytes]:
 def telecom_dbs() -> tuple[Any, Any]:
     """Fresh TelecomDB and TelecomUserDB, validated as ``TelecomDB.load`` does from a private
     copy of the parsed files (unpickled: nothing shared between sessions)."""
-    import pickle
-
     from tau2.domains.telecom.data_model import TelecomDB
     from tau2.domains.telecom.user_data_model import TelecomUserDB
 
