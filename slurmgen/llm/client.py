@@ -36,8 +36,8 @@ saying the context is too long raises ``LLMError(kind=Failure.CONTEXT_TOO_LONG)`
 other 4xx (``max_tokens`` above the model's length, an unknown model: no retry can fix them)
 raise ``LLMError(kind=Failure.BAD_REQUEST)`` at once. A request whose server dropped it mid-way
 (disconnected, connection reset: the server died or restarted) ends, once its retries are
-spent, as ``LLMError(kind=Failure.SERVER_DIED)``: its task's origin counts such deaths
-(slurmgen.runtime.origin, a poison request).
+spent or at its second server death, as ``LLMError(kind=Failure.SERVER_DIED)``: its task's
+origin counts such deaths (slurmgen.runtime.origin, a poison request).
 
 Unreachable replicas (a node lost or cut off): each replica has its own connections,
 closed when it leaves the replica list (the registry expired it), which fails its
@@ -79,6 +79,9 @@ _CONTEXT_MARKERS = (
     "prompt is too long",
 )
 _MAX_RETRY_AFTER_S = 60.0
+# a request whose server died under it this many times is given up at once (a poison request would
+# otherwise kill a fresh server on every retry); its task's origin decides whether to try again
+MAX_DEATHS_PER_REQUEST = 2
 
 
 class _Message(msgspec.Struct, kw_only=True):
@@ -321,7 +324,7 @@ class LLMClient:
         estimate = estimate_tokens(body, sampling.max_tokens)
         failures: list[str] = []
         tried: set[str] = set()
-        died = False  # some attempt's server dropped it mid-request
+        died = 0  # attempts whose server dropped it mid-request
         for attempt in range(self.max_retries + 1):
             permit = await self.limiter.acquire(estimate)
             try:
@@ -337,8 +340,8 @@ class LLMClient:
                 permit.done()
             failures.append(f"{replica.endpoint.url}: {failed}")
             tried.add(replica.endpoint.url)
-            died = died or failed.kind is Failure.SERVER_DIED
-            if attempt == self.max_retries:
+            died += failed.kind is Failure.SERVER_DIED
+            if attempt == self.max_retries or died == MAX_DEATHS_PER_REQUEST:
                 raise LLMError(self._give_up(failures), kind=Failure.SERVER_DIED if died else failed.kind) from None
             replica.stats.retries += 1
             await asyncio.sleep(self._delay(attempt, failed, model, tried))

@@ -166,6 +166,35 @@ def test_persistent_errors_raise_llm_error_naming_endpoint_and_status() -> None:
     assert "HTTP 503" in str(err) and "engine dead" in str(err)
 
 
+def test_a_request_whose_server_dies_twice_is_given_up_as_server_died() -> None:
+    """A poison request kills every server it reaches: the client stops at its second server death
+    (not after all its retries) and names the class, so the origin counts engine deaths per try."""
+    hits = []
+
+    async def dies(request: web.Request) -> web.Response:
+        hits.append(1)
+        assert request.transport is not None
+        request.transport.abort()  # the process died mid-request: the connection drops, no reply
+        await asyncio.sleep(5)
+        return completion()
+
+    async def go() -> LLMError:
+        async with fake_server(dies) as url:
+            client = LLMClient(backoff_s=0.001, max_retries=4)
+            client.down_s = 0.0  # the one replica is tried again at once
+            client.set_endpoints([Endpoint(url=url, model="m")])
+            try:
+                with pytest.raises(LLMError) as info:
+                    await client.chat(ASK, sampling=SAMPLING)
+                return info.value
+            finally:
+                await client.close()
+
+    err = asyncio.run(go())
+    assert err.kind == "server_died" and "after 2 attempts" in str(err), str(err)
+    assert len(hits) == 2
+
+
 def test_other_client_errors_are_bad_requests_not_retried() -> None:
     hits = []
 
