@@ -33,11 +33,14 @@ LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 SCRAPE_MS = 500  # Prometheus's own durations: "500ms"
 SCRAPE_S = SCRAPE_MS / 1000
 # tau2 on the mock domain (tool pools), the user simulator on its own LLM pool; the simulator
-# at real speed (time_scale=1), so that requests and tool sessions are open at some scrapes;
-# the peers' stats every 0.25 s; /metrics kept up 8 scrape intervals after the end.
-RUN = ("workflow=tau2", "workflow.domain=mock", "workflow.max_steps=40",
+# at real speed (time_scale=1) and the assistant slower (0.3), so that requests and tool sessions
+# are open at some scrapes (a mock session lasts 0.4-2 s at real speed: CI once saw none open
+# at any scrape; at 0.3 they last 0.7-4.6 s), and tasks cut at 16 steps (the longest one had
+# 42 turns: the run's time); the peers' stats every 0.25 s; /metrics kept up 8 scrape
+# intervals after the end.
+RUN = ("workflow=tau2", "workflow.domain=mock", "workflow.max_steps=16",
        "llms.user_sim.model=sim-llama-3.1-70b", "llms.user_sim.replicas=1", "llms.user_sim.time_scale=1",
-       "workflow.role_llm.user=user_sim", "llm.time_scale=1", "run.progress=false", "run.lease_renew_s=0.25",
+       "workflow.role_llm.user=user_sim", "llm.time_scale=0.3", "run.progress=false", "run.lease_renew_s=0.25",
        f"run.metrics_linger_s={8 * SCRAPE_S}")
 
 
