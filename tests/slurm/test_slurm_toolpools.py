@@ -25,9 +25,11 @@ SANDBOX = "bwrap" if shutil.which("bwrap") else "none"
 def test_tau2_pools_run_as_their_own_array_and_a_cancelled_member_is_resubmitted(
         slurm_cluster: None, tmp_path: Path, job_prefix: str) -> None:
     run_dir = tmp_path / "run"
-    args = [*SLURM, "workflow=tau2", "workflow.domain=telecom",
-            "llm.script=oracle", "dataset.limit=24", "llm.time_scale=20", "run.peers=2", "llm.replicas=1",
-            "toolpool.size=2", f"toolpool.sandbox={SANDBOX}", "toolpool.on_lost=restart", "cluster.toolpool.mem=500M",
+    # slow enough (time scale 5, 4 tasks in flight per peer) that the run is still going when the
+    # member's cancellation is seen: at time scale 20 telecom's 24 tasks ended first (CI)
+    args = [*SLURM, "workflow=tau2", "workflow.domain=telecom", "llm.script=oracle", "dataset.limit=24",
+            "llm.time_scale=5", "run.max_in_flight=4", "run.peers=2", "llm.replicas=1", "toolpool.size=2",
+            f"toolpool.sandbox={SANDBOX}", "toolpool.on_lost=restart", "cluster.toolpool.mem=500M",
             f"run.dir={run_dir}", f"cluster.job_prefix={job_prefix}", "run.progress=false"]
     pool_0, code, err = signal_mid_run(args, run_dir, job_prefix, "toolpool", 0, after=2, timeout=240)
     assert code == 0, err
