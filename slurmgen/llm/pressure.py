@@ -1,14 +1,22 @@
 """KV-cache pressure of a pool's replicas, read from their /metrics, to admit new tasks slowly.
 
-vLLM (and the simulator) report ``vllm:kv_cache_usage_perc`` (0..1) and
-``vllm:num_preemptions_total``. A replica is under pressure when its cache is nearly full
-(usage at or above ``usage_high``) or it preempted requests since the previous poll
-(every ``interval_s``). While any replica is, ``admit()`` holds new tasks back (all of them
-but the first when no task is live: there is always progress), and once the pressure
-has passed lets them in one per poll: the tasks already running finish instead of being
-thrashed by newcomers whose prompts evict their KV. Admitted tasks are never held back.
-A peer's origin awaits ``admit(tasks in flight)`` before issuing each task when a pool it
-uses runs ``llm.scheduling_policy=priority``.
+vLLM (and the simulator) report ``vllm:kv_cache_usage_perc`` (0..1),
+``vllm:num_preemptions_total`` and ``vllm:cache_config_info`` (its ``num_gpu_blocks`` and
+``block_size``: the replica's KV capacity). ``admit()`` holds a new task back (never the
+first when no task is live: there is always progress) while
+
+- a replica is under pressure: its cache nearly full (usage at or above ``usage_high``) or
+  it preempted requests since the previous poll (every ``interval_s``); once the pressure
+  has passed new tasks come in one per poll;
+- or the live tasks' conversations (``footprints``: slurmgen.llm.footprint) would hold more
+  than ``fill`` of this process's ``share`` of the replicas' KV capacity with one more task:
+  it would evict prefixes that tasks waiting for their next turn will need again. Until a
+  task has ended (no mean footprint to expect yet) new tasks come in one per poll (a slow
+  start), and none before the first poll has read the capacity.
+
+The tasks already running finish instead of being thrashed by newcomers whose prompts evict
+their KV. Admitted tasks are never held back. A peer's origin awaits ``admit(tasks in
+flight)`` before issuing each task when a pool it uses runs ``llm.scheduling_policy=priority``.
 """
 
 from __future__ import annotations
@@ -17,30 +25,48 @@ import asyncio
 import contextlib
 import re
 import time
+from typing import NamedTuple
 
 import aiohttp
 
+from slurmgen.llm.footprint import Footprints
+
 _SAMPLE = re.compile(r"^(vllm:kv_cache_usage_perc|vllm:num_preemptions_total)(?:\{[^}]*\})?\s+([0-9.eE+-]+)$", re.M)
+_CONFIG = re.compile(r"^vllm:cache_config_info\{([^}]*)\}", re.M)
+_LABEL = re.compile(r'(num_gpu_blocks|block_size)="(\d+)"')
 
 
-def parse(text: str) -> tuple[float, float]:
-    """(KV cache usage 0..1, preemptions so far) of one replica's /metrics text."""
+class Reading(NamedTuple):
+    usage: float  # KV cache usage, 0..1
+    preempted: float  # preemptions so far
+    capacity: int  # KV cache tokens (num_gpu_blocks x block_size; 0 = not reported)
+
+
+def parse(text: str) -> Reading:
+    """What one replica's /metrics text says of its KV cache."""
     usage = preempted = 0.0
     for name, value in _SAMPLE.findall(text):
         if name == "vllm:kv_cache_usage_perc":
             usage = max(usage, float(value))
         else:
             preempted += float(value)
-    return usage, preempted
+    config = _CONFIG.search(text)
+    labels = dict(_LABEL.findall(config.group(1))) if config else {}
+    return Reading(usage, preempted, int(labels.get("num_gpu_blocks", 0)) * int(labels.get("block_size", 0)))
 
 
 class KVPressure:
     """Polls the replicas' /metrics; see the module docstring."""
 
-    def __init__(self, urls: list[str], *, usage_high: float = 0.95, interval_s: float = 0.5) -> None:
+    def __init__(self, urls: list[str], *, usage_high: float = 0.95, interval_s: float = 0.5,
+                 footprints: Footprints | None = None, fill: float = 0.9) -> None:
         self.urls = list(urls)
         self.usage_high = usage_high
         self.interval_s = interval_s
+        self.footprints = footprints  # the live tasks' conversation sizes (None: not counted)
+        self.fill = fill
+        self.share = 1.0  # of the replicas' KV this process's tasks may fill (1 / peers using them)
+        self.capacity: dict[str, int] = {}  # KV cache tokens of each replica
         self.under_pressure = False
         self.held_s = 0.0  # seconds new tasks waited in admit(), summed
         self._calm_polls = 0  # polls since the last one under pressure
@@ -53,10 +79,11 @@ class KVPressure:
         for url in self.urls:
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError, OSError):
                 async with session.get(url.rstrip("/") + "/metrics") as resp:
-                    usage, preempted = parse(await resp.text())
-                rose = preempted > self._preempted.get(url, preempted)
-                self._preempted[url] = preempted
-                pressured = pressured or rose or usage >= self.usage_high
+                    reading = parse(await resp.text())
+                rose = reading.preempted > self._preempted.get(url, reading.preempted)
+                self._preempted[url] = reading.preempted
+                self.capacity[url] = reading.capacity
+                pressured = pressured or rose or reading.usage >= self.usage_high
         self.under_pressure = pressured
         self._calm_polls = 0 if pressured else self._calm_polls + 1
 
@@ -79,13 +106,17 @@ class KVPressure:
     async def admit(self, live: int) -> None:
         """Return when a new task may start, ``live`` tasks being in flight (see the module docstring)."""
         t0 = time.monotonic()
-        while live and (self.under_pressure or self._recovering()):
+        while live and self._hold(live):
             await asyncio.sleep(self.interval_s / 4)
         self.held_s += time.monotonic() - t0
 
-    def _recovering(self) -> bool:
-        """Right after pressure (the last few polls): one task per poll interval; False = admit now."""
-        if self._calm_polls >= 4:
+    def _hold(self, live: int) -> bool:
+        """Whether a new task must wait now; a paced one (one per poll interval) takes its turn."""
+        if self.under_pressure or self.full(live):
+            return True
+        fp = self.footprints
+        slow_start = fp is not None and not fp.expected and self.capacity_tokens() > 0
+        if not slow_start and self._calm_polls >= 4:
             return False
         now = time.monotonic()
         if now < self._next_admit:
@@ -93,3 +124,15 @@ class KVPressure:
         self._next_admit = now + self.interval_s
         return False
 
+    def capacity_tokens(self) -> int:
+        return sum(self.capacity.get(url, 0) for url in self.urls)
+
+    def full(self, live: int) -> bool:
+        """Whether one more task's conversations would overfill this process's share of the replicas' KV."""
+        fp = self.footprints
+        if fp is None:
+            return False
+        if not self.capacity:
+            return True  # not polled yet
+        capacity = self.capacity_tokens()
+        return bool(capacity and fp.expected and fp.resident(live + 1) > self.fill * self.share * capacity)

@@ -32,6 +32,7 @@ from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import DiskFull
 from slurmgen.input import duplicates
 from slurmgen.input.dataset import check_path, iter_shard
+from slurmgen.llm.footprint import Footprints
 from slurmgen.llm.poolset import PoolClients
 from slurmgen.llm.pressure import KVPressure
 from slurmgen.proc import fdlimit
@@ -104,14 +105,29 @@ class Peer:
                          spill=self.spill, dispatch=self.dispatch, registry=self.registry, metrics=self.metrics,
                          tasks=self.tasks)
         self.ledger = Ledger(run.shard(self.shard))
-        # pools under scheduling_policy=priority: new tasks wait while their replicas report KV pressure
-        self.kv_pools = [name for name, pool in pools.used(conf).items() if pool.scheduling_policy == "priority"]
-        self.kv = KVPressure([]) if self.kv_pools else None
+        self.kv = self._kv_gate(conf)
         self.origin = Origin(self.peer_id, self.ledger, self.workflow, OriginPolicy.of(conf, self.shards),
-                             send=self.dispatch.send, spill=self.spill, release=self.tools.release,
+                             send=self.dispatch.send, spill=self.spill, release=self._release,
                              settled=self._maybe_mark_done, admit=self.kv.admit if self.kv else None)
         self.inbox = Inbox(self.router_sock, self.received, dispatch=self.dispatch, hops=self.hops,
                            origin=self.origin, spill=self.spill, home=self._start_home)
+
+    def _kv_gate(self, conf: SlurmgenConf) -> KVPressure | None:
+        """Pools under scheduling_policy=priority: new tasks wait while their replicas report KV pressure
+        or the live tasks' conversations fill their KV (slurmgen.llm.pressure)."""
+        self.kv_pools = [name for name, pool in pools.used(conf).items() if pool.scheduling_policy == "priority"]
+        if not self.kv_pools:
+            return None
+        footprints = Footprints()
+        for name in self.kv_pools:
+            self.llm.clients[name].footprints = footprints
+        return KVPressure([], footprints=footprints)
+
+    def _release(self, orch: Orchestrator) -> None:
+        """The task is written: its tool sessions close, its conversations leave the KV footprint."""
+        self.tools.release(orch)
+        if self.kv is not None and self.kv.footprints is not None:
+            self.kv.footprints.forget(orch.task_id)
 
     # -- membership -------------------------------------------------------------------
     def _on_membership(self) -> None:
@@ -120,6 +136,7 @@ class Peer:
         self.llm.set_members(view.of_kind("llm"))
         if self.kv is not None:
             self.kv.urls = [ep.url for name in self.kv_pools for ep in self.llm.clients[name].endpoints()]
+            self.kv.share = 1.0 / max(1, len(view.of_kind("peer")))  # each peer fills its share of the KV
         self.tools.on_membership()
         self.dispatch.pump_all()
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from slurmgen.errors import LLMError, ToolPoolError
+from slurmgen.llm.footprint import CURRENT_TASK
 from slurmgen.protocol import Failure, Orchestrator, Status
 from slurmgen.workflow import RoleContext, Task, Workflow, close_task, fail, finish
 
@@ -26,7 +27,11 @@ async def run_role(workflow: Workflow, ctx: RoleContext[Any] | None, orch: Orche
         if handler is None or ctx is None:
             raise KeyError(f"workflow {workflow.name!r} has no role {role!r}")
         task = workflow.new_task(orch)
-        await handler(task, ctx)
+        current = CURRENT_TASK.set(orch.task_id)  # its LLM requests count towards its KV footprint
+        try:
+            await handler(task, ctx)
+        finally:
+            CURRENT_TASK.reset(current)
     except (LLMError, ToolPoolError) as exc:
         log.warning("task=%s role=%s %s: %s", orch.task_id, role, exc.kind, exc)
         fail(orch, exc.kind, str(exc))

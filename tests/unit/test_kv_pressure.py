@@ -1,6 +1,7 @@
 """KV pressure from the replicas' /metrics (served by a real aiohttp server): a replica whose
 preemptions rose since the last poll, or whose KV cache is nearly full, holds new tasks back
-while others run; the first task always gets in."""
+while others run; so do live conversations that fill the replicas' KV capacity (from
+``vllm:cache_config_info``); the first task always gets in."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
+from slurmgen.llm.footprint import Footprints
 from slurmgen.llm.pressure import KVPressure, parse
 
+CONFIG = 'vllm:cache_config_info{{model_name="m",block_size="16",num_gpu_blocks="{blocks}"}} 1.0\n'
 TEXT = """# TYPE vllm:kv_cache_usage_perc gauge
 vllm:kv_cache_usage_perc{{model_name="m"}} {usage}
 # TYPE vllm:num_preemptions_total counter
@@ -18,16 +21,15 @@ vllm:num_preemptions_total{{model_name="m"}} {preempted}
 """
 
 
-def test_parse_reads_usage_and_preemptions() -> None:
-    assert parse(TEXT.format(usage=0.5, preempted=3.0)) == (0.5, 3.0)
-    assert parse("") == (0.0, 0.0)
+def test_parse_reads_usage_preemptions_and_capacity() -> None:
+    assert parse(TEXT.format(usage=0.5, preempted=3.0)) == (0.5, 3.0, 0)
+    assert parse(CONFIG.format(blocks=1500) + TEXT.format(usage=0.5, preempted=3.0)) == (0.5, 3.0, 24_000)
+    assert parse("") == (0.0, 0.0, 0)
 
 
-async def _scenario() -> list[bool]:
-    state = {"usage": 0.2, "preempted": 0.0}
-
+async def _serve(state: dict[str, float]) -> tuple[web.AppRunner, str]:
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(text=TEXT.format(**state))
+        return web.Response(text=CONFIG.format(blocks=int(state.get("blocks", 0))) + TEXT.format(**state))
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
@@ -35,7 +37,12 @@ async def _scenario() -> list[bool]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+async def _scenario() -> list[bool]:
+    state = {"usage": 0.2, "preempted": 0.0}
+    runner, url = await _serve(state)
     gate = KVPressure([url], interval_s=0.05)
     seen = []
     async with aiohttp.ClientSession() as session:
@@ -59,3 +66,35 @@ async def _scenario() -> list[bool]:
 
 def test_pressure_holds_new_tasks_back() -> None:
     assert asyncio.run(_scenario()) == [False, True, False, True, False, False]
+
+
+async def _full_scenario() -> list[bool]:
+    """Two replicas of 200 blocks (6,400 tokens); this process may fill 0.9 of half of them (2,880)."""
+    state = {"usage": 0.2, "preempted": 0.0, "blocks": 200}
+    (r1, url1), (r2, url2) = await _serve(state), await _serve(state)
+    fp = Footprints()
+    gate = KVPressure([url1, url2], interval_s=0.05, footprints=fp, fill=0.9)
+    gate.share = 0.5
+    seen = [gate.full(1)]  # not polled yet: capacity unknown
+    async with aiohttp.ClientSession() as session:
+        for _ in range(5):
+            await gate.poll_once(session)
+        fp.record("t0", "agent", 1000, 1, 0.0)
+        fp.forget("t0")  # a task ended at 1,000 tokens: a live task is expected to reach as much
+        fp.record("t1", "agent", 300, 1, 0.0)
+        seen.append(gate.full(1))  # t1 (counted at 1,000) and one more: 2,000
+        seen.append(gate.full(2))  # t1, one without a reply yet and one more: 3,000
+        waiting = asyncio.create_task(gate.admit(2))
+        await asyncio.sleep(0.2)
+        seen.append(waiting.done())  # held back while the live conversations fill the share
+        await asyncio.wait_for(gate.admit(0), 1.0)  # nothing live: a task gets in anyway
+        fp.forget("t1")  # t1 ended: its conversations left the live set
+        await asyncio.wait_for(gate.admit(1), 1.0)
+        waiting.cancel()
+    await r1.cleanup()
+    await r2.cleanup()
+    return seen
+
+
+def test_live_conversations_filling_the_kv_capacity_hold_new_tasks_back() -> None:
+    assert asyncio.run(_full_scenario()) == [True, False, True, False]

@@ -9,8 +9,9 @@ simulators' /metrics. Policies:
 - ``sticky``: bounded-load hashing of each conversation (slurmgen's former default);
 - ``prefix``: prefix-aware routing (slurmgen.llm.affinity, vllm-router's cache_aware);
 - ``prefix_priority``: prefix-aware, servers under ``--scheduling-policy priority``, each
-  request with its task's priority (older tasks first), and new tasks admitted one per
-  poll while a replica reports KV pressure (slurmgen.llm.pressure).
+  request with its task's priority (older tasks first), and a new task admitted only while
+  the live tasks' conversations fit the replicas' KV and no replica reports KV pressure
+  (slurmgen.llm.pressure, slurmgen.llm.footprint).
 
 Times are wall-clock seconds of the simulators running ``time_scale`` times faster than
 the modelled GPU: compare ratios, not absolute rates. ``measure`` is one measurement,
@@ -37,6 +38,7 @@ import msgspec
 from slurmgen.config.workflows import get_workflow
 from slurmgen.llm.affinity import Routing
 from slurmgen.llm.client import LLMClient
+from slurmgen.llm.footprint import Footprints
 from slurmgen.llm.pressure import KVPressure
 from slurmgen.llm.types import Endpoint
 from slurmgen.protocol import Orchestrator, Status
@@ -213,19 +215,27 @@ async def drive(p: KVParams, urls: list[str]) -> Window:
     ctxs = {role: RoleContext(llm=llm, conf=conf, log=logging.getLogger("bench.kv"), tools=tools)
             for role in workflow.roles}
     todo = task_list(conf)
-    gate = KVPressure(urls) if p.policy == "prefix_priority" else None
+    gate = None
+    if p.policy == "prefix_priority":
+        llm.footprints = Footprints()
+        gate = KVPressure(urls, footprints=llm.footprints)
     done: list[tuple[float, float, bool]] = []  # (end, latency, failed)
     live = 0
+
+    admission = asyncio.Lock()  # one task admitted at a time, as a peer's origin issues them
 
     async def worker() -> None:
         nonlocal live
         for task in todo:
-            if gate is not None:
-                await gate.admit(live)
-            live += 1
+            async with admission:
+                if gate is not None:
+                    await gate.admit(live)
+                live += 1
             t0 = time.monotonic()
             orch = await run_task(workflow, ctxs, task, p.seed, tools)
             live -= 1
+            if llm.footprints is not None:
+                llm.footprints.forget(orch.task_id)
             done.append((time.monotonic(), time.monotonic() - t0, orch.status == Status.FAILED))
 
     if gate is not None:

@@ -2,13 +2,20 @@
 coral with many turns and tau2 mock with many concurrent tasks, on replicas whose KV holds
 fewer than all live conversations (tight) and on ample KV; per policy finished tasks/s,
 tokens/s, prefix hit rate, preemptions, task latency p50/p99 and the ratio over
-least-outstanding FCFS."""
+least-outstanding FCFS.
+
+Coral's turns are cut at ``kv_coral_reply_tokens`` (before an answer's last line, so no
+debate agrees early: every task runs its 30 turns): each turn adds a short reply to a long,
+growing history, the shape of agentic work, where a prefix evicted between two turns costs a
+prefill of the whole history. Its ample-KV run shows what the KV costs FCFS."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import msgspec
+
+from slurmgen.workflow import Sampling
 
 from ..common import log
 from ..kv import KVParams, KVResult, compare, table
@@ -17,7 +24,11 @@ from .fmt import fmt
 
 
 class Params(msgspec.Struct, kw_only=True):
-    kv_window: float  # s measured per policy (after a quarter of it as warm-up)
+    kv_window: float  # s measured per policy
+    # s of warm-up before it, so that the window sees a steady state, not the first wave of tasks
+    # (coral's 30 turns take ~45 s under FCFS on tight KV; a tau2 mock task ~1-4 s)
+    kv_coral_warm: float
+    kv_tau2_warm: float
     kv_replicas: int = 2
     # lower than other sections': the modelled GPU, not the driver's or the simulators' CPU, must bind
     # (at 5 tau2's simulators were CPU-bound on 2 loaded cores; at 2 every replica was busy 100 %)
@@ -27,7 +38,8 @@ class Params(msgspec.Struct, kw_only=True):
     # ~880 prompt tokens a coral request, two conversations a task; ~1,010 a tau2 mock request)
     kv_coral_tight_blocks: int = 1_500
     kv_tau2_tight_blocks: int = 1_500
-    kv_coral_tasks: int = 32  # coral tasks at once (up to 30 turns each)
+    kv_coral_tasks: int = 32  # coral tasks at once (30 turns each)
+    kv_coral_reply_tokens: int = 96  # a coral agent's turn at most (the default 1,024 ends most debates early)
     kv_tau2_tasks: int = 64  # tau2 mock tasks at once
 
 
@@ -44,11 +56,14 @@ class Result(SectionResult, kw_only=True):
 
 def workloads(p: Params) -> dict[str, dict[str, KVParams]]:
     out: dict[str, dict[str, KVParams]] = {}
-    for workflow, tasks, tight in (("coral", p.kv_coral_tasks, p.kv_coral_tight_blocks),
-                                   ("tau2", p.kv_tau2_tasks, p.kv_tau2_tight_blocks)):
-        overrides = {"max_turns": 30} if workflow == "coral" else {}
+    for workflow, tasks, tight, warm in (("coral", p.kv_coral_tasks, p.kv_coral_tight_blocks, p.kv_coral_warm),
+                                         ("tau2", p.kv_tau2_tasks, p.kv_tau2_tight_blocks, p.kv_tau2_warm)):
+        overrides: dict[str, Any] = {}
+        if workflow == "coral":
+            overrides = {"max_turns": 30, "agent_sampling": Sampling(temperature=0.2, top_p=0.9,
+                                                                     max_tokens=p.kv_coral_reply_tokens)}
         out[workflow] = {kv: KVParams(workflow=workflow, policy="least_outstanding", kv_blocks=blocks,
-                                      replicas=p.kv_replicas, concurrency=tasks, warm_s=p.kv_window / 4,
+                                      replicas=p.kv_replicas, concurrency=tasks, warm_s=warm,
                                       window_s=p.kv_window, time_scale=p.kv_scale, overrides=overrides)
                          for kv, blocks in (("tight", tight), ("ample", p.kv_ample_blocks))}
     return out
@@ -73,8 +88,8 @@ def rows(r: dict[str, Any]) -> list[Row]:
 class KV:
     name = "kv"
     opt_in = True  # ~8 min quick, ~21 min full: only with --only kv (not in the CI smoke set)
-    quick = Params(kv_window=20.0)
-    full = Params(kv_window=60.0)
+    quick = Params(kv_window=30.0, kv_coral_warm=30.0, kv_tau2_warm=5.0)
+    full = Params(kv_window=60.0, kv_coral_warm=60.0, kv_tau2_warm=15.0)
     table = ((125, rows),)
 
     def run(self, ctx: Context, p: Params) -> Result:
