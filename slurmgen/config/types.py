@@ -123,7 +123,8 @@ class LLMConf:
     # starts them with --no-enable-prefix-caching
     prefix_caching: bool = True
     # fcfs, or priority: each request carries its task's priority (tasks started earlier first)
-    # and the servers start with --scheduling-policy priority (vllm, sim)
+    # and the servers start with --scheduling-policy priority (vllm, sim); new tasks wait while
+    # the live tasks' conversations fill the replicas' KV cache (slurmgen.llm.pressure)
     scheduling_policy: str = "fcfs"
     ready_timeout_s: float = 120.0  # a server not healthy in this time fails the run
     extra_args: list[str] = field(default_factory=list)  # appended to the server command
