@@ -139,6 +139,14 @@ class SessionHandle(msgspec.Struct, frozen=True, kw_only=True):
 # The orchestrator: one task travelling between peers
 
 
+class KVUse(msgspec.Struct, array_like=True, frozen=True):
+    """One conversation's KV after its last reply (slurmgen.llm.footprint)."""
+
+    tokens: int  # prompt + reply tokens: what its server just cached
+    shared: int  # of them, the leading part other conversations share (tools + first message)
+    shared_id: int  # names that part
+
+
 class Orchestrator(msgspec.Struct, tag="orch", kw_only=True, omit_defaults=True):
     """The task message. It carries everything a stateless role needs."""
 
@@ -162,6 +170,8 @@ class Orchestrator(msgspec.Struct, tag="orch", kw_only=True, omit_defaults=True)
     log: str = ""  # where a failure was logged: "<log file> task=<id>"
     # tool-pool sessions this task holds (closed by its origin when the record is written)
     sessions: list[SessionHandle] = []
+    # its conversations' KV by conversation, recorded under llm.scheduling_policy=priority
+    kv: dict[str, KVUse] = {}
 
 
 class Credit(msgspec.Struct, tag="credit", kw_only=True):

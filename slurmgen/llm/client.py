@@ -65,7 +65,7 @@ import msgspec
 
 from slurmgen.errors import LLMError
 from slurmgen.llm.affinity import DEFAULT_ROUTING, PrefixIndex, Routing, TaskAges, message_chain
-from slurmgen.llm.footprint import CURRENT_TASK, Footprints, shared_prefix
+from slurmgen.llm.footprint import CURRENT_TASK, kv_use
 from slurmgen.llm.ratelimit import Limiter, LimiterStats, estimate_tokens, share
 from slurmgen.llm.types import ChatMessage, ChatReply, CompletionUsage, Endpoint, EndpointStats, Sampling, ToolCall
 from slurmgen.proc import fdlimit
@@ -219,7 +219,7 @@ class LLMClient:
         self.down_s = 2.0  # a replica refusing connections is avoided this long
         self.route = route  # which replica a request goes to (see the module docstring)
         self._ages = TaskAges()
-        self.footprints: Footprints | None = None  # live tasks' conversation sizes, when admission needs them
+        self.record_kv = False  # record each conversation's KV in its task (llm.scheduling_policy=priority)
         self.limiter = limiter or Limiter()  # the pool's rpm / tpm / in-flight limits and 429 pauses
         self._headers = {"Content-Type": "application/json"}
         if api_key:
@@ -333,8 +333,8 @@ class LLMClient:
                 replica = await self._pick(model, route, tried)
                 reply = await self._send(replica, body)
                 permit.done(reply.usage.prompt_tokens + reply.usage.completion_tokens)
-                if self.footprints is not None:
-                    self._record_footprint(messages, tools, sticky_key, reply)
+                if self.record_kv:
+                    self._record_kv(messages, tools, sticky_key, reply)
                 return reply
             except _AttemptFailed as exc:
                 failed = exc
@@ -351,14 +351,14 @@ class LLMClient:
             await asyncio.sleep(self._delay(attempt, failed, model, tried))
         raise AssertionError("unreachable")
 
-    def _record_footprint(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None,
-                          sticky_key: str | None, reply: ChatReply) -> None:
-        """The conversation's size now (prompt + reply: what its server just cached), under its task."""
-        task_id = CURRENT_TASK.get()
-        if task_id is not None and self.footprints is not None:
-            shared_id, shared_frac = shared_prefix(messages, tools)
-            self.footprints.record(task_id, sticky_key or "", reply.usage.prompt_tokens
-                                   + reply.usage.completion_tokens, shared_id, shared_frac)
+    @staticmethod
+    def _record_kv(messages: list[ChatMessage], tools: list[dict[str, Any]] | None, sticky_key: str | None,
+                   reply: ChatReply) -> None:
+        """The conversation's size now (prompt + reply: what its server just cached), in its task's message."""
+        orch = CURRENT_TASK.get()
+        if orch is not None:
+            orch.kv[sticky_key or ""] = kv_use(messages, tools, reply.usage.prompt_tokens
+                                               + reply.usage.completion_tokens)
 
     def _give_up(self, failures: list[str]) -> str:
         shown = "; ".join(failures[-4:])

@@ -9,10 +9,10 @@ first when no task is live: there is always progress) while
   it preempted requests since the previous poll (every ``interval_s``); once the pressure
   has passed new tasks come in one per poll;
 - or the live tasks' conversations (``footprints``: slurmgen.llm.footprint) would hold more
-  than ``fill`` of this process's ``share`` of the replicas' KV capacity with one more task:
-  it would evict prefixes that tasks waiting for their next turn will need again. Until a
-  task has ended (no mean footprint to expect yet) new tasks come in one per poll (a slow
-  start), and none before the first poll has read the capacity.
+  than ``fill`` of this process's ``share`` of the replicas' KV capacity with one more task
+  (one more would evict prefixes that tasks waiting for their next turn will need again).
+  Until a task has ended (no footprint to expect yet) new tasks come in one per poll (a
+  slow start), and none before the first poll has read the capacity.
 
 The tasks already running finish instead of being thrashed by newcomers whose prompts evict
 their KV. Admitted tasks are never held back. A peer's origin awaits ``admit(tasks in

@@ -118,16 +118,15 @@ class Peer:
         self.kv_pools = [name for name, pool in pools.used(conf).items() if pool.scheduling_policy == "priority"]
         if not self.kv_pools:
             return None
-        footprints = Footprints()
         for name in self.kv_pools:
-            self.llm.clients[name].footprints = footprints
-        return KVPressure([], footprints=footprints)
+            self.llm.clients[name].record_kv = True
+        return KVPressure([], footprints=Footprints())
 
     def _release(self, orch: Orchestrator) -> None:
         """The task is written: its tool sessions close, its conversations leave the KV footprint."""
         self.tools.release(orch)
         if self.kv is not None and self.kv.footprints is not None:
-            self.kv.footprints.forget(orch.task_id)
+            self.kv.footprints.task_ended(orch)
 
     # -- membership -------------------------------------------------------------------
     def _on_membership(self) -> None:

@@ -27,7 +27,7 @@ async def run_role(workflow: Workflow, ctx: RoleContext[Any] | None, orch: Orche
         if handler is None or ctx is None:
             raise KeyError(f"workflow {workflow.name!r} has no role {role!r}")
         task = workflow.new_task(orch)
-        current = CURRENT_TASK.set(orch.task_id)  # its LLM requests count towards its KV footprint
+        current = CURRENT_TASK.set(orch)  # its LLM requests record their conversations' KV in it
         try:
             await handler(task, ctx)
         finally:

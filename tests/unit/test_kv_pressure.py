@@ -12,6 +12,7 @@ from aiohttp import web
 
 from slurmgen.llm.footprint import Footprints
 from slurmgen.llm.pressure import KVPressure, parse
+from slurmgen.protocol import KVUse, Orchestrator
 
 CONFIG = 'vllm:cache_config_info{{model_name="m",block_size="16",num_gpu_blocks="{blocks}"}} 1.0\n'
 TEXT = """# TYPE vllm:kv_cache_usage_perc gauge
@@ -79,17 +80,15 @@ async def _full_scenario() -> list[bool]:
     async with aiohttp.ClientSession() as session:
         for _ in range(5):
             await gate.poll_once(session)
-        fp.record("t0", "agent", 1000, 1, 0.0)
-        fp.forget("t0")  # a task ended at 1,000 tokens: a live task is expected to reach as much
-        fp.record("t1", "agent", 300, 1, 0.0)
-        seen.append(gate.full(1))  # t1 (counted at 1,000) and one more: 2,000
-        seen.append(gate.full(2))  # t1, one without a reply yet and one more: 3,000
+        fp.task_ended(Orchestrator(task_id="t0", row_id="t0", trial=0, seed=0, origin="p",
+                                   kv={"agent": KVUse(1000, 0, 0)}))  # a live task is expected to hold 1,000
+        seen.append(gate.full(1))  # one live and one more: 2,000
+        seen.append(gate.full(2))  # two live and one more: 3,000
         waiting = asyncio.create_task(gate.admit(2))
         await asyncio.sleep(0.2)
         seen.append(waiting.done())  # held back while the live conversations fill the share
         await asyncio.wait_for(gate.admit(0), 1.0)  # nothing live: a task gets in anyway
-        fp.forget("t1")  # t1 ended: its conversations left the live set
-        await asyncio.wait_for(gate.admit(1), 1.0)
+        await asyncio.wait_for(gate.admit(1), 1.0)  # a task ended: room for one more
         waiting.cancel()
     await r1.cleanup()
     await r2.cleanup()

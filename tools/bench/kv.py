@@ -217,8 +217,8 @@ async def drive(p: KVParams, urls: list[str]) -> Window:
     todo = task_list(conf)
     gate = None
     if p.policy == "prefix_priority":
-        llm.footprints = Footprints()
-        gate = KVPressure(urls, footprints=llm.footprints)
+        llm.record_kv = True
+        gate = KVPressure(urls, footprints=Footprints())
     done: list[tuple[float, float, bool]] = []  # (end, latency, failed)
     live = 0
 
@@ -234,8 +234,8 @@ async def drive(p: KVParams, urls: list[str]) -> Window:
             t0 = time.monotonic()
             orch = await run_task(workflow, ctxs, task, p.seed, tools)
             live -= 1
-            if llm.footprints is not None:
-                llm.footprints.forget(orch.task_id)
+            if gate is not None and gate.footprints is not None:
+                gate.footprints.task_ended(orch)
             done.append((time.monotonic(), time.monotonic() - t0, orch.status == Status.FAILED))
 
     if gate is not None:
