@@ -28,6 +28,7 @@ import time
 from typing import NamedTuple
 
 import aiohttp
+import msgspec
 
 from slurmgen.llm.footprint import Footprints
 
@@ -53,6 +54,16 @@ def parse(text: str) -> Reading:
     config = _CONFIG.search(text)
     labels = dict(_LABEL.findall(config.group(1))) if config else {}
     return Reading(usage, preempted, int(labels.get("num_gpu_blocks", 0)) * int(labels.get("block_size", 0)))
+
+
+class KVAdmission(msgspec.Struct, kw_only=True):
+    """The KV admission gate of a peer under llm.scheduling_policy=priority (slurmgen.llm.pressure)."""
+
+    held_s: float = 0.0  # seconds new tasks waited, summed
+    capacity_tokens: int = 0  # KV of the replicas (num_gpu_blocks x block_size, summed)
+    share: float = 1.0  # of it this peer's tasks may fill
+    expected_tokens: int = 0  # a live task's expected footprint (mean of the tasks that ended)
+    tasks_ended: int = 0  # tasks whose footprint was counted
 
 
 class KVPressure:
@@ -136,3 +147,8 @@ class KVPressure:
             return True  # not polled yet
         capacity = self.capacity_tokens()
         return bool(capacity and fp.expected and fp.resident(live + 1) > self.fill * self.share * capacity)
+
+    def stats(self) -> KVAdmission:
+        fp = self.footprints
+        return KVAdmission(held_s=round(self.held_s, 3), capacity_tokens=self.capacity_tokens(), share=self.share,
+                           expected_tokens=int(fp.expected) if fp else 0, tasks_ended=fp.ended if fp else 0)

@@ -171,7 +171,8 @@ class Peer:
             tools={**self.tools.counts, "waiting": self.tools.waiting},
             oldest_in_flight=list(itertools.islice(origin.leases, 8)),  # issue order
             held_ids=list(itertools.islice(held, 8)), task_failures=self.tasks.failures,
-            spill=self.spill.stats(), cross_node=self._cross_node())
+            spill=self.spill.stats(), cross_node=self._cross_node(),
+            kv_admission=self.kv.stats() if self.kv is not None else None)
 
     def _cross_node(self) -> CrossNode:
         """What this peer moved over the network to or from other nodes."""

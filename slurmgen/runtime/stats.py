@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 
+from slurmgen.llm.pressure import KVAdmission
 from slurmgen.llm.ratelimit import LimiterStats
 from slurmgen.llm.types import EndpointStats
 
@@ -56,6 +57,7 @@ class PeerStats(msgspec.Struct, kw_only=True):
     task_failures: int = 0  # background coroutines that raised
     spill: dict[str, int] = {}  # the node's spill store (slurmgen.spill.store.BlobStore.stats); {} without spill
     cross_node: CrossNode = msgspec.field(default_factory=CrossNode)
+    kv_admission: KVAdmission | None = None  # under llm.scheduling_policy=priority
 
 
 _DECODER = msgspec.json.Decoder(PeerStats)

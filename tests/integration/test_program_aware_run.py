@@ -2,7 +2,8 @@
 llm.scheduling_policy=priority`. Every request then carries `priority`, which a server
 without --scheduling-policy priority answers with 400 (tests/integration/test_sim_prefix_cache):
 so every task finishing, with no LLM error at any peer, shows the replicas were started
-with the flag; the peers also poll the replicas' KV pressure meanwhile."""
+with the flag; the peers also poll the replicas' KV pressure and capacity meanwhile, and each
+counts its finished tasks' KV footprint (recorded in the task wherever its hops ran)."""
 
 import json
 
@@ -18,3 +19,8 @@ def test_coral_with_prefix_routing_and_priority_finishes_every_task(run_dir):
     per_replica = [s for peer in stats for s in peer["llm"].values()]
     assert len(stats) == 2 and sum(s["ok"] for s in per_replica) > 24
     assert sum(s["errors"] + s["retries"] for s in per_replica) == 0
+    for peer in stats:
+        gate = peer["kv_admission"]
+        # two simulated replicas of the 8B profile's 25,000 blocks of 16 tokens; two peers share them
+        assert gate["capacity_tokens"] == 2 * 25_000 * 16 and gate["share"] == 0.5, gate
+        assert gate["tasks_ended"] > 0 and gate["expected_tokens"] > 500, gate
