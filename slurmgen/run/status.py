@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 
 from slurmgen.errors import SlurmgenError
+from slurmgen.llm.pressure import KVAdmission
 from slurmgen.protocol import Failure, Usage
 from slurmgen.protocol import Status as TaskStatus
 from slurmgen.records import Record, read_shard, shard_paths
@@ -148,6 +149,7 @@ class StatusDoc(msgspec.Struct, kw_only=True):
     cross_node: CrossNode
     eta_s: float | None = None
     stalled: StallReport | None = None
+    kv_admission: KVAdmission | None = None  # llm.scheduling_policy=priority: the peers' gates together
     summary: str | None = None  # summary.json, once the run finished
 
 
@@ -176,7 +178,19 @@ def document(st: Status, run: RunDir, now: float) -> StatusDoc:
                       for role, lat in sorted(st.role_latency.items())},
         llm_pools=pools, endpoints_outstanding=dict(sorted(load.items())), tool_pools=st.pools,
         spill=dict(spill), cross_node=cross, eta_s=round(eta, 1) if eta is not None else None,
-        stalled=st.stall, summary=str(run.summary) if run.summary.exists() else None)
+        stalled=st.stall, summary=str(run.summary) if run.summary.exists() else None,
+        kv_admission=_kv_admission([p.kv_admission for p in st.peers if p.kv_admission is not None]))
+
+
+def _kv_admission(gates: list[KVAdmission]) -> KVAdmission | None:
+    """The peers' KV admission gates as one: seconds held summed, footprints averaged over tasks."""
+    if not gates:
+        return None
+    ended = sum(g.tasks_ended for g in gates)
+    expected = sum(g.expected_tokens * g.tasks_ended for g in gates) / ended if ended else 0.0
+    return KVAdmission(held_s=round(sum(g.held_s for g in gates), 3), capacity_tokens=max(g.capacity_tokens
+                       for g in gates), share=round(sum(g.share for g in gates), 3), expected_tokens=int(expected),
+                       tasks_ended=ended)
 
 
 def _driver_rate(run: RunDir) -> tuple[float | None, float | None]:
@@ -222,6 +236,11 @@ def render_doc(doc: StatusDoc, run: RunDir, now: float) -> str:
         lines.append(f"  tool pool {pool.member_id}: {pool.open} sessions open, {pool.opened} opened, "
                      f"{pool.calls} tool calls, {pool.queued_now} queued now ({pool.queued} queued in all), "
                      f"{pool.refused} refused" + (f", {pool.dropped_idle} dropped idle" if pool.dropped_idle else ""))
+    if doc.kv_admission is not None:
+        kv = doc.kv_admission
+        lines.append(f"  KV admission: new tasks held {kv.held_s:.1f} s in all; a task's conversations hold "
+                     f"~{kv.expected_tokens} tokens of KV (mean of {kv.tasks_ended} ended); the replicas hold "
+                     f"{kv.capacity_tokens} tokens")
     if doc.eta_s is not None:
         lines.append(f"ETA: {doc.eta_s:.0f} s")
     if doc.summary:

@@ -6,8 +6,10 @@ with the flag; the peers also poll the replicas' KV pressure and capacity meanwh
 counts its finished tasks' KV footprint (recorded in the task wherever its hops ran)."""
 
 import json
+import subprocess
+import sys
 
-from tests.conftest import read_records, run_slurmgen
+from tests.conftest import REPO, read_records, run_slurmgen
 
 
 def test_coral_with_prefix_routing_and_priority_finishes_every_task(run_dir):
@@ -24,3 +26,8 @@ def test_coral_with_prefix_routing_and_priority_finishes_every_task(run_dir):
         # two simulated replicas of the 8B profile's 25,000 blocks of 16 tokens; two peers share them
         assert gate["capacity_tokens"] == 2 * 25_000 * 16 and gate["share"] == 0.5, gate
         assert gate["tasks_ended"] > 0 and gate["expected_tokens"] > 500, gate
+    status = subprocess.run([sys.executable, "-m", "slurmgen", "status", str(run_dir)], cwd=REPO, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert status.returncode == 0, status.stderr
+    assert "KV admission: new tasks held" in status.stdout and "the replicas hold 800000 tokens" in status.stdout, \
+        status.stdout

@@ -24,7 +24,7 @@ from bench.harness import read_peer_stats as bench_peer_stats
 
 WRITTEN = ["peer_id", "shard", "received", "cpu_s", "llm", "llm_limiter", "in_flight", "held", "llm_outstanding",
            "issued", "reissued", "retried", "written", "duplicates", "refused_frames", "tools", "oldest_in_flight",
-           "held_ids", "task_failures", "spill", "cross_node"]
+           "held_ids", "task_failures", "spill", "cross_node", "kv_admission"]
 
 # as a slurmgen of a few weeks ago wrote it: no token counters per endpoint, no cpu_s, no limiter,
 # no task_failures, cross_node and spill empty
