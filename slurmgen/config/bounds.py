@@ -87,6 +87,7 @@ POOL_BOUNDS: tuple[Bound, ...] = (
     Bound("balance_abs", at_least(0), ">= 0"),
     Bound("balance_rel", at_least(1), ">= 1"),
     Bound("scheduling_policy", lambda v: v in ("fcfs", "priority"), "fcfs or priority"),
+    Bound("kv_fill", at_least(0), ">= 0 (0 = off)"),
 )
 
 

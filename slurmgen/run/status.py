@@ -238,8 +238,9 @@ def render_doc(doc: StatusDoc, run: RunDir, now: float) -> str:
                      f"{pool.refused} refused" + (f", {pool.dropped_idle} dropped idle" if pool.dropped_idle else ""))
     if doc.kv_admission is not None:
         kv = doc.kv_admission
-        lines.append(f"  KV admission: new tasks held {kv.held_s:.1f} s in all; a task's conversations hold "
-                     f"~{kv.expected_tokens} tokens of KV (mean of {kv.tasks_ended} ended); the replicas hold "
+        footprint = (f"; a task's conversations hold ~{kv.expected_tokens} tokens of KV (mean of {kv.tasks_ended} "
+                     f"ended)" if kv.tasks_ended else "")
+        lines.append(f"  KV admission: new tasks held {kv.held_s:.1f} s in all{footprint}; the replicas hold "
                      f"{kv.capacity_tokens} tokens")
     if doc.eta_s is not None:
         lines.append(f"ETA: {doc.eta_s:.0f} s")

@@ -114,13 +114,17 @@ class Peer:
 
     def _kv_gate(self, conf: SlurmgenConf) -> KVPressure | None:
         """Pools under scheduling_policy=priority: new tasks wait while their replicas report KV pressure
-        or the live tasks' conversations fill their KV (slurmgen.llm.pressure)."""
-        self.kv_pools = [name for name, pool in pools.used(conf).items() if pool.scheduling_policy == "priority"]
+        or (llm.kv_fill > 0) the live tasks' conversations fill their KV (slurmgen.llm.pressure)."""
+        used = pools.used(conf)
+        self.kv_pools = [name for name, pool in used.items() if pool.scheduling_policy == "priority"]
         if not self.kv_pools:
             return None
+        fill = min((used[name].kv_fill for name in self.kv_pools if used[name].kv_fill > 0), default=0.0)
+        if not fill:
+            return KVPressure([])
         for name in self.kv_pools:
             self.llm.clients[name].record_kv = True
-        return KVPressure([], footprints=Footprints())
+        return KVPressure([], footprints=Footprints(), fill=fill)
 
     def _release(self, orch: Orchestrator) -> None:
         """The task is written: its tool sessions close, its conversations leave the KV footprint."""

@@ -2,8 +2,9 @@
 llm.scheduling_policy=priority`. Every request then carries `priority`, which a server
 without --scheduling-policy priority answers with 400 (tests/integration/test_sim_prefix_cache):
 so every task finishing, with no LLM error at any peer, shows the replicas were started
-with the flag; the peers also poll the replicas' KV pressure and capacity meanwhile, and each
-counts its finished tasks' KV footprint (recorded in the task wherever its hops ran)."""
+with the flag; the peers also poll the replicas' KV pressure and capacity meanwhile, and (with
+llm.kv_fill) each counts its finished tasks' KV footprint (recorded in the task wherever its
+hops ran)."""
 
 import json
 import subprocess
@@ -12,9 +13,9 @@ import sys
 from tests.conftest import REPO, read_records, run_slurmgen
 
 
-def test_coral_with_prefix_routing_and_priority_finishes_every_task(run_dir):
+def test_coral_with_prefix_routing_priority_and_kv_fill_finishes_every_task(run_dir):
     run_slurmgen("workflow=coral", "dataset.limit=12", f"run.dir={run_dir}", "run.peers=2", "llm.time_scale=200",
-                 "llm.routing=prefix", "llm.scheduling_policy=priority")
+                 "llm.routing=prefix", "llm.scheduling_policy=priority", "llm.kv_fill=0.9")
     recs = read_records(run_dir)
     assert len(recs) == 12 and {r.status for r in recs} <= {"ok", "rejected"}, {r.reason for r in recs}
     stats = [json.loads(p.read_text()) for p in (run_dir / "state").glob("stats-peer-*.json")]

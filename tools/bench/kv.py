@@ -9,9 +9,8 @@ simulators' /metrics. Policies:
 - ``sticky``: bounded-load hashing of each conversation (slurmgen's former default);
 - ``prefix``: prefix-aware routing (slurmgen.llm.affinity, vllm-router's cache_aware);
 - ``prefix_priority``: prefix-aware, servers under ``--scheduling-policy priority``, each
-  request with its task's priority (older tasks first), and a new task admitted only while
-  the live tasks' conversations fit the replicas' KV and no replica reports KV pressure
-  (slurmgen.llm.pressure, slurmgen.llm.footprint).
+  request with its task's priority (older tasks first), and new tasks admitted one per
+  poll while a replica reports KV pressure (slurmgen.llm.pressure).
 
 Times are wall-clock seconds of the simulators running ``time_scale`` times faster than
 the modelled GPU: compare ratios, not absolute rates. ``measure`` is one measurement,
@@ -38,7 +37,6 @@ import msgspec
 from slurmgen.config.workflows import get_workflow
 from slurmgen.llm.affinity import Routing
 from slurmgen.llm.client import LLMClient
-from slurmgen.llm.footprint import Footprints
 from slurmgen.llm.pressure import KVPressure
 from slurmgen.llm.types import Endpoint
 from slurmgen.protocol import Orchestrator, Status
@@ -215,10 +213,7 @@ async def drive(p: KVParams, urls: list[str]) -> Window:
     ctxs = {role: RoleContext(llm=llm, conf=conf, log=logging.getLogger("bench.kv"), tools=tools)
             for role in workflow.roles}
     todo = task_list(conf)
-    gate = None
-    if p.policy == "prefix_priority":
-        llm.record_kv = True
-        gate = KVPressure(urls, footprints=Footprints())
+    gate = KVPressure(urls) if p.policy == "prefix_priority" else None
     done: list[tuple[float, float, bool]] = []  # (end, latency, failed)
     live = 0
 
@@ -234,7 +229,7 @@ async def drive(p: KVParams, urls: list[str]) -> Window:
             t0 = time.monotonic()
             orch = await run_task(workflow, ctxs, task, p.seed, tools)
             live -= 1
-            if gate is not None and gate.footprints is not None:
+            if gate is not None and gate.footprints is not None:  # llm.kv_fill (not measured here)
                 gate.footprints.task_ended(orch)
             done.append((time.monotonic(), time.monotonic() - t0, orch.status == Status.FAILED))
 
