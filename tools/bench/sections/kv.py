@@ -34,8 +34,8 @@ class Params(msgspec.Struct, kw_only=True):
     # (at 5 tau2's simulators were CPU-bound on 2 loaded cores; at 2 every replica was busy 100 %)
     kv_scale: float = 2.0
     kv_ample_blocks: int = 25_000  # the 8B profile's KV a replica: every live conversation fits
-    # tight KV a replica: about half of what its live conversations hold (measured on ample runs:
-    # ~880 prompt tokens a coral request, two conversations a task; ~1,010 a tau2 mock request)
+    # tight KV a replica: less than its live conversations hold (coral: 32 tasks x 2 conversations
+    # of 1-3k tokens over 2 replicas; FCFS finishes 1.8x fewer tasks than with ample KV, quick run)
     kv_coral_tight_blocks: int = 1_500
     kv_tau2_tight_blocks: int = 1_500
     kv_coral_tasks: int = 32  # coral tasks at once (30 turns each)
@@ -87,7 +87,7 @@ def rows(r: dict[str, Any]) -> list[Row]:
 
 class KV:
     name = "kv"
-    opt_in = True  # ~8 min quick, ~21 min full: only with --only kv (not in the CI smoke set)
+    opt_in = True  # 13 min quick (776 s measured), ~27 min full: only with --only kv (not in the CI smoke set)
     quick = Params(kv_window=30.0, kv_coral_warm=30.0, kv_tau2_warm=5.0)
     full = Params(kv_window=60.0, kv_coral_warm=60.0, kv_tau2_warm=15.0)
     table = ((125, rows),)
