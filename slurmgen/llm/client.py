@@ -334,7 +334,7 @@ class LLMClient:
                 reply = await self._send(replica, body)
                 permit.done(reply.usage.prompt_tokens + reply.usage.completion_tokens)
                 if self.record_kv:
-                    self._record_kv(messages, tools, sticky_key, reply)
+                    self._record_kv(messages, tools, sticky_key, reply, len(body))
                 return reply
             except _AttemptFailed as exc:
                 failed = exc
@@ -353,12 +353,12 @@ class LLMClient:
 
     @staticmethod
     def _record_kv(messages: list[ChatMessage], tools: list[dict[str, Any]] | None, sticky_key: str | None,
-                   reply: ChatReply) -> None:
+                   reply: ChatReply, body_bytes: int) -> None:
         """The conversation's size now (prompt + reply: what its server just cached), in its task's message."""
         orch = CURRENT_TASK.get()
         if orch is not None:
-            orch.kv[sticky_key or ""] = kv_use(messages, tools, reply.usage.prompt_tokens
-                                               + reply.usage.completion_tokens)
+            tokens = reply.usage.prompt_tokens + reply.usage.completion_tokens
+            orch.kv[sticky_key or ""] = kv_use(messages, tools, tokens, prompt_bytes=body_bytes)
 
     def _give_up(self, failures: list[str]) -> str:
         shown = "; ".join(failures[-4:])

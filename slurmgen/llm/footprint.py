@@ -33,16 +33,21 @@ CURRENT_TASK: contextvars.ContextVar[Orchestrator | None] = contextvars.ContextV
                                                                                    default=None)
 
 
-def kv_use(messages: Sequence[ChatMessage], tools: list[dict[str, Any]] | None, tokens: int) -> KVUse:
-    """A conversation of ``tokens`` (prompt + reply): its shared part by the bytes of the tools + first message."""
+def kv_use(messages: Sequence[ChatMessage], tools: list[dict[str, Any]] | None, tokens: int,
+           prompt_bytes: int | None = None) -> KVUse:
+    """A conversation of ``tokens`` (prompt + reply): its shared part by the bytes of the tools + first message.
+
+    ``prompt_bytes``: the size of the request already encoded (the client's body), so that the
+    other messages are not encoded again; by default they are."""
     if not messages:
         return KVUse(tokens, 0, 0)
     head = msgspec.json.encode(tools) if tools else b""
     first = msgspec.json.encode(messages[0])
-    rest = sum(len(msgspec.json.encode(m)) for m in messages[1:])
     shared = len(head) + len(first)
+    if prompt_bytes is None:
+        prompt_bytes = shared + sum(len(msgspec.json.encode(m)) for m in messages[1:])
     prefix_id = int.from_bytes(hashlib.blake2b(head + first, digest_size=7).digest(), "big")  # the same on every peer
-    return KVUse(tokens, int(tokens * shared / (shared + rest)), prefix_id)
+    return KVUse(tokens, int(tokens * min(1.0, shared / prompt_bytes)), prefix_id)
 
 
 class Footprints:

@@ -27,7 +27,7 @@ import zmq.asyncio
 
 from slurmgen.config import pools
 from slurmgen.config.load import load_run_config
-from slurmgen.config.types import SlurmgenConf
+from slurmgen.config.types import LLMConf, SlurmgenConf
 from slurmgen.config.workflows import get_workflow
 from slurmgen.errors import DiskFull
 from slurmgen.input import duplicates
@@ -105,18 +105,18 @@ class Peer:
                          spill=self.spill, dispatch=self.dispatch, registry=self.registry, metrics=self.metrics,
                          tasks=self.tasks)
         self.ledger = Ledger(run.shard(self.shard))
-        self.kv = self._kv_gate(conf)
+        used = pools.used(conf)
+        self.kv_pools = [name for name, pool in used.items() if pool.scheduling_policy == "priority"]
+        self.kv = self._kv_gate(used)
         self.origin = Origin(self.peer_id, self.ledger, self.workflow, OriginPolicy.of(conf, self.shards),
                              send=self.dispatch.send, spill=self.spill, release=self._release,
                              settled=self._maybe_mark_done, admit=self.kv.admit if self.kv else None)
         self.inbox = Inbox(self.router_sock, self.received, dispatch=self.dispatch, hops=self.hops,
                            origin=self.origin, spill=self.spill, home=self._start_home)
 
-    def _kv_gate(self, conf: SlurmgenConf) -> KVPressure | None:
+    def _kv_gate(self, used: dict[str, LLMConf]) -> KVPressure | None:
         """Pools under scheduling_policy=priority: new tasks wait while their replicas report KV pressure
         or (llm.kv_fill > 0) the live tasks' conversations fill their KV (slurmgen.llm.pressure)."""
-        used = pools.used(conf)
-        self.kv_pools = [name for name, pool in used.items() if pool.scheduling_policy == "priority"]
         if not self.kv_pools:
             return None
         fill = min((used[name].kv_fill for name in self.kv_pools if used[name].kv_fill > 0), default=0.0)

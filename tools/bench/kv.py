@@ -229,8 +229,6 @@ async def drive(p: KVParams, urls: list[str]) -> Window:
             t0 = time.monotonic()
             orch = await run_task(workflow, ctxs, task, p.seed, tools)
             live -= 1
-            if gate is not None and gate.footprints is not None:  # llm.kv_fill (not measured here)
-                gate.footprints.task_ended(orch)
             done.append((time.monotonic(), time.monotonic() - t0, orch.status == Status.FAILED))
 
     if gate is not None:
